@@ -1,0 +1,187 @@
+use std::sync::OnceLock;
+
+use anyhow::Context as _;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use serde_json::Value;
+
+/// Access keys of an IAM user, or temporary keys of an assumed role.
+#[derive(Clone, Debug)]
+pub struct AwsKeys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+/// The local AWS of this test run (moto with IAM enforced, see `hack/aws.sh`).
+#[derive(Debug)]
+pub struct Aws {
+    pub endpoint: String,
+    pub region: String,
+    pub account_id: String,
+    /// An IAM user allowed everything, for test set-up while IAM is enforced.
+    pub admin: AwsKeys,
+}
+
+static SHARED: OnceLock<Aws> = OnceLock::new();
+
+impl Aws {
+    /// The local AWS named by `SWELL_AWS_ENDPOINT`, or one started now for this process.
+    pub fn shared() -> &'static Aws {
+        SHARED.get_or_init(|| {
+            let vars: Vec<(String, String)> = std::env::vars().collect();
+            Self::from_exports(&vars)
+                .or_else(|_| {
+                    let pid = std::process::id().to_string();
+                    Self::from_exports(&crate::run_script("aws.sh", &["up", "--owner-pid", &pid, "--enforce"])?)
+                })
+                .unwrap_or_else(|e| panic!("no local AWS: {e:#}"))
+        })
+    }
+
+    fn from_exports(vars: &[(String, String)]) -> anyhow::Result<Aws> {
+        let get = |k: &str| {
+            vars.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .with_context(|| format!("{k} not set"))
+        };
+        Ok(Aws {
+            endpoint: get("SWELL_AWS_ENDPOINT")?,
+            region: get("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            account_id: get("MOTO_ACCOUNT_ID").unwrap_or_else(|_| "123456789012".into()),
+            admin: AwsKeys {
+                access_key_id: get("SWELL_AWS_ADMIN_ACCESS_KEY_ID")?,
+                secret_access_key: get("SWELL_AWS_ADMIN_SECRET_ACCESS_KEY")?,
+                session_token: None,
+            },
+        })
+    }
+
+    /// SDK configuration for the given keys against the local endpoint.
+    pub fn config(&self, keys: &AwsKeys) -> SdkConfig {
+        let creds = Credentials::new(
+            &keys.access_key_id,
+            &keys.secret_access_key,
+            keys.session_token.clone(),
+            None,
+            "swell-testkit",
+        );
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(self.region.clone()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+            .build()
+    }
+
+    pub fn sqs(&self, keys: &AwsKeys) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.config(keys))
+    }
+
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.config(&self.admin))
+    }
+
+    pub fn sts(&self, keys: &AwsKeys) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(&self.config(keys))
+    }
+
+    pub fn role_arn(&self, name: &str) -> String {
+        format!("arn:aws:iam::{}:role/{name}", self.account_id)
+    }
+
+    pub fn user_arn(&self, name: &str) -> String {
+        format!("arn:aws:iam::{}:user/{name}", self.account_id)
+    }
+
+    pub fn queue_arn(&self, name: &str) -> String {
+        format!("arn:aws:sqs:{}:{}:{name}", self.region, self.account_id)
+    }
+
+    /// Creates an IAM user with an optional inline policy and returns its access keys.
+    pub async fn create_user(&self, name: &str, policy: Option<Value>) -> anyhow::Result<AwsKeys> {
+        let iam = self.iam();
+        iam.create_user().user_name(name).send().await.context("CreateUser")?;
+        if let Some(doc) = policy {
+            iam.put_user_policy()
+                .user_name(name)
+                .policy_name(format!("{name}-policy"))
+                .policy_document(doc.to_string())
+                .send()
+                .await
+                .context("PutUserPolicy")?;
+        }
+        let key = iam
+            .create_access_key()
+            .user_name(name)
+            .send()
+            .await
+            .context("CreateAccessKey")?
+            .access_key
+            .context("CreateAccessKey returned no key")?;
+        Ok(AwsKeys {
+            access_key_id: key.access_key_id,
+            secret_access_key: key.secret_access_key,
+            session_token: None,
+        })
+    }
+
+    /// Creates a role with a trust policy and an optional inline permission policy.
+    pub async fn create_role(&self, name: &str, trust: Value, policy: Option<Value>) -> anyhow::Result<String> {
+        let iam = self.iam();
+        let role = iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .context("CreateRole")?
+            .role
+            .context("CreateRole returned no role")?;
+        if let Some(doc) = policy {
+            self.put_role_policy(name, &format!("{name}-policy"), doc).await?;
+        }
+        Ok(role.arn)
+    }
+
+    pub async fn put_role_policy(&self, role: &str, policy_name: &str, doc: Value) -> anyhow::Result<()> {
+        self.iam()
+            .put_role_policy()
+            .role_name(role)
+            .policy_name(policy_name)
+            .policy_document(doc.to_string())
+            .send()
+            .await
+            .context("PutRolePolicy")?;
+        Ok(())
+    }
+
+    /// Creates an SQS queue (as the admin user) and returns its URL.
+    pub async fn create_queue(&self, name: &str) -> anyhow::Result<String> {
+        self.sqs(&self.admin)
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .context("CreateQueue")?
+            .queue_url
+            .context("CreateQueue returned no URL")
+    }
+}
+
+/// An identity policy document allowing `actions` on `resource`.
+pub fn allow(actions: &[&str], resource: &str) -> Value {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resource}]
+    })
+}
+
+/// A trust policy letting the given AWS principal ARNs assume a role.
+pub fn trust(principals: &[&str]) -> Value {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": principals}, "Action": "sts:AssumeRole"}]
+    })
+}

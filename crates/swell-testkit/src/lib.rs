@@ -1,0 +1,84 @@
+//! Test support for Swell's end-to-end tests.
+//!
+//! Every test run shares one real control plane and one local AWS: `make test` starts them
+//! and exports their settings; a test binary run on its own (plain `cargo test`) starts its
+//! own through the same scripts, and a watchdog tears them down when the process exits.
+//! Each test gets its own namespace ([`TestNamespace`]) and waits with [`wait_until`], which
+//! says what it last saw when it gives up.
+
+mod aws;
+mod cluster;
+mod wait;
+
+pub use aws::{allow, trust, Aws, AwsKeys};
+pub use cluster::{Cluster, TestNamespace};
+pub use wait::{wait_until, Seen};
+
+use std::path::PathBuf;
+
+/// The repository root, found from this crate's manifest directory.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("repository root not found: {e}"))
+}
+
+/// Parses `export KEY=VALUE` lines as printed by `hack/cluster.sh up` and `hack/aws.sh up`.
+pub(crate) fn parse_exports(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("export "))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+/// Runs a harness script that prints `export` lines on stdout and returns them.
+pub(crate) fn run_script(script: &str, args: &[&str]) -> anyhow::Result<Vec<(String, String)>> {
+    let path = repo_root().join("hack").join(script);
+    let out = std::process::Command::new(&path)
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", path.display()))?;
+    if !out.status.success() {
+        anyhow::bail!("{} {} failed with {}", path.display(), args.join(" "), out.status);
+    }
+    Ok(parse_exports(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A short random suffix for names that must not collide between tests or runs.
+pub fn unique_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{:08x}", h.finish() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_export_lines() {
+        let got = parse_exports("export A=1\nnoise\nexport PATH=/x:$PATH\n  export B=\"q\"\n");
+        assert_eq!(
+            got,
+            vec![
+                ("A".into(), "1".into()),
+                ("PATH".into(), "/x:$PATH".into()),
+                ("B".into(), "q".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn suffixes_differ() {
+        assert_ne!(unique_suffix(), unique_suffix());
+    }
+}
