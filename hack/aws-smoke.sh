@@ -79,13 +79,31 @@ def check(name, fn, expect_error=None):
     except ClientError as e:
         code, msg = e.response["Error"]["Code"], e.response["Error"].get("Message", "")
         detail = f"[{code}: {msg}]"
-        # moto renders IAM-check errors as query-protocol XML even to JSON-protocol
-        # services (SQS): the SDK then sees only the HTTP status as the code.
-        xml = re.search(r"<Code>([^<]+)</Code>.*?<Message>([^<]*)</Message>", msg, re.S)
-        if code.isdigit() and xml:
-            code = xml.group(1)
-            detail = f"[{code}: {xml.group(2)}] (NOTE: sent as XML to a JSON-protocol client, SDK saw code {e.response['Error']['Code']!r})"
+        # The code must be the one boto3 parses itself: an XML error sent to a JSON-protocol
+        # client (what unpatched moto does for IAM-check errors) shows up as code '403'.
         ok = expect_error is not None and code == expect_error
+    except Exception as e:  # noqa: BLE001
+        ok, detail = False, f"[{type(e).__name__}: {e}]"
+    print(f"{'PASS' if ok else 'FAIL'} {name} {detail}".rstrip(), flush=True)
+    failures += 0 if ok else 1
+    return ok
+
+def wire(c):
+    """Record the raw (status, headers, body) of c's responses, to check the error shape."""
+    seen = []
+    c.meta.events.register("after-call", lambda http_response, **_: seen.append(
+        (http_response.status_code, {k.lower(): v for k, v in http_response.headers.items()},
+         http_response.content.decode("utf-8", "replace"))))
+    return c, seen
+
+def shape(name, seen, content_type, query_error, body_check):
+    """PASS if the last recorded response has that Content-Type, x-amzn-query-error and body."""
+    global failures
+    try:
+        status, headers, body = seen[-1]
+        ok = (headers.get("content-type", "").startswith(content_type)
+              and headers.get("x-amzn-query-error") == query_error and body_check(body))
+        detail = "" if ok else f"(got {status} {headers.get('content-type')!r} query-error={headers.get('x-amzn-query-error')!r} {body[:200]!r})"
     except Exception as e:  # noqa: BLE001
         ok, detail = False, f"[{type(e).__name__}: {e}]"
     print(f"{'PASS' if ok else 'FAIL'} {name} {detail}".rstrip(), flush=True)
@@ -133,9 +151,27 @@ def as_creds(svc, c):
 
 # -- IAM enforcement on
 subprocess.run([aws_sh, "auth", "on", "--endpoint", ep], check=True)
-check("auth on: user 'nope' (no policy) GetQueueAttributes -> AccessDenied", lambda: depth(as_user("sqs", nope_k)), "AccessDenied")
+nope_sqs, nope_wire = wire(as_user("sqs", nope_k))
+check("auth on: user 'nope' (no policy) GetQueueAttributes -> AccessDenied", lambda: depth(nope_sqs), "AccessDenied")
+# What AWS sends a JSON-protocol, awsQueryCompatible client (SQS): JSON body, the query
+# code in x-amzn-query-error (what the SDKs report as the code).
+shape("auth on: ... sent as JSON, x-amzn-query-error 'AccessDenied;Sender'", nope_wire,
+      "application/x-amz-json-1.0", "AccessDenied;Sender",
+      lambda b: json.loads(b)["__type"].endswith("#AccessDeniedException") and "sqs:GetQueueAttributes" in json.loads(b)["message"])
 check("auth on: user 'reader' GetQueueAttributes -> 3", lambda: depth(as_user("sqs", reader_k)) == "3")
 check("auth on: unknown access key -> InvalidClientTokenId", lambda: depth(client("sqs", "AKIAUNKNOWNUNKNOWN00")), "InvalidClientTokenId")
+# Query-protocol services get XML, in awsQuery's shape: <Error> directly under
+# <ErrorResponse> (the AWS SDK for Rust finds the code nowhere else).
+def query_xml(code):
+    return lambda b: re.fullmatch(r'<ErrorResponse xmlns="[^"]+"><Error><Type>Sender</Type><Code>' + code
+                                  + r'</Code><Message>[^<]+</Message></Error><RequestId>[^<]+</RequestId></ErrorResponse>', b)
+nope_iam, iam_wire = wire(as_user("iam", nope_k))
+check("auth on: user 'nope' iam:ListUsers -> AccessDenied", lambda: nope_iam.list_users(), "AccessDenied")
+shape("auth on: ... sent as awsQuery XML, no x-amzn-query-error", iam_wire, "text/xml", None, query_xml("AccessDenied"))
+bad_sts, sts_wire = wire(client("sts", "AKIAUNKNOWNUNKNOWN00"))
+check("auth on: unknown access key GetCallerIdentity -> InvalidClientTokenId",
+      lambda: bad_sts.get_caller_identity(), "InvalidClientTokenId")
+shape("auth on: ... sent as awsQuery XML", sts_wire, "text/xml", None, query_xml("InvalidClientTokenId"))
 check("auth on: 'reader' with a wrong secret -> SignatureDoesNotMatch",
       lambda: depth(client("sqs", reader_k["AccessKeyId"], "wrong")), "SignatureDoesNotMatch")
 check("auth on: 'reader' SendMessage (not in its policy) -> AccessDenied",
@@ -197,6 +233,12 @@ check("auth on: UNSIGNED GetCallerIdentity is still refused (patch is that narro
 
 subprocess.run([aws_sh, "auth", "off", "--endpoint", ep], check=True)
 check("auth off: user 'nope' GetQueueAttributes -> 3 again", lambda: depth(as_user("sqs", nope_k)) == "3")
+# moto's own SQS errors already have that shape (its JSON serializer, unpatched).
+check("auth off: GetQueueAttributes of a missing queue -> AWS.SimpleQueueService.NonExistentQueue",
+      lambda: nope_sqs.get_queue_attributes(QueueUrl=url + "-missing"), "AWS.SimpleQueueService.NonExistentQueue")
+shape("auth off: ... sent as JSON, x-amzn-query-error 'AWS.SimpleQueueService.NonExistentQueue;Sender'", nope_wire,
+      "application/x-amz-json-1.0", "AWS.SimpleQueueService.NonExistentQueue;Sender",
+      lambda b: json.loads(b)["__type"].endswith("#QueueDoesNotExist"))
 subprocess.run([aws_sh, "reset", "--endpoint", ep], check=True)
 check("reset: the queue is gone",
       lambda: sqs.get_queue_url(QueueName="swell-smoke"), "AWS.SimpleQueueService.NonExistentQueue")

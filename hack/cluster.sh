@@ -158,7 +158,7 @@ cmd_up() {
 
   start kube-controller-manager "$BIN/kube-controller-manager" \
     --kubeconfig="$DIR/admin.kubeconfig" --secure-port=0 --leader-elect=false \
-    --controllers=deployment-controller,replicaset-controller,statefulset-controller,job-controller,cronjob-controller,horizontal-pod-autoscaler-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,endpointslice-controller,endpointslice-mirroring-controller,ttl-after-finished-controller,pod-garbage-collector-controller,disruption-controller \
+    --controllers=deployment-controller,replicaset-controller,statefulset-controller,job-controller,cronjob-controller,horizontal-pod-autoscaler-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,endpointslice-controller,endpointslice-mirroring-controller,ttl-after-finished-controller,pod-garbage-collector-controller,disruption-controller,node-lifecycle-controller \
     --service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" \
     --horizontal-pod-autoscaler-sync-period="${HPA_SYNC_PERIOD:-1s}" \
     --horizontal-pod-autoscaler-downscale-stabilization="${HPA_DOWNSCALE_STABILIZATION:-0s}" \
@@ -183,6 +183,8 @@ status:
   capacity: {cpu: "64", memory: 256Gi, pods: "500"}
 NODE
   wait_for kwok 60 bash -c "'$BIN/kubectl' get node kwok-node-0 -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
+  # The node-lifecycle controller lifts the not-ready taint once kwok reports Ready.
+  wait_for kube-controller-manager 60 bash -c "[ -z \"\$('$BIN/kubectl' get node kwok-node-0 -o jsonpath='{.spec.taints}')\" ]"
   # Pods need the default ServiceAccount, made by the serviceaccount controller.
   wait_for kube-controller-manager 60 "$BIN/kubectl" -n default get serviceaccount default
 

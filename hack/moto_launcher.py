@@ -18,6 +18,28 @@ requests skip moto's IAM check, as they skip SigV4 in AWS. Everything else, incl
 Not simulated (moto does not do it, enforced or not): the token/assertion is not
 validated and the role's trust policy (Federated principal, conditions on
 aud/sub) is not evaluated; the role need not even exist.
+
+A second patch: moto renders the errors of that IAM check (AccessDenied,
+InvalidClientTokenId, SignatureDoesNotMatch) as <ErrorResponse><Errors><Error>... XML
+whatever protocol the client spoke. A JSON-protocol client (Content-Type
+application/x-amz-json-1.0/1.1, e.g. SQS) cannot parse that at all, and the AWS SDK for
+Rust's awsQuery parser (STS, IAM) only looks for <Error> directly under the root, so both
+lose the error code (boto3 tolerates the XML). The error is re-rendered as AWS sends it.
+JSON-protocol requests get:
+    Content-Type: application/x-amz-json-1.0            (the request's JSON version)
+    x-amzn-query-error: AccessDenied;Sender              (awsQueryCompatible services only)
+    {"__type": "com.amazon.coral.service#AccessDeniedException", "message": "..."}
+SDKs of an awsQueryCompatible service (SQS) take the code from x-amzn-query-error
+(botocore parsers.py _do_query_compatible_error_parse; aws-sdk-sqs
+parse_aws_query_compatible_error), so they see 'AccessDenied' as with the query protocol;
+other JSON services see the __type name (AccessDeniedException, UnrecognizedClientException,
+InvalidSignatureException), as from AWS. Query-protocol services (STS, IAM) stay XML, in
+awsQuery's shape:
+    Content-Type: text/xml
+    <ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>
+    <Code>AccessDenied</Code><Message>...</Message></Error><RequestId>...</RequestId></ErrorResponse>
+Other protocols (ec2, rest-json, rest-xml) keep moto's answer. moto's own service errors
+need nothing: its serializer already renders both shapes like this.
 """
 
 import argparse
@@ -27,6 +49,8 @@ import os
 import signal
 import sys
 
+from werkzeug.exceptions import HTTPException
+
 # Before moto is imported: moto.settings reads these at import time.
 os.environ.setdefault("INITIAL_NO_AUTH_ACTION_COUNT", "inf")
 # MOTO_ACCOUNT_ID in the server's environment would force every request into that
@@ -34,9 +58,12 @@ os.environ.setdefault("INITIAL_NO_AUTH_ACTION_COUNT", "inf")
 # the per-access-key accounts. The harness only ever means moto's default here.
 os.environ.pop("MOTO_ACCOUNT_ID", None)
 
+import json  # noqa: E402
+from xml.sax.saxutils import escape  # noqa: E402
+
 import moto  # noqa: E402
 from moto import settings  # noqa: E402
-from moto.core import authorization  # noqa: E402
+from moto.core import authorization, exceptions, responses, utils  # noqa: E402
 
 EXPECTED_MOTO = "5.2.5"
 UNSIGNED_STS_ACTIONS = frozenset({"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"})
@@ -78,6 +105,72 @@ def patch_unsigned_sts() -> None:
     mixin._authenticate_and_authorize_action = _authenticate_and_authorize_action
 
 
+# moto's IAM-check error code -> the exception name AWS's JSON services put in __type
+# (the code itself stays in x-amzn-query-error for awsQueryCompatible services).
+JSON_AUTH_ERROR_TYPES = {
+    "AccessDenied": "AccessDeniedException",
+    "InvalidClientTokenId": "UnrecognizedClientException",
+    "SignatureDoesNotMatch": "InvalidSignatureException",
+}
+JSON_CONTENT_TYPES = ("application/x-amz-json-1.0", "application/x-amz-json-1.1")
+
+
+def patch_auth_error_shapes() -> None:
+    mixin = getattr(authorization, "ActionAuthenticatorMixin", None)
+    original = getattr(mixin, "__dict__", {}).get("_authenticate_and_authorize_normal_action")
+    if original is None:
+        die(
+            f"moto {moto.__version__}: ActionAuthenticatorMixin._authenticate_and_authorize_normal_action"
+            " not found; the auth-error-shape patch cannot be applied"
+        )
+    # BaseResponse.call_action turns the exception into (description, status) and sends it
+    # with self.response_headers; that is where the Content-Type etc. have to go.
+    call_action = inspect.getsource(responses.BaseResponse.call_action)
+    if "self._authenticate_and_authorize_normal_action(" not in call_action or (
+        "headers = self.response_headers" not in call_action
+    ):
+        die(f"moto {moto.__version__}: BaseResponse.call_action no longer renders IAM-check errors as expected")
+    if not callable(getattr(utils, "get_service_model", None)):
+        die(f"moto {moto.__version__}: moto.core.utils.get_service_model not found")
+    sample = exceptions.AccessDeniedError(user_arn="arn", action="sqs:X")
+    if not (sample.error_type == "AccessDenied" and sample.message and sample.code == 403):
+        die(f"moto {moto.__version__}: AccessDeniedError no longer has error_type/message/code")
+
+    def _authenticate_and_authorize_normal_action(self, resource="*"):
+        try:
+            return original(self, resource)
+        except HTTPException as e:
+            query_code = getattr(e, "error_type", None)  # AccessDenied, InvalidClientTokenId, ...
+            if not query_code:
+                raise
+            try:
+                metadata = utils.get_service_model(self.boto3_service_name).metadata
+            except Exception:  # noqa: BLE001 - no botocore model: leave moto's answer alone
+                metadata = {}
+            message = getattr(e, "message", "")
+            content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if content_type in JSON_CONTENT_TYPES:
+                self.response_headers["Content-Type"] = content_type
+                if "awsQueryCompatible" in metadata:  # SQS: yes; DynamoDB, Logs: no
+                    self.response_headers["x-amzn-query-error"] = f"{query_code};Sender"
+                exc_name = JSON_AUTH_ERROR_TYPES.get(query_code, query_code)
+                body = json.dumps({"__type": f"com.amazon.coral.service#{exc_name}", "message": message})
+            elif metadata.get("protocol") == "query":  # STS, IAM, ...: awsQuery XML
+                self.response_headers["Content-Type"] = "text/xml"
+                xmlns = f' xmlns="{escape(metadata["xmlNamespace"])}"' if metadata.get("xmlNamespace") else ""
+                body = (
+                    f"<ErrorResponse{xmlns}><Error><Type>Sender</Type><Code>{escape(query_code)}</Code>"
+                    f"<Message>{escape(message)}</Message></Error><RequestId></RequestId></ErrorResponse>"
+                )  # call_action (_enrich_response) fills in the RequestId
+            else:
+                raise  # other protocols (ec2, rest-*): moto's answer unchanged
+            rendered = HTTPException(description=body)
+            rendered.code = e.code
+            raise rendered from e
+
+    mixin._authenticate_and_authorize_normal_action = _authenticate_and_authorize_normal_action
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
@@ -94,6 +187,7 @@ def main() -> None:
     if moto.__version__ != EXPECTED_MOTO:
         die(f"moto {moto.__version__} is installed, this launcher is written for {EXPECTED_MOTO}")
     patch_unsigned_sts()
+    patch_auth_error_shapes()
 
     # What moto.server.main does, but bound through make_server so that port 0 works
     # and the real port is known (MOTO_PORT is read by a few backends to build URLs).
@@ -119,7 +213,7 @@ def main() -> None:
             f.write(f"{port}\n")
         os.replace(tmp, args.port_file)
     print(
-        f"moto {moto.__version__} on http://{args.host}:{port} (pid {os.getpid()}, unsigned STS federation patch on)",
+        f"moto {moto.__version__} on http://{args.host}:{port} (pid {os.getpid()}, unsigned STS federation + auth error shape patches on)",
         flush=True,
     )
     try:
