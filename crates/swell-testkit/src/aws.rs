@@ -33,7 +33,10 @@ impl Aws {
             Self::from_exports(&vars)
                 .or_else(|_| {
                     let pid = std::process::id().to_string();
-                    Self::from_exports(&crate::run_script("aws.sh", &["up", "--owner-pid", &pid, "--enforce"])?)
+                    Self::from_exports(&crate::run_script(
+                        "aws.sh",
+                        &["up", "--owner-pid", &pid, "--enforce"],
+                    )?)
                 })
                 .unwrap_or_else(|e| panic!("no local AWS: {e:#}"))
         })
@@ -71,7 +74,9 @@ impl Aws {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
             .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(creds),
+            )
             .build()
     }
 
@@ -102,7 +107,11 @@ impl Aws {
     /// Creates an IAM user with an optional inline policy and returns its access keys.
     pub async fn create_user(&self, name: &str, policy: Option<Value>) -> anyhow::Result<AwsKeys> {
         let iam = self.iam();
-        iam.create_user().user_name(name).send().await.context("CreateUser")?;
+        iam.create_user()
+            .user_name(name)
+            .send()
+            .await
+            .context("CreateUser")?;
         if let Some(doc) = policy {
             iam.put_user_policy()
                 .user_name(name)
@@ -128,7 +137,12 @@ impl Aws {
     }
 
     /// Creates a role with a trust policy and an optional inline permission policy.
-    pub async fn create_role(&self, name: &str, trust: Value, policy: Option<Value>) -> anyhow::Result<String> {
+    pub async fn create_role(
+        &self,
+        name: &str,
+        trust: Value,
+        policy: Option<Value>,
+    ) -> anyhow::Result<String> {
         let iam = self.iam();
         let role = iam
             .create_role()
@@ -140,12 +154,18 @@ impl Aws {
             .role
             .context("CreateRole returned no role")?;
         if let Some(doc) = policy {
-            self.put_role_policy(name, &format!("{name}-policy"), doc).await?;
+            self.put_role_policy(name, &format!("{name}-policy"), doc)
+                .await?;
         }
         Ok(role.arn)
     }
 
-    pub async fn put_role_policy(&self, role: &str, policy_name: &str, doc: Value) -> anyhow::Result<()> {
+    pub async fn put_role_policy(
+        &self,
+        role: &str,
+        policy_name: &str,
+        doc: Value,
+    ) -> anyhow::Result<()> {
         self.iam()
             .put_role_policy()
             .role_name(role)

@@ -104,7 +104,11 @@ impl Cluster {
 
     /// Writes a kubeconfig that authenticates as a ServiceAccount, so a process can be run
     /// with exactly the RBAC that account has.
-    pub async fn service_account_kubeconfig(&self, namespace: &str, service_account: &str) -> PathBuf {
+    pub async fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        service_account: &str,
+    ) -> PathBuf {
         let token = self.token(namespace, service_account).await;
         let admin = std::fs::read_to_string(&self.kubeconfig).unwrap_or_default();
         let cluster_part = admin.split("users:").next().unwrap_or_default();
@@ -120,7 +124,9 @@ impl Cluster {
 
     /// A client that authenticates as a ServiceAccount.
     pub async fn service_account_client(&self, namespace: &str, service_account: &str) -> Client {
-        let path = self.service_account_kubeconfig(namespace, service_account).await;
+        let path = self
+            .service_account_kubeconfig(namespace, service_account)
+            .await;
         self.client_from(&path).await
     }
 

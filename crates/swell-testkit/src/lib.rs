@@ -10,9 +10,9 @@ mod aws;
 mod cluster;
 mod wait;
 
-pub use aws::{allow, trust, Aws, AwsKeys};
+pub use aws::{Aws, AwsKeys, allow, trust};
 pub use cluster::{Cluster, TestNamespace};
-pub use wait::{wait_until, Seen};
+pub use wait::{Seen, wait_until};
 
 use std::path::PathBuf;
 
@@ -42,7 +42,12 @@ pub(crate) fn run_script(script: &str, args: &[&str]) -> anyhow::Result<Vec<(Str
         .output()
         .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", path.display()))?;
     if !out.status.success() {
-        anyhow::bail!("{} {} failed with {}", path.display(), args.join(" "), out.status);
+        anyhow::bail!(
+            "{} {} failed with {}",
+            path.display(),
+            args.join(" "),
+            out.status
+        );
     }
     Ok(parse_exports(&String::from_utf8_lossy(&out.stdout)))
 }

@@ -1,9 +1,11 @@
 //! Proves local AWS is real: SQS counts messages, and with IAM enforced an identity without
 //! `sqs:GetQueueAttributes` is denied while one with it succeeds.
 
+#![allow(clippy::unwrap_used)]
+
 use aws_sdk_sqs::error::ProvideErrorMetadata as _;
 use aws_sdk_sqs::types::QueueAttributeName;
-use swell_testkit::{allow, trust, unique_suffix, Aws, AwsKeys};
+use swell_testkit::{Aws, AwsKeys, allow, trust, unique_suffix};
 
 async fn queue_length(aws: &Aws, keys: &AwsKeys, url: &str) -> Result<i64, (String, String)> {
     let out = aws
@@ -15,7 +17,10 @@ async fn queue_length(aws: &Aws, keys: &AwsKeys, url: &str) -> Result<i64, (Stri
         .await
         .map_err(|e| {
             let e = e.into_service_error();
-            (e.code().unwrap_or("?").to_string(), e.message().unwrap_or("").to_string())
+            (
+                e.code().unwrap_or("?").to_string(),
+                e.message().unwrap_or("").to_string(),
+            )
         })?;
     let n = out
         .attributes
@@ -33,7 +38,12 @@ async fn sqs_counts_messages() {
     let url = aws.create_queue(&name).await.unwrap();
     let sqs = aws.sqs(&aws.admin);
     for i in 0..3 {
-        sqs.send_message().queue_url(&url).message_body(format!("m{i}")).send().await.unwrap();
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body(format!("m{i}"))
+            .send()
+            .await
+            .unwrap();
     }
     assert_eq!(queue_length(aws, &aws.admin, &url).await, Ok(3));
 }
@@ -62,7 +72,13 @@ async fn iam_is_enforced_for_assumed_roles() {
     let s = unique_suffix();
     let queue = format!("guarded-{s}");
     let url = aws.create_queue(&queue).await.unwrap();
-    aws.sqs(&aws.admin).send_message().queue_url(&url).message_body("x").send().await.unwrap();
+    aws.sqs(&aws.admin)
+        .send_message()
+        .queue_url(&url)
+        .message_body("x")
+        .send()
+        .await
+        .unwrap();
 
     let caller = format!("caller-{s}");
     let keys = aws
@@ -70,7 +86,10 @@ async fn iam_is_enforced_for_assumed_roles() {
         .await
         .unwrap();
     let caller_arn = aws.user_arn(&caller);
-    let without = aws.create_role(&format!("without-{s}"), trust(&[&caller_arn]), None).await.unwrap();
+    let without = aws
+        .create_role(&format!("without-{s}"), trust(&[&caller_arn]), None)
+        .await
+        .unwrap();
     let with = aws
         .create_role(
             &format!("with-{s}"),
@@ -81,7 +100,9 @@ async fn iam_is_enforced_for_assumed_roles() {
         .unwrap();
 
     let denied = assume(aws, &keys, &without).await;
-    let (code, message) = queue_length(aws, &denied, &url).await.expect_err("role without the permission is denied");
+    let (code, message) = queue_length(aws, &denied, &url)
+        .await
+        .expect_err("role without the permission is denied");
     assert_eq!(code, "AccessDenied", "{message}");
     assert!(message.contains("sqs:GetQueueAttributes"), "{message}");
 
@@ -89,7 +110,20 @@ async fn iam_is_enforced_for_assumed_roles() {
     assert_eq!(queue_length(aws, &allowed, &url).await, Ok(1));
 
     // A user not named in the trust policy cannot assume the role at all.
-    let stranger = aws.create_user(&format!("stranger-{s}"), Some(allow(&["sts:AssumeRole"], "*"))).await.unwrap();
-    let err = aws.sts(&stranger).assume_role().role_arn(&with).role_session_name("x").send().await.expect_err("not trusted");
+    let stranger = aws
+        .create_user(
+            &format!("stranger-{s}"),
+            Some(allow(&["sts:AssumeRole"], "*")),
+        )
+        .await
+        .unwrap();
+    let err = aws
+        .sts(&stranger)
+        .assume_role()
+        .role_arn(&with)
+        .role_session_name("x")
+        .send()
+        .await
+        .expect_err("not trusted");
     assert_eq!(err.into_service_error().code(), Some("AccessDenied"));
 }

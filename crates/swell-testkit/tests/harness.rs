@@ -2,14 +2,16 @@
 //! controllers act, the aggregation layer proxies to a server on loopback, ServiceAccount
 //! tokens carry only their RBAC, and local AWS enforces IAM.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
-use kube::api::{ListParams, PostParams};
 use kube::Api;
+use kube::api::{ListParams, PostParams};
 use serde_json::json;
 use swell_testkit::{Cluster, wait_until};
 
@@ -30,24 +32,68 @@ async fn deployment_pods_become_running_and_ready() {
                   "template": {"metadata": {"labels": {"app": "web"}},
                     "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}}}
             }));
-            ns.api::<Deployment>().create(&PostParams::default(), &deploy).await.unwrap();
+            ns.api::<Deployment>()
+                .create(&PostParams::default(), &deploy)
+                .await
+                .unwrap();
             let pods = ns.api::<Pod>();
-            wait_until("2 pods Running and Ready on the kwok node", WAIT, || async {
-                let list = pods.list(&ListParams::default().labels("app=web")).await.map_err(|e| e.to_string())?;
-                let summary: Vec<String> = list.items.iter().map(|p| {
-                    let s = p.status.clone().unwrap_or_default();
-                    let ready = s.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "True");
-                    format!("{}:{}:{}:ready={ready}", p.metadata.name.clone().unwrap_or_default(),
-                        s.phase.unwrap_or_default(), p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default())
-                }).collect();
-                let ok = summary.iter().filter(|s| s.contains(":Running:kwok-node-0:ready=true")).count() == 2;
-                if ok { Ok(()) } else { Err(format!("{summary:?}")) }
-            }).await;
+            wait_until(
+                "2 pods Running and Ready on the kwok node",
+                WAIT,
+                || async {
+                    let list = pods
+                        .list(&ListParams::default().labels("app=web"))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let summary: Vec<String> = list
+                        .items
+                        .iter()
+                        .map(|p| {
+                            let s = p.status.clone().unwrap_or_default();
+                            let ready = s
+                                .conditions
+                                .unwrap_or_default()
+                                .iter()
+                                .any(|c| c.type_ == "Ready" && c.status == "True");
+                            format!(
+                                "{}:{}:{}:ready={ready}",
+                                p.metadata.name.clone().unwrap_or_default(),
+                                s.phase.unwrap_or_default(),
+                                p.spec
+                                    .as_ref()
+                                    .and_then(|s| s.node_name.clone())
+                                    .unwrap_or_default()
+                            )
+                        })
+                        .collect();
+                    let ok = summary
+                        .iter()
+                        .filter(|s| s.contains(":Running:kwok-node-0:ready=true"))
+                        .count()
+                        == 2;
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(format!("{summary:?}"))
+                    }
+                },
+            )
+            .await;
             let d = ns.api::<Deployment>();
             wait_until("deployment reports 2 ready replicas", WAIT, || async {
-                let s = d.get("web").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
-                if s.ready_replicas == Some(2) { Ok(()) } else { Err(format!("{s:?}")) }
-            }).await;
+                let s = d
+                    .get("web")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status
+                    .unwrap_or_default();
+                if s.ready_replicas == Some(2) {
+                    Ok(())
+                } else {
+                    Err(format!("{s:?}"))
+                }
+            })
+            .await;
         })
         .await;
 }
@@ -65,10 +111,25 @@ async fn job_completes() {
             let jobs = ns.api::<Job>();
             jobs.create(&PostParams::default(), &job).await.unwrap();
             wait_until("the Job to report Complete", WAIT, || async {
-                let s = jobs.get("once").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
-                let done = s.conditions.clone().unwrap_or_default().iter().any(|c| c.type_ == "Complete" && c.status == "True");
-                if done && s.succeeded == Some(1) { Ok(()) } else { Err(format!("{s:?}")) }
-            }).await;
+                let s = jobs
+                    .get("once")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status
+                    .unwrap_or_default();
+                let done = s
+                    .conditions
+                    .clone()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Complete" && c.status == "True");
+                if done && s.succeeded == Some(1) {
+                    Ok(())
+                } else {
+                    Err(format!("{s:?}"))
+                }
+            })
+            .await;
         })
         .await;
 }
@@ -114,7 +175,9 @@ async fn service_account_token_carries_only_its_rbac() {
     let cluster = Cluster::shared();
     cluster
         .with_namespace("harness-sa", |ns| async move {
-            ns.apply(cluster, r#"
+            ns.apply(
+                cluster,
+                r#"
 apiVersion: v1
 kind: ServiceAccount
 metadata: {name: reader}
@@ -129,14 +192,23 @@ kind: RoleBinding
 metadata: {name: reader}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: read-pods}
 subjects: [{kind: ServiceAccount, name: reader}]
-"#).unwrap();
+"#,
+            )
+            .unwrap();
             let client = cluster.service_account_client(&ns.name, "reader").await;
             let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
-            pods.list(&ListParams::default()).await.expect("the role grants list pods");
+            pods.list(&ListParams::default())
+                .await
+                .expect("the role grants list pods");
             let sas: Api<ServiceAccount> = Api::namespaced(client, &ns.name);
             match sas.list(&ListParams::default()).await {
                 Err(kube::Error::Api(s)) if s.code == 403 => {
-                    assert!(s.message.contains(&format!("system:serviceaccount:{}:reader", ns.name)), "{}", s.message);
+                    assert!(
+                        s.message
+                            .contains(&format!("system:serviceaccount:{}:reader", ns.name)),
+                        "{}",
+                        s.message
+                    );
                 }
                 other => panic!("expected 403 listing serviceaccounts, got {other:?}"),
             }

@@ -1,0 +1,146 @@
+//! Scalers: each reads one event source and reports a metric value and whether the
+//! source is active. One file per scaler under `scalers/`; parameters are declared with
+//! [`metadata::Field`] and parsed by [`metadata::Params`].
+
+pub mod metadata;
+pub mod scalers;
+
+use std::collections::BTreeMap;
+
+pub use metadata::{Field, MetadataError, ParamError, Params, RawParams, Source};
+
+/// How the HPA compares a metric with its target (`triggers[i].metricType`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MetricType {
+    #[default]
+    AverageValue,
+    Value,
+    Utilization,
+}
+
+impl MetricType {
+    pub fn parse(s: Option<&str>) -> Option<MetricType> {
+        Some(match s.unwrap_or("") {
+            "" | "AverageValue" => MetricType::AverageValue,
+            "Value" => MetricType::Value,
+            "Utilization" => MetricType::Utilization,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::AverageValue => "AverageValue",
+            MetricType::Value => "Value",
+            MetricType::Utilization => "Utilization",
+        }
+    }
+}
+
+/// What a trigger asks of the HPA.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetricSpec {
+    /// An external metric served by Swell, named `s<index>-…`.
+    External {
+        name: String,
+        target: f64,
+        metric_type: MetricType,
+    },
+    /// A resource metric (cpu or memory) the HPA reads from the metrics server.
+    Resource {
+        resource: String,
+        metric_type: MetricType,
+        target: String,
+        container: Option<String>,
+    },
+}
+
+impl MetricSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            MetricSpec::External { name, .. } => name,
+            MetricSpec::Resource { resource, .. } => resource,
+        }
+    }
+}
+
+/// One reading of a source.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub value: f64,
+    pub active: bool,
+}
+
+/// Why a reading failed. The message is shown in status and events, so it must never
+/// contain credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum ScalerError {
+    #[error("{0}")]
+    Metadata(#[from] MetadataError),
+    #[error("unknown trigger type {0:?}; use one of: {1}")]
+    UnknownType(String, String),
+    #[error("{0}")]
+    Upstream(String),
+    #[error(
+        "this trigger has no external metric to read ({0} is read by the HPA from the metrics server)"
+    )]
+    NotPolled(&'static str),
+}
+
+/// Everything a scaler may need to build itself.
+#[derive(Clone, Debug, Default)]
+pub struct TriggerInput {
+    pub index: usize,
+    pub type_: String,
+    pub name: Option<String>,
+    /// `triggers[i].metricType`, unset when the manifest leaves it out.
+    pub metric_type: Option<MetricType>,
+    pub namespace: String,
+    pub scaled_object: String,
+    pub params: RawParams,
+}
+
+/// A live trigger.
+#[async_trait::async_trait]
+pub trait Scaler: Send + Sync {
+    /// The metric this trigger gives the HPA.
+    fn metric_spec(&self) -> MetricSpec;
+
+    /// Reads the source once. Resource triggers (cpu, memory) return `NotPolled`.
+    async fn sample(&self) -> Result<Sample, ScalerError>;
+
+    /// Identifies the upstream query, so triggers asking the same question share one call.
+    /// `None` means the reading is cheap and local.
+    fn upstream_key(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether the scale loop polls this trigger for activity.
+    fn polled(&self) -> bool {
+        true
+    }
+}
+
+/// Shared clients handed to scalers, so connections are reused across triggers.
+#[derive(Clone)]
+pub struct Shared {
+    pub workloads: Option<std::sync::Arc<dyn scalers::kubernetes_workload::PodCounter>>,
+}
+
+/// Builds the scaler for a trigger.
+pub fn build(input: &TriggerInput, shared: &Shared) -> Result<Box<dyn Scaler>, ScalerError> {
+    scalers::build(input, shared)
+}
+
+/// Trigger types Swell knows.
+pub fn known_types() -> &'static [&'static str] {
+    scalers::TYPES
+}
+
+/// Helper for scalers: a metadata map from pairs (tests).
+pub fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

@@ -1,0 +1,418 @@
+//! Declarative, typed trigger metadata, in the spirit of KEDA's `keda:"name=…, order=…"` tags.
+//!
+//! A scaler describes each parameter once (name, where it may come from, default, allowed
+//! values, deprecation) and gets a typed value back. Every problem is collected, so one
+//! message can name every bad field and its fix. `xFromEnv` is understood for any parameter
+//! read from trigger metadata, as in KEDA.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+/// Where a parameter may be read from, in KEDA's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `triggers[i].metadata` (and its `…FromEnv` form).
+    Metadata,
+    /// Parameters resolved from a TriggerAuthentication.
+    Auth,
+    /// The target container's environment, by exact name.
+    Env,
+}
+
+/// One parameter's declaration.
+#[derive(Clone, Copy, Debug)]
+pub struct Field {
+    pub name: &'static str,
+    pub order: &'static [Source],
+    pub deprecated: Option<&'static str>,
+    /// Shown in the message when the value is missing or wrong.
+    pub hint: &'static str,
+}
+
+impl Field {
+    pub const fn new(name: &'static str) -> Field {
+        Field {
+            name,
+            order: &[Source::Metadata],
+            deprecated: None,
+            hint: "",
+        }
+    }
+    pub const fn from(mut self, order: &'static [Source]) -> Field {
+        self.order = order;
+        self
+    }
+    pub const fn deprecated(mut self, note: &'static str) -> Field {
+        self.deprecated = Some(note);
+        self
+    }
+    pub const fn hint(mut self, hint: &'static str) -> Field {
+        self.hint = hint;
+        self
+    }
+}
+
+/// A problem with one parameter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamError {
+    /// The path of the field, e.g. `triggers[0].metadata.queueLength`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ParamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// All the problems of one trigger's metadata.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct MetadataError(pub Vec<ParamError>);
+
+impl fmt::Display for MetadataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// The raw inputs of one trigger.
+#[derive(Clone, Debug, Default)]
+pub struct RawParams {
+    pub trigger_index: usize,
+    pub metadata: BTreeMap<String, String>,
+    pub auth: BTreeMap<String, String>,
+    pub env: BTreeMap<String, String>,
+}
+
+/// Reads parameters declared with [`Field`], collecting every problem.
+pub struct Params<'a> {
+    raw: &'a RawParams,
+    errors: Vec<ParamError>,
+    warnings: Vec<String>,
+    used: BTreeSet<String>,
+}
+
+impl<'a> Params<'a> {
+    pub fn new(raw: &'a RawParams) -> Params<'a> {
+        Params {
+            raw,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            used: BTreeSet::new(),
+        }
+    }
+
+    fn path(&self, source: Source, name: &str) -> String {
+        let i = self.raw.trigger_index;
+        match source {
+            Source::Metadata => format!("triggers[{i}].metadata.{name}"),
+            Source::Auth => format!("triggers[{i}].authenticationRef (parameter {name})"),
+            Source::Env => format!("triggers[{i}] container env {name}"),
+        }
+    }
+
+    /// Records a problem for a field; scalers use it for cross-field rules.
+    pub fn error(&mut self, name: &str, message: impl Into<String>) {
+        let field = self.path(Source::Metadata, name);
+        self.errors.push(ParamError {
+            field,
+            message: message.into(),
+        });
+    }
+
+    /// The raw string of a parameter, from the first source that has it.
+    pub fn raw(&mut self, f: Field) -> Option<String> {
+        for &source in f.order {
+            let found = match source {
+                Source::Metadata => self.lookup_metadata(f.name),
+                Source::Auth => self.raw.auth.get(f.name).cloned(),
+                Source::Env => self.raw.env.get(f.name).cloned(),
+            };
+            if let Some(v) = found {
+                if let Some(note) = f.deprecated {
+                    self.warnings.push(format!(
+                        "{} is deprecated: {note}",
+                        self.path(source, f.name)
+                    ));
+                }
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn lookup_metadata(&mut self, name: &str) -> Option<String> {
+        if let Some(v) = self.raw.metadata.get(name) {
+            self.used.insert(name.to_string());
+            return Some(v.clone());
+        }
+        let env_key = format!("{name}FromEnv");
+        let var = self.raw.metadata.get(&env_key)?.clone();
+        self.used.insert(env_key.clone());
+        match self.raw.env.get(&var) {
+            Some(v) => Some(v.clone()),
+            None => {
+                let field = self.path(Source::Metadata, &env_key);
+                self.errors.push(ParamError {
+                    field,
+                    message: format!(
+                        "environment variable {var:?} is not set on the scale target's container; \
+                         add it there or set {name} directly"
+                    ),
+                });
+                None
+            }
+        }
+    }
+
+    fn describe(&self, f: Field) -> String {
+        let places: Vec<&str> = f
+            .order
+            .iter()
+            .map(|s| match s {
+                Source::Metadata => "trigger metadata",
+                Source::Auth => "the TriggerAuthentication",
+                Source::Env => "the container's environment",
+            })
+            .collect();
+        places.join(" or ")
+    }
+
+    fn missing(&mut self, f: Field) {
+        let hint = if f.hint.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", f.hint)
+        };
+        let field = self.path(f.order.first().copied().unwrap_or(Source::Metadata), f.name);
+        let message = format!("required; set {} in {}{hint}", f.name, self.describe(f));
+        self.errors.push(ParamError { field, message });
+    }
+
+    /// An optional string.
+    pub fn opt_string(&mut self, f: Field) -> Option<String> {
+        self.raw(f).filter(|s| !s.is_empty())
+    }
+
+    /// A required, non-empty string.
+    pub fn string(&mut self, f: Field) -> String {
+        match self.opt_string(f) {
+            Some(v) => v,
+            None => {
+                self.missing(f);
+                String::new()
+            }
+        }
+    }
+
+    /// An optional typed value; a present but unparsable value is an error.
+    pub fn opt<T: FromStr>(&mut self, f: Field, what: &str) -> Option<T> {
+        let v = self.opt_string(f)?;
+        match v.trim().parse::<T>() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                let field = self.path(Source::Metadata, f.name);
+                self.errors.push(ParamError {
+                    field,
+                    message: format!("{v:?} is not {what}{}", hint_suffix(f)),
+                });
+                None
+            }
+        }
+    }
+
+    /// A typed value with a default.
+    pub fn or<T: FromStr>(&mut self, f: Field, what: &str, default: T) -> T {
+        self.opt(f, what).unwrap_or(default)
+    }
+
+    /// A required typed value (the placeholder is returned alongside an error).
+    pub fn required<T: FromStr + Default>(&mut self, f: Field, what: &str) -> T {
+        if self.opt_string(f).is_none() {
+            self.missing(f);
+            return T::default();
+        }
+        self.opt(f, what).unwrap_or_default()
+    }
+
+    /// A float (KEDA accepts any float syntax).
+    pub fn float(&mut self, f: Field, default: f64) -> f64 {
+        self.or(f, "a number", default)
+    }
+
+    /// A boolean, as Go's strconv.ParseBool reads it.
+    pub fn bool(&mut self, f: Field, default: bool) -> bool {
+        let Some(v) = self.opt_string(f) else {
+            return default;
+        };
+        match v.trim() {
+            "1" | "t" | "T" | "TRUE" | "true" | "True" => true,
+            "0" | "f" | "F" | "FALSE" | "false" | "False" => false,
+            other => {
+                let field = self.path(Source::Metadata, f.name);
+                self.errors.push(ParamError {
+                    field,
+                    message: format!("{other:?} is not true or false"),
+                });
+                default
+            }
+        }
+    }
+
+    /// One of a fixed set of values.
+    pub fn one_of(
+        &mut self,
+        f: Field,
+        allowed: &[&'static str],
+        default: &'static str,
+    ) -> &'static str {
+        let Some(v) = self.opt_string(f) else {
+            return default;
+        };
+        match allowed.iter().find(|a| **a == v) {
+            Some(a) => a,
+            None => {
+                let field = self.path(Source::Metadata, f.name);
+                self.errors.push(ParamError {
+                    field,
+                    message: format!("{v:?} is not one of {}", allowed.join(", ")),
+                });
+                default
+            }
+        }
+    }
+
+    /// Metadata keys that no declared field read, for warnings.
+    pub fn unknown_keys(&self) -> Vec<String> {
+        self.raw
+            .metadata
+            .keys()
+            .filter(|k| !self.used.contains(*k))
+            .cloned()
+            .collect()
+    }
+
+    /// Ends parsing: all errors, or the warnings.
+    pub fn finish(self) -> Result<Vec<String>, MetadataError> {
+        if self.errors.is_empty() {
+            Ok(self.warnings)
+        } else {
+            Err(MetadataError(self.errors))
+        }
+    }
+}
+
+fn hint_suffix(f: Field) -> String {
+    if f.hint.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", f.hint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(meta: &[(&str, &str)], auth: &[(&str, &str)], env: &[(&str, &str)]) -> RawParams {
+        let m = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        RawParams {
+            trigger_index: 1,
+            metadata: m(meta),
+            auth: m(auth),
+            env: m(env),
+        }
+    }
+
+    const URL: Field = Field::new("queueURL").hint("the queue's URL");
+    const LEN: Field = Field::new("queueLength");
+    const REGION: Field = Field::new("awsRegion").from(&[Source::Metadata, Source::Auth]);
+
+    #[test]
+    fn reads_defaults_and_values() {
+        let r = raw(&[("queueURL", "u"), ("queueLength", "7")], &[], &[]);
+        let mut p = Params::new(&r);
+        assert_eq!(p.string(URL), "u");
+        assert_eq!(p.float(LEN, 5.0), 7.0);
+        assert_eq!(p.float(Field::new("other"), 5.0), 5.0);
+        assert!(p.finish().is_ok());
+    }
+
+    #[test]
+    fn from_env_and_auth_order() {
+        let r = raw(
+            &[("queueURLFromEnv", "Q")],
+            &[("awsRegion", "eu-west-1")],
+            &[("Q", "from-env")],
+        );
+        let mut p = Params::new(&r);
+        assert_eq!(p.string(URL), "from-env");
+        assert_eq!(p.string(REGION), "eu-west-1");
+        assert!(p.unknown_keys().is_empty());
+        assert!(p.finish().is_ok());
+    }
+
+    #[test]
+    fn collects_every_problem_with_its_field() {
+        let r = raw(
+            &[
+                ("queueLength", "lots"),
+                ("queueURLFromEnv", "MISSING"),
+                ("x", "1"),
+            ],
+            &[],
+            &[],
+        );
+        let mut p = Params::new(&r);
+        let _ = p.string(URL);
+        let _ = p.float(LEN, 5.0);
+        let _ = p.one_of(Field::new("mode"), &["a", "b"], "a");
+        assert_eq!(p.unknown_keys(), vec!["x".to_string()]);
+        let err = p.finish().expect_err("invalid");
+        let text = err.to_string();
+        assert!(
+            text.contains("triggers[1].metadata.queueURLFromEnv: environment variable \"MISSING\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("triggers[1].metadata.queueURL: required"),
+            "{text}"
+        );
+        assert!(
+            text.contains("triggers[1].metadata.queueLength: \"lots\" is not a number"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn enums_and_bools() {
+        let r = raw(&[("mode", "c"), ("flag", "yes"), ("ok", "True")], &[], &[]);
+        let mut p = Params::new(&r);
+        assert_eq!(p.one_of(Field::new("mode"), &["a", "b"], "a"), "a");
+        assert!(p.bool(Field::new("flag"), true));
+        assert!(p.bool(Field::new("ok"), false));
+        let err = p.finish().expect_err("invalid").to_string();
+        assert!(err.contains("\"c\" is not one of a, b"), "{err}");
+        assert!(err.contains("\"yes\" is not true or false"), "{err}");
+    }
+
+    #[test]
+    fn deprecations_warn() {
+        let r = raw(&[("old", "1")], &[], &[]);
+        let mut p = Params::new(&r);
+        let _ = p.opt_string(Field::new("old").deprecated("use new"));
+        assert_eq!(
+            p.finish(),
+            Ok(vec![
+                "triggers[1].metadata.old is deprecated: use new".into()
+            ])
+        );
+    }
+}

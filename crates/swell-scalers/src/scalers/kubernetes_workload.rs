@@ -1,0 +1,247 @@
+//! `kubernetes-workload`: scale on the number of pods matching a selector in the
+//! ScaledObject's namespace (pods that finished do not count).
+
+use std::sync::Arc;
+
+use swell_scaling::naming::{metric_name, normalize};
+
+use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, TriggerInput};
+
+const SELECTOR: Field = Field::new("podSelector").hint("a label selector such as app=worker");
+const VALUE: Field = Field::new("value").hint("pods per replica, greater than 0");
+const ACTIVATION: Field = Field::new("activationValue");
+
+/// Counts pods that are not Succeeded or Failed; implemented by the operator over its client.
+#[async_trait::async_trait]
+pub trait PodCounter: Send + Sync {
+    async fn count_pods(&self, namespace: &str, selector: &str) -> Result<usize, String>;
+}
+
+pub struct WorkloadScaler {
+    namespace: String,
+    selector: String,
+    value: f64,
+    activation: f64,
+    metric: String,
+    metric_type: crate::MetricType,
+    counter: Arc<dyn PodCounter>,
+}
+
+/// Checks a label selector's syntax (`k=v`, `k!=v`, `k in (a,b)`, `k notin (a)`, `k`, `!k`).
+pub fn valid_selector(s: &str) -> bool {
+    let mut depth = 0i32;
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    for c in s.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                cur.push(c)
+            }
+            ')' => {
+                depth -= 1;
+                cur.push(c)
+            }
+            ',' if depth == 0 => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    parts.push(cur);
+    let key_ok = |k: &str| {
+        let k = k.trim();
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    };
+    depth == 0
+        && parts.iter().all(|p| {
+            let p = p.trim();
+            if let Some((k, _)) = p.split_once("!=") {
+                return key_ok(k);
+            }
+            if let Some((k, _)) = p.split_once("==") {
+                return key_ok(k);
+            }
+            if let Some((k, _)) = p.split_once('=') {
+                return key_ok(k);
+            }
+            if let Some((k, rest)) = p.split_once(" notin ").or_else(|| p.split_once(" in ")) {
+                let rest = rest.trim();
+                return key_ok(k) && rest.starts_with('(') && rest.ends_with(')');
+            }
+            key_ok(p.strip_prefix('!').unwrap_or(p))
+        })
+}
+
+impl WorkloadScaler {
+    pub fn new(input: &TriggerInput, shared: &Shared) -> Result<WorkloadScaler, ScalerError> {
+        let mut p = Params::new(&input.params);
+        let selector = p.string(SELECTOR);
+        if !selector.is_empty() && !valid_selector(&selector) {
+            p.error(
+                "podSelector",
+                format!("{selector:?} is not a valid label selector"),
+            );
+        }
+        let value: f64 = p.required(VALUE, "a number");
+        if value <= 0.0
+            && p.opt_string(VALUE)
+                .is_some_and(|v| v.parse::<f64>().is_ok())
+        {
+            p.error("value", "must be greater than 0");
+        }
+        let activation = p.float(ACTIVATION, 0.0);
+        p.finish()?;
+        let counter = shared.workloads.clone().ok_or_else(|| {
+            ScalerError::Upstream("no Kubernetes client for kubernetes-workload".into())
+        })?;
+        Ok(WorkloadScaler {
+            metric: metric_name(
+                input.index,
+                &normalize(&format!("workload-{}", input.namespace)),
+            ),
+            namespace: input.namespace.clone(),
+            selector,
+            value,
+            activation,
+            metric_type: input.metric_type.unwrap_or_default(),
+            counter,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Scaler for WorkloadScaler {
+    fn metric_spec(&self) -> MetricSpec {
+        MetricSpec::External {
+            name: self.metric.clone(),
+            target: self.value,
+            metric_type: self.metric_type,
+        }
+    }
+
+    async fn sample(&self) -> Result<Sample, ScalerError> {
+        let n = self
+            .counter
+            .count_pods(&self.namespace, &self.selector)
+            .await
+            .map_err(|e| {
+                ScalerError::Upstream(format!("counting pods matching {:?}: {e}", self.selector))
+            })?;
+        let value = n as f64;
+        Ok(Sample {
+            value,
+            active: value > self.activation,
+        })
+    }
+
+    fn upstream_key(&self) -> Option<String> {
+        Some(format!(
+            "kubernetes-workload|{}|{}",
+            self.namespace, self.selector
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RawParams, map};
+
+    struct Fixed(usize);
+
+    #[async_trait::async_trait]
+    impl PodCounter for Fixed {
+        async fn count_pods(&self, _: &str, _: &str) -> Result<usize, String> {
+            Ok(self.0)
+        }
+    }
+
+    fn scaler(meta: &[(&str, &str)], pods: usize) -> Result<WorkloadScaler, ScalerError> {
+        WorkloadScaler::new(
+            &TriggerInput {
+                index: 2,
+                namespace: "team-a".into(),
+                params: RawParams {
+                    trigger_index: 2,
+                    metadata: map(meta),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            &Shared {
+                workloads: Some(Arc::new(Fixed(pods))),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn counts_pods_against_value_and_activation() {
+        let s = scaler(
+            &[
+                ("podSelector", "app=worker"),
+                ("value", "2"),
+                ("activationValue", "3"),
+            ],
+            3,
+        )
+        .unwrap();
+        assert_eq!(s.metric_spec().name(), "s2-workload-team-a");
+        assert_eq!(
+            s.sample().await.unwrap(),
+            Sample {
+                value: 3.0,
+                active: false
+            }
+        );
+        let s = scaler(
+            &[("podSelector", "app in (a,b),tier!=db"), ("value", "1")],
+            4,
+        )
+        .unwrap();
+        assert_eq!(
+            s.sample().await.unwrap(),
+            Sample {
+                value: 4.0,
+                active: true
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_bad_metadata() {
+        let e = scaler(&[("podSelector", "app in (a"), ("value", "0")], 0)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("metadata.podSelector: \"app in (a\" is not a valid label selector"),
+            "{e}"
+        );
+        assert!(e.contains("metadata.value: must be greater than 0"), "{e}");
+        let e = scaler(&[], 0).err().unwrap().to_string();
+        assert!(
+            e.contains("podSelector: required") && e.contains("value: required"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn selectors() {
+        for ok in [
+            "app=a",
+            "app==a,b!=c",
+            "env in (prod, qa)",
+            "!legacy",
+            "app.kubernetes.io/name=x",
+        ] {
+            assert!(valid_selector(ok), "{ok}");
+        }
+        for bad in ["", "app in (a", "=x", "a b"] {
+            assert!(!valid_selector(bad), "{bad}");
+        }
+    }
+}

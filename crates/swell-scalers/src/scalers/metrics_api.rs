@@ -1,0 +1,373 @@
+//! `metrics-api`: read a number from an HTTP endpoint (JSON with a GJSON-style
+//! `valueLocation`, or Prometheus text exposition).
+
+use std::time::Duration;
+
+use serde_json::Value;
+use swell_scaling::naming::{metric_name, normalize};
+use swell_scaling::quantity::parse_quantity;
+
+use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Source, TriggerInput};
+
+const URL: Field = Field::new("url").hint("the endpoint's http(s) URL");
+const VALUE_LOCATION: Field =
+    Field::new("valueLocation").hint("where the number is, e.g. components.worker.tasks");
+const TARGET: Field = Field::new("targetValue");
+const ACTIVATION: Field = Field::new("activationTargetValue");
+const FORMAT: Field = Field::new("format");
+const UNSAFE_SSL: Field = Field::new("unsafeSsl");
+const AUTH_MODE: Field = Field::new("authMode").from(&[Source::Auth, Source::Metadata]);
+const METHOD: Field = Field::new("method");
+const KEY_PARAM: Field = Field::new("keyParamName");
+const API_KEY: Field = Field::new("apiKey").from(&[Source::Auth]);
+const USERNAME: Field = Field::new("username").from(&[Source::Auth]);
+const PASSWORD: Field = Field::new("password").from(&[Source::Auth]);
+const TOKEN: Field = Field::new("token").from(&[Source::Auth]);
+
+#[derive(Clone, Debug, PartialEq)]
+enum Auth {
+    None,
+    ApiKeyHeader { name: String, key: String },
+    ApiKeyQuery { name: String, key: String },
+    Basic { user: String, password: String },
+    Bearer(String),
+}
+
+pub struct MetricsApiScaler {
+    url: String,
+    location: String,
+    prometheus: bool,
+    target: f64,
+    activation: f64,
+    auth: Auth,
+    client: reqwest::Client,
+    metric: String,
+    metric_type: crate::MetricType,
+}
+
+impl MetricsApiScaler {
+    pub fn new(input: &TriggerInput) -> Result<MetricsApiScaler, ScalerError> {
+        let mut p = Params::new(&input.params);
+        let url = p.string(URL);
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            p.error("url", format!("{url:?} is not an http:// or https:// URL"));
+        }
+        let location = p.string(VALUE_LOCATION);
+        let target = p.required::<f64>(TARGET, "a number");
+        let activation = p.float(ACTIVATION, 0.0);
+        let format = p.one_of(FORMAT, &["json", "prometheus", "xml", "yaml"], "json");
+        if matches!(format, "xml" | "yaml") {
+            p.error(
+                "format",
+                format!("{format} is not supported by Swell yet; serve json or prometheus"),
+            );
+        }
+        let unsafe_ssl = p.bool(UNSAFE_SSL, false);
+        let auth = match p.opt_string(AUTH_MODE).as_deref() {
+            None => Auth::None,
+            Some("apiKey") => {
+                let key = p.string(API_KEY);
+                match p.one_of(METHOD, &["header", "query"], "header") {
+                    "query" => Auth::ApiKeyQuery {
+                        name: p.opt_string(KEY_PARAM).unwrap_or_else(|| "api_key".into()),
+                        key,
+                    },
+                    _ => Auth::ApiKeyHeader {
+                        name: p
+                            .opt_string(KEY_PARAM)
+                            .unwrap_or_else(|| "X-API-KEY".into()),
+                        key,
+                    },
+                }
+            }
+            Some("basic") => Auth::Basic {
+                user: p.string(USERNAME),
+                password: p.opt_string(PASSWORD).unwrap_or_default(),
+            },
+            Some("bearer") => Auth::Bearer(p.string(TOKEN)),
+            Some(other) => {
+                p.error(
+                    "authMode",
+                    format!("{other:?} is not supported; use apiKey, basic or bearer"),
+                );
+                Auth::None
+            }
+        };
+        p.finish()?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .danger_accept_invalid_certs(unsafe_ssl)
+            .build()
+            .map_err(|e| ScalerError::Upstream(format!("building the HTTP client: {e}")))?;
+        Ok(MetricsApiScaler {
+            metric: metric_name(input.index, &normalize(&format!("metric-api-{location}"))),
+            url,
+            location,
+            prometheus: format == "prometheus",
+            target,
+            activation,
+            auth,
+            client,
+            metric_type: input.metric_type.unwrap_or_default(),
+        })
+    }
+
+    fn extract(&self, body: &str) -> Result<f64, ScalerError> {
+        if self.prometheus {
+            return prometheus_value(body, &self.location).ok_or_else(|| {
+                ScalerError::Upstream(format!(
+                    "metric {:?} not found in the Prometheus text from {}",
+                    self.location, self.url
+                ))
+            });
+        }
+        let json: Value = serde_json::from_str(body)
+            .map_err(|e| ScalerError::Upstream(format!("{} did not return JSON: {e}", self.url)))?;
+        json_value(&json, &self.location).ok_or_else(|| {
+            ScalerError::Upstream(format!(
+                "valueLocation {:?} holds no number in the JSON from {}",
+                self.location, self.url
+            ))
+        })
+    }
+}
+
+/// Follows a GJSON-style path (`a.b.0.c`, `\.` for a literal dot, `#` for an array's
+/// length) and reads a number or a quantity string.
+pub fn json_value(root: &Value, path: &str) -> Option<f64> {
+    let mut keys = Vec::new();
+    let mut cur = String::new();
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => cur.extend(chars.next()),
+            '.' => keys.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    keys.push(cur);
+    let mut v = root;
+    let mut length = None;
+    for k in &keys {
+        match v {
+            Value::Array(items) if k == "#" => length = Some(items.len() as f64),
+            Value::Array(items) => v = items.get(k.parse::<usize>().ok()?)?,
+            Value::Object(map) => v = map.get(k)?,
+            _ => return None,
+        }
+    }
+    if length.is_some() {
+        return length;
+    }
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => parse_quantity(s),
+        _ => None,
+    }
+}
+
+/// The value of the first sample whose name (with labels, if given) is `location`.
+pub fn prometheus_value(text: &str, location: &str) -> Option<f64> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .find_map(|l| {
+            let (series, rest) = match l.find('}') {
+                Some(i) => (&l[..=i], &l[i + 1..]),
+                None => l.split_once(char::is_whitespace)?,
+            };
+            let series = series.trim();
+            let name = series.split('{').next().unwrap_or(series);
+            if series == location || name == location {
+                rest.split_whitespace().next()?.parse().ok()
+            } else {
+                None
+            }
+        })
+}
+
+#[async_trait::async_trait]
+impl Scaler for MetricsApiScaler {
+    fn metric_spec(&self) -> MetricSpec {
+        MetricSpec::External {
+            name: self.metric.clone(),
+            target: self.target,
+            metric_type: self.metric_type,
+        }
+    }
+
+    async fn sample(&self) -> Result<Sample, ScalerError> {
+        let mut req = self.client.get(&self.url);
+        req = match &self.auth {
+            Auth::None => req,
+            Auth::ApiKeyHeader { name, key } => req.header(name.as_str(), key.as_str()),
+            Auth::ApiKeyQuery { name, key } => req.query(&[(name.as_str(), key.as_str())]),
+            Auth::Basic { user, password } => req.basic_auth(user, Some(password)),
+            Auth::Bearer(t) => req.bearer_auth(t),
+        };
+        // Never echo the request (it may carry a key); the URL alone names the source.
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ScalerError::Upstream(format!("GET {}: {}", self.url, e.without_url())))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(ScalerError::Upstream(format!(
+                "GET {} returned {status}",
+                self.url
+            )));
+        }
+        let body = resp.text().await.map_err(|e| {
+            ScalerError::Upstream(format!("reading {}: {}", self.url, e.without_url()))
+        })?;
+        let value = self.extract(&body)?;
+        Ok(Sample {
+            value,
+            active: value > self.activation,
+        })
+    }
+
+    fn upstream_key(&self) -> Option<String> {
+        Some(format!(
+            "metrics-api|{}|{:?}|{}",
+            self.url, self.auth, self.location
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RawParams, map};
+    use serde_json::json;
+
+    fn scaler(
+        meta: &[(&str, &str)],
+        auth: &[(&str, &str)],
+    ) -> Result<MetricsApiScaler, ScalerError> {
+        MetricsApiScaler::new(&TriggerInput {
+            type_: "metrics-api".into(),
+            params: RawParams {
+                metadata: map(meta),
+                auth: map(auth),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn json_paths() {
+        let v = json!({"components": {"worker": {"tasks": 12, "q": "2500m"}}, "list": [{"n": 3}, {"n": 4}], "a.b": 7});
+        assert_eq!(json_value(&v, "components.worker.tasks"), Some(12.0));
+        assert_eq!(json_value(&v, "components.worker.q"), Some(2.5));
+        assert_eq!(json_value(&v, "list.1.n"), Some(4.0));
+        assert_eq!(json_value(&v, "list.#"), Some(2.0));
+        assert_eq!(json_value(&v, "a\\.b"), Some(7.0));
+        assert_eq!(json_value(&v, "components.worker"), None);
+        assert_eq!(json_value(&v, "missing.path"), None);
+    }
+
+    #[test]
+    fn prometheus_text() {
+        let t = "# HELP q depth\nq{queue=\"a\"} 3\nq{queue=\"b\"} 9\nother 1.5\n";
+        assert_eq!(prometheus_value(t, "q{queue=\"b\"}"), Some(9.0));
+        assert_eq!(prometheus_value(t, "q"), Some(3.0));
+        assert_eq!(prometheus_value(t, "other"), Some(1.5));
+        assert_eq!(prometheus_value(t, "none"), None);
+    }
+
+    #[test]
+    fn parses_metadata() {
+        let s = scaler(
+            &[
+                ("url", "http://h/m"),
+                ("valueLocation", "a.b"),
+                ("targetValue", "5"),
+                ("activationTargetValue", "2"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.metric_spec(),
+            MetricSpec::External {
+                name: "s0-metric-api-a-b".into(),
+                target: 5.0,
+                metric_type: crate::MetricType::AverageValue
+            }
+        );
+        assert_eq!(s.activation, 2.0);
+        let s = scaler(
+            &[
+                ("url", "https://h"),
+                ("valueLocation", "v"),
+                ("targetValue", "1"),
+                ("method", "query"),
+            ],
+            &[("authMode", "apiKey"), ("apiKey", "k")],
+        )
+        .unwrap();
+        assert_eq!(
+            s.auth,
+            Auth::ApiKeyQuery {
+                name: "api_key".into(),
+                key: "k".into()
+            }
+        );
+        let s = scaler(
+            &[
+                ("url", "https://h"),
+                ("valueLocation", "v"),
+                ("targetValue", "1"),
+                ("authMode", "bearer"),
+            ],
+            &[("token", "t")],
+        )
+        .unwrap();
+        assert_eq!(s.auth, Auth::Bearer("t".into()));
+    }
+
+    #[test]
+    fn rejects_bad_metadata() {
+        let e = scaler(
+            &[
+                ("url", "ftp://x"),
+                ("targetValue", "many"),
+                ("format", "csv"),
+            ],
+            &[],
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("metadata.url: \"ftp://x\" is not an http"),
+            "{e}"
+        );
+        assert!(e.contains("metadata.valueLocation: required"), "{e}");
+        assert!(
+            e.contains("metadata.targetValue: \"many\" is not a number"),
+            "{e}"
+        );
+        assert!(
+            e.contains("metadata.format: \"csv\" is not one of json, prometheus, xml, yaml"),
+            "{e}"
+        );
+        let e = scaler(
+            &[
+                ("url", "http://x"),
+                ("valueLocation", "v"),
+                ("targetValue", "1"),
+            ],
+            &[("authMode", "basic")],
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("parameter username): required; set username in the TriggerAuthentication"),
+            "{e}"
+        );
+    }
+}
