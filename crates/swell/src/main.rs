@@ -1,5 +1,10 @@
 //! The `swell` binary: operator, metrics API server and CLI in one executable.
 
+mod operator;
+mod serve;
+
+use std::io::Write;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -9,6 +14,12 @@ use clap::{Parser, Subcommand};
     about = "Event-driven autoscaling for Kubernetes, compatible with KEDA"
 )]
 struct Cli {
+    /// Log level or filter (error, warn, info, debug, trace, or an EnvFilter directive).
+    #[arg(long, global = true, env = "SWELL_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Log format.
+    #[arg(long, global = true, env = "SWELL_LOG_FORMAT", value_parser = ["text", "json"], default_value = "text")]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -17,13 +28,49 @@ struct Cli {
 enum Command {
     /// Print the version and exit.
     Version,
+    /// Print the keda.sh CustomResourceDefinitions as multi-document YAML.
+    ///
+    /// Apply with `swell crds | kubectl apply --server-side -f -`.
+    Crds,
+    /// Run the operator: reconcile ScaledObjects, own their HPAs, run the scale loops.
+    Operator(operator::OperatorArgs),
+}
+
+fn init_logging(level: &str, format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Operator(args) => {
+            init_logging(&cli.log_level, &cli.log_format);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(operator::run(args))
+        }
         Command::Version => {
             println!("swell {}", env!("CARGO_PKG_VERSION"));
             Ok(())
+        }
+        Command::Crds => {
+            let yaml = swell_api::crds_yaml()?;
+            let mut out = std::io::stdout().lock();
+            match out.write_all(yaml.as_bytes()).and_then(|()| out.flush()) {
+                // `swell crds | head` is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                result => Ok(result?),
+            }
         }
     }
 }

@@ -1,0 +1,151 @@
+//! State shared by the reconciler and the scale loops.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client, Resource as _};
+use swell_api::{ScaledObject, ScaledObjectStatus};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::scale_loop::LoopState;
+use crate::target::Targets;
+
+/// A running scale loop and what it was built from.
+pub struct LoopHandle {
+    /// The ScaledObject generation the loop's scalers were built from.
+    pub generation: i64,
+    pub cancel: CancellationToken,
+    pub state: Arc<LoopState>,
+}
+
+pub struct Ctx {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub targets: Targets,
+    pub store: Store<ScaledObject>,
+    pub loops: Mutex<HashMap<ObjectRef<ScaledObject>, LoopHandle>>,
+    pub shared: swell_scalers::Shared,
+    /// Where ClusterTriggerAuthentication secrets are read (KEDA's cluster object namespace).
+    pub cluster_namespace: String,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("ScaledObject {0} is gone")]
+    Gone(String),
+    #[error("patching status of {0}: {1}")]
+    Api(String, kube::Error),
+    #[error("status of {0} kept changing under us; will retry on the next poll")]
+    Conflict(String),
+}
+
+impl Ctx {
+    pub async fn event(&self, so: &ScaledObject, type_: EventType, reason: &str, note: String) {
+        let reference: ObjectReference = so.object_ref(&());
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &reference).await {
+            tracing::warn!(error = %e, reason, "publishing event");
+        }
+    }
+
+    pub fn stop_loop(&self, key: &ObjectRef<ScaledObject>) -> bool {
+        let handle = self.loops.lock().ok().and_then(|mut l| l.remove(key));
+        match handle {
+            Some(h) => {
+                h.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Applies `mutate` to the latest known status and writes it only if it changed.
+    /// The write is conditional on the resourceVersion the change was computed from, so
+    /// the reconciler and the scale loop never overwrite each other's fields.
+    pub async fn update_status(
+        &self,
+        key: &ObjectRef<ScaledObject>,
+        mutate: impl Fn(&mut ScaledObjectStatus),
+    ) -> Result<bool, StatusError> {
+        let ns = key.namespace.clone().unwrap_or_default();
+        let api: Api<ScaledObject> = Api::namespaced(self.client.clone(), &ns);
+        for attempt in 0..8u32 {
+            let Some(so) = self.store.get(key) else {
+                return Err(StatusError::Gone(key.to_string()));
+            };
+            let old = so.status.clone().unwrap_or_default();
+            let mut new = old.clone();
+            mutate(&mut new);
+            if new == old {
+                return Ok(false);
+            }
+            let patch = serde_json::json!({
+                "metadata": { "resourceVersion": so.metadata.resource_version },
+                "status": merge_patch_value(&old, &new),
+            });
+            match api
+                .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    // Our store lags the write that beat us; let the watch catch up.
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        50 * u64::from(attempt + 1),
+                    ))
+                    .await;
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    return Err(StatusError::Gone(key.to_string()));
+                }
+                Err(e) => return Err(StatusError::Api(key.to_string(), e)),
+            }
+        }
+        Err(StatusError::Conflict(key.to_string()))
+    }
+}
+
+/// A JSON merge patch turning `old` into `new`: fields that disappeared become null.
+fn merge_patch_value(old: &ScaledObjectStatus, new: &ScaledObjectStatus) -> serde_json::Value {
+    let mut n = serde_json::to_value(new).unwrap_or_default();
+    let o = serde_json::to_value(old).unwrap_or_default();
+    if let (Some(nm), Some(om)) = (n.as_object_mut(), o.as_object()) {
+        for k in om.keys() {
+            nm.entry(k.clone()).or_insert(serde_json::Value::Null);
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removed_fields_become_null() {
+        let old = ScaledObjectStatus {
+            paused_replica_count: Some(2),
+            hpa_name: Some("h".into()),
+            ..Default::default()
+        };
+        let new = ScaledObjectStatus {
+            hpa_name: Some("h".into()),
+            ..Default::default()
+        };
+        let v = merge_patch_value(&old, &new);
+        assert_eq!(v["pausedReplicaCount"], serde_json::Value::Null);
+        assert_eq!(v["hpaName"], "h");
+    }
+}

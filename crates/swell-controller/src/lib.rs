@@ -1,0 +1,10 @@
+//! Swell's controllers. I/O lives here; decisions come from `swell-scaling`.
+
+pub mod auth;
+pub mod context;
+pub mod hpa;
+pub mod metrics;
+pub mod run;
+pub mod scale_loop;
+pub mod scaledobject;
+pub mod target;

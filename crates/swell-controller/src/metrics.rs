@@ -1,0 +1,245 @@
+//! Prometheus metrics under KEDA's names, so existing dashboards and alerts keep working.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// Label sets are plain pairs because KEDA's label names (`scaledObject`, `triggerIndex`,
+/// `type`) are not Rust identifiers the derive could produce.
+pub type LabelSet = Vec<(&'static str, String)>;
+
+/// `namespace, metric, scaledObject, scaler, triggerIndex, type`, as KEDA labels scaler metrics.
+#[derive(Clone, Debug)]
+pub struct ScalerLabels {
+    pub namespace: String,
+    pub metric: String,
+    pub scaled_object: String,
+    pub scaler: String,
+    pub trigger_index: String,
+    pub type_: String,
+}
+
+impl ScalerLabels {
+    fn set(&self) -> LabelSet {
+        vec![
+            ("namespace", self.namespace.clone()),
+            ("metric", self.metric.clone()),
+            ("scaledObject", self.scaled_object.clone()),
+            ("scaler", self.scaler.clone()),
+            ("triggerIndex", self.trigger_index.clone()),
+            ("type", self.type_.clone()),
+        ]
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ObjectLabels {
+    pub namespace: String,
+    pub scaled_object: String,
+}
+
+impl ObjectLabels {
+    fn set(&self) -> LabelSet {
+        vec![
+            ("namespace", self.namespace.clone()),
+            ("scaledObject", self.scaled_object.clone()),
+        ]
+    }
+}
+
+/// A family keyed by one of the label structs above.
+pub struct Labeled<L, M> {
+    family: Family<LabelSet, M>,
+    _l: std::marker::PhantomData<L>,
+}
+
+impl<L, M> Clone for Labeled<L, M> {
+    fn clone(&self) -> Self {
+        Labeled {
+            family: self.family.clone(),
+            _l: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<L, M: Default> Default for Labeled<L, M> {
+    fn default() -> Self {
+        Labeled {
+            family: Family::default(),
+            _l: std::marker::PhantomData,
+        }
+    }
+}
+
+pub trait ToLabels {
+    fn to_labels(&self) -> LabelSet;
+}
+impl ToLabels for ScalerLabels {
+    fn to_labels(&self) -> LabelSet {
+        self.set()
+    }
+}
+impl ToLabels for ObjectLabels {
+    fn to_labels(&self) -> LabelSet {
+        self.set()
+    }
+}
+
+impl<L: ToLabels, M: prometheus_client::metrics::TypedMetric + Default> Labeled<L, M> {
+    pub fn get_or_create(&self, l: &L) -> impl std::ops::Deref<Target = M> + '_ {
+        self.family.get_or_create(&l.to_labels())
+    }
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub scaler_value: Labeled<ScalerLabels, FloatGauge>,
+    pub scaler_latency: Labeled<ScalerLabels, FloatGauge>,
+    pub scaler_active: Labeled<ScalerLabels, FloatGauge>,
+    pub scaler_errors: Labeled<ScalerLabels, Counter>,
+    pub object_errors: Labeled<ObjectLabels, Counter>,
+    pub object_paused: Labeled<ObjectLabels, Gauge>,
+    pub loop_latency: Labeled<ObjectLabels, FloatGauge>,
+    pub resources: Family<LabelSet, Gauge>,
+    pub triggers: Family<LabelSet, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("keda");
+        let m = Metrics {
+            scaler_value: Labeled::default(),
+            scaler_latency: Labeled::default(),
+            scaler_active: Labeled::default(),
+            scaler_errors: Labeled::default(),
+            object_errors: Labeled::default(),
+            object_paused: Labeled::default(),
+            loop_latency: Labeled::default(),
+            resources: Family::default(),
+            triggers: Family::default(),
+            registry: Registry::default(),
+        };
+        let build: Family<LabelSet, Gauge> = Family::default();
+        build
+            .get_or_create(&vec![
+                ("version", env!("CARGO_PKG_VERSION").to_string()),
+                (
+                    "git_commit",
+                    option_env!("SWELL_GIT_COMMIT")
+                        .unwrap_or("unknown")
+                        .to_string(),
+                ),
+                ("goversion", "rust".to_string()),
+                ("goos", std::env::consts::OS.to_string()),
+                ("goarch", std::env::consts::ARCH.to_string()),
+            ])
+            .set(1);
+        registry.register(
+            "build_info",
+            "Swell build information (KEDA-compatible name)",
+            build,
+        );
+        registry.register(
+            "scaler_metrics_value",
+            "The current value of each scaler's metric",
+            m.scaler_value.family.clone(),
+        );
+        registry.register(
+            "scaler_metrics_latency_seconds",
+            "Latency of retrieving each scaler's metric",
+            m.scaler_latency.family.clone(),
+        );
+        registry.register(
+            "scaler_active",
+            "1 when the scaler is active, 0 otherwise",
+            m.scaler_active.family.clone(),
+        );
+        // prometheus-client appends `_total` to counters, giving KEDA's exact names.
+        registry.register(
+            "scaler_detail_errors",
+            "Errors per scaler",
+            m.scaler_errors.family.clone(),
+        );
+        registry.register(
+            "scaled_object_errors",
+            "Errors per ScaledObject",
+            m.object_errors.family.clone(),
+        );
+        registry.register(
+            "scaled_object_paused",
+            "1 when the ScaledObject is paused",
+            m.object_paused.family.clone(),
+        );
+        registry.register(
+            "internal_scale_loop_latency_seconds",
+            "Time one scale loop pass took",
+            m.loop_latency.family.clone(),
+        );
+        registry.register(
+            "resource_registered",
+            "ScaledObjects per namespace",
+            m.resources.clone(),
+        );
+        registry.register(
+            "trigger_registered",
+            "Triggers per type and namespace",
+            m.triggers.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_keda_names() {
+        let m = Metrics::new();
+        let l = ScalerLabels {
+            namespace: "ns".into(),
+            metric: "s0-x".into(),
+            scaled_object: "so".into(),
+            scaler: "metrics-api".into(),
+            trigger_index: "0".into(),
+            type_: "scaledobject".into(),
+        };
+        m.scaler_value.get_or_create(&l).set(3.0);
+        m.scaler_errors.get_or_create(&l).inc();
+        m.object_paused
+            .get_or_create(&ObjectLabels {
+                namespace: "ns".into(),
+                scaled_object: "so".into(),
+            })
+            .set(1);
+        let text = m.encode();
+        for name in [
+            "keda_build_info",
+            "keda_scaler_metrics_value{",
+            "keda_scaler_detail_errors_total{",
+            "keda_scaled_object_paused{",
+            "scaledObject=\"so\"",
+            "triggerIndex=\"0\"",
+        ] {
+            assert!(text.contains(name), "{name} missing in:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Wiring: one watch per kind, the ScaledObject controller, shared scaler clients.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{Controller, WatchStreamExt as _, predicates, watcher};
+use kube::{Api, Client, ResourceExt as _};
+use swell_api::ScaledObject;
+use swell_scalers::scalers::kubernetes_workload::PodCounter;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::Ctx;
+use crate::metrics::Metrics;
+use crate::scaledobject;
+use crate::target::Targets;
+
+/// Counts pods for `kubernetes-workload` triggers (a label-selected LIST per poll).
+struct KubePods(Client);
+
+#[async_trait::async_trait]
+impl PodCounter for KubePods {
+    async fn count_pods(&self, namespace: &str, selector: &str) -> Result<usize, String> {
+        let pods: Api<Pod> = Api::namespaced(self.0.clone(), namespace);
+        let list = pods
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(list
+            .items
+            .iter()
+            .filter(|p| {
+                !matches!(
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                )
+            })
+            .count())
+    }
+}
+
+pub struct Settings {
+    pub cluster_namespace: String,
+    pub instance: String,
+    pub concurrency: u16,
+    pub watch_namespace: Option<String>,
+}
+
+/// The shared state, built before leadership so every replica can serve metrics later.
+pub fn context(
+    client: Client,
+    metrics: Arc<Metrics>,
+    store: Store<ScaledObject>,
+    settings: &Settings,
+) -> Arc<Ctx> {
+    let reporter = Reporter {
+        controller: "keda-operator".into(),
+        instance: Some(settings.instance.clone()),
+    };
+    Arc::new(Ctx {
+        recorder: Recorder::new(client.clone(), reporter),
+        targets: Targets::default(),
+        store,
+        loops: Default::default(),
+        shared: swell_scalers::Shared {
+            workloads: Some(Arc::new(KubePods(client.clone()))),
+        },
+        cluster_namespace: settings.cluster_namespace.clone(),
+        metrics,
+        client,
+    })
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the ScaledObject controller until `shutdown` fires.
+pub async fn run_scaledobjects(
+    client: Client,
+    metrics: Arc<Metrics>,
+    settings: Settings,
+    shutdown: CancellationToken,
+) {
+    let (reader, writer) = reflector::store::<ScaledObject>();
+    let ctx = context(client.clone(), metrics, reader.clone(), &settings);
+
+    // Reconcile on spec, metadata and deletion changes, not on our own status writes.
+    let so_api: Api<ScaledObject> = scoped(&client, settings.watch_namespace.as_deref());
+    let so_stream = watcher(so_api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            |so: &ScaledObject| {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                so.metadata.generation.hash(&mut h);
+                so.annotations().hash(&mut h);
+                so.labels().hash(&mut h);
+                so.finalizers().hash(&mut h);
+                so.metadata.deletion_timestamp.is_some().hash(&mut h);
+                Some(h.finish())
+            },
+            Default::default(),
+        );
+    // Only HPAs we manage, and only when their spec changes (not every status sync).
+    let hpa_api: Api<HorizontalPodAutoscaler> =
+        scoped(&client, settings.watch_namespace.as_deref());
+    let hpa_stream = watcher(
+        hpa_api,
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=keda-operator"),
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(predicates::generation, Default::default());
+
+    let loops_ctx = ctx.clone();
+    Controller::for_stream(so_stream, reader)
+        .owns_stream(hpa_stream)
+        .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(scaledobject::reconcile, scaledobject::error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile");
+            }
+        })
+        .await;
+    // Leadership or the process ended: no loop may keep scaling.
+    if let Ok(mut loops) = loops_ctx.loops.lock() {
+        for (_, h) in loops.drain() {
+            h.cancel.cancel();
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

@@ -1,0 +1,508 @@
+//! The ScaledObject reconciler: validate → pause → resolve target and triggers → apply the
+//! HPA → (re)start the scale loop → status. Errors land in status and events, never in a
+//! panic, and never touch other ScaledObjects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt as _};
+use swell_api::annotations::{self};
+use swell_api::conditions::{self, paused as pz, ready};
+use swell_api::status::set_condition;
+use swell_api::{Condition, ConditionStatus, ScaledObject, events};
+use swell_scalers::{MetricSpec, MetricType, RawParams, TriggerInput};
+
+use crate::auth::Resolver;
+use crate::context::{Ctx, LoopHandle};
+use crate::hpa;
+use crate::metrics::ObjectLabels;
+use crate::scale_loop::{self, LoopState, TriggerRuntime};
+use crate::target::Target;
+
+pub const FINALIZER: &str = "finalizer.keda.sh";
+const FIELD_MANAGER: &str = "swell-operator";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Status(#[from] crate::context::StatusError),
+}
+
+pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let ns = so.namespace().unwrap_or_default();
+    let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, so, |event| async {
+        match event {
+            FinalizerEvent::Apply(so) => apply(so, ctx.clone()).await,
+            FinalizerEvent::Cleanup(so) => cleanup(so, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+pub fn error_policy(so: Arc<ScaledObject>, err: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(scaledobject = %ObjectRef::from(so.as_ref()), error = %err, "reconcile failed");
+    Action::requeue(Duration::from_secs(10))
+}
+
+fn cond(type_: &str, status: ConditionStatus, reason: &str, message: &str) -> Condition {
+    Condition::new(type_, status, reason, message)
+}
+
+/// Marks the ScaledObject not ready with a message that names the problem.
+async fn check_failed(ctx: &Ctx, so: &ScaledObject, message: String) -> Result<Action, Error> {
+    let key = ObjectRef::from(so);
+    if ctx.stop_loop(&key) {
+        ctx.event(
+            so,
+            EventType::Normal,
+            events::KEDA_SCALERS_STOPPED,
+            "Stopped scalers watch".into(),
+        )
+        .await;
+    }
+    let changed = ctx
+        .update_status(&key, |s| {
+            let conds = s
+                .conditions
+                .get_or_insert_with(swell_api::status::initial_conditions);
+            set_condition(
+                conds,
+                cond(
+                    conditions::READY,
+                    ConditionStatus::False,
+                    ready::SCALED_OBJECT_CHECK_FAILED,
+                    &message,
+                ),
+            );
+        })
+        .await?;
+    if changed {
+        ctx.event(
+            so,
+            EventType::Warning,
+            events::SCALED_OBJECT_CHECK_FAILED,
+            message,
+        )
+        .await;
+    }
+    ctx.metrics
+        .object_errors
+        .get_or_create(&ObjectLabels {
+            namespace: so.namespace().unwrap_or_default(),
+            scaled_object: so.name_any(),
+        })
+        .inc();
+    // A spec change wakes us; otherwise retry slowly for things outside the spec
+    // (a TriggerAuthentication or target created later).
+    Ok(Action::requeue(Duration::from_secs(30)))
+}
+
+async fn delete_hpa(ctx: &Ctx, so: &ScaledObject) -> Result<(), Error> {
+    let api: Api<HorizontalPodAutoscaler> =
+        Api::namespaced(ctx.client.clone(), &so.namespace().unwrap_or_default());
+    match api
+        .delete(&so.hpa_name(), &DeleteParams::background())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let key = ObjectRef::from(so.as_ref());
+    let ns = so.namespace().unwrap_or_default();
+    let so_labels = ObjectLabels {
+        namespace: ns.clone(),
+        scaled_object: so.name_any(),
+    };
+
+    if let Err(errors) = so.validate() {
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        return check_failed(&ctx, &so, text.join("; ")).await;
+    }
+
+    let anns = so.metadata.annotations.as_ref();
+    let paused_replicas = annotations::paused_replicas(anns);
+    let paused =
+        paused_replicas.is_some() || annotations::bool_annotation(anns, annotations::PAUSED);
+    if paused {
+        ctx.metrics.object_paused.get_or_create(&so_labels).set(1);
+        return pause(&ctx, &so, paused_replicas).await;
+    }
+    ctx.metrics.object_paused.get_or_create(&so_labels).set(0);
+
+    let target = match ctx
+        .targets
+        .resolve(&ctx.client, &ns, &so.spec.scale_target_ref)
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return check_failed(&ctx, &so, e.to_string()).await,
+    };
+    let pod = match target.pod_spec(&ctx.client).await {
+        Ok(p) => p,
+        Err(e) => return check_failed(&ctx, &so, e.to_string()).await,
+    };
+
+    let resolver = Resolver {
+        client: &ctx.client,
+        cluster_namespace: &ctx.cluster_namespace,
+    };
+    let env = match resolver
+        .container_env(
+            &ns,
+            pod.as_ref(),
+            so.spec
+                .scale_target_ref
+                .env_source_container_name
+                .as_deref(),
+        )
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => return check_failed(&ctx, &so, e.to_string()).await,
+    };
+    let mut triggers = Vec::new();
+    let mut auth_names = Vec::new();
+    for (index, t) in so.spec.triggers.iter().enumerate() {
+        let auth = match resolver
+            .trigger_auth(index, &ns, t.authentication_ref.as_ref(), pod.as_ref())
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => return check_failed(&ctx, &so, e.to_string()).await,
+        };
+        if let Some(r) = &t.authentication_ref {
+            auth_names.push(r.name.clone());
+        }
+        let input = TriggerInput {
+            index,
+            type_: t.type_.clone(),
+            name: t.name().map(str::to_string),
+            metric_type: t
+                .metric_type
+                .as_ref()
+                .and_then(|m| MetricType::parse(Some(m.as_str()))),
+            namespace: ns.clone(),
+            scaled_object: so.name_any(),
+            params: RawParams {
+                trigger_index: index,
+                metadata: t.metadata.clone(),
+                auth: auth.params,
+                env: env.clone(),
+            },
+        };
+        match swell_scalers::build(&input, &ctx.shared) {
+            Ok(scaler) => triggers.push(TriggerRuntime {
+                index,
+                type_: t.type_.clone(),
+                spec: scaler.metric_spec(),
+                scaler,
+                use_cached_metrics: t.use_cached_metrics(),
+            }),
+            Err(e) => {
+                let msg = format!("triggers[{index}] ({}): {e}", t.type_);
+                ctx.event(
+                    &so,
+                    EventType::Warning,
+                    events::KEDA_SCALER_FAILED,
+                    msg.clone(),
+                )
+                .await;
+                return check_failed(&ctx, &so, msg).await;
+            }
+        }
+    }
+    let specs: Vec<MetricSpec> = triggers.iter().map(|t| t.spec.clone()).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = specs
+        .iter()
+        .map(MetricSpec::name)
+        .find(|n| !seen.insert(n.to_string()))
+    {
+        return check_failed(
+            &ctx,
+            &so,
+            format!(
+                "metric name {dup} is used by two triggers; give them different metadata or names"
+            ),
+        )
+        .await;
+    }
+
+    let desired = hpa::build(&so, &target, &specs);
+    let hpa_api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
+    let hpa_name = so.hpa_name();
+    if let Err(e) = hpa_api
+        .patch(
+            &hpa_name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await
+    {
+        return check_failed(&ctx, &so, format!("applying HPA {hpa_name}: {e}")).await;
+    }
+
+    let original = match so.status.as_ref().and_then(|s| s.original_replica_count) {
+        Some(n) => Some(n),
+        None => target.replicas(&ctx.client).await.ok(),
+    };
+    let generation = so.metadata.generation.unwrap_or_default();
+    start_loop(&ctx, &so, key.clone(), target.clone(), triggers, generation).await;
+
+    let was_paused = so
+        .condition(conditions::PAUSED)
+        .is_some_and(Condition::is_true);
+    let was_ready = so
+        .condition(conditions::READY)
+        .is_some_and(Condition::is_true);
+    let external: Vec<String> = specs
+        .iter()
+        .filter(|s| matches!(s, MetricSpec::External { .. }))
+        .map(|s| s.name().to_string())
+        .collect();
+    let resource: Vec<String> = specs
+        .iter()
+        .filter(|s| matches!(s, MetricSpec::Resource { .. }))
+        .map(|s| s.name().to_string())
+        .collect();
+    let types: Vec<String> = so.spec.triggers.iter().map(|t| t.type_.clone()).collect();
+    ctx.update_status(&key, |s| {
+        let conds = s
+            .conditions
+            .get_or_insert_with(swell_api::status::initial_conditions);
+        // The scale loop owns TriggerError; a clean rebuild clears only our own failure.
+        let ours = swell_api::status::find_condition(Some(conds.as_slice()), conditions::READY)
+            .is_none_or(|c| {
+                c.reason.as_deref() != Some(ready::TRIGGER_ERROR)
+                    && c.reason.as_deref() != Some(ready::PARTIAL_TRIGGER_ERROR)
+            });
+        if ours {
+            set_condition(
+                conds,
+                cond(
+                    conditions::READY,
+                    ConditionStatus::True,
+                    ready::SCALED_OBJECT_READY,
+                    ready::SCALED_OBJECT_READY_MESSAGE,
+                ),
+            );
+        }
+        if was_paused {
+            set_condition(
+                conds,
+                cond(
+                    conditions::PAUSED,
+                    ConditionStatus::False,
+                    pz::SCALED_OBJECT_UNPAUSED,
+                    pz::SCALED_OBJECT_UNPAUSED_MESSAGE,
+                ),
+            );
+        }
+        s.paused_replica_count = None;
+        s.scale_target_kind = Some(target.kind_string());
+        s.scale_target_gvkr = Some(target.gvkr.clone());
+        s.original_replica_count = original;
+        s.hpa_name = Some(hpa_name.clone());
+        s.external_metric_names = (!external.is_empty()).then(|| external.clone());
+        s.resource_metric_names = (!resource.is_empty()).then(|| resource.clone());
+        s.triggers_types = Some(types.join(","));
+        s.authentications_types = (!auth_names.is_empty()).then(|| auth_names.join(","));
+    })
+    .await?;
+    if was_paused {
+        ctx.event(
+            &so,
+            EventType::Normal,
+            events::SCALED_OBJECT_UNPAUSED,
+            "ScaledObject was unpaused".into(),
+        )
+        .await;
+    }
+    if !was_ready {
+        ctx.event(
+            &so,
+            EventType::Normal,
+            events::SCALED_OBJECT_READY,
+            "ScaledObject is ready for scaling".into(),
+        )
+        .await;
+    }
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+async fn start_loop(
+    ctx: &Arc<Ctx>,
+    so: &ScaledObject,
+    key: ObjectRef<ScaledObject>,
+    target: Target,
+    triggers: Vec<TriggerRuntime>,
+    generation: i64,
+) {
+    let running = ctx
+        .loops
+        .lock()
+        .ok()
+        .is_some_and(|l| l.get(&key).is_some_and(|h| h.generation == generation));
+    if running {
+        return;
+    }
+    ctx.stop_loop(&key);
+    let types: Vec<String> = triggers.iter().map(|t| t.type_.clone()).collect();
+    let state = Arc::new(LoopState {
+        target,
+        triggers,
+        last: Default::default(),
+    });
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let polling = Duration::from_secs(
+        u64::try_from(so.spec.polling_interval())
+            .unwrap_or(30)
+            .max(1),
+    );
+    if let Ok(mut l) = ctx.loops.lock() {
+        l.insert(
+            key.clone(),
+            LoopHandle {
+                generation,
+                cancel: cancel.clone(),
+                state: state.clone(),
+            },
+        );
+    }
+    scale_loop::spawn(ctx.clone(), key, state, polling, cancel);
+    ctx.event(
+        so,
+        EventType::Normal,
+        events::KEDA_SCALERS_STARTED,
+        "Started scalers watch".into(),
+    )
+    .await;
+    for t in types {
+        ctx.event(
+            so,
+            EventType::Normal,
+            events::KEDA_SCALERS_STARTED,
+            format!("Scaler {t} is built."),
+        )
+        .await;
+    }
+}
+
+async fn pause(
+    ctx: &Ctx,
+    so: &ScaledObject,
+    paused_replicas: Option<Result<i32, &str>>,
+) -> Result<Action, Error> {
+    let key = ObjectRef::from(so);
+    let replicas = match paused_replicas {
+        Some(Ok(n)) => Some(n),
+        Some(Err(raw)) => {
+            return check_failed(
+                ctx,
+                so,
+                format!(
+                    "annotation {}: {raw:?} is not a whole number of replicas",
+                    annotations::PAUSED_REPLICAS
+                ),
+            )
+            .await;
+        }
+        None => None,
+    };
+    ctx.stop_loop(&key);
+    delete_hpa(ctx, so).await?;
+    let mut kind = None;
+    if let Some(n) = replicas {
+        let ns = so.namespace().unwrap_or_default();
+        match ctx
+            .targets
+            .resolve(&ctx.client, &ns, &so.spec.scale_target_ref)
+            .await
+        {
+            Ok(t) => {
+                if let Err(e) = t.scale(&ctx.client, n).await {
+                    return check_failed(ctx, so, e.to_string()).await;
+                }
+                kind = Some(t.kind_string());
+            }
+            Err(e) => return check_failed(ctx, so, e.to_string()).await,
+        }
+    }
+    let was_paused = so
+        .condition(conditions::PAUSED)
+        .is_some_and(Condition::is_true);
+    ctx.update_status(&key, |s| {
+        let conds = s
+            .conditions
+            .get_or_insert_with(swell_api::status::initial_conditions);
+        set_condition(
+            conds,
+            cond(
+                conditions::PAUSED,
+                ConditionStatus::True,
+                pz::SCALED_OBJECT_PAUSED,
+                pz::SCALED_OBJECT_PAUSED_MESSAGE,
+            ),
+        );
+        s.paused_replica_count = replicas;
+        if kind.is_some() {
+            s.scale_target_kind.clone_from(&kind);
+        }
+    })
+    .await?;
+    if !was_paused {
+        ctx.event(
+            so,
+            EventType::Normal,
+            events::SCALED_OBJECT_PAUSED,
+            "ScaledObject was paused".into(),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}
+
+async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let key = ObjectRef::from(so.as_ref());
+    ctx.stop_loop(&key);
+    let original = so.status.as_ref().and_then(|s| s.original_replica_count);
+    if let (true, Some(n)) = (so.spec.restore_to_original_replica_count(), original) {
+        let ns = so.namespace().unwrap_or_default();
+        let restored = match ctx
+            .targets
+            .resolve(&ctx.client, &ns, &so.spec.scale_target_ref)
+            .await
+        {
+            Ok(t) => t.scale(&ctx.client, n).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = restored {
+            tracing::warn!(scaledobject = %key, error = %e, "restoring original replica count");
+        }
+    }
+    delete_hpa(&ctx, &so).await?;
+    ctx.event(
+        &so,
+        EventType::Warning,
+        events::SCALED_OBJECT_DELETED,
+        "ScaledObject was deleted".into(),
+    )
+    .await;
+    Ok(Action::await_change())
+}

@@ -1,0 +1,216 @@
+//! `swell operator`: the ScaledObject controller under leader election, plus HTTPS
+//! /metrics, /healthz and /readyz on every replica.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::routing::get;
+use kube::Client;
+use swell_controller::metrics::Metrics;
+use swell_controller::run::{Settings, run_scaledobjects};
+use tokio_util::sync::CancellationToken;
+
+use crate::serve::{self, MinTls};
+
+#[derive(clap::Args, Debug)]
+pub struct OperatorArgs {
+    /// Path to a kubeconfig; in-cluster configuration or $KUBECONFIG when unset.
+    #[arg(long, env = "SWELL_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Elect a leader through a Lease so that only one replica scales.
+    #[arg(long, env = "SWELL_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// The Lease's name.
+    #[arg(
+        long,
+        env = "SWELL_LEADER_ELECTION_ID",
+        default_value = "swell-operator"
+    )]
+    leader_election_id: String,
+    /// The Lease's namespace (the pod's namespace in a cluster).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "keda")]
+    namespace: String,
+    /// This replica's identity in the Lease.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Lease duration in seconds; a new leader takes over at most this long after the old one dies.
+    #[arg(long, env = "SWELL_LEASE_DURATION", default_value_t = 15)]
+    lease_duration: u64,
+    /// Where ClusterTriggerAuthentication secrets live (KEDA_CLUSTER_OBJECT_NAMESPACE).
+    #[arg(long, env = "KEDA_CLUSTER_OBJECT_NAMESPACE")]
+    cluster_object_namespace: Option<String>,
+    /// Address for HTTPS /metrics, /healthz, /readyz.
+    #[arg(
+        long,
+        env = "SWELL_METRICS_BIND_ADDRESS",
+        default_value = "0.0.0.0:8080"
+    )]
+    metrics_bind_address: SocketAddr,
+    /// Minimum TLS version on Swell's ports.
+    #[arg(
+        long,
+        env = "SWELL_MIN_TLS_VERSION",
+        value_enum,
+        default_value = "TLS12"
+    )]
+    min_tls_version: MinTls,
+    /// Watch only this namespace (KEDA's WATCH_NAMESPACE); all namespaces when unset.
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+    /// ScaledObjects reconciled at once.
+    #[arg(
+        long,
+        env = "KEDA_SCALEDOBJECT_CTRL_MAX_RECONCILES",
+        default_value_t = 5
+    )]
+    max_reconciles: u16,
+}
+
+async fn client(path: Option<&PathBuf>) -> anyhow::Result<Client> {
+    let config = match path {
+        Some(p) => {
+            let kc = kube::config::Kubeconfig::read_from(p)
+                .with_context(|| format!("reading kubeconfig {}", p.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .context("loading kubeconfig")?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig and not running in a cluster")?,
+    };
+    Client::try_from(config).context("building the Kubernetes client")
+}
+
+pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
+    let client = client(args.kubeconfig.as_ref()).await?;
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("swell-{}", std::process::id()));
+    let metrics = Arc::new(Metrics::new());
+    let shutdown = CancellationToken::new();
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let (certs, key) = serve::self_signed(vec!["localhost".into()])?;
+    let tls = serve::server_config(certs, key, args.min_tls_version)?;
+    let m = metrics.clone();
+    let r = ready.clone();
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    m.encode(),
+                )
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                if r.load(Ordering::Relaxed) {
+                    (axum::http::StatusCode::OK, "ok")
+                } else {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting")
+                }
+            }),
+        );
+    let server = tokio::spawn(serve::serve(
+        args.metrics_bind_address,
+        tls,
+        router,
+        shutdown.clone(),
+    ));
+
+    let sig = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        sig.cancel();
+    });
+
+    let settings = Settings {
+        cluster_namespace: args
+            .cluster_object_namespace
+            .clone()
+            .unwrap_or_else(|| args.namespace.clone()),
+        instance: identity.clone(),
+        concurrency: args.max_reconciles,
+        watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
+    };
+    ready.store(true, Ordering::Relaxed);
+    if args.leader_elect {
+        let lease =
+            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.leader_election_id)
+                .with_namespace(&args.namespace)
+                .with_identity(&identity)
+                .with_duration(args.lease_duration)
+                .with_grace(args.lease_duration.div_ceil(3).max(1))
+                .build()
+                .await
+                .with_context(|| {
+                    format!(
+                        "setting up Lease {}/{}",
+                        args.namespace, args.leader_election_id
+                    )
+                })?;
+        let (mut leader, lease_task) = lease.watch().await;
+        tracing::info!(identity, lease = %args.leader_election_id, "waiting for leadership");
+        loop {
+            if *leader.borrow_and_update() {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                changed = leader.changed() => changed.context("lease manager stopped")?,
+            }
+        }
+        tracing::info!(identity, "became leader");
+        let stop = shutdown.child_token();
+        let controllers = tokio::spawn(run_scaledobjects(
+            client.clone(),
+            metrics.clone(),
+            settings,
+            stop.clone(),
+        ));
+        // Losing the lease ends the process, as controller-runtime does: a replica that
+        // might still be scaling must not keep running beside the new leader.
+        let lost = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break false,
+                changed = leader.changed() => {
+                    if changed.is_err() || !*leader.borrow_and_update() {
+                        break true;
+                    }
+                }
+            }
+        };
+        stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
+        drop(leader);
+        let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+        if lost {
+            anyhow::bail!(
+                "lost leadership of Lease {}/{}",
+                args.namespace,
+                args.leader_election_id
+            );
+        }
+    } else {
+        run_scaledobjects(client.clone(), metrics.clone(), settings, shutdown.clone()).await;
+    }
+    shutdown.cancel();
+    let _ = server.await;
+    Ok(())
+}

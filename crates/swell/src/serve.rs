@@ -1,0 +1,88 @@
+//! HTTPS serving for Swell's ports: a self-signed certificate made at start-up unless one
+//! is supplied, and an axum router on each accepted connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_util::sync::CancellationToken;
+
+/// The oldest TLS version a port accepts.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum MinTls {
+    #[value(name = "TLS12", alias = "1.2")]
+    Tls12,
+    #[value(name = "TLS13", alias = "1.3")]
+    Tls13,
+}
+
+/// A self-signed certificate for the given DNS names.
+pub fn self_signed(
+    names: Vec<String>,
+) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let key = rcgen::KeyPair::generate().context("generating a key")?;
+    let cert = rcgen::CertificateParams::new(names)
+        .context("certificate names")?
+        .self_signed(&key)
+        .context("self-signing")?;
+    let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes())
+        .context("encoding the key")?;
+    Ok((vec![cert.der().clone()], key))
+}
+
+pub fn server_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    min: MinTls,
+) -> anyhow::Result<rustls::ServerConfig> {
+    let versions: &[&rustls::SupportedProtocolVersion] = match min {
+        MinTls::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        MinTls::Tls13 => &[&rustls::version::TLS13],
+    };
+    let mut cfg = rustls::ServerConfig::builder_with_protocol_versions(versions)
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("building the TLS configuration")?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// Serves `router` over TLS on `addr` until `shutdown` fires.
+pub async fn serve(
+    addr: SocketAddr,
+    tls: rustls::ServerConfig,
+    router: axum::Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    tracing::info!(%addr, "serving HTTPS");
+    loop {
+        let (tcp, _) = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept");
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(router);
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), svc)
+                .await;
+        });
+    }
+}
