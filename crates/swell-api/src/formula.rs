@@ -141,4 +141,21 @@ mod tests {
             assert_eq!(free_variables(formula), *want, "{formula}");
         }
     }
+
+    #[test]
+    fn odd_input_does_not_panic() {
+        for formula in [
+            "'unterminated",
+            "\"\\é\" + é + x",
+            "1e",
+            "0x",
+            "a ?",
+            "((",
+            "🙂 + y",
+            "`raw\\`",
+        ] {
+            let _ = free_variables(formula);
+        }
+        assert_eq!(free_variables("é + x"), ["x"]);
+    }
 }

@@ -8,10 +8,12 @@
 
 mod aws;
 mod cluster;
+mod operator;
 mod wait;
 
 pub use aws::{Aws, AwsKeys, allow, trust};
 pub use cluster::{Cluster, TestNamespace};
+pub use operator::{MetricServer, Operator, Reply};
 pub use wait::{Seen, wait_until};
 
 use std::path::PathBuf;

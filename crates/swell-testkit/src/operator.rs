@@ -1,0 +1,199 @@
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::Cluster;
+
+static CRDS: OnceLock<()> = OnceLock::new();
+
+impl Cluster {
+    /// Installs Swell's CRDs (from `swell crds`) once per process; idempotent across runs.
+    pub fn install_crds(&self, swell: &Path) {
+        CRDS.get_or_init(|| {
+            let crds = Command::new(swell)
+                .arg("crds")
+                .output()
+                .unwrap_or_else(|e| panic!("running swell crds: {e}"));
+            assert!(
+                crds.status.success(),
+                "swell crds: {}",
+                String::from_utf8_lossy(&crds.stderr)
+            );
+            let mut apply = self
+                .kubectl()
+                .args(["apply", "--server-side", "--force-conflicts", "-f", "-"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("kubectl: {e}"));
+            if let Some(mut stdin) = apply.stdin.take() {
+                use std::io::Write as _;
+                let _ = stdin.write_all(&crds.stdout);
+            }
+            let status = apply.wait().unwrap_or_else(|e| panic!("kubectl: {e}"));
+            assert!(status.success(), "applying CRDs failed");
+            let wait = self
+                .kubectl()
+                .args([
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=60s",
+                    "crd/scaledobjects.keda.sh",
+                    "crd/triggerauthentications.keda.sh",
+                ])
+                .output()
+                .unwrap_or_else(|e| panic!("kubectl wait: {e}"));
+            assert!(
+                wait.status.success(),
+                "CRDs not established: {}",
+                String::from_utf8_lossy(&wait.stderr)
+            );
+        });
+    }
+}
+
+/// A `swell operator` process, killed when dropped. Its log is kept in the cluster's
+/// state directory and its tail is printed if the test fails.
+pub struct Operator {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Starts `swell operator` watching `namespace`, with extra arguments.
+    pub fn start(
+        cluster: &Cluster,
+        swell: &Path,
+        namespace: &str,
+        kubeconfig: Option<&Path>,
+        extra: &[&str],
+    ) -> Operator {
+        let log = cluster.dir.join(format!(
+            "operator-{namespace}-{}.log",
+            crate::unique_suffix()
+        ));
+        let file = std::fs::File::create(&log)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
+        let err = file.try_clone().unwrap_or_else(|e| panic!("log file: {e}"));
+        let child = Command::new(swell)
+            .args([
+                "--log-level",
+                "info,swell=debug,swell_controller=debug",
+                "operator",
+                "--watch-namespace",
+                namespace,
+            ])
+            .arg("--kubeconfig")
+            .arg(kubeconfig.unwrap_or(&cluster.kubeconfig))
+            .args([
+                "--metrics-bind-address",
+                "127.0.0.1:0",
+                "--namespace",
+                namespace,
+            ])
+            .args(extra)
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", swell.display()));
+        Operator { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("--- last lines of {} ---", self.log.display());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+/// What a [`MetricServer`] answers.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    Value(f64),
+    Fail(u16),
+}
+
+/// A tiny HTTP server on 127.0.0.1 answering `{"value": N}` for the `metrics-api` scaler.
+pub struct MetricServer {
+    pub url: String,
+    reply: Arc<Mutex<Reply>>,
+    requests: Arc<Mutex<u64>>,
+}
+
+impl MetricServer {
+    pub async fn start(initial: f64) -> MetricServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let reply = Arc::new(Mutex::new(Reply::Value(initial)));
+        let requests = Arc::new(Mutex::new(0u64));
+        let (r, n) = (reply.clone(), requests.clone());
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let (r, n) = (r.clone(), n.clone());
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    let _ = tcp.read(&mut buf).await;
+                    if let Ok(mut n) = n.lock() {
+                        *n += 1;
+                    }
+                    let reply = r.lock().map(|g| g.clone()).unwrap_or(Reply::Fail(500));
+                    let (status, body) = match reply {
+                        Reply::Value(v) => (200, format!("{{\"value\": {v}}}")),
+                        Reply::Fail(code) => (code, "{\"error\": \"down\"}".to_string()),
+                    };
+                    let resp = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tcp.write_all(resp.as_bytes()).await;
+                    let _ = tcp.shutdown().await;
+                });
+            }
+        });
+        MetricServer {
+            url: format!("http://127.0.0.1:{port}/metric"),
+            reply,
+            requests,
+        }
+    }
+
+    pub fn set(&self, reply: Reply) {
+        if let Ok(mut r) = self.reply.lock() {
+            *r = reply;
+        }
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.lock().map(|n| *n).unwrap_or_default()
+    }
+}

@@ -1,0 +1,680 @@
+//! `swell operator` against the real local control plane: each test runs its own operator
+//! process watching only its own namespace.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Event;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use swell_api::ScaledObject;
+use swell_testkit::{Cluster, MetricServer, Operator, Reply, TestNamespace, wait_until};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn swell() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_swell"))
+}
+
+fn cluster() -> &'static Cluster {
+    let c = Cluster::shared();
+    c.install_crds(swell());
+    c
+}
+
+fn deployment(name: &str, replicas: i32) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, labels: {{app: {name}}}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec: {{containers: [{{name: nginx, image: nginx}}]}}
+"#
+    )
+}
+
+/// A ScaledObject with one metrics-api trigger reading `url`; `extra` is spliced into spec.
+fn scaled_object(name: &str, target: &str, url: &str, extra: &str) -> String {
+    format!(
+        r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: {name}}}
+spec:
+  scaleTargetRef: {{name: {target}}}
+  pollingInterval: 1
+  cooldownPeriod: 2
+  maxReplicaCount: 5
+{extra}
+  triggers:
+  - type: metrics-api
+    metadata: {{url: "{url}", valueLocation: value, targetValue: "2", activationTargetValue: "3"}}
+"#
+    )
+}
+
+async fn replicas(ns: &TestNamespace, name: &str) -> Result<i32, String> {
+    let d = ns
+        .api::<Deployment>()
+        .get(name)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(d.spec.and_then(|s| s.replicas).unwrap_or(-1))
+}
+
+async fn wait_replicas(ns: &TestNamespace, name: &str, want: i32) {
+    wait_until(
+        &format!("deployment {name} to have {want} replicas"),
+        WAIT,
+        || async {
+            match replicas(ns, name).await? {
+                n if n == want => Ok(()),
+                n => Err(format!("replicas={n}")),
+            }
+        },
+    )
+    .await;
+}
+
+async fn so(ns: &TestNamespace, name: &str) -> ScaledObject {
+    ns.api::<ScaledObject>().get(name).await.unwrap()
+}
+
+fn condition(so: &ScaledObject, type_: &str) -> String {
+    so.condition(type_)
+        .map(|c| {
+            format!(
+                "{}/{}/{}",
+                c.status.as_str(),
+                c.reason.clone().unwrap_or_default(),
+                c.message.clone().unwrap_or_default()
+            )
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_condition(ns: &TestNamespace, name: &str, type_: &str, prefix: &str) -> String {
+    wait_until(
+        &format!("{name} condition {type_} to start with {prefix}"),
+        WAIT,
+        || async {
+            let c = condition(&so(ns, name).await, type_);
+            if c.starts_with(prefix) { Ok(c) } else { Err(c) }
+        },
+    )
+    .await
+}
+
+async fn event_notes(ns: &TestNamespace, reason: &str) -> Vec<String> {
+    let events: Api<Event> = ns.api();
+    let list = events
+        .list(&ListParams::default().fields(&format!("reason={reason}")))
+        .await
+        .unwrap();
+    list.items.into_iter().filter_map(|e| e.message).collect()
+}
+
+async fn wait_event(ns: &TestNamespace, reason: &str, contains: &str) -> String {
+    wait_until(
+        &format!("a {reason} event containing {contains:?}"),
+        WAIT,
+        || async {
+            let notes = event_notes(ns, reason).await;
+            notes
+                .iter()
+                .find(|n| n.contains(contains))
+                .cloned()
+                .ok_or(format!("{notes:?}"))
+        },
+    )
+    .await
+}
+
+async fn annotate(ns: &TestNamespace, name: &str, key: &str, value: Option<&str>) {
+    let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
+    ns.api::<ScaledObject>()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn activation_hpa_and_deactivation_after_cooldown() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("op-activate", |ns| async move {
+            let source = MetricServer::start(0.0).await;
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(cluster, &scaled_object("app", "app", &source.url, ""))
+                .unwrap();
+            let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+
+            wait_condition(&ns, "app", "Ready", "True/ScaledObjectReady").await;
+            wait_condition(&ns, "app", "Active", "False/ScalerNotActive").await;
+            assert_eq!(
+                replicas(&ns, "app").await,
+                Ok(0),
+                "inactive source must not activate"
+            );
+
+            let hpa = ns
+                .api::<HorizontalPodAutoscaler>()
+                .get("keda-hpa-app")
+                .await
+                .unwrap();
+            let spec = hpa.spec;
+            assert_eq!((spec.min_replicas, spec.max_replicas), (Some(1), 5));
+            let metric = spec.metrics.unwrap()[0].external.clone().unwrap();
+            assert_eq!(metric.metric.name, "s0-metric-api-value");
+            assert_eq!(
+                hpa.metadata.owner_references.unwrap()[0].kind,
+                "ScaledObject"
+            );
+            let s = so(&ns, "app").await.status.unwrap();
+            assert_eq!(
+                s.external_metric_names,
+                Some(vec!["s0-metric-api-value".to_string()])
+            );
+            assert_eq!(s.scale_target_kind.as_deref(), Some("apps/v1.Deployment"));
+            assert_eq!(s.hpa_name.as_deref(), Some("keda-hpa-app"));
+            assert_eq!(s.original_replica_count, Some(0));
+
+            source.set(Reply::Value(10.0));
+            wait_replicas(&ns, "app", 1).await;
+            let note = wait_event(&ns, "KEDAScaleTargetActivated", "from 0 to 1").await;
+            assert!(
+                note.starts_with(&format!(
+                    "Scaled apps/v1.Deployment {}/app from 0 to 1",
+                    ns.name
+                )),
+                "{note}"
+            );
+            wait_condition(&ns, "app", "Active", "True/ScalerActive").await;
+            assert!(
+                so(&ns, "app")
+                    .await
+                    .status
+                    .unwrap()
+                    .last_active_time
+                    .is_some()
+            );
+
+            source.set(Reply::Value(0.0));
+            wait_replicas(&ns, "app", 0).await;
+            wait_event(&ns, "KEDAScaleTargetDeactivated", "from 1 to 0").await;
+        })
+        .await;
+}
+
+#[tokio::test]
+// KEDA documents idleReplicaCount 0 as the only working value: with idle ≥ 1 the HPA
+// (minReplicas = min) raises the target itself.
+async fn idle_replicas_and_minimum() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("op-idle", |ns| async move {
+            let source = MetricServer::start(0.0).await;
+            ns.apply(cluster, &deployment("app", 3)).unwrap();
+            ns.apply(
+                cluster,
+                &scaled_object(
+                    "app",
+                    "app",
+                    &source.url,
+                    "  idleReplicaCount: 0\n  minReplicaCount: 2",
+                ),
+            )
+            .unwrap();
+            let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_replicas(&ns, "app", 0).await;
+            wait_event(&ns, "KEDAScaleTargetDeactivated", "from 3 to 0").await;
+            source.set(Reply::Value(10.0));
+            wait_replicas(&ns, "app", 2).await;
+            wait_event(&ns, "KEDAScaleTargetActivated", "from 0 to 2").await;
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn pause_and_unpause() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("op-pause", |ns| async move {
+            let source = MetricServer::start(10.0).await;
+            ns.apply(cluster, &deployment("app", 1)).unwrap();
+            ns.apply(cluster, &scaled_object("app", "app", &source.url, ""))
+                .unwrap();
+            let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_condition(&ns, "app", "Ready", "True").await;
+            let hpas = ns.api::<HorizontalPodAutoscaler>();
+
+            annotate(&ns, "app", "autoscaling.keda.sh/paused-replicas", Some("3")).await;
+            wait_replicas(&ns, "app", 3).await;
+            wait_condition(&ns, "app", "Paused", "True/ScaledObjectPaused").await;
+            assert_eq!(
+                so(&ns, "app").await.status.unwrap().paused_replica_count,
+                Some(3)
+            );
+            wait_until("the HPA to be deleted while paused", WAIT, || async {
+                match hpas
+                    .get_opt("keda-hpa-app")
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    None => Ok(()),
+                    Some(_) => Err("HPA still exists".into()),
+                }
+            })
+            .await;
+            // While paused an inactive source scales nothing down.
+            source.set(Reply::Value(0.0));
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            assert_eq!(replicas(&ns, "app").await, Ok(3));
+
+            annotate(&ns, "app", "autoscaling.keda.sh/paused-replicas", None).await;
+            wait_condition(&ns, "app", "Paused", "False/ScaledObjectUnpaused").await;
+            wait_until("the HPA to come back", WAIT, || async {
+                hpas.get_opt("keda-hpa-app")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map(|_| ())
+                    .ok_or("no HPA".to_string())
+            })
+            .await;
+            assert_eq!(
+                so(&ns, "app").await.status.unwrap().paused_replica_count,
+                None
+            );
+            wait_replicas(&ns, "app", 0).await;
+            wait_event(&ns, "ScaledObjectPaused", "").await;
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn failing_source_holds_replicas_and_reports_fallback() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("op-fallback", |ns| async move {
+            let source = MetricServer::start(10.0).await;
+            let failing = MetricServer::start(10.0).await;
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(cluster, &deployment("plain", 0)).unwrap();
+            ns.apply(
+                cluster,
+                &scaled_object(
+                    "app",
+                    "app",
+                    &source.url,
+                    "  fallback: {failureThreshold: 2, replicas: 4}",
+                ),
+            )
+            .unwrap();
+            ns.apply(cluster, &scaled_object("plain", "plain", &failing.url, ""))
+                .unwrap();
+            let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_replicas(&ns, "app", 1).await;
+            wait_replicas(&ns, "plain", 1).await;
+
+            source.set(Reply::Fail(503));
+            failing.set(Reply::Fail(500));
+            wait_condition(&ns, "app", "Fallback", "True/FallbackExists").await;
+            let health = so(&ns, "app").await.status.unwrap().health.unwrap();
+            let h = &health["s0-metric-api-value"];
+            assert!(h.number_of_failures.unwrap_or(0) > 2, "{h:?}");
+            assert_eq!(h.status.as_ref().map(|s| s.as_str()), Some("Failing"));
+            let ready = wait_condition(&ns, "plain", "Ready", "False/TriggerError").await;
+            assert!(
+                ready.contains("500"),
+                "the error names what failed: {ready}"
+            );
+            wait_event(&ns, "KEDAScalerFailed", "returned 500").await;
+            // Well past the cooldown, neither workload was scaled to zero.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            assert_eq!(replicas(&ns, "app").await, Ok(1));
+            assert_eq!(replicas(&ns, "plain").await, Ok(1));
+
+            source.set(Reply::Value(10.0));
+            wait_condition(&ns, "app", "Fallback", "False/NoFallbackFound").await;
+            let health = so(&ns, "app").await.status.unwrap().health.unwrap();
+            assert_eq!(health["s0-metric-api-value"].number_of_failures, Some(0));
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn restores_original_replicas_on_delete() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("op-restore", |ns| async move {
+            let source = MetricServer::start(0.0).await;
+            ns.apply(cluster, &deployment("app", 3)).unwrap();
+            ns.apply(
+                cluster,
+                &scaled_object(
+                    "app",
+                    "app",
+                    &source.url,
+                    "  advanced: {restoreToOriginalReplicaCount: true}",
+                ),
+            )
+            .unwrap();
+            let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_replicas(&ns, "app", 0).await;
+            assert_eq!(
+                so(&ns, "app").await.status.unwrap().original_replica_count,
+                Some(3)
+            );
+            assert!(
+                so(&ns, "app")
+                    .await
+                    .metadata
+                    .finalizers
+                    .unwrap_or_default()
+                    .contains(&"finalizer.keda.sh".to_string())
+            );
+            ns.api::<ScaledObject>()
+                .delete("app", &Default::default())
+                .await
+                .unwrap();
+            wait_replicas(&ns, "app", 3).await;
+            let sos = ns.api::<ScaledObject>();
+            wait_until("the ScaledObject and its HPA to be gone", WAIT, || async {
+                let so = sos.get_opt("app").await.map_err(|e| e.to_string())?;
+                let hpa = ns
+                    .api::<HorizontalPodAutoscaler>()
+                    .get_opt("keda-hpa-app")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if so.is_none() && hpa.is_none() {
+                    Ok(())
+                } else {
+                    Err(format!("so={} hpa={}", so.is_some(), hpa.is_some()))
+                }
+            })
+            .await;
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn statefulset_and_custom_resource_targets() {
+    let cluster = cluster();
+    ns_crd(cluster);
+    cluster
+        .with_namespace("op-targets", |ns| async move {
+            let source = MetricServer::start(10.0).await;
+            ns.apply(
+                cluster,
+                r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 0
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: c, image: postgres}]}
+---
+apiVersion: test.swell.dev/v1
+kind: Widget
+metadata: {name: w}
+spec: {replicas: 0}
+"#,
+            )
+            .unwrap();
+            let sts = scaled_object("db", "db", &source.url, "").replace(
+                "scaleTargetRef: {name: db}",
+                "scaleTargetRef: {apiVersion: apps/v1, kind: StatefulSet, name: db}",
+            );
+            let widget = scaled_object("w", "w", &source.url, "").replace(
+                "scaleTargetRef: {name: w}",
+                "scaleTargetRef: {apiVersion: test.swell.dev/v1, kind: Widget, name: w}",
+            );
+            ns.apply(cluster, &sts).unwrap();
+            ns.apply(cluster, &widget).unwrap();
+            let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_event(
+                &ns,
+                "KEDAScaleTargetActivated",
+                &format!("Scaled apps/v1.StatefulSet {}/db from 0 to 1", ns.name),
+            )
+            .await;
+            wait_event(
+                &ns,
+                "KEDAScaleTargetActivated",
+                &format!("Scaled test.swell.dev/v1.Widget {}/w from 0 to 1", ns.name),
+            )
+            .await;
+            let s = so(&ns, "w").await.status.unwrap();
+            assert_eq!(
+                s.scale_target_gvkr.map(|g| g.resource),
+                Some("widgets".to_string())
+            );
+            let out = cluster
+                .kubectl()
+                .args([
+                    "-n",
+                    &ns.name,
+                    "get",
+                    "widget",
+                    "w",
+                    "-o",
+                    "jsonpath={.spec.replicas}",
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "1");
+        })
+        .await;
+}
+
+/// A CRD with a /scale subresource, for custom-resource targets.
+fn ns_crd(cluster: &Cluster) {
+    let crd = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.test.swell.dev}
+spec:
+  group: test.swell.dev
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {replicas: {type: integer}}}
+          status: {type: object, properties: {replicas: {type: integer}}}
+"#;
+    let mut c = cluster
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    c.stdin.take().unwrap().write_all(crd.as_bytes()).unwrap();
+    assert!(c.wait().unwrap().success());
+    let ok = cluster
+        .kubectl()
+        .args([
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/widgets.test.swell.dev",
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[tokio::test]
+async fn missing_trigger_authentication_is_named() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("op-noauth", |ns| async move {
+            let source = MetricServer::start(10.0).await;
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            let so_yaml = scaled_object("app", "app", &source.url, "").replace(
+                "activationTargetValue: \"3\"}",
+                "activationTargetValue: \"3\"}\n    authenticationRef: {name: keda-trigger-auth-missing}",
+            );
+            ns.apply(cluster, &so_yaml).unwrap();
+            let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            let c = wait_condition(&ns, "app", "Ready", "False/ScaledObjectCheckFailed").await;
+            assert!(c.contains("TriggerAuthentication \"keda-trigger-auth-missing\" not found"), "{c}");
+            wait_event(&ns, "ScaledObjectCheckFailed", "keda-trigger-auth-missing").await;
+            assert_eq!(replicas(&ns, "app").await, Ok(0));
+
+            // Creating it later heals the ScaledObject without touching the spec.
+            ns.apply(cluster, "apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {name: keda-trigger-auth-missing}\nspec: {}\n").unwrap();
+            wait_condition(&ns, "app", "Ready", "True").await;
+            wait_replicas(&ns, "app", 1).await;
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn invalid_specs_are_reported_with_the_field() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("op-invalid", |ns| async move {
+            let source = MetricServer::start(10.0).await;
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            // The CRD's own validation refuses min > max before Swell sees it.
+            let err = ns
+                .apply(
+                    cluster,
+                    &scaled_object("bounds", "app", &source.url, "  minReplicaCount: 9"),
+                )
+                .expect_err("min > max is refused");
+            let err = err.to_string();
+            assert!(
+                err.contains("minReplicaCount must be less than or equal to maxReplicaCount"),
+                "{err}"
+            );
+
+            let unknown = scaled_object("unknown", "app", &source.url, "")
+                .replace("type: metrics-api", "type: no-such-scaler");
+            let bad_meta = scaled_object("badmeta", "app", &source.url, "")
+                .replace("targetValue: \"2\"", "targetValue: \"lots\"");
+            let idle = scaled_object(
+                "idle",
+                "app",
+                &source.url,
+                "  idleReplicaCount: 3\n  minReplicaCount: 2",
+            );
+            let good = scaled_object("good", "app2", &source.url, "");
+            ns.apply(cluster, &deployment("app2", 0)).unwrap();
+            for y in [&unknown, &bad_meta, &idle, &good] {
+                ns.apply(cluster, y).unwrap();
+            }
+            let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            let c = wait_condition(&ns, "unknown", "Ready", "False/ScaledObjectCheckFailed").await;
+            assert!(c.contains("unknown trigger type \"no-such-scaler\""), "{c}");
+            let c = wait_condition(&ns, "badmeta", "Ready", "False/ScaledObjectCheckFailed").await;
+            assert!(
+                c.contains("triggers[0].metadata.targetValue: \"lots\" is not a number"),
+                "{c}"
+            );
+            let c = wait_condition(&ns, "idle", "Ready", "False/ScaledObjectCheckFailed").await;
+            assert!(c.contains("idleReplicaCount"), "{c}");
+            // The broken ones disturb nothing else.
+            wait_replicas(&ns, "app2", 1).await;
+            assert_eq!(replicas(&ns, "app").await, Ok(0));
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn leader_hand_over_between_two_operators() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("op-leader", |ns| async move {
+            let source = MetricServer::start(0.0).await;
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(cluster, &scaled_object("app", "app", &source.url, ""))
+                .unwrap();
+            let args = ["--leader-elect=true", "--lease-duration", "4"];
+            let mut a = Operator::start(
+                cluster,
+                swell(),
+                &ns.name,
+                None,
+                &[&args[..], &["--identity", "a"]].concat(),
+            );
+            let mut b = Operator::start(
+                cluster,
+                swell(),
+                &ns.name,
+                None,
+                &[&args[..], &["--identity", "b"]].concat(),
+            );
+            let holder = || async {
+                let out = cluster
+                    .kubectl()
+                    .args([
+                        "-n",
+                        &ns.name,
+                        "get",
+                        "lease",
+                        "swell-operator",
+                        "-o",
+                        "jsonpath={.spec.holderIdentity}",
+                    ])
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                let h = String::from_utf8_lossy(&out.stdout).to_string();
+                if h == "a" || h == "b" {
+                    Ok(h)
+                } else {
+                    Err(format!("holder={h:?}"))
+                }
+            };
+            let first = wait_until("a leader to hold the Lease", WAIT, holder).await;
+            wait_condition(&ns, "app", "Ready", "True").await;
+            // Only the leader logs reconciles.
+            let (leader, follower) = if first == "a" {
+                (&mut a, &mut b)
+            } else {
+                (&mut b, &mut a)
+            };
+            assert!(follower.log_text().contains("waiting for leadership"));
+            assert!(!follower.log_text().contains("became leader"));
+            leader.kill();
+            let second = wait_until("the other operator to take the Lease", WAIT, || async {
+                let h = holder().await?;
+                if h != first {
+                    Ok(h)
+                } else {
+                    Err(format!("still {h}"))
+                }
+            })
+            .await;
+            assert_ne!(first, second);
+            assert!(follower.running());
+            // The new leader scales.
+            source.set(Reply::Value(10.0));
+            wait_replicas(&ns, "app", 1).await;
+            assert!(follower.log_text().contains("became leader"));
+        })
+        .await;
+}
