@@ -115,6 +115,19 @@ impl Operator {
         let _ = self.child.wait();
     }
 
+    /// The HTTPS address the operator logged for /metrics and health.
+    pub fn metrics_addr(&self) -> Option<String> {
+        let text = self.log_text();
+        let line = text.lines().find(|l| l.contains("serving HTTPS"))?;
+        let i = line.find("addr=")?;
+        let rest = &line[i + 5..];
+        Some(
+            rest.split(|c: char| c.is_whitespace() || c == '\u{1b}')
+                .next()?
+                .to_string(),
+        )
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -146,6 +159,7 @@ pub struct MetricServer {
     pub url: String,
     reply: Arc<Mutex<Reply>>,
     requests: Arc<Mutex<u64>>,
+    bearer: Arc<Mutex<Option<String>>>,
 }
 
 impl MetricServer {
@@ -156,17 +170,27 @@ impl MetricServer {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let reply = Arc::new(Mutex::new(Reply::Value(initial)));
         let requests = Arc::new(Mutex::new(0u64));
-        let (r, n) = (reply.clone(), requests.clone());
+        let bearer: Arc<Mutex<Option<String>>> = Arc::default();
+        let (r, n, b) = (reply.clone(), requests.clone(), bearer.clone());
         tokio::spawn(async move {
             while let Ok((mut tcp, _)) = listener.accept().await {
-                let (r, n) = (r.clone(), n.clone());
+                let (r, n, b) = (r.clone(), n.clone(), b.clone());
                 tokio::spawn(async move {
-                    let mut buf = [0u8; 2048];
-                    let _ = tcp.read(&mut buf).await;
+                    let mut buf = [0u8; 4096];
+                    let len = tcp.read(&mut buf).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..len]).to_ascii_lowercase();
                     if let Ok(mut n) = n.lock() {
                         *n += 1;
                     }
-                    let reply = r.lock().map(|g| g.clone()).unwrap_or(Reply::Fail(500));
+                    let want = b.lock().ok().and_then(|g| g.clone());
+                    let authorized = want.is_none_or(|t| {
+                        head.contains(&format!("authorization: bearer {}", t.to_ascii_lowercase()))
+                    });
+                    let reply = if authorized {
+                        r.lock().map(|g| g.clone()).unwrap_or(Reply::Fail(500))
+                    } else {
+                        Reply::Fail(401)
+                    };
                     let (status, body) = match reply {
                         Reply::Value(v) => (200, format!("{{\"value\": {v}}}")),
                         Reply::Fail(code) => (code, "{\"error\": \"down\"}".to_string()),
@@ -184,6 +208,14 @@ impl MetricServer {
             url: format!("http://127.0.0.1:{port}/metric"),
             reply,
             requests,
+            bearer,
+        }
+    }
+
+    /// From now on, answer 401 unless `Authorization: Bearer <token>` is sent.
+    pub fn require_bearer(&self, token: &str) {
+        if let Ok(mut b) = self.bearer.lock() {
+            *b = Some(token.to_string());
         }
     }
 

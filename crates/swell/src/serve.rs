@@ -61,6 +61,7 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding {addr}"))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let addr = listener.local_addr().unwrap_or(addr);
     tracing::info!(%addr, "serving HTTPS");
     loop {
         let (tcp, _) = tokio::select! {

@@ -1,0 +1,269 @@
+//! Trigger inputs end to end: TriggerAuthentication sources, `…FromEnv`, and the built-in
+//! scalers other than metrics-api (kubernetes-workload, cron, cpu/memory), plus /metrics.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use swell_testkit::{MetricServer, Operator, Reply};
+
+#[tokio::test]
+async fn trigger_authentication_and_env_feed_the_scaler() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("trg-auth", |ns| async move {
+            let source = MetricServer::start(10.0).await;
+            source.require_bearer("s3cr3t-t0ken");
+            ns.apply(
+                cluster,
+                &format!(
+                    r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: api-token}}
+stringData: {{token: s3cr3t-t0ken}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: api-mode}}
+data: {{mode: bearer}}
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: {{name: api-auth}}
+spec:
+  secretTargetRef: [{{parameter: token, name: api-token, key: token}}]
+  configMapTargetRef: [{{parameter: authMode, name: api-mode, key: mode}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app}}
+spec:
+  replicas: 0
+  selector: {{matchLabels: {{app: app}}}}
+  template:
+    metadata: {{labels: {{app: app}}}}
+    spec:
+      containers:
+      - name: main
+        image: nginx
+        env: [{{name: METRIC_URL, value: "{url}"}}]
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app}}
+spec:
+  scaleTargetRef: {{name: app}}
+  pollingInterval: 1
+  cooldownPeriod: 2
+  triggers:
+  - type: metrics-api
+    metadata: {{urlFromEnv: METRIC_URL, valueLocation: value, targetValue: "2", activationTargetValue: "3"}}
+    authenticationRef: {{name: api-auth}}
+"#,
+                    url = source.url
+                ),
+            )
+            .unwrap();
+            let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_replicas(&ns, "app", 1).await;
+            wait_condition(&ns, "app", "Ready", "True").await;
+            let s = so(&ns, "app").await.status.unwrap();
+            assert_eq!(s.authentications_types.as_deref(), Some("api-auth"));
+            // The secret never reaches status, events or logs.
+            let status_text = serde_json::to_string(&s).unwrap();
+            assert!(!status_text.contains("s3cr3t"), "{status_text}");
+            let notes = event_notes(&ns, "KEDAScalerFailed").await.join("\n") + &event_notes(&ns, "KEDAScaleTargetActivated").await.join("\n");
+            assert!(!notes.contains("s3cr3t"));
+            assert!(!op.log_text().contains("s3cr3t"));
+
+            // A wrong token shows up as a scaler failure that names the endpoint, not the token.
+            source.require_bearer("another");
+            let c = wait_condition(&ns, "app", "Ready", "False/TriggerError").await;
+            assert!(c.contains("401"), "{c}");
+            assert!(!c.contains("s3cr3t"), "{c}");
+            assert_eq!(replicas(&ns, "app").await, Ok(1), "errors never scale to zero");
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn kubernetes_workload_scaler_counts_pods() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("trg-workload", |ns| async move {
+            ns.apply(cluster, &deployment("workers", 3)).unwrap();
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(
+                cluster,
+                r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: app}
+spec:
+  scaleTargetRef: {name: app}
+  pollingInterval: 1
+  cooldownPeriod: 2
+  triggers:
+  - type: kubernetes-workload
+    metadata: {podSelector: app=workers, value: "1", activationValue: "2"}
+"#,
+            )
+            .unwrap();
+            let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_replicas(&ns, "app", 1).await;
+            let s = so(&ns, "app").await.status.unwrap();
+            assert_eq!(
+                s.external_metric_names,
+                Some(vec![format!("s0-workload-{}", ns.name)])
+            );
+            ns.apply(cluster, &deployment("workers", 1)).unwrap();
+            wait_replicas(&ns, "app", 0).await;
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn cron_scaler_activates_inside_its_window() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("trg-cron", |ns| async move {
+            ns.apply(cluster, &deployment("inside", 0)).unwrap();
+            ns.apply(cluster, &deployment("outside", 0)).unwrap();
+            // Inside: the next end (every minute) comes before the next start (1 January).
+            let so = |name: &str, start: &str, end: &str| {
+                format!(
+                    r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: {name}}}
+spec:
+  scaleTargetRef: {{name: {name}}}
+  pollingInterval: 1
+  triggers:
+  - type: cron
+    metadata: {{timezone: Europe/Paris, start: "{start}", end: "{end}", desiredReplicas: "2"}}
+"#
+                )
+            };
+            ns.apply(cluster, &so("inside", "0 0 1 1 *", "* * * * *"))
+                .unwrap();
+            ns.apply(cluster, &so("outside", "* * * * *", "0 0 1 1 *"))
+                .unwrap();
+            let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_replicas(&ns, "inside", 1).await;
+            wait_condition(&ns, "outside", "Active", "False").await;
+            assert_eq!(replicas(&ns, "outside").await, Ok(0));
+            let names = common::so(&ns, "inside")
+                .await
+                .status
+                .unwrap()
+                .external_metric_names
+                .unwrap();
+            assert_eq!(names, vec!["s0-cron-Europe-Paris-0011x-xxxxx".to_string()]);
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn cpu_and_memory_triggers_become_resource_metrics() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("trg-resource", |ns| async move {
+            let source = MetricServer::start(0.0).await;
+            ns.apply(cluster, &deployment("app", 2)).unwrap();
+            ns.apply(
+                cluster,
+                &format!(
+                    r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app}}
+spec:
+  scaleTargetRef: {{name: app}}
+  pollingInterval: 1
+  minReplicaCount: 1
+  triggers:
+  - type: cpu
+    metricType: Utilization
+    metadata: {{value: "60"}}
+  - type: memory
+    metricType: AverageValue
+    metadata: {{value: 512Mi, containerName: nginx}}
+  - type: metrics-api
+    metadata: {{url: "{url}", valueLocation: value, targetValue: "2"}}
+"#,
+                    url = source.url
+                ),
+            )
+            .unwrap();
+            let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_condition(&ns, "app", "Ready", "True").await;
+            let hpa = ns
+                .api::<HorizontalPodAutoscaler>()
+                .get("keda-hpa-app")
+                .await
+                .unwrap();
+            let metrics = hpa.spec.metrics.unwrap();
+            let types: Vec<&str> = metrics.iter().map(|m| m.type_.as_str()).collect();
+            assert_eq!(types, vec!["ContainerResource", "External", "Resource"]);
+            let cpu = metrics[2].resource.clone().unwrap();
+            assert_eq!(
+                (
+                    cpu.name.as_str(),
+                    cpu.target.type_.as_str(),
+                    cpu.target.average_utilization
+                ),
+                ("cpu", "Utilization", Some(60))
+            );
+            let mem = metrics[0].container_resource.clone().unwrap();
+            assert_eq!(
+                (
+                    mem.container.as_str(),
+                    mem.target.average_value.map(|q| q.0)
+                ),
+                ("nginx", Some("512Mi".to_string()))
+            );
+            let s = so(&ns, "app").await.status.unwrap();
+            assert_eq!(
+                s.resource_metric_names,
+                Some(vec!["cpu".to_string(), "memory".to_string()])
+            );
+
+            // KEDA's Prometheus names on the operator's HTTPS endpoint.
+            source.set(Reply::Value(1.0));
+            let addr = op
+                .metrics_addr()
+                .expect("the operator logs its metrics address");
+            let text = wait_until_metrics(&addr).await;
+            for want in [
+                "keda_build_info{",
+                "keda_scaler_metrics_value{",
+                "keda_scaler_active{",
+                "keda_internal_scale_loop_latency_seconds{",
+                "keda_scaled_object_paused{",
+            ] {
+                assert!(text.contains(want), "{want} missing from /metrics:\n{text}");
+            }
+            assert!(text.contains(&format!("scaledObject=\"app\"")), "{text}");
+        })
+        .await;
+}
+
+async fn wait_until_metrics(addr: &str) -> String {
+    swell_testkit::wait_until("/metrics to show a scaler value", WAIT, || async {
+        let out = std::process::Command::new("curl")
+            .args(["-sk", &format!("https://{addr}/metrics")])
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.contains("keda_scaler_metrics_value{") {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    })
+    .await
+}
