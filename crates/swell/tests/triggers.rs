@@ -247,7 +247,7 @@ spec:
             ] {
                 assert!(text.contains(want), "{want} missing from /metrics:\n{text}");
             }
-            assert!(text.contains(&format!("scaledObject=\"app\"")), "{text}");
+            assert!(text.contains("scaledObject=\"app\""), "{text}");
         })
         .await;
 }
