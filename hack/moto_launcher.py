@@ -59,6 +59,7 @@ os.environ.setdefault("INITIAL_NO_AUTH_ACTION_COUNT", "inf")
 os.environ.pop("MOTO_ACCOUNT_ID", None)
 
 import json  # noqa: E402
+import re  # noqa: E402
 from xml.sax.saxutils import escape  # noqa: E402
 
 import moto  # noqa: E402
@@ -171,6 +172,40 @@ def patch_auth_error_shapes() -> None:
     mixin._authenticate_and_authorize_normal_action = _authenticate_and_authorize_normal_action
 
 
+ASSUMED_ROLE_ARN = re.compile(r"^arn:(aws[\w-]*):sts::(\d{12}):assumed-role/([^/]+)/[^/]+$")
+
+
+def patch_role_session_principals() -> None:
+    """Trust policies name a role; AWS matches that role's sessions against it.
+
+    moto compares the caller ARN literally, so a session of role keda-operator
+    (arn:aws:sts::A:assumed-role/keda-operator/s) never matches a trust policy naming
+    arn:aws:iam::A:role/keda-operator, which is exactly the seed's set-up. Also accept the
+    account root, which AWS treats as "any principal of this account allowed by its own
+    policy" (the caller's own policy is still checked separately by moto).
+    """
+    from moto.iam import access_control
+
+    stmt_cls = getattr(access_control, "IAMPolicyStatement", None)
+    original = getattr(stmt_cls, "__dict__", {}).get("_check_principal")
+    if original is None:
+        die(f"moto {moto.__version__}: moto.iam.access_control.IAMPolicyStatement._check_principal not found")
+
+    def _check_principal(self, principal):
+        if original(self, principal):
+            return True
+        m = ASSUMED_ROLE_ARN.match(principal or "")
+        if not m:
+            return False
+        partition, account, role = m.groups()
+        for alias in (f"arn:{partition}:iam::{account}:role/{role}", f"arn:{partition}:iam::{account}:root", account):
+            if original(self, alias):
+                return True
+        return False
+
+    stmt_cls._check_principal = _check_principal
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
@@ -188,6 +223,7 @@ def main() -> None:
         die(f"moto {moto.__version__} is installed, this launcher is written for {EXPECTED_MOTO}")
     patch_unsigned_sts()
     patch_auth_error_shapes()
+    patch_role_session_principals()
 
     # What moto.server.main does, but bound through make_server so that port 0 works
     # and the real port is known (MOTO_PORT is read by a few backends to build URLs).

@@ -48,6 +48,7 @@ pub enum StatusError {
 impl Ctx {
     pub async fn event(&self, so: &ScaledObject, type_: EventType, reason: &str, note: String) {
         let reference: ObjectReference = so.object_ref(&());
+        let note = truncate_note(note);
         let ev = Event {
             type_,
             reason: reason.into(),
@@ -117,6 +118,20 @@ impl Ctx {
     }
 }
 
+/// Events carry at most 1024 characters of note.
+fn truncate_note(mut note: String) -> String {
+    const MAX: usize = 1024;
+    if note.len() > MAX {
+        let mut end = MAX - 3;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push_str("...");
+    }
+    note
+}
+
 /// A JSON merge patch turning `old` into `new`: fields that disappeared become null.
 fn merge_patch_value(old: &ScaledObjectStatus, new: &ScaledObjectStatus) -> serde_json::Value {
     let mut n = serde_json::to_value(new).unwrap_or_default();
@@ -132,6 +147,13 @@ fn merge_patch_value(old: &ScaledObjectStatus, new: &ScaledObjectStatus) -> serd
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_notes_fit_an_event() {
+        let n = truncate_note("é".repeat(2000));
+        assert!(n.len() <= 1024 && n.ends_with("..."));
+        assert_eq!(truncate_note("short".into()), "short");
+    }
 
     #[test]
     fn removed_fields_become_null() {

@@ -106,6 +106,8 @@ pub struct Metrics {
     pub loop_latency: Labeled<ObjectLabels, FloatGauge>,
     pub resources: Family<LabelSet, Gauge>,
     pub triggers: Family<LabelSet, Gauge>,
+    /// Calls scalers made to their sources after de-duplication.
+    pub upstream_calls: swell_scalers::UpstreamCalls,
 }
 
 impl Default for Metrics {
@@ -116,7 +118,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("keda");
+        let mut root = Registry::default();
         let m = Metrics {
             scaler_value: Labeled::default(),
             scaler_latency: Labeled::default(),
@@ -127,8 +129,15 @@ impl Metrics {
             loop_latency: Labeled::default(),
             resources: Family::default(),
             triggers: Family::default(),
+            upstream_calls: Default::default(),
             registry: Registry::default(),
         };
+        root.sub_registry_with_prefix("swell").register(
+            "scaler_upstream_calls",
+            "Calls to event sources, after sharing between triggers",
+            m.upstream_calls.clone(),
+        );
+        let registry = root.sub_registry_with_prefix("keda");
         let build: Family<LabelSet, Gauge> = Family::default();
         build
             .get_or_create(&vec![
@@ -195,7 +204,10 @@ impl Metrics {
             "Triggers per type and namespace",
             m.triggers.clone(),
         );
-        Metrics { registry, ..m }
+        Metrics {
+            registry: root,
+            ..m
+        }
     }
 
     pub fn encode(&self) -> String {

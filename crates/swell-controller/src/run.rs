@@ -69,6 +69,8 @@ pub fn context(
         loops: Default::default(),
         shared: swell_scalers::Shared {
             workloads: Some(Arc::new(KubePods(client.clone()))),
+            upstream_calls: metrics.upstream_calls.clone(),
+            ..Default::default()
         },
         cluster_namespace: settings.cluster_namespace.clone(),
         metrics,

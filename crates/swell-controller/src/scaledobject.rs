@@ -189,6 +189,8 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         if let Some(r) = &t.authentication_ref {
             auth_names.push(r.name.clone());
         }
+        let pod_identity =
+            pod_identity_input(&ctx, &ns, pod.as_ref(), auth.pod_identity.as_ref()).await;
         let input = TriggerInput {
             index,
             type_: t.type_.clone(),
@@ -205,6 +207,12 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                 auth: auth.params,
                 env: env.clone(),
             },
+            pod_identity,
+            polling_interval: Duration::from_secs(
+                u64::try_from(so.spec.polling_interval())
+                    .unwrap_or(30)
+                    .max(1),
+            ),
         };
         match swell_scalers::build(&input, &ctx.shared) {
             Ok(scaler) => triggers.push(TriggerRuntime {
@@ -344,6 +352,60 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .await;
     }
     Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// What a trigger's pod identity resolves to, including the workload ServiceAccount's IAM
+/// role annotation when the provider may need it.
+async fn pod_identity_input(
+    ctx: &Ctx,
+    ns: &str,
+    pod: Option<&k8s_openapi::api::core::v1::PodSpec>,
+    identity: Option<&swell_api::AuthPodIdentity>,
+) -> swell_scalers::aws::PodIdentityInput {
+    use swell_api::{IdentityOwner, PodIdentityProvider};
+    let Some(id) = identity else {
+        return Default::default();
+    };
+    let provider = match id.provider {
+        PodIdentityProvider::Aws => "aws",
+        PodIdentityProvider::AwsEks => "aws-eks",
+        PodIdentityProvider::AzureWorkload => "azure-workload",
+        PodIdentityProvider::Gcp => "gcp",
+        PodIdentityProvider::None => "none",
+    };
+    let sa = pod
+        .and_then(|p| p.service_account_name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into());
+    let needs_sa = matches!(id.provider, PodIdentityProvider::AwsEks)
+        || (matches!(id.provider, PodIdentityProvider::Aws)
+            && id.identity_owner == Some(IdentityOwner::Workload));
+    let workload_role_arn = if needs_sa {
+        let api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(ctx.client.clone(), ns);
+        api.get_opt(&sa)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.metadata.annotations)
+            .and_then(|a| a.get(swell_scalers::aws::ROLE_ARN_ANNOTATION).cloned())
+    } else {
+        None
+    };
+    swell_scalers::aws::PodIdentityInput {
+        provider: Some(provider.to_string()),
+        role_arn: id.role_arn.clone(),
+        external_id: id.external_id.clone(),
+        identity_owner: id.identity_owner.map(|o| {
+            if o == IdentityOwner::Workload {
+                "workload".into()
+            } else {
+                "keda".into()
+            }
+        }),
+        workload_role_arn,
+        workload_service_account: format!("{ns}/{sa}"),
+    }
 }
 
 async fn start_loop(

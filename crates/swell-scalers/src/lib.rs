@@ -2,6 +2,8 @@
 //! source is active. One file per scaler under `scalers/`; parameters are declared with
 //! [`metadata::Field`] and parsed by [`metadata::Params`].
 
+pub mod aws;
+pub mod coalesce;
 pub mod metadata;
 pub mod scalers;
 
@@ -98,6 +100,10 @@ pub struct TriggerInput {
     pub namespace: String,
     pub scaled_object: String,
     pub params: RawParams,
+    /// Pod identity resolved by the controller (TriggerAuthentication and ServiceAccount).
+    pub pod_identity: aws::PodIdentityInput,
+    /// The ScaledObject's polling interval: answers younger than this are shared.
+    pub polling_interval: std::time::Duration,
 }
 
 /// A live trigger.
@@ -121,10 +127,29 @@ pub trait Scaler: Send + Sync {
     }
 }
 
-/// Shared clients handed to scalers, so connections are reused across triggers.
-#[derive(Clone)]
+/// Upstream calls per scaler type (`swell_scaler_upstream_calls_total`).
+pub type UpstreamCalls = prometheus_client::metrics::family::Family<
+    Vec<(&'static str, String)>,
+    prometheus_client::metrics::counter::Counter,
+>;
+
+/// Shared clients handed to scalers, so connections and answers are reused across triggers.
+#[derive(Clone, Default)]
 pub struct Shared {
     pub workloads: Option<std::sync::Arc<dyn scalers::kubernetes_workload::PodCounter>>,
+    pub aws: aws::SharedAws,
+    pub sqs_counts: std::sync::Arc<
+        coalesce::Coalescer<String, Result<scalers::aws_sqs_queue::QueueCounts, String>>,
+    >,
+    pub upstream_calls: UpstreamCalls,
+}
+
+impl Shared {
+    pub fn count_upstream(&self, scaler: &str) {
+        self.upstream_calls
+            .get_or_create(&vec![("scaler", scaler.to_string())])
+            .inc();
+    }
 }
 
 /// Builds the scaler for a trigger.

@@ -84,6 +84,16 @@ impl Aws {
         aws_sdk_sqs::Client::new(&self.config(keys))
     }
 
+    /// An SQS client for another region (moto keeps queues per region, like AWS).
+    pub fn sqs_in(&self, keys: &AwsKeys, region: &str) -> aws_sdk_sqs::Client {
+        let conf = self
+            .config(keys)
+            .into_builder()
+            .region(Region::new(region.to_string()))
+            .build();
+        aws_sdk_sqs::Client::new(&conf)
+    }
+
     pub fn iam(&self) -> aws_sdk_iam::Client {
         aws_sdk_iam::Client::new(&self.config(&self.admin))
     }

@@ -70,6 +70,19 @@ impl Operator {
         kubeconfig: Option<&Path>,
         extra: &[&str],
     ) -> Operator {
+        Self::start_env(cluster, swell, namespace, kubeconfig, extra, &[])
+    }
+
+    /// Like [`Operator::start`], with extra environment (e.g. Swell's own AWS identity).
+    /// AWS credentials of the test process are not inherited.
+    pub fn start_env(
+        cluster: &Cluster,
+        swell: &Path,
+        namespace: &str,
+        kubeconfig: Option<&Path>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Operator {
         let log = cluster.dir.join(format!(
             "operator-{namespace}-{}.log",
             crate::unique_suffix()
@@ -94,6 +107,11 @@ impl Operator {
                 namespace,
             ])
             .args(extra)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .envs(env.iter().copied())
             .stdout(file)
             .stderr(err)
             .spawn()

@@ -174,6 +174,7 @@ mod tests {
             },
             &Shared {
                 workloads: Some(Arc::new(Fixed(pods))),
+                ..Default::default()
             },
         )
     }

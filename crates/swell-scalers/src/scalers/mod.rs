@@ -1,5 +1,6 @@
 //! The scaler registry: trigger `type` → constructor.
 
+pub mod aws_sqs_queue;
 pub mod cpu_memory;
 pub mod cron;
 pub mod kubernetes_workload;
@@ -17,6 +18,7 @@ pub const TYPES: &[&str] = &[
 
 pub fn build(input: &TriggerInput, shared: &Shared) -> Result<Box<dyn Scaler>, ScalerError> {
     Ok(match input.type_.as_str() {
+        "aws-sqs-queue" => Box::new(aws_sqs_queue::SqsScaler::new(input, shared)?),
         "cpu" | "memory" => Box::new(cpu_memory::ResourceScaler::new(input)?),
         "cron" => Box::new(cron::CronScaler::new(input)?),
         "kubernetes-workload" => Box::new(kubernetes_workload::WorkloadScaler::new(input, shared)?),

@@ -1,0 +1,513 @@
+//! AWS identity for scalers, following KEDA's rules, and SDK clients shared per identity.
+//!
+//! Swell's own identity comes from aws-config's default chain (environment, profile, IRSA
+//! web identity, EKS Pod Identity / container credentials). A trigger either uses it, or
+//! assumes a role with it (sts:AssumeRole), or uses static keys from a TriggerAuthentication.
+//! One SDK client is kept per (identity, region, endpoint), so its credential cache is shared
+//! and refreshed before expiry by the SDK.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+
+/// A secret value: compared and hashed by content, never printed.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Whose credentials a trigger uses.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Identity {
+    /// Swell's own identity (the operator's).
+    Operator,
+    /// A role assumed with Swell's own identity.
+    AssumeRole {
+        role_arn: String,
+        external_id: Option<String>,
+    },
+    /// Static keys from a TriggerAuthentication.
+    Static {
+        access_key_id: String,
+        secret_access_key: Secret,
+        session_token: Option<Secret>,
+    },
+}
+
+impl Identity {
+    /// For messages: never includes a secret.
+    pub fn describe(&self) -> String {
+        match self {
+            Identity::Operator => "Swell's own identity".into(),
+            Identity::AssumeRole { role_arn, .. } => {
+                format!("role {role_arn} (assumed with Swell's own identity)")
+            }
+            Identity::Static { access_key_id, .. } => format!("access key {access_key_id}"),
+        }
+    }
+
+    /// A short stable key (no secrets) for de-duplicating upstream calls.
+    pub fn key(&self) -> String {
+        match self {
+            Identity::Operator => "operator".into(),
+            Identity::AssumeRole {
+                role_arn,
+                external_id,
+            } => format!("role:{role_arn}:{}", external_id.as_deref().unwrap_or("")),
+            Identity::Static {
+                access_key_id,
+                secret_access_key,
+                ..
+            } => {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                secret_access_key.hash(&mut h);
+                format!("keys:{access_key_id}:{:x}", h.finish())
+            }
+        }
+    }
+}
+
+/// What the controller resolved about pod identity for a trigger.
+#[derive(Clone, Debug, Default)]
+pub struct PodIdentityInput {
+    /// `podIdentity.provider` of the TriggerAuthentication (`aws`, `aws-eks`, `none`, …).
+    pub provider: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    /// `podIdentity.identityOwner` (`keda` | `workload`).
+    pub identity_owner: Option<String>,
+    /// The `eks.amazonaws.com/role-arn` annotation of the workload's ServiceAccount.
+    pub workload_role_arn: Option<String>,
+    /// `namespace/name` of that ServiceAccount, for messages.
+    pub workload_service_account: String,
+}
+
+/// The annotation IRSA puts on a ServiceAccount.
+pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+
+/// Auth parameters a trigger may carry (from its TriggerAuthentication).
+#[derive(Clone, Debug, Default)]
+pub struct AuthParams {
+    pub role_arn: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
+}
+
+/// KEDA's choice of identity (`pkg/scalers/aws/aws_common.go`, `scale_resolvers.go`).
+pub fn resolve_identity(
+    trigger_owner: &str,
+    pod: &PodIdentityInput,
+    auth: &AuthParams,
+) -> Result<Identity, String> {
+    let workload_role = || {
+        pod.workload_role_arn.clone().ok_or_else(|| {
+            format!(
+                "ServiceAccount {} has no {ROLE_ARN_ANNOTATION} annotation; annotate it with the workload's IAM role \
+                 or use identityOwner: operator",
+                pod.workload_service_account
+            )
+        })
+    };
+    let assume = |role_arn: String, external_id: Option<String>| Identity::AssumeRole {
+        role_arn,
+        external_id,
+    };
+    match pod.provider.as_deref() {
+        Some("aws") => {
+            if let Some(arn) = pod.role_arn.clone().filter(|a| !a.is_empty()) {
+                return Ok(assume(arn, pod.external_id.clone()));
+            }
+            if pod.identity_owner.as_deref() == Some("workload") {
+                return Ok(assume(workload_role()?, None));
+            }
+            Ok(match auth.role_arn.clone() {
+                Some(arn) => assume(arn, None),
+                None => Identity::Operator,
+            })
+        }
+        Some("aws-eks") if trigger_owner != "operator" => Ok(assume(workload_role()?, None)),
+        Some(p @ ("azure-workload" | "gcp")) => Err(format!(
+            "podIdentity.provider {p} cannot authenticate to AWS; use aws"
+        )),
+        _ => {
+            if trigger_owner == "operator" {
+                return Ok(Identity::Operator);
+            }
+            if let Some(arn) = auth.role_arn.clone() {
+                return Ok(assume(arn, None));
+            }
+            match (&auth.access_key_id, &auth.secret_access_key) {
+                (Some(id), Some(secret)) => Ok(Identity::Static {
+                    access_key_id: id.clone(),
+                    secret_access_key: secret.clone(),
+                    session_token: auth.session_token.clone(),
+                }),
+                (Some(_), None) => Err("awsSecretAccessKey is missing from the TriggerAuthentication".into()),
+                _ => Err("no AWS credentials for identityOwner pod: add a TriggerAuthentication with podIdentity.provider aws \
+                          (or aws-eks), awsRoleArn, or awsAccessKeyID/awsSecretAccessKey; or set identityOwner: operator"
+                    .into()),
+            }
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ConfigKey {
+    identity: Identity,
+    region: String,
+}
+
+/// SDK configurations per identity and region, built once and shared.
+#[derive(Default)]
+pub struct AwsClients {
+    configs: tokio::sync::Mutex<HashMap<ConfigKey, SdkConfig>>,
+    sqs: tokio::sync::Mutex<HashMap<(ConfigKey, Option<String>), aws_sdk_sqs::Client>>,
+}
+
+impl AwsClients {
+    async fn base(region: &str) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .load()
+            .await
+    }
+
+    /// The SDK configuration for an identity in a region.
+    pub async fn config(&self, identity: &Identity, region: &str) -> SdkConfig {
+        let key = ConfigKey {
+            identity: identity.clone(),
+            region: region.to_string(),
+        };
+        let mut configs = self.configs.lock().await;
+        if let Some(c) = configs.get(&key) {
+            return c.clone();
+        }
+        let base = Self::base(region).await;
+        let conf = match identity {
+            Identity::Operator => base,
+            Identity::AssumeRole {
+                role_arn,
+                external_id,
+            } => {
+                let mut b = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+                    .session_name("swell")
+                    .configure(&base);
+                if let Some(id) = external_id {
+                    b = b.external_id(id);
+                }
+                let provider = b.build().await;
+                base.into_builder()
+                    .credentials_provider(SharedCredentialsProvider::new(provider))
+                    .build()
+            }
+            Identity::Static {
+                access_key_id,
+                secret_access_key,
+                session_token,
+            } => {
+                let creds = Credentials::new(
+                    access_key_id,
+                    &secret_access_key.0,
+                    session_token.as_ref().map(|t| t.0.clone()),
+                    None,
+                    "swell-trigger-authentication",
+                );
+                base.into_builder()
+                    .credentials_provider(SharedCredentialsProvider::new(creds))
+                    .build()
+            }
+        };
+        configs.insert(key, conf.clone());
+        conf
+    }
+
+    /// An SQS client for an identity, region and optional endpoint override.
+    pub async fn sqs(
+        &self,
+        identity: &Identity,
+        region: &str,
+        endpoint: Option<&str>,
+    ) -> aws_sdk_sqs::Client {
+        let key = (
+            ConfigKey {
+                identity: identity.clone(),
+                region: region.to_string(),
+            },
+            endpoint.map(str::to_string),
+        );
+        if let Some(c) = self.sqs.lock().await.get(&key) {
+            return c.clone();
+        }
+        let conf = self.config(identity, region).await;
+        let mut b = aws_sdk_sqs::config::Builder::from(&conf);
+        if let Some(ep) = endpoint {
+            b = b.endpoint_url(ep);
+        }
+        let client = aws_sdk_sqs::Client::from_conf(b.build());
+        self.sqs.lock().await.insert(key, client.clone());
+        client
+    }
+}
+
+/// An error and its sources as one line, without Debug noise.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !t.is_empty() && !parts.last().is_some_and(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Shared handle.
+pub type SharedAws = Arc<AwsClients>;
+
+/// Turns an SDK error into a message that says what to fix. `code` is the service error
+/// code when the SDK parsed one; `text` is the full error chain.
+pub fn explain(
+    code: Option<&str>,
+    text: &str,
+    identity: &Identity,
+    resource: &str,
+    action: &str,
+) -> String {
+    explain_with(
+        code,
+        text,
+        identity,
+        resource,
+        action,
+        std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_some(),
+    )
+}
+
+/// [`explain`], told whether Swell's own identity comes from a web identity token (IRSA).
+pub fn explain_with(
+    code: Option<&str>,
+    text: &str,
+    identity: &Identity,
+    resource: &str,
+    action: &str,
+    irsa: bool,
+) -> String {
+    let assume_denied = text.contains("sts:AssumeRole")
+        && (text.contains("AccessDenied") || text.contains("not authorized"));
+    let own_credentials_failed =
+        text.contains("loading credentials") || text.contains("failed to load credentials");
+    let uses_own = !matches!(identity, Identity::Static { .. });
+    if let (Identity::AssumeRole { role_arn, .. }, true) = (identity, assume_denied) {
+        {
+            return format!(
+                "AccessDenied: Swell's identity may not sts:AssumeRole {role_arn} ({text}); check both policies: \
+                 (1) the trust policy of {role_arn} must allow Swell's role to assume it, and \
+                 (2) Swell's own role must have an identity policy allowing sts:AssumeRole on {role_arn}"
+            );
+        }
+    }
+    if text.contains("AssumeRoleWithWebIdentity") || (irsa && uses_own && own_credentials_failed) {
+        return format!(
+            "WebIdentityErr: Swell's own IRSA credentials failed ({text}); check the trust policy of the role in AWS_ROLE_ARN \
+             names this cluster's OIDC provider and Swell's ServiceAccount"
+        );
+    }
+    match code {
+        Some("AccessDenied" | "AccessDeniedException") => format!(
+            "AccessDenied: {} lacks {action} on {resource}; grant it in that identity's IAM policy ({text})",
+            identity.describe()
+        ),
+        Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist") => format!(
+            "NonExistentQueue: {resource} does not exist; check queueURL, and that awsRegion is the region the queue is in ({text})"
+        ),
+        Some("InvalidClientTokenId" | "UnrecognizedClientException") => {
+            format!(
+                "InvalidClientTokenId: AWS does not recognise the access key of {} ({text})",
+                identity.describe()
+            )
+        }
+        Some("SignatureDoesNotMatch" | "InvalidSignatureException") => {
+            format!(
+                "SignatureDoesNotMatch: the secret key of {} is wrong ({text})",
+                identity.describe()
+            )
+        }
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(provider: Option<&str>) -> PodIdentityInput {
+        PodIdentityInput {
+            provider: provider.map(str::to_string),
+            workload_role_arn: Some("arn:aws:iam::1:role/demo-app".into()),
+            workload_service_account: "demo-ns/demo-app-sa".into(),
+            ..Default::default()
+        }
+    }
+
+    fn role(arn: &str) -> Identity {
+        Identity::AssumeRole {
+            role_arn: arn.into(),
+            external_id: None,
+        }
+    }
+
+    #[test]
+    fn seed_models() {
+        // Pod identity owner: aws-eks reads the workload's ServiceAccount annotation.
+        assert_eq!(
+            resolve_identity("pod", &pod(Some("aws-eks")), &AuthParams::default()),
+            Ok(role("arn:aws:iam::1:role/demo-app"))
+        );
+        // Operator identity owner: no TriggerAuthentication needed.
+        assert_eq!(
+            resolve_identity(
+                "operator",
+                &PodIdentityInput::default(),
+                &AuthParams::default()
+            ),
+            Ok(Identity::Operator)
+        );
+        assert_eq!(
+            resolve_identity("operator", &pod(Some("aws-eks")), &AuthParams::default()),
+            Ok(Identity::Operator)
+        );
+    }
+
+    #[test]
+    fn provider_aws() {
+        let mut p = pod(Some("aws"));
+        assert_eq!(
+            resolve_identity("pod", &p, &AuthParams::default()),
+            Ok(Identity::Operator)
+        );
+        p.identity_owner = Some("workload".into());
+        assert_eq!(
+            resolve_identity("pod", &p, &AuthParams::default()),
+            Ok(role("arn:aws:iam::1:role/demo-app"))
+        );
+        p.role_arn = Some("arn:aws:iam::1:role/x".into());
+        p.external_id = Some("ext".into());
+        assert_eq!(
+            resolve_identity("operator", &p, &AuthParams::default()),
+            Ok(Identity::AssumeRole {
+                role_arn: "arn:aws:iam::1:role/x".into(),
+                external_id: Some("ext".into())
+            })
+        );
+        let mut p = pod(Some("aws"));
+        p.identity_owner = Some("keda".into());
+        let auth = AuthParams {
+            role_arn: Some("arn:aws:iam::1:role/r".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve_identity("pod", &p, &auth),
+            Ok(role("arn:aws:iam::1:role/r"))
+        );
+    }
+
+    #[test]
+    fn static_keys_and_errors() {
+        let auth = AuthParams {
+            access_key_id: Some("AKIA1".into()),
+            secret_access_key: Some(Secret::new("s")),
+            ..Default::default()
+        };
+        let id = resolve_identity("pod", &PodIdentityInput::default(), &auth).unwrap();
+        assert!(matches!(id, Identity::Static { .. }));
+        assert!(
+            !format!("{id:?}").contains("\"s\""),
+            "secrets are redacted: {id:?}"
+        );
+        assert!(!id.key().contains(":s"));
+        let e = resolve_identity("pod", &PodIdentityInput::default(), &AuthParams::default())
+            .unwrap_err();
+        assert!(e.contains("identityOwner: operator"), "{e}");
+        let mut p = pod(Some("aws-eks"));
+        p.workload_role_arn = None;
+        let e = resolve_identity("pod", &p, &AuthParams::default()).unwrap_err();
+        assert!(
+            e.contains(
+                "ServiceAccount demo-ns/demo-app-sa has no eks.amazonaws.com/role-arn annotation"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn explains_common_errors() {
+        let r = role("arn:aws:iam::1:role/demo-app");
+        let m = explain(
+            Some("AccessDenied"),
+            "User: arn:aws:iam::1:user/keda is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::1:role/demo-app",
+            &r,
+            "q",
+            "sqs:GetQueueAttributes",
+        );
+        assert!(
+            m.contains("(1) the trust policy of arn:aws:iam::1:role/demo-app")
+                && m.contains("(2) Swell's own role"),
+            "{m}"
+        );
+        let m = explain(
+            Some("AccessDenied"),
+            "denied",
+            &Identity::Operator,
+            "arn:aws:sqs:r:1:q",
+            "sqs:GetQueueAttributes",
+        );
+        assert!(
+            m.contains("Swell's own identity lacks sqs:GetQueueAttributes on arn:aws:sqs:r:1:q"),
+            "{m}"
+        );
+        let m = explain(
+            None,
+            "failed: AssumeRoleWithWebIdentity: AccessDenied",
+            &Identity::Operator,
+            "q",
+            "a",
+        );
+        assert!(m.starts_with("WebIdentityErr"), "{m}");
+        let m = explain_with(
+            None,
+            "an error occurred while loading credentials: No such file",
+            &Identity::Operator,
+            "q",
+            "a",
+            true,
+        );
+        assert!(m.starts_with("WebIdentityErr"), "{m}");
+        let m = explain_with(
+            None,
+            "an error occurred while loading credentials: No such file",
+            &Identity::Operator,
+            "q",
+            "a",
+            false,
+        );
+        assert!(!m.starts_with("WebIdentityErr"), "{m}");
+    }
+}
