@@ -33,6 +33,9 @@ pub struct Ctx {
     /// Where ClusterTriggerAuthentication secrets are read (KEDA's cluster object namespace).
     pub cluster_namespace: String,
     pub metrics: Arc<Metrics>,
+    /// Only the leader scales, writes and records; followers build scalers so that they
+    /// can answer the metrics API.
+    pub leader: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod context;
 pub mod hpa;
+pub mod metric_source;
 pub mod metrics;
 pub mod run;
 pub mod scale_loop;

@@ -49,7 +49,11 @@ pub struct Settings {
     pub instance: String,
     pub concurrency: u16,
     pub watch_namespace: Option<String>,
+    pub leader: bool,
 }
+
+/// The controller context currently running, for the metrics API.
+pub type CurrentCtx = Arc<std::sync::RwLock<Option<Arc<Ctx>>>>;
 
 /// The shared state, built before leadership so every replica can serve metrics later.
 pub fn context(
@@ -74,6 +78,7 @@ pub fn context(
         },
         cluster_namespace: settings.cluster_namespace.clone(),
         metrics,
+        leader: settings.leader,
         client,
     })
 }
@@ -94,9 +99,13 @@ pub async fn run_scaledobjects(
     metrics: Arc<Metrics>,
     settings: Settings,
     shutdown: CancellationToken,
+    current: CurrentCtx,
 ) {
     let (reader, writer) = reflector::store::<ScaledObject>();
     let ctx = context(client.clone(), metrics, reader.clone(), &settings);
+    if let Ok(mut c) = current.write() {
+        *c = Some(ctx.clone());
+    }
 
     // Reconcile on spec, metadata and deletion changes, not on our own status writes.
     let so_api: Api<ScaledObject> = scoped(&client, settings.watch_namespace.as_deref());

@@ -39,6 +39,8 @@ pub struct LoopState {
     pub triggers: Vec<TriggerRuntime>,
     /// The last reading of each metric, by metric name.
     pub last: Mutex<HashMap<String, Result<Sample, String>>>,
+    /// Live reads for the metrics API; concurrent identical requests share one.
+    pub live: swell_scalers::coalesce::Coalescer<String, Result<Sample, String>>,
 }
 
 impl LoopState {

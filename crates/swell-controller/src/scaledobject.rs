@@ -39,6 +39,9 @@ pub enum Error {
 }
 
 pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    if !ctx.leader {
+        return Ok(observe(&so, &ctx).await);
+    }
     let ns = so.namespace().unwrap_or_default();
     let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, so, |event| async {
@@ -122,40 +125,90 @@ async fn delete_hpa(ctx: &Ctx, so: &ScaledObject) -> Result<(), Error> {
     }
 }
 
-async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let key = ObjectRef::from(so.as_ref());
-    let ns = so.namespace().unwrap_or_default();
-    let so_labels = ObjectLabels {
-        namespace: ns.clone(),
-        scaled_object: so.name_any(),
-    };
-
-    if let Err(errors) = so.validate() {
-        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        return check_failed(&ctx, &so, text.join("; ")).await;
-    }
-
+/// A follower keeps scalers for the metrics API and changes nothing in the cluster.
+async fn observe(so: &ScaledObject, ctx: &Ctx) -> Action {
+    let key = ObjectRef::from(so);
     let anns = so.metadata.annotations.as_ref();
-    let paused_replicas = annotations::paused_replicas(anns);
-    let paused =
-        paused_replicas.is_some() || annotations::bool_annotation(anns, annotations::PAUSED);
-    if paused {
-        ctx.metrics.object_paused.get_or_create(&so_labels).set(1);
-        return pause(&ctx, &so, paused_replicas).await;
+    let paused = annotations::paused_replicas(anns).is_some()
+        || annotations::bool_annotation(anns, annotations::PAUSED);
+    if so.metadata.deletion_timestamp.is_some() || paused || so.validate().is_err() {
+        ctx.stop_loop(&key);
+        return Action::await_change();
     }
-    ctx.metrics.object_paused.get_or_create(&so_labels).set(0);
+    let generation = so.metadata.generation.unwrap_or_default();
+    if ctx
+        .loops
+        .lock()
+        .ok()
+        .is_some_and(|l| l.get(&key).is_some_and(|h| h.generation == generation))
+    {
+        return Action::requeue(Duration::from_secs(300));
+    }
+    match build(ctx, so).await {
+        Ok(b) => {
+            let state = Arc::new(LoopState {
+                target: b.target,
+                triggers: b.triggers,
+                last: Default::default(),
+                live: Default::default(),
+            });
+            if let Ok(mut l) = ctx.loops.lock() {
+                l.insert(
+                    key,
+                    LoopHandle {
+                        generation,
+                        cancel: tokio_util::sync::CancellationToken::new(),
+                        state,
+                    },
+                );
+            }
+            Action::requeue(Duration::from_secs(300))
+        }
+        Err(_) => {
+            ctx.stop_loop(&key);
+            Action::requeue(Duration::from_secs(30))
+        }
+    }
+}
 
+/// Why a ScaledObject's scalers could not be built.
+struct BuildError {
+    message: String,
+    scaler_failed: bool,
+}
+
+impl BuildError {
+    fn check(message: String) -> BuildError {
+        BuildError {
+            message,
+            scaler_failed: false,
+        }
+    }
+}
+
+/// What a ScaledObject resolves to: its target and live triggers.
+struct Built {
+    target: Target,
+    triggers: Vec<TriggerRuntime>,
+    specs: Vec<MetricSpec>,
+    auth_names: Vec<String>,
+}
+
+/// Resolves the target, authentication and environment, and builds every trigger's scaler.
+/// Reads only; the leader and followers share it.
+async fn build(ctx: &Ctx, so: &ScaledObject) -> Result<Built, BuildError> {
+    let ns = so.namespace().unwrap_or_default();
     let target = match ctx
         .targets
         .resolve(&ctx.client, &ns, &so.spec.scale_target_ref)
         .await
     {
         Ok(t) => t,
-        Err(e) => return check_failed(&ctx, &so, e.to_string()).await,
+        Err(e) => return Err(BuildError::check(e.to_string())),
     };
     let pod = match target.pod_spec(&ctx.client).await {
         Ok(p) => p,
-        Err(e) => return check_failed(&ctx, &so, e.to_string()).await,
+        Err(e) => return Err(BuildError::check(e.to_string())),
     };
 
     let resolver = Resolver {
@@ -174,7 +227,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .await
     {
         Ok(e) => e,
-        Err(e) => return check_failed(&ctx, &so, e.to_string()).await,
+        Err(e) => return Err(BuildError::check(e.to_string())),
     };
     let mut triggers = Vec::new();
     let mut auth_names = Vec::new();
@@ -184,7 +237,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             .await
         {
             Ok(a) => a,
-            Err(e) => return check_failed(&ctx, &so, e.to_string()).await,
+            Err(e) => return Err(BuildError::check(e.to_string())),
         };
         if let Some(r) = &t.authentication_ref {
             auth_names.push(r.name.clone());
@@ -223,15 +276,10 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                 use_cached_metrics: t.use_cached_metrics(),
             }),
             Err(e) => {
-                let msg = format!("triggers[{index}] ({}): {e}", t.type_);
-                ctx.event(
-                    &so,
-                    EventType::Warning,
-                    events::KEDA_SCALER_FAILED,
-                    msg.clone(),
-                )
-                .await;
-                return check_failed(&ctx, &so, msg).await;
+                return Err(BuildError {
+                    message: format!("triggers[{index}] ({}): {e}", t.type_),
+                    scaler_failed: true,
+                });
             }
         }
     }
@@ -242,15 +290,61 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .map(MetricSpec::name)
         .find(|n| !seen.insert(n.to_string()))
     {
-        return check_failed(
-            &ctx,
-            &so,
-            format!(
-                "metric name {dup} is used by two triggers; give them different metadata or names"
-            ),
-        )
-        .await;
+        return Err(BuildError::check(format!(
+            "metric name {dup} is used by two triggers; give them different metadata or names"
+        )));
     }
+    Ok(Built {
+        target,
+        triggers,
+        specs,
+        auth_names,
+    })
+}
+
+async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let key = ObjectRef::from(so.as_ref());
+    let ns = so.namespace().unwrap_or_default();
+    let so_labels = ObjectLabels {
+        namespace: ns.clone(),
+        scaled_object: so.name_any(),
+    };
+
+    if let Err(errors) = so.validate() {
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        return check_failed(&ctx, &so, text.join("; ")).await;
+    }
+
+    let anns = so.metadata.annotations.as_ref();
+    let paused_replicas = annotations::paused_replicas(anns);
+    let paused =
+        paused_replicas.is_some() || annotations::bool_annotation(anns, annotations::PAUSED);
+    if paused {
+        ctx.metrics.object_paused.get_or_create(&so_labels).set(1);
+        return pause(&ctx, &so, paused_replicas).await;
+    }
+    ctx.metrics.object_paused.get_or_create(&so_labels).set(0);
+
+    let Built {
+        target,
+        triggers,
+        specs,
+        auth_names,
+    } = match build(&ctx, &so).await {
+        Ok(b) => b,
+        Err(e) => {
+            if e.scaler_failed {
+                ctx.event(
+                    &so,
+                    EventType::Warning,
+                    events::KEDA_SCALER_FAILED,
+                    e.message.clone(),
+                )
+                .await;
+            }
+            return check_failed(&ctx, &so, e.message).await;
+        }
+    };
 
     let desired = hpa::build(&so, &target, &specs);
     let hpa_api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
@@ -430,6 +524,7 @@ async fn start_loop(
         target,
         triggers,
         last: Default::default(),
+        live: Default::default(),
     });
     let cancel = tokio_util::sync::CancellationToken::new();
     let polling = Duration::from_secs(

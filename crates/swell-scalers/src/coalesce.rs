@@ -23,18 +23,23 @@ impl<K, V> Default for Coalescer<K, V> {
 
 impl<K: Eq + Hash + Clone, V: Clone> Coalescer<K, V> {
     /// Returns a cached answer no older than `max_age`, or runs `fetch` once for everyone
-    /// waiting on `key`. The bool is true when this call went upstream.
+    /// waiting on `key`: a caller that arrived while a fetch was in flight takes its answer
+    /// even with `max_age` zero. The bool is true when this call went upstream.
     pub async fn get<F, Fut>(&self, key: &K, max_age: Duration, fetch: F) -> (V, bool)
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = V>,
     {
+        let arrived = Instant::now();
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots.entry(key.clone()).or_default().clone()
         };
         let mut guard = slot.lock().await;
-        if let Some((_, v)) = guard.as_ref().filter(|(at, _)| at.elapsed() < max_age) {
+        if let Some((_, v)) = guard
+            .as_ref()
+            .filter(|(at, _)| *at >= arrived || at.elapsed() < max_age)
+        {
             return (v.clone(), false);
         }
         let v = fetch().await;
@@ -77,6 +82,30 @@ mod tests {
             assert_eq!(t.await.unwrap(), 7);
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn in_flight_answers_are_shared_even_without_caching() {
+        let c: Arc<Coalescer<&str, u32>> = Arc::default();
+        let calls = Arc::new(AtomicU32::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let (c, calls) = (c.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                c.get(&"q", Duration::ZERO, || async {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    calls.fetch_add(1, Ordering::SeqCst)
+                })
+                .await
+                .0
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 0);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // A later caller with max_age zero goes upstream again.
+        assert_eq!(c.get(&"q", Duration::ZERO, || async { 9 }).await, (9, true));
     }
 
     #[tokio::test]

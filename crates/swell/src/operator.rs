@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use axum::routing::get;
 use kube::Client;
 use swell_controller::metrics::Metrics;
-use swell_controller::run::{Settings, run_scaledobjects};
+use swell_controller::run::{CurrentCtx, Settings, run_scaledobjects};
 use tokio_util::sync::CancellationToken;
 
 use crate::serve::{self, MinTls};
@@ -140,7 +140,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         sig.cancel();
     });
 
-    let settings = Settings {
+    let settings = |leader: bool| Settings {
         cluster_namespace: args
             .cluster_object_namespace
             .clone()
@@ -148,7 +148,10 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         instance: identity.clone(),
         concurrency: args.max_reconciles,
         watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
+        leader,
     };
+    // The controller context serving metric values: a follower's until we lead.
+    let current: CurrentCtx = Default::default();
     ready.store(true, Ordering::Relaxed);
     if args.leader_elect {
         let lease =
@@ -166,6 +169,15 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                     )
                 })?;
         let (mut leader, lease_task) = lease.watch().await;
+        // Until we lead, keep scalers ready for metric requests without acting.
+        let follow = shutdown.child_token();
+        let follower = tokio::spawn(run_scaledobjects(
+            client.clone(),
+            metrics.clone(),
+            settings(false),
+            follow.clone(),
+            current.clone(),
+        ));
         tracing::info!(identity, lease = %args.leader_election_id, "waiting for leadership");
         loop {
             if *leader.borrow_and_update() {
@@ -177,12 +189,15 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             }
         }
         tracing::info!(identity, "became leader");
+        follow.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), follower).await;
         let stop = shutdown.child_token();
         let controllers = tokio::spawn(run_scaledobjects(
             client.clone(),
             metrics.clone(),
-            settings,
+            settings(true),
             stop.clone(),
+            current.clone(),
         ));
         // Losing the lease ends the process, as controller-runtime does: a replica that
         // might still be scaling must not keep running beside the new leader.
@@ -208,7 +223,14 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             );
         }
     } else {
-        run_scaledobjects(client.clone(), metrics.clone(), settings, shutdown.clone()).await;
+        run_scaledobjects(
+            client.clone(),
+            metrics.clone(),
+            settings(true),
+            shutdown.clone(),
+            current.clone(),
+        )
+        .await;
     }
     shutdown.cancel();
     let _ = server.await;
