@@ -82,10 +82,8 @@ impl Ctx {
                     trigger.scaler.sample().await.map_err(|e| e.to_string())
                 })
                 .await;
-            if upstream {
-                if let Ok(mut last) = state.last.lock() {
-                    last.insert(metric.to_string(), r.clone());
-                }
+            if let (true, Ok(mut last)) = (upstream, state.last.lock()) {
+                last.insert(metric.to_string(), r.clone());
             }
             r
         };

@@ -243,7 +243,7 @@ async fn build(ctx: &Ctx, so: &ScaledObject) -> Result<Built, BuildError> {
             auth_names.push(r.name.clone());
         }
         let pod_identity =
-            pod_identity_input(&ctx, &ns, pod.as_ref(), auth.pod_identity.as_ref()).await;
+            pod_identity_input(ctx, &ns, pod.as_ref(), auth.pod_identity.as_ref()).await;
         let input = TriggerInput {
             index,
             type_: t.type_.clone(),
