@@ -1,57 +1,154 @@
 #!/usr/bin/env bash
-# `make demo`: builds what is missing, starts a local control plane and local AWS, shows
-# them working, and cleans up. It grows into the full seed scenario as Swell does.
+# `make demo`: the seed's story (KEDA in Amazon EKS, part 2, pod identity owner model) on a
+# laptop: local control plane, local AWS with IAM enforced, Swell with an IRSA identity,
+# the demo-app and its ScaledObject, 4 messages in and purged: 0 → up → 0. Cleans up.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here/.."
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+ts() { while IFS= read -r line; do printf '%s  %s\n' "$(date +%H:%M:%S)" "$line"; done; }
 state=$(mktemp -d "${TMPDIR:-/tmp}/swell-demo.XXXXXX")
+pids=()
 cleanup() {
   step "cleaning up"
-  "$here/cluster.sh" down "$state/cluster" || true
-  "$here/aws.sh" down "$state/aws" || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  "$here/cluster.sh" down "$state/cluster" >/dev/null 2>&1 || true
+  "$here/aws.sh" down "$state/aws" >/dev/null 2>&1 || true
   rm -rf "$state"
+  echo "done"
 }
 trap cleanup EXIT
+t0=$SECONDS
 
 step "building swell (cargo build --release)"
 cargo build --release --bin swell
-./target/release/swell version
+swell="$PWD/target/release/swell"
 
-step "starting the local control plane (first run builds Kubernetes from source: ~15 min)"
+step "starting the local control plane (the first run builds Kubernetes from source: ~20 min)"
 eval "$("$here/cluster.sh" up --dir "$state/cluster" --owner-pid $$)"
-kubectl version
-kubectl get nodes -o wide
+kubectl get nodes
 
-step "starting local AWS (moto, IAM enforced)"
+step "starting local AWS (moto, IAM enforced) and creating the seed's queue and roles"
 eval "$("$here/aws.sh" up --dir "$state/aws" --owner-pid $$ --enforce)"
-echo "endpoint: $SWELL_AWS_ENDPOINT"
+py=$("$here/aws.sh" python)
+eval "$("$py" "$here/demo_aws.py" setup)"
+echo "queue:          $DEMO_QUEUE_URL"
+echo "keda-operator:  $DEMO_OPERATOR_ROLE   (Swell's own role, through IRSA)"
+echo "demo-app:       $DEMO_APP_ROLE   (trusts keda-operator; may sqs:GetQueueAttributes)"
 
-step "a Deployment of 2 on the fake node"
-kubectl create namespace demo-ns
-kubectl -n demo-ns create deployment demo-app --image=nginx --replicas=2
-kubectl -n demo-ns rollout status deployment/demo-app --timeout=120s
-kubectl -n demo-ns get pods -o wide
+step "installing Swell's CRDs and running swell operator as keda/keda-operator (IRSA)"
+"$swell" crds | kubectl apply --server-side -f - >/dev/null
+kubectl create namespace keda >/dev/null
+kubectl -n keda create serviceaccount keda-operator >/dev/null
+kubectl -n keda annotate serviceaccount keda-operator "eks.amazonaws.com/role-arn=$DEMO_OPERATOR_ROLE" >/dev/null
+kubectl -n keda create token keda-operator --duration=1h --audience=sts.amazonaws.com >"$state/token"
+AWS_ROLE_ARN="$DEMO_OPERATOR_ROLE" AWS_WEB_IDENTITY_TOKEN_FILE="$state/token" AWS_REGION=us-west-2 \
+  AWS_ENDPOINT_URL="$SWELL_AWS_ENDPOINT" AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= \
+  "$swell" operator --namespace keda --leader-elect=true --metrics-bind-address 127.0.0.1:0 \
+  >"$state/operator.log" 2>&1 &
+pids+=($!)
 
-step "the real HPA controller, asking for an external metric nobody serves yet"
-kubectl -n demo-ns apply -f - <<'YAML'
-apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata: {name: demo-app}
+step "applying the seed's demo-app.yaml and ScaledObject (pollingInterval 5s, cooldownPeriod 10s for the demo)"
+kubectl create namespace demo-ns >/dev/null
+kubectl apply -f - <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  labels:
+    app: demo-app
+  name: demo-app
+  namespace: demo-ns
 spec:
-  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: demo-app}
-  minReplicas: 1
-  maxReplicas: 5
-  metrics:
-  - type: External
-    external:
-      metric: {name: s0-aws-sqs-demo-app-sqs, selector: {matchLabels: {scaledobject.keda.sh/name: demo-app}}}
-      target: {type: AverageValue, averageValue: "5"}
+  replicas: 1
+  selector:
+    matchLabels:
+      app: demo-app
+  template:
+    metadata:
+      labels:
+        app: demo-app
+    spec:
+      serviceAccountName: demo-app-sa
+      containers:
+      - image: nginx
+        name: nginx
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: demo-app-sa
+  namespace: demo-ns
+  annotations:
+    eks.amazonaws.com/role-arn: $DEMO_APP_ROLE
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: demo-app-scaledobject
+  namespace: demo-ns
+spec:
+  minReplicaCount: 0  # scale down to 0
+  maxReplicaCount: 10
+  pollingInterval: 5
+  cooldownPeriod: 10
+  scaleTargetRef:
+    name: demo-app    # name of our demo-app deployment
+  triggers:
+  - type: aws-sqs-queue
+    authenticationRef:
+      name: demo-app-trigger-auth-aws-credentials  # trigger auth object name
+    metadata:
+      queueURL: $DEMO_QUEUE_URL
+      queueLength: "2" # 2 messages per pod
+      awsRegion: ca-central-1
+      awsEndpoint: $SWELL_AWS_ENDPOINT
+      identityOwner: pod # defaults to pod if unset
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata:
+  name: demo-app-trigger-auth-aws-credentials
+  namespace: demo-ns
+spec:
+  podIdentity:
+    provider: aws-eks # or aws-kiam when using kiam
 YAML
-for _ in $(seq 1 60); do
-  kubectl -n demo-ns get events --field-selector reason=FailedGetExternalMetric -o name | grep -q . && break
-  sleep 1
-done
-kubectl -n demo-ns get events --field-selector involvedObject.kind=HorizontalPodAutoscaler
-step "done: Swell's operator and metrics API take it from here (see README)"
+
+replicas() { kubectl -n demo-ns get deployment demo-app -o jsonpath='{.spec.replicas}'; }
+wait_replicas() { # CMP N SECONDS
+  for _ in $(seq 1 "$3"); do
+    local r; r=$(replicas)
+    if [ "$1" = eq ] && [ "$r" = "$2" ]; then return 0; fi
+    if [ "$1" = ge ] && [ "$r" -ge "$2" ]; then return 0; fi
+    sleep 1
+  done
+  echo "demo: gave up waiting for replicas $1 $2 (now $(replicas)); operator log:" >&2
+  tail -20 "$state/operator.log" >&2
+  exit 1
+}
+
+step "kubectl get pods -n demo-ns -w  (live)"
+kubectl -n demo-ns get pods -w --output-watch-events 2>/dev/null | ts &
+pids+=($!)
+
+wait_replicas eq 0 90
+kubectl -n demo-ns wait --for=jsonpath='{.status.conditions[?(@.type=="Ready")].status}'=True scaledobject/demo-app-scaledobject --timeout=60s >/dev/null
+echo ">>> the queue is empty: demo-app is at 0 replicas"
+step "sending 4 messages to demo-app-sqs"
+"$py" "$here/demo_aws.py" send 4
+wait_replicas ge 1 90
+sleep 8
+echo ">>> demo-app is at $(replicas) replicas"
+kubectl -n demo-ns get scaledobject demo-app-scaledobject
+step "purging the queue"
+"$py" "$here/demo_aws.py" purge
+wait_replicas eq 0 120
+sleep 2
+echo ">>> demo-app is back at 0 replicas"
+
+step "kubectl get events -n demo-ns"
+kubectl -n demo-ns get events --sort-by=.lastTimestamp \
+  | grep -E "REASON|KEDA|ScaledObject|ScalingReplicaSet|SuccessfulRescale" || true
+step "the story took $((SECONDS - t0))s"
