@@ -69,9 +69,42 @@ impl Ctx {
         match handle {
             Some(h) => {
                 h.cancel.cancel();
+                self.count_registered(key, &h.state, -1);
                 true
             }
             None => false,
+        }
+    }
+
+    /// Records a ScaledObject's live state, replacing (and stopping) any older one.
+    pub fn set_loop(&self, key: ObjectRef<ScaledObject>, handle: LoopHandle) {
+        self.count_registered(&key, &handle.state, 1);
+        let old = self
+            .loops
+            .lock()
+            .ok()
+            .and_then(|mut l| l.insert(key.clone(), handle));
+        if let Some(old) = old {
+            old.cancel.cancel();
+            self.count_registered(&key, &old.state, -1);
+        }
+    }
+
+    /// `keda_resource_registered_total` and `keda_trigger_registered_total`.
+    fn count_registered(&self, key: &ObjectRef<ScaledObject>, state: &LoopState, delta: i64) {
+        let ns = key.namespace.clone().unwrap_or_default();
+        self.metrics
+            .resources
+            .get_or_create(&vec![
+                ("type", "scaled_object".to_string()),
+                ("namespace", ns),
+            ])
+            .inc_by(delta);
+        for t in &state.triggers {
+            self.metrics
+                .triggers
+                .get_or_create(&vec![("type", t.type_.clone())])
+                .inc_by(delta);
         }
     }
 

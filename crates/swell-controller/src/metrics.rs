@@ -195,12 +195,12 @@ impl Metrics {
             m.loop_latency.family.clone(),
         );
         registry.register(
-            "resource_registered",
+            "resource_registered_total",
             "ScaledObjects per namespace",
             m.resources.clone(),
         );
         registry.register(
-            "trigger_registered",
+            "trigger_registered_total",
             "Triggers per type and namespace",
             m.triggers.clone(),
         );

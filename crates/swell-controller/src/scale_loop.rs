@@ -407,29 +407,41 @@ async fn tick(ctx: &Ctx, key: &ObjectRef<ScaledObject>, so: &ScaledObject, state
                     )
                 },
             );
+            // The loop owns only the trigger-error states of Ready; the reconciler marks it
+            // ready once the HPA and status are in place.
+            let loop_owned =
+                swell_api::status::find_condition(Some(conds.as_slice()), conditions::READY)
+                    .and_then(|c| c.reason.as_deref())
+                    .is_some_and(|r| {
+                        r == ready::TRIGGER_ERROR || r == ready::PARTIAL_TRIGGER_ERROR
+                    });
             let ready = if error && all_failed {
-                condition(
+                Some(condition(
                     conditions::READY,
                     ConditionStatus::False,
                     ready::TRIGGER_ERROR,
                     &error_message,
-                )
+                ))
             } else if error {
-                condition(
+                Some(condition(
                     conditions::READY,
                     ConditionStatus::Unknown,
                     ready::PARTIAL_TRIGGER_ERROR,
                     &error_message,
-                )
-            } else {
-                condition(
+                ))
+            } else if loop_owned {
+                Some(condition(
                     conditions::READY,
                     ConditionStatus::True,
                     ready::SCALED_OBJECT_READY,
                     ready::SCALED_OBJECT_READY_MESSAGE,
-                )
+                ))
+            } else {
+                None
             };
-            set_condition(conds, ready);
+            if let Some(ready) = ready {
+                set_condition(conds, ready);
+            }
             if active {
                 s.last_active_time = Some(Time(now));
             }

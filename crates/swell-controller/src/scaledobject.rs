@@ -152,16 +152,14 @@ async fn observe(so: &ScaledObject, ctx: &Ctx) -> Action {
                 last: Default::default(),
                 live: Default::default(),
             });
-            if let Ok(mut l) = ctx.loops.lock() {
-                l.insert(
-                    key,
-                    LoopHandle {
-                        generation,
-                        cancel: tokio_util::sync::CancellationToken::new(),
-                        state,
-                    },
-                );
-            }
+            ctx.set_loop(
+                key,
+                LoopHandle {
+                    generation,
+                    cancel: tokio_util::sync::CancellationToken::new(),
+                    state,
+                },
+            );
             Action::requeue(Duration::from_secs(300))
         }
         Err(_) => {
@@ -532,16 +530,14 @@ async fn start_loop(
             .unwrap_or(30)
             .max(1),
     );
-    if let Ok(mut l) = ctx.loops.lock() {
-        l.insert(
-            key.clone(),
-            LoopHandle {
-                generation,
-                cancel: cancel.clone(),
-                state: state.clone(),
-            },
-        );
-    }
+    ctx.set_loop(
+        key.clone(),
+        LoopHandle {
+            generation,
+            cancel: cancel.clone(),
+            state: state.clone(),
+        },
+    );
     scale_loop::spawn(ctx.clone(), key, state, polling, cancel);
     ctx.event(
         so,

@@ -244,6 +244,8 @@ spec:
                 "keda_scaler_active{",
                 "keda_internal_scale_loop_latency_seconds{",
                 "keda_scaled_object_paused{",
+                "keda_resource_registered_total{",
+                "keda_trigger_registered_total{type=\"metrics-api\"} 1",
             ] {
                 assert!(text.contains(want), "{want} missing from /metrics:\n{text}");
             }
