@@ -22,9 +22,9 @@ cleanup() {
 trap cleanup EXIT
 t0=$SECONDS
 
-step "building swell (cargo build --release)"
-cargo build --release --bin swell
-swell="$PWD/target/release/swell"
+step "building swell (cargo build)"
+cargo build --bin swell
+swell="$PWD/target/debug/swell"
 
 step "starting the local control plane (the first run builds Kubernetes from source: ~20 min)"
 eval "$("$here/cluster.sh" up --dir "$state/cluster" --owner-pid $$)"
