@@ -103,6 +103,10 @@ impl Operator {
             .args([
                 "--metrics-bind-address",
                 "127.0.0.1:0",
+                "--metrics-api-bind-address",
+                "127.0.0.1:0",
+                "--metrics-api-apiservice",
+                "",
                 "--namespace",
                 namespace,
             ])

@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "swell",
     version,
-    about = "Event-driven autoscaling for Kubernetes, compatible with KEDA"
+    about = "Event-driven autoscaling for Kubernetes, compatible with KEDA",
+    args_override_self = true
 )]
 struct Cli {
     /// Log level or filter (error, warn, info, debug, trace, or an EnvFilter directive).

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::serve::{self, MinTls};
 
 #[derive(clap::Args, Debug)]
+#[command(args_override_self = true)]
 pub struct OperatorArgs {
     /// Path to a kubeconfig; in-cluster configuration or $KUBECONFIG when unset.
     #[arg(long, env = "SWELL_KUBECONFIG")]
@@ -58,6 +59,39 @@ pub struct OperatorArgs {
         default_value = "TLS12"
     )]
     min_tls_version: MinTls,
+    /// Serve the external metrics API (external.metrics.k8s.io) on every replica.
+    #[arg(long, env = "SWELL_METRICS_API", default_value_t = true, action = clap::ArgAction::Set)]
+    metrics_api: bool,
+    /// Address for the external metrics API (HTTPS, client certificates from the aggregator).
+    #[arg(
+        long,
+        env = "SWELL_METRICS_API_BIND_ADDRESS",
+        default_value = "0.0.0.0:6443"
+    )]
+    metrics_api_bind_address: SocketAddr,
+    /// The Service in front of the metrics API: its DNS names go into the serving certificate.
+    #[arg(
+        long,
+        env = "SWELL_METRICS_API_SERVICE",
+        default_value = "keda-operator-metrics-apiserver"
+    )]
+    metrics_api_service: String,
+    /// Keep this APIService's caBundle pointing at the generated CA ("" to leave it alone).
+    #[arg(long, env = "SWELL_METRICS_API_APISERVICE", default_value = swell_metrics_api::APISERVICE_NAME)]
+    metrics_api_apiservice: String,
+    /// Serving certificate and key files for the metrics API (PEM); generated when unset.
+    #[arg(
+        long,
+        env = "SWELL_METRICS_API_CERT_FILE",
+        requires = "metrics_api_key_file"
+    )]
+    metrics_api_cert_file: Option<PathBuf>,
+    #[arg(
+        long,
+        env = "SWELL_METRICS_API_KEY_FILE",
+        requires = "metrics_api_cert_file"
+    )]
+    metrics_api_key_file: Option<PathBuf>,
     /// Watch only this namespace (KEDA's WATCH_NAMESPACE); all namespaces when unset.
     #[arg(long, env = "WATCH_NAMESPACE")]
     watch_namespace: Option<String>,
@@ -68,6 +102,49 @@ pub struct OperatorArgs {
         default_value_t = 5
     )]
     max_reconciles: u16,
+}
+
+/// Metric values from whichever controller context is running (follower or leader).
+struct Source(CurrentCtx);
+
+#[async_trait::async_trait]
+impl swell_metrics_api::MetricSource for Source {
+    async fn external_metric(
+        &self,
+        namespace: &str,
+        metric: &str,
+        selector: &str,
+    ) -> Result<Vec<swell_metrics_api::MetricValue>, swell_metrics_api::MetricError> {
+        use swell_controller::metric_source::MetricQueryError as Q;
+        use swell_metrics_api::MetricError as E;
+        let ctx = self
+            .0
+            .read()
+            .ok()
+            .and_then(|c| c.clone())
+            .ok_or_else(|| E::Unavailable("starting".into()))?;
+        let name = swell_controller::metric_source::scaled_object_from_selector(selector)
+            .unwrap_or_default()
+            .to_string();
+        match ctx.external_metric(namespace, metric, selector).await {
+            Ok(values) => Ok(values
+                .into_iter()
+                .map(|v| swell_metrics_api::MetricValue {
+                    metric_name: v.name,
+                    metric_labels: [(
+                        swell_api::annotations::labels::SCALED_OBJECT_NAME.to_string(),
+                        name.clone(),
+                    )]
+                    .into(),
+                    value: v.value,
+                    timestamp: jiff::Timestamp::now(),
+                })
+                .collect()),
+            Err(Q::NotFound(m)) => Err(E::NotFound(m)),
+            Err(Q::BadRequest(m)) => Err(E::BadRequest(m)),
+            Err(Q::Unavailable(m)) => Err(E::Unavailable(m)),
+        }
+    }
 }
 
 async fn client(path: Option<&PathBuf>) -> anyhow::Result<Client> {
@@ -152,6 +229,35 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     };
     // The controller context serving metric values: a follower's until we lead.
     let current: CurrentCtx = Default::default();
+    if args.metrics_api {
+        let cert = match (&args.metrics_api_cert_file, &args.metrics_api_key_file) {
+            (Some(cert), Some(key)) => swell_metrics_api::CertSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => {
+                let mut s = swell_metrics_api::SelfSigned::for_service(
+                    &args.metrics_api_service,
+                    &args.namespace,
+                );
+                s.apiservice = Some(args.metrics_api_apiservice.clone()).filter(|a| !a.is_empty());
+                swell_metrics_api::CertSource::SelfSigned(s)
+            }
+        };
+        let mut config = swell_metrics_api::Config::new(args.metrics_api_bind_address, cert);
+        config.min_tls = match args.min_tls_version {
+            MinTls::Tls12 => swell_metrics_api::MinTls::Tls12,
+            MinTls::Tls13 => swell_metrics_api::MinTls::Tls13,
+        };
+        let source: Arc<dyn swell_metrics_api::MetricSource> = Arc::new(Source(current.clone()));
+        let (c, stop) = (client.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = swell_metrics_api::serve(config, source, c, stop.clone()).await {
+                tracing::error!(error = %e, "external metrics API stopped");
+                stop.cancel();
+            }
+        });
+    }
     ready.store(true, Ordering::Relaxed);
     if args.leader_elect {
         let lease =
