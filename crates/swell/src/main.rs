@@ -34,7 +34,7 @@ enum Command {
     /// Apply with `swell crds | kubectl apply --server-side -f -`.
     Crds,
     /// Run the operator: reconcile ScaledObjects, own their HPAs, run the scale loops.
-    Operator(operator::OperatorArgs),
+    Operator(Box<operator::OperatorArgs>),
 }
 
 fn init_logging(level: &str, format: &str) {
@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(operator::run(args))
+                .block_on(operator::run(*args))
         }
         Command::Version => {
             println!("swell {}", env!("CARGO_PKG_VERSION"));
