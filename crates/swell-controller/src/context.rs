@@ -42,7 +42,7 @@ pub struct Ctx {
 pub enum StatusError {
     #[error("ScaledObject {0} is gone")]
     Gone(String),
-    #[error("patching status of {0}: {1}")]
+    #[error("patching status of {0}: {msg}", msg = crate::kube_message(.1))]
     Api(String, kube::Error),
     #[error("status of {0} kept changing under us; will retry on the next poll")]
     Conflict(String),

@@ -32,7 +32,7 @@ const FIELD_MANAGER: &str = "swell-operator";
 pub enum Error {
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-    #[error("{0}")]
+    #[error("{}", crate::kube_message(.0))]
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Status(#[from] crate::context::StatusError),
@@ -355,7 +355,12 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         )
         .await
     {
-        return check_failed(&ctx, &so, format!("applying HPA {hpa_name}: {e}")).await;
+        return check_failed(
+            &ctx,
+            &so,
+            format!("applying HPA {hpa_name}: {}", crate::kube_message(&e)),
+        )
+        .await;
     }
 
     let original = match so.status.as_ref().and_then(|s| s.original_replica_count) {

@@ -34,22 +34,30 @@ impl Cluster {
             }
             let status = apply.wait().unwrap_or_else(|e| panic!("kubectl: {e}"));
             assert!(status.success(), "applying CRDs failed");
-            let wait = self
-                .kubectl()
-                .args([
-                    "wait",
-                    "--for=condition=Established",
-                    "--timeout=60s",
-                    "crd/scaledobjects.keda.sh",
-                    "crd/triggerauthentications.keda.sh",
-                ])
-                .output()
-                .unwrap_or_else(|e| panic!("kubectl wait: {e}"));
-            assert!(
-                wait.status.success(),
-                "CRDs not established: {}",
-                String::from_utf8_lossy(&wait.stderr)
-            );
+            // kubectl 1.36's `wait` errors out instead of waiting while a fresh CRD has no
+            // status.conditions yet, so retry it.
+            let mut last = String::new();
+            for _ in 0..300 {
+                let wait = self
+                    .kubectl()
+                    .args([
+                        "wait",
+                        "--for=condition=Established",
+                        "--timeout=60s",
+                        "crd/scaledobjects.keda.sh",
+                        "crd/scaledjobs.keda.sh",
+                        "crd/triggerauthentications.keda.sh",
+                        "crd/clustertriggerauthentications.keda.sh",
+                    ])
+                    .output()
+                    .unwrap_or_else(|e| panic!("kubectl wait: {e}"));
+                if wait.status.success() {
+                    return;
+                }
+                last = String::from_utf8_lossy(&wait.stderr).to_string();
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            panic!("CRDs not established: {last}");
         });
     }
 }
