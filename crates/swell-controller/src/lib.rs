@@ -7,8 +7,10 @@ pub mod metric_source;
 pub mod metrics;
 pub mod run;
 pub mod scale_loop;
+pub mod scaledjob;
 pub mod scaledobject;
 pub mod target;
+pub mod triggers;
 
 /// A Kubernetes API error as a person reads it: the API server's message and reason,
 /// without kube's Debug dump of the whole Status object (it goes to status and events).
