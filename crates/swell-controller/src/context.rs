@@ -98,18 +98,29 @@ impl Ctx {
 
     /// `keda_resource_registered_total` and `keda_trigger_registered_total`.
     fn count_registered(&self, key: &ObjectRef<ScaledObject>, state: &LoopState, delta: i64) {
-        let ns = key.namespace.clone().unwrap_or_default();
+        let types: Vec<&str> = state.triggers.iter().map(|t| t.type_.as_str()).collect();
+        self.count_resource("scaled_object", key.namespace.as_deref(), &types, delta);
+    }
+
+    /// Counts a registered ScaledObject or ScaledJob (`kind`) and its triggers.
+    pub fn count_resource(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        triggers: &[&str],
+        delta: i64,
+    ) {
         self.metrics
             .resources
             .get_or_create(&vec![
-                ("type", "scaled_object".to_string()),
-                ("namespace", ns),
+                ("type", kind.to_string()),
+                ("namespace", namespace.unwrap_or_default().to_string()),
             ])
             .inc_by(delta);
-        for t in &state.triggers {
+        for t in triggers {
             self.metrics
                 .triggers
-                .get_or_create(&vec![("type", t.type_.clone())])
+                .get_or_create(&vec![("type", t.to_string())])
                 .inc_by(delta);
         }
     }

@@ -43,6 +43,7 @@ const UNSEEN_GRACE: Duration = Duration::from_secs(60);
 struct JobLoop {
     generation: i64,
     cancel: CancellationToken,
+    trigger_types: Vec<String>,
 }
 
 pub struct JobCtx {
@@ -128,10 +129,14 @@ pub async fn run(
         _ = pods_task => {}
         _ = shutdown.cancelled() => {}
     }
-    if let Ok(mut loops) = loops_ctx.loops.lock() {
-        for (_, l) in loops.drain() {
-            l.cancel.cancel();
-        }
+    let drained: Vec<_> = loops_ctx
+        .loops
+        .lock()
+        .map(|mut l| l.drain().collect())
+        .unwrap_or_default();
+    for (key, l) in drained {
+        l.cancel.cancel();
+        loops_ctx.count(&key, &l, -1);
     }
 }
 
@@ -159,8 +164,16 @@ impl JobCtx {
         let l = self.loops.lock().ok().and_then(|mut l| l.remove(key));
         if let Some(l) = &l {
             l.cancel.cancel();
+            self.count(key, l, -1);
         }
         l.is_some()
+    }
+
+    /// `keda_resource_registered_total{type="scaled_job"}` and its triggers.
+    fn count(&self, key: &ObjectRef<ScaledJob>, l: &JobLoop, delta: i64) {
+        let types: Vec<&str> = l.trigger_types.iter().map(String::as_str).collect();
+        self.base
+            .count_resource("scaled_job", key.namespace.as_deref(), &types, delta);
     }
 
     fn loop_generation(&self, key: &ObjectRef<ScaledJob>) -> Option<i64> {
@@ -359,17 +372,20 @@ pub async fn reconcile(sj: Arc<ScaledJob>, ctx: Arc<JobCtx>) -> Result<Action, E
         .await;
 
     let cancel = CancellationToken::new();
-    let old = ctx.loops.lock().ok().and_then(|mut l| {
-        l.insert(
-            key.clone(),
-            JobLoop {
-                generation,
-                cancel: cancel.clone(),
-            },
-        )
-    });
+    let job_loop_entry = JobLoop {
+        generation,
+        cancel: cancel.clone(),
+        trigger_types: triggers.iter().map(|t| t.type_.clone()).collect(),
+    };
+    ctx.count(&key, &job_loop_entry, 1);
+    let old = ctx
+        .loops
+        .lock()
+        .ok()
+        .and_then(|mut l| l.insert(key.clone(), job_loop_entry));
     if let Some(old) = old {
         old.cancel.cancel();
+        ctx.count(&key, &old, -1);
     }
     let polling = Duration::from_secs(
         u64::try_from(sj.spec.polling_interval())

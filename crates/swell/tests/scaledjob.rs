@@ -320,7 +320,7 @@ async fn an_invalid_job_target_ref_is_named_then_fixed() {
     cluster
         .with_namespace("sj-invalid", |ns| async move {
             let source = MetricServer::start(2.0).await;
-            let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
             let trigger = format!(
                 "  - type: metrics-api\n    metadata: {{url: \"{}\", valueLocation: value, targetValue: \"1\"}}",
                 source.url
@@ -354,6 +354,25 @@ async fn an_invalid_job_target_ref_is_named_then_fixed() {
                     n if n >= 2 => Ok(()),
                     n => Err(format!("{n} Jobs")),
                 }
+            })
+            .await;
+
+            // KEDA's Prometheus names count the ScaledJob and read its scaler.
+            let addr = op.metrics_addr().expect("the operator logs its metrics address");
+            let registered = format!(
+                "keda_resource_registered_total{{type=\"scaled_job\",namespace=\"{}\"}} 1",
+                ns.name
+            );
+            let value = "keda_scaler_metrics_value{";
+            wait_until("/metrics to count the ScaledJob", WAIT, || async {
+                let out = std::process::Command::new("curl")
+                    .args(["-sk", &format!("https://{addr}/metrics")])
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                let text = String::from_utf8_lossy(&out.stdout).to_string();
+                let ok = text.contains(&registered)
+                    && text.lines().any(|l| l.starts_with(value) && l.contains("type=\"scaledjob\"") && l.contains("scaledObject=\"bad\""));
+                if ok { Ok(()) } else { Err(text) }
             })
             .await;
         })
