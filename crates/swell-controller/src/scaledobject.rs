@@ -257,6 +257,7 @@ async fn build(ctx: &Ctx, so: &ScaledObject) -> Result<Built, BuildError> {
                 metadata: t.metadata.clone(),
                 auth: auth.params,
                 env: env.clone(),
+                ..Default::default()
             },
             pod_identity,
             polling_interval: Duration::from_secs(

@@ -169,3 +169,9 @@ pub fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// Checks a trigger's parameters without I/O, with the same parsing as [`build`]; `Ok` holds
+/// warnings (deprecated or unknown metadata keys).
+pub fn check(input: &TriggerInput) -> Result<Vec<String>, ScalerError> {
+    scalers::check(input)
+}

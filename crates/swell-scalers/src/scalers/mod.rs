@@ -1,4 +1,5 @@
-//! The scaler registry: trigger `type` → constructor.
+//! The scaler registry: trigger `type` → constructor, and the same parsing without I/O for
+//! `swell check` and the admission webhook.
 
 pub mod aws_sqs_queue;
 pub mod cpu_memory;
@@ -6,9 +7,10 @@ pub mod cron;
 pub mod kubernetes_workload;
 pub mod metrics_api;
 
-use crate::{Scaler, ScalerError, Shared, TriggerInput};
+use crate::{Params, Scaler, ScalerError, Shared, TriggerInput};
 
 pub const TYPES: &[&str] = &[
+    "aws-sqs-queue",
     "cpu",
     "cron",
     "kubernetes-workload",
@@ -23,11 +25,41 @@ pub fn build(input: &TriggerInput, shared: &Shared) -> Result<Box<dyn Scaler>, S
         "cron" => Box::new(cron::CronScaler::new(input)?),
         "kubernetes-workload" => Box::new(kubernetes_workload::WorkloadScaler::new(input, shared)?),
         "metrics-api" => Box::new(metrics_api::MetricsApiScaler::new(input)?),
-        other => {
-            return Err(ScalerError::UnknownType(
-                other.to_string(),
-                TYPES.join(", "),
-            ));
-        }
+        other => return Err(unknown_type(other)),
     })
+}
+
+fn unknown_type(other: &str) -> ScalerError {
+    ScalerError::UnknownType(other.to_string(), TYPES.join(", "))
+}
+
+/// Parses a trigger's parameters exactly as [`build`] does, without building clients or
+/// calling anything: `Ok` carries the warnings (deprecations, unknown metadata keys).
+pub fn check(input: &TriggerInput) -> Result<Vec<String>, ScalerError> {
+    let mut p = Params::new(&input.params);
+    let fields = match input.type_.as_str() {
+        "aws-sqs-queue" => {
+            aws_sqs_queue::parse(input, &mut p);
+            aws_sqs_queue::FIELDS
+        }
+        "cpu" | "memory" => {
+            cpu_memory::parse(input, &mut p);
+            cpu_memory::FIELDS
+        }
+        "cron" => {
+            cron::parse(&mut p);
+            cron::FIELDS
+        }
+        "kubernetes-workload" => {
+            kubernetes_workload::parse(&mut p);
+            kubernetes_workload::FIELDS
+        }
+        "metrics-api" => {
+            metrics_api::parse(&mut p);
+            metrics_api::FIELDS
+        }
+        other => return Err(unknown_type(other)),
+    };
+    p.warn_unknown_keys(&input.type_, fields);
+    Ok(p.finish()?)
 }
