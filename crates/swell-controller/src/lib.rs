@@ -1,6 +1,7 @@
 //! Swell's controllers. I/O lives here; decisions come from `swell-scaling`.
 
 pub mod auth;
+pub mod check;
 pub mod context;
 pub mod hpa;
 pub mod metric_source;

@@ -170,8 +170,7 @@ pub fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Checks a trigger's parameters without I/O, with the same parsing as [`build`]; `Ok` holds
-/// warnings (deprecated or unknown metadata keys).
-pub fn check(input: &TriggerInput) -> Result<Vec<String>, ScalerError> {
+/// Checks a trigger's parameters without I/O, with the same parsing as [`build`].
+pub fn check(input: &TriggerInput) -> Result<scalers::Checked, ScalerError> {
     scalers::check(input)
 }

@@ -132,6 +132,15 @@ impl<'a> Params<'a> {
         });
     }
 
+    /// Records a problem with a trigger field outside its metadata, e.g. `metricType`.
+    pub fn trigger_error(&mut self, field: &str, message: impl Into<String>) {
+        let i = self.raw.trigger_index;
+        self.errors.push(ParamError {
+            field: format!("triggers[{i}].{field}"),
+            message: message.into(),
+        });
+    }
+
     /// The raw string of a parameter, from the first source that has it.
     pub fn raw(&mut self, f: Field) -> Option<String> {
         for &source in f.order {
@@ -142,10 +151,8 @@ impl<'a> Params<'a> {
             };
             if let Some(v) = found {
                 if let Some(note) = f.deprecated {
-                    self.warnings.push(format!(
-                        "{} is deprecated: {note}",
-                        self.path(source, f.name)
-                    ));
+                    self.warnings
+                        .push(format!("{}: deprecated; {note}", self.path(source, f.name)));
                 }
                 return Some(v);
             }
@@ -365,6 +372,11 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// Ends parsing: every error and every warning.
+    pub fn into_parts(self) -> (Vec<ParamError>, Vec<String>) {
+        (self.errors, self.warnings)
+    }
+
     /// Ends parsing: all errors, or the warnings.
     pub fn finish(self) -> Result<Vec<String>, MetadataError> {
         if self.errors.is_empty() {
@@ -530,9 +542,7 @@ mod tests {
         let _ = p.opt_string(Field::new("old").deprecated("use new"));
         assert_eq!(
             p.finish(),
-            Ok(vec![
-                "triggers[1].metadata.old is deprecated: use new".into()
-            ])
+            Ok(vec!["triggers[1].metadata.old: deprecated; use new".into()])
         );
     }
 }

@@ -54,10 +54,10 @@ pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> ResourceScaler {
     let metric_type = match metric_type {
         Some(t @ (MetricType::Utilization | MetricType::AverageValue)) => t,
         Some(MetricType::Value) | None => {
-            p.error(
-                    "value",
-                    "cpu and memory triggers need the trigger's metricType set to Utilization or AverageValue",
-                );
+            p.trigger_error(
+                "metricType",
+                "cpu and memory triggers need metricType set to Utilization or AverageValue; set it on the trigger",
+            );
             MetricType::Utilization
         }
     };

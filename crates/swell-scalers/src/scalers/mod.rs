@@ -7,7 +7,7 @@ pub mod cron;
 pub mod kubernetes_workload;
 pub mod metrics_api;
 
-use crate::{Params, Scaler, ScalerError, Shared, TriggerInput};
+use crate::{ParamError, Params, Scaler, ScalerError, Shared, TriggerInput};
 
 pub const TYPES: &[&str] = &[
     "aws-sqs-queue",
@@ -33,9 +33,17 @@ fn unknown_type(other: &str) -> ScalerError {
     ScalerError::UnknownType(other.to_string(), TYPES.join(", "))
 }
 
+/// What [`check`] found in one trigger's parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    pub errors: Vec<ParamError>,
+    /// Deprecated parameters and unknown metadata keys, as `field: message`.
+    pub warnings: Vec<String>,
+}
+
 /// Parses a trigger's parameters exactly as [`build`] does, without building clients or
-/// calling anything: `Ok` carries the warnings (deprecations, unknown metadata keys).
-pub fn check(input: &TriggerInput) -> Result<Vec<String>, ScalerError> {
+/// calling anything. Only an unknown trigger type is an `Err`.
+pub fn check(input: &TriggerInput) -> Result<Checked, ScalerError> {
     let mut p = Params::new(&input.params);
     let fields = match input.type_.as_str() {
         "aws-sqs-queue" => {
@@ -61,5 +69,6 @@ pub fn check(input: &TriggerInput) -> Result<Vec<String>, ScalerError> {
         other => return Err(unknown_type(other)),
     };
     p.warn_unknown_keys(&input.type_, fields);
-    Ok(p.finish()?)
+    let (errors, warnings) = p.into_parts();
+    Ok(Checked { errors, warnings })
 }

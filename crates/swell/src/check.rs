@@ -1,0 +1,361 @@
+//! `swell check`: validate KEDA manifests offline with the operator's own rules, and
+//! optionally against the cluster (`--cluster`).
+
+use std::io::Read as _;
+
+use serde_json::Value;
+use swell_api::{
+    AuthenticationRefKind, ClusterTriggerAuthentication, ScaleTriggers, ScaledJob, ScaledObject,
+    TriggerAuthentication,
+};
+use swell_controller::check::{self, AuthKnowledge, Finding, Severity};
+
+/// Exit codes.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_INVALID: u8 = 1;
+pub const EXIT_UNREADABLE: u8 = 2;
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// Manifest files (YAML, one or more documents each); `-` reads standard input.
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    pub files: Vec<String>,
+    /// Also check against the cluster of the current kubeconfig: the target exists and has
+    /// /scale, TriggerAuthentications exist, the workload's ServiceAccount has an IAM role when
+    /// the trigger needs one, and no other ScaledObject or HPA targets the same workload.
+    #[arg(long)]
+    pub cluster: bool,
+}
+
+/// A parsed keda.sh object.
+pub enum Object {
+    ScaledObject(Box<ScaledObject>),
+    ScaledJob(Box<ScaledJob>),
+    TriggerAuthentication(Box<TriggerAuthentication>),
+    ClusterTriggerAuthentication(Box<ClusterTriggerAuthentication>),
+}
+
+/// One document and what the check found.
+pub struct Doc {
+    /// `file:index`, the index counting documents from 0.
+    pub location: String,
+    /// `Kind namespace/name` (or `Kind name` for cluster-scoped objects).
+    pub title: String,
+    pub object: Option<Object>,
+    pub findings: Vec<Finding>,
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
+}
+
+/// serde's message and path as a finding: a missing field is named in the path.
+fn decode_error(err: &serde_path_to_error::Error<serde_json::Error>) -> Finding {
+    let path = err.path().to_string();
+    let inner = err.inner().to_string();
+    let inner = inner
+        .split(" at line ")
+        .next()
+        .unwrap_or(inner.as_str())
+        .to_string();
+    if let Some(name) = inner
+        .strip_prefix("missing field `")
+        .and_then(|r| r.strip_suffix('`'))
+    {
+        let field = if path == "." || path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        };
+        return Finding::error(field, format!("required; set {name}"));
+    }
+    let field = if path == "." { String::new() } else { path };
+    Finding::error(
+        field,
+        format!(
+            "{inner}; fix the value's type (trigger metadata values are strings: quote numbers and booleans)"
+        ),
+    )
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Finding> {
+    serde_path_to_error::deserialize(value).map_err(|e| decode_error(&e))
+}
+
+/// Reports every non-string trigger metadata value (the API server rejects them) and turns
+/// it into a string, so the rest of the triggers' checks still run.
+fn stringify_metadata(value: &mut Value, findings: &mut Vec<Finding>) {
+    let Some(triggers) = value
+        .pointer_mut("/spec/triggers")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for (i, trigger) in triggers.iter_mut().enumerate() {
+        let Some(metadata) = trigger.get_mut("metadata").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (key, v) in metadata.iter_mut() {
+            let text = match v {
+                Value::String(_) => continue,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                Value::Null => String::new(),
+                other => {
+                    findings.push(Finding::error(
+                        format!("spec.triggers[{i}].metadata.{key}"),
+                        "is a list or map; trigger metadata values are strings",
+                    ));
+                    *other = Value::String(String::new());
+                    continue;
+                }
+            };
+            findings.push(Finding::error(
+                format!("spec.triggers[{i}].metadata.{key}"),
+                format!("{text} is not a string and the API server will reject it; quote it: {key}: \"{text}\""),
+            ));
+            *v = Value::String(text);
+        }
+    }
+}
+
+/// Parses one document into a [`Doc`]; unknown kinds are skipped with a note.
+pub fn parse_doc(location: String, value: Value) -> Doc {
+    let kind = str_at(&value, &["kind"]).unwrap_or_default().to_string();
+    let api_version = str_at(&value, &["apiVersion"]).unwrap_or_default();
+    let name = str_at(&value, &["metadata", "name"]).unwrap_or("<no name>");
+    let title = match str_at(&value, &["metadata", "namespace"]) {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    };
+    let mut doc = Doc {
+        location,
+        title,
+        object: None,
+        findings: Vec::new(),
+    };
+    let group = api_version.split('/').next().unwrap_or_default();
+    let keda = group == "keda.sh";
+    if !keda
+        || !matches!(
+            kind.as_str(),
+            "ScaledObject" | "ScaledJob" | "TriggerAuthentication" | "ClusterTriggerAuthentication"
+        )
+    {
+        let what = if kind.is_empty() {
+            "a document without kind".to_string()
+        } else {
+            format!("{api_version} {kind}")
+        };
+        doc.findings.push(Finding::note(
+            "kind",
+            format!("skipped: {what} is not a keda.sh ScaledObject, ScaledJob, TriggerAuthentication or ClusterTriggerAuthentication"),
+        ));
+        return doc;
+    }
+    if api_version != "keda.sh/v1alpha1" {
+        doc.findings.push(Finding::error(
+            "apiVersion",
+            format!("{api_version:?} is not served; use keda.sh/v1alpha1"),
+        ));
+        return doc;
+    }
+    if str_at(&value, &["metadata", "name"]).is_none_or(str::is_empty) {
+        doc.findings
+            .push(Finding::error("metadata.name", "required; name the object"));
+    }
+    let mut value = value;
+    stringify_metadata(&mut value, &mut doc.findings);
+    let parsed = match kind.as_str() {
+        "ScaledObject" => decode(value).map(|o| Object::ScaledObject(Box::new(o))),
+        "ScaledJob" => decode(value).map(|o| Object::ScaledJob(Box::new(o))),
+        "TriggerAuthentication" => {
+            decode(value).map(|o| Object::TriggerAuthentication(Box::new(o)))
+        }
+        _ => decode(value).map(|o| Object::ClusterTriggerAuthentication(Box::new(o))),
+    };
+    match parsed {
+        Ok(o) => doc.object = Some(o),
+        Err(f) => doc.findings.push(f),
+    }
+    doc
+}
+
+/// Reads every file; unreadable files and YAML errors are returned as messages.
+pub fn load(files: &[String]) -> (Vec<Doc>, Vec<String>) {
+    let mut docs = Vec::new();
+    let mut unreadable = Vec::new();
+    for file in files {
+        let text = if file == "-" {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).map(|_| s)
+        } else {
+            std::fs::read_to_string(file)
+        };
+        let name = if file == "-" {
+            "<stdin>"
+        } else {
+            file.as_str()
+        };
+        let text = match text {
+            Ok(t) => t,
+            Err(e) => {
+                unreadable.push(format!("{name}: cannot read: {e}"));
+                continue;
+            }
+        };
+        let values: Vec<Value> = match serde_saphyr::from_str_multiple(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                unreadable.push(format!("{name}: not valid YAML: {e}"));
+                continue;
+            }
+        };
+        for (index, value) in values.into_iter().enumerate() {
+            if value.is_null() {
+                continue;
+            }
+            if !value.is_object() {
+                unreadable.push(format!(
+                    "{name}:{index}: not a Kubernetes object (a YAML mapping with apiVersion and kind)"
+                ));
+                continue;
+            }
+            docs.push(parse_doc(format!("{name}:{index}"), value));
+        }
+    }
+    (docs, unreadable)
+}
+
+/// The namespace a namespaced object lands in when the manifest leaves it out.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+fn namespace_of(meta: &kube::api::ObjectMeta, default_ns: &str) -> String {
+    meta.namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| default_ns.to_string())
+}
+
+/// What the input says about each trigger's authentication.
+pub fn auth_knowledge(
+    docs: &[Doc],
+    ns: &str,
+    triggers: &[ScaleTriggers],
+    default_ns: &str,
+) -> Vec<AuthKnowledge> {
+    triggers
+        .iter()
+        .map(|t| {
+            let Some(r) = &t.authentication_ref else {
+                return AuthKnowledge::None;
+            };
+            let found = docs.iter().find_map(|d| match (&d.object, r.kind()) {
+                (
+                    Some(Object::TriggerAuthentication(ta)),
+                    AuthenticationRefKind::TriggerAuthentication,
+                ) if ta.metadata.name.as_deref() == Some(r.name.as_str())
+                    && namespace_of(&ta.metadata, default_ns) == ns =>
+                {
+                    Some(ta.spec.clone())
+                }
+                (
+                    Some(Object::ClusterTriggerAuthentication(cta)),
+                    AuthenticationRefKind::ClusterTriggerAuthentication,
+                ) if cta.metadata.name.as_deref() == Some(r.name.as_str()) => {
+                    Some(cta.spec.0.clone())
+                }
+                _ => None,
+            });
+            found.map_or(AuthKnowledge::Unknown, AuthKnowledge::Spec)
+        })
+        .collect()
+}
+
+/// The offline checks of every parsed document.
+pub fn check_offline(docs: &mut [Doc], default_ns: &str) {
+    let mut results = Vec::with_capacity(docs.len());
+    for doc in docs.iter() {
+        let findings = match &doc.object {
+            Some(Object::ScaledObject(so)) => {
+                let ns = namespace_of(&so.metadata, default_ns);
+                let auths = auth_knowledge(docs, &ns, &so.spec.triggers, default_ns);
+                check::scaled_object(so, &auths)
+            }
+            Some(Object::ScaledJob(sj)) => {
+                let ns = namespace_of(&sj.metadata, default_ns);
+                let auths = auth_knowledge(docs, &ns, &sj.spec.triggers, default_ns);
+                check::scaled_job(sj, &auths)
+            }
+            Some(Object::TriggerAuthentication(ta)) => check::trigger_authentication(&ta.spec),
+            Some(Object::ClusterTriggerAuthentication(cta)) => {
+                check::trigger_authentication(&cta.spec)
+            }
+            None => Vec::new(),
+        };
+        results.push(findings);
+    }
+    for (doc, findings) in docs.iter_mut().zip(results) {
+        doc.findings.extend(findings);
+    }
+}
+
+/// Prints the report and returns the exit code.
+pub fn report(docs: &[Doc], unreadable: &[String], out: &mut impl std::io::Write) -> u8 {
+    let mut errors = 0usize;
+    let mut warnings = 0usize;
+    let mut invalid = 0usize;
+    let mut checked = 0usize;
+    for doc in docs {
+        if doc.object.is_some() || check::has_errors(&doc.findings) {
+            checked += 1;
+        }
+        let mut findings = doc.findings.clone();
+        findings.sort_by_key(|f| f.severity);
+        if findings.is_empty() {
+            let _ = writeln!(out, "{}: {}: ok", doc.location, doc.title);
+        }
+        for f in &findings {
+            let _ = writeln!(
+                out,
+                "{}: {}: {}: {}: {}",
+                doc.location, doc.title, f.severity, f.field, f.message
+            );
+            match f.severity {
+                Severity::Error => errors += 1,
+                Severity::Warning => warnings += 1,
+                Severity::Note => {}
+            }
+        }
+        if check::has_errors(&findings) {
+            invalid += 1;
+        }
+    }
+    for u in unreadable {
+        let _ = writeln!(out, "{u}");
+    }
+    let _ = writeln!(
+        out,
+        "{checked} object(s) checked: {invalid} invalid, {errors} error(s), {warnings} warning(s){}",
+        if unreadable.is_empty() {
+            String::new()
+        } else {
+            format!(", {} unreadable input(s)", unreadable.len())
+        }
+    );
+    if !unreadable.is_empty() {
+        EXIT_UNREADABLE
+    } else if invalid > 0 {
+        EXIT_INVALID
+    } else {
+        EXIT_OK
+    }
+}
+
+/// `swell check`: the exit code.
+pub fn run(args: &CheckArgs) -> u8 {
+    let (mut docs, unreadable) = load(&args.files);
+    check_offline(&mut docs, DEFAULT_NAMESPACE);
+    let mut out = std::io::stdout().lock();
+    report(&docs, &unreadable, &mut out)
+}
