@@ -215,7 +215,9 @@ fn check_triggers(
 ) {
     for (index, trigger) in triggers.iter().enumerate() {
         let auth = auths.get(index).cloned().unwrap_or_default();
-        if let (AuthKnowledge::Unknown, Some(r)) = (&auth, &trigger.authentication_ref) {
+        if let (AuthKnowledge::Unknown, Some(r)) = (&auth, &trigger.authentication_ref)
+            && !r.name.trim().is_empty()
+        {
             out.push(Finding::note(
                 format!("spec.triggers[{index}].authenticationRef"),
                 format!(
