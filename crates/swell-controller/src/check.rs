@@ -79,9 +79,11 @@ pub enum AuthKnowledge {
     #[default]
     None,
     /// The referenced object's spec (its secret values stay unknown).
-    Spec(TriggerAuthenticationSpec),
+    Spec(Box<TriggerAuthenticationSpec>),
     /// The referenced object is not available to this check.
     Unknown,
+    /// The referenced object does not exist (already reported).
+    Missing,
 }
 
 /// The workload role placeholder used when the ServiceAccount cannot be read.
@@ -172,7 +174,7 @@ fn trigger_input(
 ) -> TriggerInput {
     let (auth_unknown, pod_identity) = match auth {
         AuthKnowledge::None => (false, Default::default()),
-        AuthKnowledge::Unknown => (true, Default::default()),
+        AuthKnowledge::Unknown | AuthKnowledge::Missing => (true, Default::default()),
         AuthKnowledge::Spec(spec) => (
             provides_parameters(spec),
             spec.pod_identity

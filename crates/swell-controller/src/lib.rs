@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod check;
+pub mod check_cluster;
 pub mod context;
 pub mod hpa;
 pub mod metric_source;

@@ -34,22 +34,30 @@ impl Cluster {
             }
             let status = apply.wait().unwrap_or_else(|e| panic!("kubectl: {e}"));
             assert!(status.success(), "applying CRDs failed");
-            let wait = self
-                .kubectl()
-                .args([
-                    "wait",
-                    "--for=condition=Established",
-                    "--timeout=60s",
-                    "crd/scaledobjects.keda.sh",
-                    "crd/triggerauthentications.keda.sh",
-                ])
-                .output()
-                .unwrap_or_else(|e| panic!("kubectl wait: {e}"));
-            assert!(
-                wait.status.success(),
-                "CRDs not established: {}",
-                String::from_utf8_lossy(&wait.stderr)
-            );
+            // `kubectl wait` fails at once while a new CRD has no status yet, so ask again.
+            let mut last = String::new();
+            for _ in 0..60 {
+                let wait = self
+                    .kubectl()
+                    .args([
+                        "wait",
+                        "--for=condition=Established",
+                        "--timeout=60s",
+                        "crd/scaledobjects.keda.sh",
+                        "crd/triggerauthentications.keda.sh",
+                    ])
+                    .output()
+                    .unwrap_or_else(|e| panic!("kubectl wait: {e}"));
+                if wait.status.success() {
+                    return;
+                }
+                last = String::from_utf8_lossy(&wait.stderr).into_owned();
+                if !last.contains("accessor error") {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            panic!("CRDs not established: {last}");
         });
     }
 }

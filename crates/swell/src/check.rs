@@ -1,7 +1,7 @@
 //! `swell check`: validate KEDA manifests offline with the operator's own rules, and
 //! optionally against the cluster (`--cluster`).
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 
 use serde_json::Value;
 use swell_api::{
@@ -9,6 +9,7 @@ use swell_api::{
     TriggerAuthentication,
 };
 use swell_controller::check::{self, AuthKnowledge, Finding, Severity};
+use swell_controller::check_cluster;
 
 /// Exit codes.
 pub const EXIT_OK: u8 = 0;
@@ -25,9 +26,14 @@ pub struct CheckArgs {
     /// the trigger needs one, and no other ScaledObject or HPA targets the same workload.
     #[arg(long)]
     pub cluster: bool,
+    /// The namespace of manifests that name none, as with `kubectl apply -n` (default: the
+    /// kubeconfig context's namespace with --cluster, otherwise `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
 }
 
-/// A parsed keda.sh object.
+/// A parsed keda.sh object (variants are named after the kinds).
+#[allow(clippy::enum_variant_names)]
 pub enum Object {
     ScaledObject(Box<ScaledObject>),
     ScaledJob(Box<ScaledJob>),
@@ -267,20 +273,62 @@ pub fn auth_knowledge(
                 }
                 _ => None,
             });
-            found.map_or(AuthKnowledge::Unknown, AuthKnowledge::Spec)
+            found.map_or(AuthKnowledge::Unknown, |s| AuthKnowledge::Spec(Box::new(s)))
+        })
+        .collect()
+}
+
+type TargetKey = (String, String, String);
+
+/// Every ScaledObject of the input as `(namespace, name, target)`.
+fn siblings(docs: &[Doc], default_ns: &str) -> Vec<(String, String, TargetKey)> {
+    docs.iter()
+        .filter_map(|d| match &d.object {
+            Some(Object::ScaledObject(so)) => {
+                let t = &so.spec.scale_target_ref;
+                Some((
+                    namespace_of(&so.metadata, default_ns),
+                    so.metadata.name.clone().unwrap_or_default(),
+                    check_cluster::target_key(t.api_version(), t.kind(), &t.name),
+                ))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Two ScaledObjects of the input on one workload.
+fn duplicate_targets(
+    so: &ScaledObject,
+    ns: &str,
+    all: &[(String, String, TargetKey)],
+) -> Vec<Finding> {
+    let t = &so.spec.scale_target_ref;
+    let key = check_cluster::target_key(t.api_version(), t.kind(), &t.name);
+    let name = so.metadata.name.as_deref().unwrap_or_default();
+    all.iter()
+        .filter(|(n, other, k)| n == ns && other != name && *k == key)
+        .map(|(_, other, _)| {
+            Finding::error(
+                "spec.scaleTargetRef",
+                format!("ScaledObject {ns}/{other} also targets {} {ns}/{}; a workload can have only one ScaledObject: merge their triggers into one", t.kind(), t.name),
+            )
         })
         .collect()
 }
 
 /// The offline checks of every parsed document.
 pub fn check_offline(docs: &mut [Doc], default_ns: &str) {
+    let all = siblings(docs, default_ns);
     let mut results = Vec::with_capacity(docs.len());
     for doc in docs.iter() {
         let findings = match &doc.object {
             Some(Object::ScaledObject(so)) => {
                 let ns = namespace_of(&so.metadata, default_ns);
                 let auths = auth_knowledge(docs, &ns, &so.spec.triggers, default_ns);
-                check::scaled_object(so, &auths)
+                let mut f = check::scaled_object(so, &auths);
+                f.extend(duplicate_targets(so, &ns, &all));
+                f
             }
             Some(Object::ScaledJob(sj)) => {
                 let ns = namespace_of(&sj.metadata, default_ns);
@@ -294,6 +342,48 @@ pub fn check_offline(docs: &mut [Doc], default_ns: &str) {
             None => Vec::new(),
         };
         results.push(findings);
+    }
+    for (doc, findings) in docs.iter_mut().zip(results) {
+        doc.findings.extend(findings);
+    }
+}
+
+/// The offline checks plus the cluster's: missing TriggerAuthentications are read from the
+/// API server (so their parameters are checked), and each ScaledObject's target, identity and
+/// competing autoscalers are looked at.
+pub async fn check_with_cluster(docs: &mut [Doc], client: &kube::Client, default_ns: &str) {
+    let default_ns = default_ns.to_string();
+    let all = siblings(docs, &default_ns);
+    let mut results = Vec::with_capacity(docs.len());
+    for doc in docs.iter() {
+        let mut out = Vec::new();
+        match &doc.object {
+            Some(Object::ScaledObject(so)) => {
+                let ns = namespace_of(&so.metadata, &default_ns);
+                let auths = auth_knowledge(docs, &ns, &so.spec.triggers, &default_ns);
+                let auths =
+                    check_cluster::resolve_auths(client, &ns, &so.spec.triggers, auths, &mut out)
+                        .await;
+                out.extend(check::scaled_object(so, &auths));
+                out.extend(check_cluster::scaled_object(client, so, &ns, &auths, &all).await);
+            }
+            Some(Object::ScaledJob(sj)) => {
+                let ns = namespace_of(&sj.metadata, &default_ns);
+                let auths = auth_knowledge(docs, &ns, &sj.spec.triggers, &default_ns);
+                let auths =
+                    check_cluster::resolve_auths(client, &ns, &sj.spec.triggers, auths, &mut out)
+                        .await;
+                out.extend(check::scaled_job(sj, &auths));
+            }
+            Some(Object::TriggerAuthentication(ta)) => {
+                out.extend(check::trigger_authentication(&ta.spec));
+            }
+            Some(Object::ClusterTriggerAuthentication(cta)) => {
+                out.extend(check::trigger_authentication(&cta.spec));
+            }
+            None => {}
+        }
+        results.push(out);
     }
     for (doc, findings) in docs.iter_mut().zip(results) {
         doc.findings.extend(findings);
@@ -355,7 +445,34 @@ pub fn report(docs: &[Doc], unreadable: &[String], out: &mut impl std::io::Write
 /// `swell check`: the exit code.
 pub fn run(args: &CheckArgs) -> u8 {
     let (mut docs, unreadable) = load(&args.files);
-    check_offline(&mut docs, DEFAULT_NAMESPACE);
+    if args.cluster {
+        let checked = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.block_on(async {
+                    let client = kube::Client::try_default().await.map_err(|e| {
+                        format!("cannot reach the cluster of the current kubeconfig: {e}")
+                    })?;
+                    let ns = args
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| client.default_namespace().to_string());
+                    check_with_cluster(&mut docs, &client, &ns).await;
+                    Ok::<(), String>(())
+                })
+            });
+        if let Err(e) = checked {
+            let _ = writeln!(std::io::stdout(), "--cluster: {e}");
+            return EXIT_UNREADABLE;
+        }
+    } else {
+        check_offline(
+            &mut docs,
+            args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE),
+        );
+    }
     let mut out = std::io::stdout().lock();
     report(&docs, &unreadable, &mut out)
 }
