@@ -165,6 +165,11 @@ pub async fn scaled_object(
         )),
     }
     let own_hpa = so.hpa_name();
+    // KEDA lets a ScaledObject take over an HPA it names, and skips HPAs that opt out.
+    let transfer = swell_api::annotations::bool_annotation(
+        so.metadata.annotations.as_ref(),
+        swell_api::annotations::TRANSFER_HPA_OWNERSHIP,
+    );
     match Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
         .await
@@ -181,10 +186,22 @@ pub async fn scaled_object(
                     .labels
                     .as_ref()
                     .is_some_and(|l| l.contains_key("scaledobject.keda.sh/name"));
-                if hpa_name != own_hpa && hpa_key == key && !keda_owned {
+                let opted_out = hpa
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(swell_api::annotations::VALIDATIONS_HPA_OWNERSHIP))
+                    .is_some_and(|v| v == "false");
+                let transferred = transfer && so.spec.custom_hpa_name() == Some(hpa_name);
+                if hpa_name != own_hpa
+                    && hpa_key == key
+                    && !keda_owned
+                    && !opted_out
+                    && !transferred
+                {
                     out.push(Finding::error(
                         "spec.scaleTargetRef",
-                        format!("HorizontalPodAutoscaler {ns}/{hpa_name} already scales {target_desc}; two autoscalers would fight: delete it (Swell creates {own_hpa}) or target another workload"),
+                        format!("HorizontalPodAutoscaler {ns}/{hpa_name} already scales {target_desc}; two autoscalers would fight: delete it (Swell creates {own_hpa}), or take it over with the {} annotation and spec.advanced.horizontalPodAutoscalerConfig.name: {hpa_name}", swell_api::annotations::TRANSFER_HPA_OWNERSHIP),
                     ));
                 }
             }
