@@ -16,6 +16,24 @@ use swell_api::{
 use crate::check::{AuthKnowledge, Finding, needs_workload_role};
 use crate::target::{TargetError, Targets};
 
+/// Who asks. Admission must not depend on the order objects are applied in, so what may
+/// simply not exist yet (the target, a TriggerAuthentication, the ServiceAccount) is a warning
+/// there and an error for `swell check --cluster`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Check,
+    Admission,
+}
+
+impl Mode {
+    fn not_yet(self, field: impl Into<String>, message: impl Into<String>) -> Finding {
+        match self {
+            Mode::Check => Finding::error(field, message),
+            Mode::Admission => Finding::warning(field, message),
+        }
+    }
+}
+
 /// `(group, kind, name)` of a scale target, for comparing targets.
 pub fn target_key(api_version: &str, kind: &str, name: &str) -> (String, String, String) {
     let group = match api_version.split_once('/') {
@@ -36,6 +54,7 @@ fn api_error(what: &str, e: &kube::Error) -> String {
 /// Completes what is known about each trigger's authentication from the cluster: a reference
 /// not resolved by the input is read from the API server, and reported when it does not exist.
 pub async fn resolve_auths(
+    mode: Mode,
     client: &Client,
     ns: &str,
     triggers: &[ScaleTriggers],
@@ -79,10 +98,7 @@ pub async fn resolve_auths(
                         format!("ClusterTriggerAuthentication {:?} not found", r.name)
                     }
                 };
-                out.push(Finding::error(
-                    field,
-                    format!("{scope}; create it or fix the name"),
-                ));
+                out.push(mode.not_yet(field, format!("{scope}; create it or fix the name")));
                 *auth = AuthKnowledge::Missing;
             }
             Err(e) => {
@@ -98,6 +114,7 @@ pub async fn resolve_auths(
 /// [`resolve_auths`]; `siblings` are other ScaledObjects known besides the cluster's (e.g. the
 /// rest of the input), as `(namespace, name, target)`.
 pub async fn scaled_object(
+    mode: Mode,
     client: &Client,
     so: &ScaledObject,
     ns: &str,
@@ -117,7 +134,7 @@ pub async fn scaled_object(
                 Ok(p) => pod = p,
                 Err(e) => out.push(Finding::error("spec.scaleTargetRef", e.to_string())),
             },
-            Err(TargetError::NotFound { .. }) => out.push(Finding::error(
+            Err(TargetError::NotFound { .. }) => out.push(mode.not_yet(
                 "spec.scaleTargetRef.name",
                 format!("{target_desc} not found; create it first or fix spec.scaleTargetRef.name"),
             )),
@@ -128,7 +145,7 @@ pub async fn scaled_object(
 
     if let Some(pod) = &pod {
         resource_requests(so, pod, &mut out);
-        workload_role(client, so, ns, pod, auths, &mut out).await;
+        workload_role(mode, client, so, ns, pod, auths, &mut out).await;
     }
 
     // Nothing else may scale the same workload.
@@ -252,6 +269,7 @@ pub fn resource_requests(so: &ScaledObject, pod: &PodSpec, out: &mut Vec<Finding
 /// With the workload's identity (`aws-eks`, or `aws` with identityOwner workload), the
 /// workload's ServiceAccount must name an IAM role.
 async fn workload_role(
+    mode: Mode,
     client: &Client,
     so: &ScaledObject,
     ns: &str,
@@ -292,7 +310,7 @@ async fn workload_role(
                     .and_then(|a| a.get(swell_scalers::aws::ROLE_ARN_ANNOTATION))
                     .filter(|r| !r.is_empty());
                 if role.is_none() {
-                    out.push(Finding::error(
+                    out.push(mode.not_yet(
                         field,
                         format!(
                             "the workload's ServiceAccount {ns}/{sa} has no {} annotation, which the pod identity owner model needs; annotate it with the workload's IAM role or set identityOwner: operator",
@@ -301,7 +319,7 @@ async fn workload_role(
                     ));
                 }
             }
-            Ok(None) => out.push(Finding::error(
+            Ok(None) => out.push(mode.not_yet(
                 field,
                 format!("the workload's ServiceAccount {ns}/{sa} does not exist; create it with the {} annotation", swell_scalers::aws::ROLE_ARN_ANNOTATION),
             )),

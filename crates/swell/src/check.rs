@@ -361,18 +361,40 @@ pub async fn check_with_cluster(docs: &mut [Doc], client: &kube::Client, default
             Some(Object::ScaledObject(so)) => {
                 let ns = namespace_of(&so.metadata, &default_ns);
                 let auths = auth_knowledge(docs, &ns, &so.spec.triggers, &default_ns);
-                let auths =
-                    check_cluster::resolve_auths(client, &ns, &so.spec.triggers, auths, &mut out)
-                        .await;
+                let auths = check_cluster::resolve_auths(
+                    check_cluster::Mode::Check,
+                    client,
+                    &ns,
+                    &so.spec.triggers,
+                    auths,
+                    &mut out,
+                )
+                .await;
                 out.extend(check::scaled_object(so, &auths));
-                out.extend(check_cluster::scaled_object(client, so, &ns, &auths, &all).await);
+                out.extend(
+                    check_cluster::scaled_object(
+                        check_cluster::Mode::Check,
+                        client,
+                        so,
+                        &ns,
+                        &auths,
+                        &all,
+                    )
+                    .await,
+                );
             }
             Some(Object::ScaledJob(sj)) => {
                 let ns = namespace_of(&sj.metadata, &default_ns);
                 let auths = auth_knowledge(docs, &ns, &sj.spec.triggers, &default_ns);
-                let auths =
-                    check_cluster::resolve_auths(client, &ns, &sj.spec.triggers, auths, &mut out)
-                        .await;
+                let auths = check_cluster::resolve_auths(
+                    check_cluster::Mode::Check,
+                    client,
+                    &ns,
+                    &sj.spec.triggers,
+                    auths,
+                    &mut out,
+                )
+                .await;
                 out.extend(check::scaled_job(sj, &auths));
             }
             Some(Object::TriggerAuthentication(ta)) => {

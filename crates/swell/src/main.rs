@@ -3,6 +3,7 @@
 mod check;
 mod operator;
 mod serve;
+mod webhook;
 
 use std::io::Write;
 
