@@ -5,6 +5,7 @@ pub mod check;
 pub mod check_cluster;
 pub mod context;
 pub mod hpa;
+pub mod manifest;
 pub mod metric_source;
 pub mod metrics;
 pub mod run;

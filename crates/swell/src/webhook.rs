@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use swell_controller::check::{self, AuthKnowledge, Finding, Severity};
 use swell_controller::check_cluster::{self, Mode};
 
-use crate::check::{Doc, Object, parse_doc};
+use swell_controller::manifest::{Doc, Object, parse_doc};
 
 /// KEDA's webhook paths; every one accepts any of the four kinds.
 pub const PATHS: [&str; 4] = [
