@@ -111,6 +111,14 @@ async fn decide(client: &kube::Client, request: &Value) -> (bool, String, Vec<St
         return (true, String::new(), Vec::new());
     }
     let object = request["object"].clone();
+    // Like KEDA: changes that leave the spec alone (finalizers, labels, annotations) and
+    // objects being deleted pass, so a deletion never hangs on an object that became invalid.
+    if operation == "UPDATE"
+        && (object["spec"] == request["oldObject"]["spec"]
+            || !object["metadata"]["deletionTimestamp"].is_null())
+    {
+        return (true, String::new(), Vec::new());
+    }
     let namespace = request["namespace"]
         .as_str()
         .or_else(|| object["metadata"]["namespace"].as_str())

@@ -276,6 +276,41 @@ spec:
             let (ok, out) = kubectl_apply(cluster, &n, &first.replace("queueUrl: typo", "queueLength: \"3\""));
             assert!(ok, "{out}");
 
+            // An HPA created behind its back makes `first` invalid: metadata-only updates (the
+            // operator's finalizer, annotations) still pass, spec changes do not.
+            ns.apply(
+                cluster,
+                r#"apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: late}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: app}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]
+"#,
+            )
+            .unwrap();
+            let annotate = cluster
+                .kubectl()
+                .args(["annotate", "-n", &n, "scaledobject", "first", "team=payments"])
+                .output()
+                .unwrap();
+            assert!(
+                annotate.status.success(),
+                "{}",
+                String::from_utf8_lossy(&annotate.stderr)
+            );
+            let (ok, out) = kubectl_apply(
+                cluster,
+                &n,
+                &first.replace("queueUrl: typo", "queueLength: \"4\""),
+            );
+            assert!(
+                !ok && out.contains(&format!("HorizontalPodAutoscaler {n}/late already scales")),
+                "{out}"
+            );
+
             let _ = vwcs.delete(&config_name, &DeleteParams::default()).await;
         })
         .await;
