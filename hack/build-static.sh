@@ -3,7 +3,9 @@
 # and TLS roots need no shared library, so the binary runs in a `scratch` image), then
 # checks it: an ELF without a PT_INTERP (no dynamic loader) that runs `swell version`.
 #
-#   hack/build-static.sh [OUT]     default OUT: target/static/swell
+#   hack/build-static.sh [--profile release|dev] [OUT]     default OUT: target/static/swell
+#
+# `make test` uses `--profile dev` (the same linking, a quicker compile); images use release.
 #
 # Needs rustup (adds the musl target when missing) and musl-gcc (Debian: musl-tools) for
 # aws-lc-sys's C code. Builds in target/static (CARGO_TARGET_DIR overrides), apart from the
@@ -12,6 +14,9 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 target=x86_64-unknown-linux-musl
+profile=release
+if [ "${1:-}" = --profile ]; then profile="${2:?--profile needs release or dev}"; shift 2; fi
+case "$profile" in release) dir=release ;; dev) dir=debug ;; *) echo "build-static: unknown profile $profile" >&2; exit 2 ;; esac
 out="${1:-$root/target/static/swell}"
 
 die() { printf 'build-static: %s\n' "$*" >&2; exit 1; }
@@ -28,9 +33,9 @@ export CC_x86_64_unknown_linux_musl="${CC_x86_64_unknown_linux_musl:-musl-gcc}"
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="${CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS:-} -C target-feature=+crt-static"
 
 start=$SECONDS
-(cd "$root" && cargo build --release --locked --target "$target" --bin swell)
+(cd "$root" && cargo build --profile "$profile" --locked --target "$target" --bin swell)
 mkdir -p "$(dirname "$out")"
-cp "$CARGO_TARGET_DIR/$target/release/swell" "$out"
+cp "$CARGO_TARGET_DIR/$target/$dir/swell" "$out"
 
 # Static means: no program interpreter and no needed shared libraries.
 if command -v readelf >/dev/null; then

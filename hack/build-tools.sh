@@ -75,17 +75,29 @@ build_simple() { # name module-path version pkg
   mv "$BIN/$name.tmp" "$BIN/$name"
 }
 
+# kwok's "fast" stages, with one addition: a Job's pod completes after the duration in its
+# annotation pod-complete.stage.kwok.x-k8s.io/delay (as kwok's "general" stages allow), at
+# once without it. ScaledJob tests use it to keep Jobs running for a while.
 kwok_stages() {
-  [ -f "$BIN/../kwok-stages.yaml" ] && return 0
+  [ -f "$BIN/../kwok-stages-v2.yaml" ] && return 0
   local root; root="$(go env GOMODCACHE)/sigs.k8s.io/kwok@v$KWOK_VERSION/kustomize/stage"
   [ -d "$root" ] || die "kwok stages not found under $root"
   local out="$BIN/../kwok-stages.yaml.tmp"; : > "$out"
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
            pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
     [ -f "$root/$f" ] || die "kwok stage $f missing in module"
-    printf -- '---\n' >> "$out"; cat "$root/$f" >> "$out"; printf '\n' >> "$out"
+    printf -- '---\n' >> "$out"
+    if [ "$f" = pod/fast/pod-complete.yaml ]; then
+      grep -q '^  next:' "$root/$f" || die "kwok stage $f changed shape (no 'next:')"
+      awk '/^  next:/ { print "  delay:"; print "    durationMilliseconds: 0"; print "    durationFrom:";
+                        print "      expressionFrom: '"'"'.metadata.annotations[\"pod-complete.stage.kwok.x-k8s.io/delay\"]'"'"'" }
+           { print }' "$root/$f" >> "$out"
+    else
+      cat "$root/$f" >> "$out"
+    fi
+    printf '\n' >> "$out"
   done
-  mv "$out" "$BIN/../kwok-stages.yaml"
+  mv "$out" "$BIN/../kwok-stages-v2.yaml"
 }
 
 t0=$SECONDS

@@ -166,7 +166,7 @@ cmd_up() {
     --concurrent-horizontal-pod-autoscaler-syncs=10 --v=1
   start kube-scheduler "$BIN/kube-scheduler" --kubeconfig="$DIR/admin.kubeconfig" \
     --secure-port=0 --leader-elect=false --v=1
-  start kwok "$BIN/kwok" --kubeconfig="$DIR/admin.kubeconfig" --config="$BIN/../kwok-stages.yaml" \
+  start kwok "$BIN/kwok" --kubeconfig="$DIR/admin.kubeconfig" --config="$BIN/../kwok-stages-v2.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --cidr=10.244.0.0/16 --node-ip=10.0.0.1 --node-lease-duration-seconds=40
 

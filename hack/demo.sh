@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the seed's story (KEDA in Amazon EKS, part 2, pod identity owner model) on a
 # laptop: local control plane, local AWS with IAM enforced, Swell with an IRSA identity,
-# the demo-app and its ScaledObject, 4 messages in and purged: 0 → up → 0. Cleans up.
+# the demo-app and its ScaledObject, 4 messages in and purged: 0 → 2 → 0 through the real HPA and Swell's external
+# metrics API. Cleans up.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here/.."
@@ -44,11 +45,33 @@ kubectl create namespace keda >/dev/null
 kubectl -n keda create serviceaccount keda-operator >/dev/null
 kubectl -n keda annotate serviceaccount keda-operator "eks.amazonaws.com/role-arn=$DEMO_OPERATOR_ROLE" >/dev/null
 kubectl -n keda create token keda-operator --duration=1h --audience=sts.amazonaws.com >"$state/token"
+# The external metrics API: in a cluster the chart's Service points at the operator pods;
+# here the operator runs on this machine, so the Service is an ExternalName for localhost.
+metrics_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+kubectl apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: keda-operator-metrics-apiserver, namespace: keda}
+spec: {type: ExternalName, externalName: localhost}
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.external.metrics.k8s.io}
+spec:
+  group: external.metrics.k8s.io
+  version: v1beta1
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  service: {name: keda-operator-metrics-apiserver, namespace: keda, port: $metrics_port}
+YAML
 AWS_ROLE_ARN="$DEMO_OPERATOR_ROLE" AWS_WEB_IDENTITY_TOKEN_FILE="$state/token" AWS_REGION=us-west-2 \
   AWS_ENDPOINT_URL="$SWELL_AWS_ENDPOINT" AWS_ACCESS_KEY_ID= AWS_SECRET_ACCESS_KEY= \
   "$swell" operator --namespace keda --leader-elect=true --metrics-bind-address 127.0.0.1:0 \
+  --metrics-api-bind-address "127.0.0.1:$metrics_port" \
   >"$state/operator.log" 2>&1 &
 pids+=($!)
+kubectl wait --for=condition=Available apiservice/v1beta1.external.metrics.k8s.io --timeout=60s >/dev/null
+echo "external.metrics.k8s.io is Available (Swell published its CA in the APIService)"
 
 step "applying the seed's demo-app.yaml and ScaledObject (pollingInterval 5s, cooldownPeriod 10s for the demo)"
 kubectl create namespace demo-ns >/dev/null
@@ -130,7 +153,7 @@ wait_replicas() { # CMP N SECONDS
 }
 
 step "kubectl get pods -n demo-ns -w  (live)"
-kubectl -n demo-ns get pods -w --output-watch-events 2>/dev/null | ts &
+kubectl -n demo-ns get pods -w --output-watch-events 2>/dev/null > >(ts) &
 pids+=($!)
 
 wait_replicas eq 0 90
@@ -139,8 +162,10 @@ echo ">>> the queue is empty: demo-app is at 0 replicas"
 step "sending 4 messages to demo-app-sqs"
 "$py" "$here/demo_aws.py" send 4
 wait_replicas ge 1 90
-sleep 8
+echo ">>> Swell activated demo-app (0 → 1); the HPA takes it from here: 4 messages / queueLength 2"
+wait_replicas eq 2 90
 echo ">>> demo-app is at $(replicas) replicas"
+kubectl -n demo-ns get hpa keda-hpa-demo-app-scaledobject
 kubectl -n demo-ns get scaledobject demo-app-scaledobject
 step "purging the queue"
 "$py" "$here/demo_aws.py" purge

@@ -34,6 +34,12 @@ phase "go tools (overlap wait)"
 cargo clippy --workspace --all-targets -- -D warnings
 phase "clippy"
 
+echo "== the image: static binary (musl) and the Dockerfile's runtime stage, with buildah =="
+"$here/debian-packages.sh" musl-gcc=musl-tools buildah=buildah
+"$here/image.sh" --profile dev localhost/swell:test
+STORAGE_DRIVER=vfs buildah rmi localhost/swell:test >/dev/null
+phase "static image"
+
 echo "== starting local control plane and AWS =="
 state=$(mktemp -d "${TMPDIR:-/tmp}/swell-test.XXXXXX")
 cleanup() {

@@ -37,7 +37,7 @@ pub enum AuthError {
         namespace: String,
         name: String,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", crate::kube_message(source))]
     Api { what: String, source: kube::Error },
     #[error("{0}")]
     Unsupported(String),

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client, Resource as _};
+use kube::{Api, Client, Resource};
 use swell_api::{ScaledObject, ScaledObjectStatus};
 use tokio_util::sync::CancellationToken;
 
@@ -40,17 +40,23 @@ pub struct Ctx {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
-    #[error("ScaledObject {0} is gone")]
+    #[error("{0} is gone")]
     Gone(String),
-    #[error("patching status of {0}: {1}")]
+    #[error("patching status of {0}: {msg}", msg = crate::kube_message(.1))]
     Api(String, kube::Error),
     #[error("status of {0} kept changing under us; will retry on the next poll")]
     Conflict(String),
 }
 
 impl Ctx {
-    pub async fn event(&self, so: &ScaledObject, type_: EventType, reason: &str, note: String) {
-        let reference: ObjectReference = so.object_ref(&());
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let reference: ObjectReference = obj.object_ref(&());
         let note = truncate_note(note);
         let ev = Event {
             type_,
@@ -109,49 +115,84 @@ impl Ctx {
     }
 
     /// Applies `mutate` to the latest known status and writes it only if it changed.
-    /// The write is conditional on the resourceVersion the change was computed from, so
-    /// the reconciler and the scale loop never overwrite each other's fields.
     pub async fn update_status(
         &self,
         key: &ObjectRef<ScaledObject>,
         mutate: impl Fn(&mut ScaledObjectStatus),
     ) -> Result<bool, StatusError> {
-        let ns = key.namespace.clone().unwrap_or_default();
-        let api: Api<ScaledObject> = Api::namespaced(self.client.clone(), &ns);
-        for attempt in 0..8u32 {
-            let Some(so) = self.store.get(key) else {
-                return Err(StatusError::Gone(key.to_string()));
-            };
-            let old = so.status.clone().unwrap_or_default();
-            let mut new = old.clone();
-            mutate(&mut new);
-            if new == old {
-                return Ok(false);
-            }
-            let patch = serde_json::json!({
-                "metadata": { "resourceVersion": so.metadata.resource_version },
-                "status": merge_patch_value(&old, &new),
-            });
-            match api
-                .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(_) => return Ok(true),
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    // Our store lags the write that beat us; let the watch catch up.
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        50 * u64::from(attempt + 1),
-                    ))
-                    .await;
-                }
-                Err(kube::Error::Api(s)) if s.code == 404 => {
-                    return Err(StatusError::Gone(key.to_string()));
-                }
-                Err(e) => return Err(StatusError::Api(key.to_string(), e)),
-            }
-        }
-        Err(StatusError::Conflict(key.to_string()))
+        update_status(&self.client, &self.store, key, mutate).await
     }
+}
+
+/// A custom resource with a status subresource.
+pub trait WithStatus:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+    type Status: serde::Serialize + Clone + Default + PartialEq;
+    fn status_ref(&self) -> Option<&Self::Status>;
+}
+
+impl WithStatus for ScaledObject {
+    type Status = ScaledObjectStatus;
+    fn status_ref(&self) -> Option<&ScaledObjectStatus> {
+        self.status.as_ref()
+    }
+}
+
+impl WithStatus for swell_api::ScaledJob {
+    type Status = swell_api::ScaledJobStatus;
+    fn status_ref(&self) -> Option<&swell_api::ScaledJobStatus> {
+        self.status.as_ref()
+    }
+}
+
+/// Applies `mutate` to the latest known status in `store` and writes it only if it
+/// changed. The write is conditional on the resourceVersion the change was computed from,
+/// so the reconciler and the loop never overwrite each other's fields.
+pub async fn update_status<K: WithStatus>(
+    client: &Client,
+    store: &Store<K>,
+    key: &ObjectRef<K>,
+    mutate: impl Fn(&mut K::Status),
+) -> Result<bool, StatusError> {
+    let ns = key.namespace.clone().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(client.clone(), &ns);
+    for attempt in 0..8u32 {
+        let Some(obj) = store.get(key) else {
+            return Err(StatusError::Gone(key.to_string()));
+        };
+        let old = obj.status_ref().cloned().unwrap_or_default();
+        let mut new = old.clone();
+        mutate(&mut new);
+        if new == old {
+            return Ok(false);
+        }
+        let patch = serde_json::json!({
+            "metadata": { "resourceVersion": obj.meta().resource_version },
+            "status": merge_patch_value(&old, &new),
+        });
+        match api
+            .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                // Our store lags the write that beat us; let the watch catch up.
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    50 * u64::from(attempt + 1),
+                ))
+                .await;
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                return Err(StatusError::Gone(key.to_string()));
+            }
+            Err(e) => return Err(StatusError::Api(key.to_string(), e)),
+        }
+    }
+    Err(StatusError::Conflict(key.to_string()))
 }
 
 /// Events carry at most 1024 characters of note.
@@ -169,7 +210,7 @@ fn truncate_note(mut note: String) -> String {
 }
 
 /// A JSON merge patch turning `old` into `new`: fields that disappeared become null.
-fn merge_patch_value(old: &ScaledObjectStatus, new: &ScaledObjectStatus) -> serde_json::Value {
+fn merge_patch_value<S: serde::Serialize>(old: &S, new: &S) -> serde_json::Value {
     let mut n = serde_json::to_value(new).unwrap_or_default();
     let o = serde_json::to_value(old).unwrap_or_default();
     if let (Some(nm), Some(om)) = (n.as_object_mut(), o.as_object()) {

@@ -1,4 +1,5 @@
-//! Wiring: one watch per kind, the ScaledObject controller, shared scaler clients.
+//! Wiring: one watch per kind, the ScaledObject and ScaledJob controllers, shared scaler
+//! clients.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,8 +94,9 @@ where
     }
 }
 
-/// Runs the ScaledObject controller until `shutdown` fires.
-pub async fn run_scaledobjects(
+/// Runs the ScaledObject controller, and on the leader the ScaledJob controller, until
+/// `shutdown` fires.
+pub async fn run_controllers(
     client: Client,
     metrics: Arc<Metrics>,
     settings: Settings,
@@ -137,11 +139,20 @@ pub async fn run_scaledobjects(
     .touched_objects()
     .predicate_filter(predicates::generation, Default::default());
 
+    let jobs = settings.leader.then(|| {
+        tokio::spawn(crate::scaledjob::run(
+            ctx.clone(),
+            settings.watch_namespace.clone(),
+            settings.concurrency,
+            shutdown.clone(),
+        ))
+    });
     let loops_ctx = ctx.clone();
+    let so_shutdown = shutdown.clone();
     Controller::for_stream(so_stream, reader)
         .owns_stream(hpa_stream)
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
-        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .graceful_shutdown_on(async move { so_shutdown.cancelled().await })
         .run(scaledobject::reconcile, scaledobject::error_policy, ctx)
         .for_each(|res| async move {
             if let Err(e) = res {
@@ -149,6 +160,10 @@ pub async fn run_scaledobjects(
             }
         })
         .await;
+    shutdown.cancel();
+    if let Some(jobs) = jobs {
+        let _ = jobs.await;
+    }
     // Leadership or the process ended: no loop may keep scaling.
     if let Ok(mut loops) = loops_ctx.loops.lock() {
         for (_, h) in loops.drain() {

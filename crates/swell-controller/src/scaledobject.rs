@@ -16,14 +16,14 @@ use swell_api::annotations::{self};
 use swell_api::conditions::{self, paused as pz, ready};
 use swell_api::status::set_condition;
 use swell_api::{Condition, ConditionStatus, ScaledObject, events};
-use swell_scalers::{MetricSpec, MetricType, RawParams, TriggerInput};
+use swell_scalers::MetricSpec;
 
-use crate::auth::Resolver;
 use crate::context::{Ctx, LoopHandle};
 use crate::hpa;
 use crate::metrics::ObjectLabels;
 use crate::scale_loop::{self, LoopState, TriggerRuntime};
 use crate::target::Target;
+use crate::triggers::BuildError;
 
 pub const FINALIZER: &str = "finalizer.keda.sh";
 const FIELD_MANAGER: &str = "swell-operator";
@@ -32,7 +32,7 @@ const FIELD_MANAGER: &str = "swell-operator";
 pub enum Error {
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-    #[error("{0}")]
+    #[error("{}", crate::kube_message(.0))]
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Status(#[from] crate::context::StatusError),
@@ -169,21 +169,6 @@ async fn observe(so: &ScaledObject, ctx: &Ctx) -> Action {
     }
 }
 
-/// Why a ScaledObject's scalers could not be built.
-struct BuildError {
-    message: String,
-    scaler_failed: bool,
-}
-
-impl BuildError {
-    fn check(message: String) -> BuildError {
-        BuildError {
-            message,
-            scaler_failed: false,
-        }
-    }
-}
-
 /// What a ScaledObject resolves to: its target and live triggers.
 struct Built {
     target: Target,
@@ -209,79 +194,22 @@ async fn build(ctx: &Ctx, so: &ScaledObject) -> Result<Built, BuildError> {
         Err(e) => return Err(BuildError::check(e.to_string())),
     };
 
-    let resolver = Resolver {
-        client: &ctx.client,
-        cluster_namespace: &ctx.cluster_namespace,
-    };
-    let env = match resolver
-        .container_env(
-            &ns,
-            pod.as_ref(),
-            so.spec
+    let (triggers, auth_names) = crate::triggers::build(
+        ctx,
+        crate::triggers::Owner {
+            namespace: &ns,
+            name: &so.name_any(),
+            triggers: &so.spec.triggers,
+            pod: pod.as_ref(),
+            env_source_container_name: so
+                .spec
                 .scale_target_ref
                 .env_source_container_name
                 .as_deref(),
-        )
-        .await
-    {
-        Ok(e) => e,
-        Err(e) => return Err(BuildError::check(e.to_string())),
-    };
-    let mut triggers = Vec::new();
-    let mut auth_names = Vec::new();
-    for (index, t) in so.spec.triggers.iter().enumerate() {
-        let auth = match resolver
-            .trigger_auth(index, &ns, t.authentication_ref.as_ref(), pod.as_ref())
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => return Err(BuildError::check(e.to_string())),
-        };
-        if let Some(r) = &t.authentication_ref {
-            auth_names.push(r.name.clone());
-        }
-        let pod_identity =
-            pod_identity_input(ctx, &ns, pod.as_ref(), auth.pod_identity.as_ref()).await;
-        let input = TriggerInput {
-            index,
-            type_: t.type_.clone(),
-            name: t.name().map(str::to_string),
-            metric_type: t
-                .metric_type
-                .as_ref()
-                .and_then(|m| MetricType::parse(Some(m.as_str()))),
-            namespace: ns.clone(),
-            scaled_object: so.name_any(),
-            params: RawParams {
-                trigger_index: index,
-                metadata: t.metadata.clone(),
-                auth: auth.params,
-                env: env.clone(),
-                ..Default::default()
-            },
-            pod_identity,
-            polling_interval: Duration::from_secs(
-                u64::try_from(so.spec.polling_interval())
-                    .unwrap_or(30)
-                    .max(1),
-            ),
-        };
-        match swell_scalers::build(&input, &ctx.shared) {
-            Ok(scaler) => triggers.push(TriggerRuntime {
-                index,
-                type_: t.type_.clone(),
-                spec: scaler.metric_spec(),
-                scaler,
-                use_cached_metrics: t.use_cached_metrics(),
-            }),
-            Err(e) => {
-                return Err(BuildError {
-                    message: format!("triggers[{index}] ({}): {e}", t.type_),
-                    scaler_failed: true,
-                });
-            }
-        }
-    }
+            polling_interval: so.spec.polling_interval(),
+        },
+    )
+    .await?;
     let specs: Vec<MetricSpec> = triggers.iter().map(|t| t.spec.clone()).collect();
     let mut seen = std::collections::BTreeSet::new();
     if let Some(dup) = specs
@@ -334,7 +262,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         Err(e) => {
             if e.scaler_failed {
                 ctx.event(
-                    &so,
+                    so.as_ref(),
                     EventType::Warning,
                     events::KEDA_SCALER_FAILED,
                     e.message.clone(),
@@ -356,7 +284,12 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         )
         .await
     {
-        return check_failed(&ctx, &so, format!("applying HPA {hpa_name}: {e}")).await;
+        return check_failed(
+            &ctx,
+            &so,
+            format!("applying HPA {hpa_name}: {}", crate::kube_message(&e)),
+        )
+        .await;
     }
 
     let original = match so.status.as_ref().and_then(|s| s.original_replica_count) {
@@ -428,7 +361,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     .await?;
     if was_paused {
         ctx.event(
-            &so,
+            so.as_ref(),
             EventType::Normal,
             events::SCALED_OBJECT_UNPAUSED,
             "ScaledObject was unpaused".into(),
@@ -437,7 +370,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     }
     if !was_ready {
         ctx.event(
-            &so,
+            so.as_ref(),
             EventType::Normal,
             events::SCALED_OBJECT_READY,
             "ScaledObject is ready for scaling".into(),
@@ -449,34 +382,6 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
 
 /// What a trigger's pod identity resolves to, including the workload ServiceAccount's IAM
 /// role annotation when the provider may need it.
-async fn pod_identity_input(
-    ctx: &Ctx,
-    ns: &str,
-    pod: Option<&k8s_openapi::api::core::v1::PodSpec>,
-    identity: Option<&swell_api::AuthPodIdentity>,
-) -> swell_scalers::aws::PodIdentityInput {
-    let Some(id) = identity else {
-        return Default::default();
-    };
-    let sa = pod
-        .and_then(|p| p.service_account_name.clone())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".into());
-    let workload_role_arn = if crate::check::needs_workload_role(id) {
-        let api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
-            Api::namespaced(ctx.client.clone(), ns);
-        api.get_opt(&sa)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|s| s.metadata.annotations)
-            .and_then(|a| a.get(swell_scalers::aws::ROLE_ARN_ANNOTATION).cloned())
-    } else {
-        None
-    };
-    crate::check::pod_identity_input(ns, &sa, id, workload_role_arn)
-}
-
 async fn start_loop(
     ctx: &Arc<Ctx>,
     so: &ScaledObject,
@@ -628,7 +533,7 @@ async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> 
     }
     delete_hpa(&ctx, &so).await?;
     ctx.event(
-        &so,
+        so.as_ref(),
         EventType::Warning,
         events::SCALED_OBJECT_DELETED,
         "ScaledObject was deleted".into(),

@@ -31,7 +31,7 @@ pub enum TargetError {
         namespace: String,
         name: String,
     },
-    #[error("{action} {kind} {namespace}/{name}: {source}")]
+    #[error("{action} {kind} {namespace}/{name}: {}", crate::kube_message(source))]
     Api {
         action: &'static str,
         kind: String,

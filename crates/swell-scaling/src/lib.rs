@@ -5,6 +5,7 @@
 
 pub mod decision;
 pub mod fallback;
+pub mod jobs;
 pub mod naming;
 pub mod quantity;
 

@@ -34,9 +34,10 @@ impl Cluster {
             }
             let status = apply.wait().unwrap_or_else(|e| panic!("kubectl: {e}"));
             assert!(status.success(), "applying CRDs failed");
-            // `kubectl wait` fails at once while a new CRD has no status yet, so ask again.
+            // kubectl 1.36's `wait` errors out instead of waiting while a fresh CRD has no
+            // status.conditions yet, so retry it.
             let mut last = String::new();
-            for _ in 0..60 {
+            for _ in 0..300 {
                 let wait = self
                     .kubectl()
                     .args([
@@ -44,18 +45,17 @@ impl Cluster {
                         "--for=condition=Established",
                         "--timeout=60s",
                         "crd/scaledobjects.keda.sh",
+                        "crd/scaledjobs.keda.sh",
                         "crd/triggerauthentications.keda.sh",
+                        "crd/clustertriggerauthentications.keda.sh",
                     ])
                     .output()
                     .unwrap_or_else(|e| panic!("kubectl wait: {e}"));
                 if wait.status.success() {
                     return;
                 }
-                last = String::from_utf8_lossy(&wait.stderr).into_owned();
-                if !last.contains("accessor error") {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(500));
+                last = String::from_utf8_lossy(&wait.stderr).to_string();
+                std::thread::sleep(std::time::Duration::from_millis(200));
             }
             panic!("CRDs not established: {last}");
         });

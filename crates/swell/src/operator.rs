@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use axum::routing::get;
 use kube::Client;
 use swell_controller::metrics::Metrics;
-use swell_controller::run::{CurrentCtx, Settings, run_scaledobjects};
+use swell_controller::run::{CurrentCtx, Settings, run_controllers};
 use tokio_util::sync::CancellationToken;
 
 use crate::serve::{self, MinTls};
@@ -326,7 +326,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         let (mut leader, lease_task) = lease.watch().await;
         // Until we lead, keep scalers ready for metric requests without acting.
         let follow = shutdown.child_token();
-        let follower = tokio::spawn(run_scaledobjects(
+        let follower = tokio::spawn(run_controllers(
             client.clone(),
             metrics.clone(),
             settings(false),
@@ -347,7 +347,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         follow.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), follower).await;
         let stop = shutdown.child_token();
-        let controllers = tokio::spawn(run_scaledobjects(
+        let controllers = tokio::spawn(run_controllers(
             client.clone(),
             metrics.clone(),
             settings(true),
@@ -378,7 +378,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             );
         }
     } else {
-        run_scaledobjects(
+        run_controllers(
             client.clone(),
             metrics.clone(),
             settings(true),

@@ -329,12 +329,26 @@ async fn template_applies_with_server_dry_run() {
                 "{sa}"
             );
 
-            let ran = run(
+            // Other tests in this binary write the same CRDs and RBAC at the same time; an
+            // optimistic-concurrency conflict there is retried, anything else fails 3 times.
+            let mut ran = run(
                 cluster
                     .kubectl()
                     .args(["apply", "--dry-run=server", "-f", "-"]),
                 Some(&yaml),
             );
+            for _ in 0..2 {
+                if ran.ok || !ran.text().contains("the object has been modified") {
+                    break;
+                }
+                eprintln!("retrying after a conflict:\n{}", ran.text());
+                ran = run(
+                    cluster
+                        .kubectl()
+                        .args(["apply", "--dry-run=server", "-f", "-"]),
+                    Some(&yaml),
+                );
+            }
             assert!(
                 ran.ok,
                 "kubectl apply --dry-run=server failed:\n{}",
