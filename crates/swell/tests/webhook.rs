@@ -140,6 +140,7 @@ spec:
                 "webhooks": [
                     hook("/validate-keda-sh-v1alpha1-scaledobject", "scaledobjects"),
                     hook("/validate-keda-sh-v1alpha1-triggerauthentication", "triggerauthentications"),
+                    hook("/validate-keda-sh-v1alpha1-scaledjob", "scaledjobs"),
                 ]
             }))
             .unwrap();
@@ -227,6 +228,26 @@ spec:
             let want = check_error(ta, &n);
             let (ok, out) = kubectl_apply(cluster, &n, ta);
             assert!(!ok && out.contains(&want), "want {want:?}, got {out}");
+
+            // A ScaledJob: its spec is checked too.
+            let job = "apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata: {name: job}
+spec:
+  jobTargetRef:
+    template:
+      spec:
+        containers: [{name: worker, image: busybox}]
+        restartPolicy: Never
+  triggers:
+  - type: cron
+    metricType: Value
+    metadata: {timezone: UTC, start: \"0 8 * * *\", end: \"0 8 * * *\", desiredReplicas: \"1\"}
+";
+            let want = check_error(job, &n);
+            let (ok, out) = kubectl_apply(cluster, &n, job);
+            assert!(!ok && out.contains(&want), "want {want:?}, got {out}");
+            assert!(out.contains("spec.triggers[0].metadata.end: start and end must differ"), "{out}");
 
             // Accepted with a warning for an unknown key.
             let first = sqs_so(
