@@ -364,8 +364,38 @@ async fn publish(client: &Client, s: &SelfSigned, bundle: &str) -> Result<(), ku
     first.map_or(Ok(()), Err)
 }
 
-/// Sets `clientConfig.caBundle` of every webhook of ValidatingWebhookConfiguration `name`,
-/// when it differs (read, change, replace: a conflicting writer makes it retry next pass).
+/// At most this many CAs are kept in a webhook's caBundle: every replica serving the webhook
+/// has its own CA, and each must stay trusted while the others publish theirs.
+const MAX_WEBHOOK_CAS: usize = 8;
+
+/// The PEM certificates of a bundle, each normalised to end with a newline.
+fn pem_blocks(bundle: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    bundle
+        .split_inclusive(END)
+        .map(str::trim)
+        .filter(|b| b.ends_with(END))
+        .map(|b| format!("{b}\n"))
+        .collect()
+}
+
+/// The caBundle a replica publishes: `current` unchanged when it already trusts every CA of
+/// `ours`; otherwise ours first, then the others' (so other replicas keep working), capped.
+fn merged_bundle(current: &str, ours: &str) -> Option<String> {
+    let have = pem_blocks(current);
+    let mine = pem_blocks(ours);
+    if mine.iter().all(|b| have.contains(b)) {
+        return None;
+    }
+    let mut out = mine.clone();
+    out.extend(have.into_iter().filter(|b| !mine.contains(b)));
+    out.truncate(MAX_WEBHOOK_CAS.max(mine.len()));
+    Some(out.concat())
+}
+
+/// Makes every webhook of ValidatingWebhookConfiguration `name` trust `bundle` (our current
+/// and previous CA), keeping the CAs other replicas published (read, change, replace; a
+/// conflicting writer makes it retry on the next pass).
 pub async fn ensure_webhook_ca_bundle(
     client: &Client,
     name: &str,
@@ -374,11 +404,16 @@ pub async fn ensure_webhook_ca_bundle(
     use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let mut current = api.get(name).await?;
-    let want = k8s_openapi::ByteString(bundle.as_bytes().to_vec());
     let mut changed = false;
     for hook in current.webhooks.iter_mut().flatten() {
-        if hook.client_config.ca_bundle.as_ref() != Some(&want) {
-            hook.client_config.ca_bundle = Some(want.clone());
+        let have = hook
+            .client_config
+            .ca_bundle
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .unwrap_or_default();
+        if let Some(next) = merged_bundle(&have, bundle) {
+            hook.client_config.ca_bundle = Some(k8s_openapi::ByteString(next.into_bytes()));
             changed = true;
         }
     }
@@ -558,6 +593,24 @@ mod tests {
         certs.files_pass(&cert, &key);
         assert_eq!(certs.resolver.0.load_full().cert[0], b, "kept on error");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn webhook_bundles_keep_other_replicas_cas() {
+        let pem =
+            |n: &str| format!("-----BEGIN CERTIFICATE-----\n{n}\n-----END CERTIFICATE-----\n");
+        let (a, b) = (pem("A"), pem("B"));
+        assert_eq!(merged_bundle("", &a), Some(a.clone()));
+        assert_eq!(merged_bundle(&a, &a), None, "already trusted");
+        let both = merged_bundle(&a, &b).unwrap();
+        assert_eq!(both, format!("{b}{a}"));
+        // Replica A sees both and leaves them alone: no flapping between replicas.
+        assert_eq!(merged_bundle(&both, &a), None);
+        // Old CAs fall off after MAX_WEBHOOK_CAS.
+        let many: String = (0..20).map(|i| pem(&i.to_string())).collect();
+        let next = merged_bundle(&many, &a).unwrap();
+        assert_eq!(pem_blocks(&next).len(), MAX_WEBHOOK_CAS);
+        assert!(next.starts_with(&a));
     }
 
     #[test]
