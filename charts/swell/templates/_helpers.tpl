@@ -51,3 +51,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- end -}}
 {{- $port -}}
 {{- end -}}
+
+{{- define "swell.webhookServiceName" -}}
+{{- printf "%s-webhook" (include "swell.operatorName" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The ValidatingWebhookConfiguration (cluster-scoped, so named after the operator). */}}
+{{- define "swell.webhookConfigurationName" -}}
+{{- printf "%s-admission" (include "swell.operatorName" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}

@@ -81,6 +81,7 @@ pub async fn build(
                 metadata: t.metadata.clone(),
                 auth: auth.params,
                 env: env.clone(),
+                ..Default::default()
             },
             pod_identity,
             polling_interval,
@@ -110,25 +111,14 @@ async fn pod_identity_input(
     pod: Option<&PodSpec>,
     identity: Option<&swell_api::AuthPodIdentity>,
 ) -> swell_scalers::aws::PodIdentityInput {
-    use swell_api::{IdentityOwner, PodIdentityProvider};
     let Some(id) = identity else {
         return Default::default();
-    };
-    let provider = match id.provider {
-        PodIdentityProvider::Aws => "aws",
-        PodIdentityProvider::AwsEks => "aws-eks",
-        PodIdentityProvider::AzureWorkload => "azure-workload",
-        PodIdentityProvider::Gcp => "gcp",
-        PodIdentityProvider::None => "none",
     };
     let sa = pod
         .and_then(|p| p.service_account_name.clone())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "default".into());
-    let needs_sa = matches!(id.provider, PodIdentityProvider::AwsEks)
-        || (matches!(id.provider, PodIdentityProvider::Aws)
-            && id.identity_owner == Some(IdentityOwner::Workload));
-    let workload_role_arn = if needs_sa {
+    let workload_role_arn = if crate::check::needs_workload_role(id) {
         let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), ns);
         api.get_opt(&sa)
             .await
@@ -139,18 +129,5 @@ async fn pod_identity_input(
     } else {
         None
     };
-    swell_scalers::aws::PodIdentityInput {
-        provider: Some(provider.to_string()),
-        role_arn: id.role_arn.clone(),
-        external_id: id.external_id.clone(),
-        identity_owner: id.identity_owner.map(|o| {
-            if o == IdentityOwner::Workload {
-                "workload".into()
-            } else {
-                "keda".into()
-            }
-        }),
-        workload_role_arn,
-        workload_service_account: format!("{ns}/{sa}"),
-    }
+    crate::check::pod_identity_input(ns, &sa, id, workload_role_arn)
 }

@@ -166,6 +166,7 @@ async fn run(objects: usize, requests: usize, concurrency: usize, connections: u
             dns_names: vec!["localhost".into()],
             validity: Duration::from_secs(3600),
             apiservice: None,
+            validating_webhook: None,
         }),
     );
     let server = Server::bind_with(config, source, authn, authorizer)

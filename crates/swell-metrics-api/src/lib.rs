@@ -29,7 +29,10 @@ pub use authz::{
     SubjectAccessReviewAuthorizer,
 };
 pub use server::Server;
-pub use tls::{APISERVICE_NAME, CertSource, MinTls, SelfSigned, patch_apiservice_ca_bundle};
+pub use tls::{
+    APISERVICE_NAME, CertSource, Certs, MinTls, SelfSigned, ensure_webhook_ca_bundle,
+    patch_apiservice_ca_bundle,
+};
 
 /// The API group and version served.
 pub const GROUP: &str = "external.metrics.k8s.io";

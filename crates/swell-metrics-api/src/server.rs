@@ -459,6 +459,7 @@ mod tests {
             dns_names: vec!["localhost".into()],
             validity: Duration::from_secs(3600),
             apiservice: None,
+            validating_webhook: None,
         }))
         .unwrap();
         let authn = Authentication::from_configmap_data(&data(&old)).unwrap();

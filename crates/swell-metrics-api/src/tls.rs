@@ -76,6 +76,9 @@ pub struct SelfSigned {
     pub validity: Duration,
     /// The APIService whose `caBundle` is kept pointing at our CA; `None` to leave it alone.
     pub apiservice: Option<String>,
+    /// The ValidatingWebhookConfiguration whose webhooks' `clientConfig.caBundle` is kept
+    /// pointing at our CA; `None` to leave it alone.
+    pub validating_webhook: Option<String>,
 }
 
 impl SelfSigned {
@@ -91,6 +94,7 @@ impl SelfSigned {
             ],
             validity: Duration::from_secs(365 * 24 * 3600),
             apiservice: Some(APISERVICE_NAME.to_string()),
+            validating_webhook: None,
         }
     }
 }
@@ -203,15 +207,16 @@ enum State {
     },
 }
 
-/// The serving certificate and its upkeep.
-pub(crate) struct Certs {
+/// The serving certificate and its upkeep: served through [`Certs::cert_resolver`], rotated
+/// and published by [`Certs::maintain`]. Also used by Swell's admission webhook.
+pub struct Certs {
     pub(crate) resolver: Arc<Resolver>,
     source: CertSource,
     state: Mutex<State>,
 }
 
 impl Certs {
-    pub(crate) fn new(source: CertSource) -> Result<Certs, Error> {
+    pub fn new(source: CertSource) -> Result<Certs, Error> {
         let (key, state) = match &source {
             CertSource::SelfSigned(s) => {
                 let g = generate(&s.dns_names, s.validity)?;
@@ -230,8 +235,13 @@ impl Certs {
         })
     }
 
+    /// What rustls serves: always the current certificate.
+    pub fn cert_resolver(&self) -> Arc<dyn ResolvesServerCert> {
+        self.resolver.clone()
+    }
+
     /// The PEM CA bundle clients should trust (self-signed certificates only).
-    pub(crate) fn ca_bundle(&self) -> Option<String> {
+    pub fn ca_bundle(&self) -> Option<String> {
         match &*self.state.lock().unwrap_or_else(|p| p.into_inner()) {
             State::SelfSigned { bundle, .. } => Some(bundle.clone()),
             State::Files { .. } => None,
@@ -240,7 +250,7 @@ impl Certs {
 
     /// Rotates and re-publishes until `shutdown`. The first pass runs at once, so a fresh
     /// server patches the APIService straight away.
-    pub(crate) async fn maintain(&self, client: Option<Client>, shutdown: CancellationToken) {
+    pub async fn maintain(&self, client: Option<Client>, shutdown: CancellationToken) {
         let every = match &self.source {
             CertSource::SelfSigned(s) => {
                 (s.validity / 20).clamp(Duration::from_secs(1), Duration::from_secs(60))
@@ -297,15 +307,16 @@ impl Certs {
                 bundle.clone(),
             )
         };
-        let target = client.zip(s.apiservice.as_deref());
         if !due {
-            if let Some((client, name)) = target
-                && let Err(e) = ensure_ca_bundle(client, name, &bundle).await
+            if let Some(client) = client
+                && let Err(e) = publish(client, s, &bundle).await
             {
                 if is_not_found(&e) {
-                    tracing::debug!(apiservice = name, "APIService not registered yet");
+                    tracing::debug!(
+                        "APIService or ValidatingWebhookConfiguration not registered yet"
+                    );
                 } else {
-                    tracing::warn!(apiservice = name, error = %e, "caBundle not updated; retrying");
+                    tracing::warn!(error = %e, "caBundle not updated; retrying");
                 }
             }
             return;
@@ -320,12 +331,12 @@ impl Certs {
         let bundle = format!("{}{}", next.ca_pem, old_ca);
         // Publish the new CA before serving with it, so the aggregator never sees a
         // certificate it cannot verify.
-        if let Some((client, name)) = target
-            && let Err(e) = ensure_ca_bundle(client, name, &bundle).await
+        if let Some(client) = client
+            && let Err(e) = publish(client, s, &bundle).await
             && !expired
             && !is_not_found(&e)
         {
-            tracing::warn!(apiservice = name, error = %e, "rotation postponed: caBundle not updated");
+            tracing::warn!(error = %e, "rotation postponed: caBundle not updated");
             return;
         }
         self.resolver.0.store(next.key.clone());
@@ -335,6 +346,86 @@ impl Certs {
         };
         tracing::info!("rotated the serving certificate");
     }
+}
+
+/// Puts `bundle` in every configured caBundle; the first error, after trying them all.
+async fn publish(client: &Client, s: &SelfSigned, bundle: &str) -> Result<(), kube::Error> {
+    let mut first = None;
+    if let Some(name) = s.apiservice.as_deref()
+        && let Err(e) = ensure_ca_bundle(client, name, bundle).await
+    {
+        first.get_or_insert(e);
+    }
+    if let Some(name) = s.validating_webhook.as_deref()
+        && let Err(e) = ensure_webhook_ca_bundle(client, name, bundle).await
+    {
+        first.get_or_insert(e);
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// At most this many CAs are kept in a webhook's caBundle: every replica serving the webhook
+/// has its own CA, and each must stay trusted while the others publish theirs.
+const MAX_WEBHOOK_CAS: usize = 8;
+
+/// The PEM certificates of a bundle, each normalised to end with a newline.
+fn pem_blocks(bundle: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    bundle
+        .split_inclusive(END)
+        .map(str::trim)
+        .filter(|b| b.ends_with(END))
+        .map(|b| format!("{b}\n"))
+        .collect()
+}
+
+/// The caBundle a replica publishes: `current` unchanged when it already trusts every CA of
+/// `ours`; otherwise ours first, then the others' (so other replicas keep working), capped.
+fn merged_bundle(current: &str, ours: &str) -> Option<String> {
+    let have = pem_blocks(current);
+    let mine = pem_blocks(ours);
+    if mine.iter().all(|b| have.contains(b)) {
+        return None;
+    }
+    let mut out = mine.clone();
+    out.extend(have.into_iter().filter(|b| !mine.contains(b)));
+    out.truncate(MAX_WEBHOOK_CAS.max(mine.len()));
+    Some(out.concat())
+}
+
+/// Makes every webhook of ValidatingWebhookConfiguration `name` trust `bundle` (our current
+/// and previous CA), keeping the CAs other replicas published (read, change, replace; a
+/// conflicting writer makes it retry on the next pass).
+pub async fn ensure_webhook_ca_bundle(
+    client: &Client,
+    name: &str,
+    bundle: &str,
+) -> Result<(), kube::Error> {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let mut current = api.get(name).await?;
+    let mut changed = false;
+    for hook in current.webhooks.iter_mut().flatten() {
+        let have = hook
+            .client_config
+            .ca_bundle
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .unwrap_or_default();
+        if let Some(next) = merged_bundle(&have, bundle) {
+            hook.client_config.ca_bundle = Some(k8s_openapi::ByteString(next.into_bytes()));
+            changed = true;
+        }
+    }
+    if changed {
+        api.replace(name, &kube::api::PostParams::default(), &current)
+            .await?;
+        tracing::info!(
+            validatingwebhookconfiguration = name,
+            "published the serving CA in caBundle"
+        );
+    }
+    Ok(())
 }
 
 /// No APIService registered: nobody to tell, so rotation need not wait.
@@ -450,6 +541,7 @@ mod tests {
             dns_names: vec!["x.y.svc".into()],
             validity: Duration::from_secs(3),
             apiservice: None,
+            validating_webhook: None,
         };
         let certs = Certs::new(CertSource::SelfSigned(s.clone())).unwrap();
         let first = certs.ca_bundle().unwrap();
@@ -501,6 +593,24 @@ mod tests {
         certs.files_pass(&cert, &key);
         assert_eq!(certs.resolver.0.load_full().cert[0], b, "kept on error");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn webhook_bundles_keep_other_replicas_cas() {
+        let pem =
+            |n: &str| format!("-----BEGIN CERTIFICATE-----\n{n}\n-----END CERTIFICATE-----\n");
+        let (a, b) = (pem("A"), pem("B"));
+        assert_eq!(merged_bundle("", &a), Some(a.clone()));
+        assert_eq!(merged_bundle(&a, &a), None, "already trusted");
+        let both = merged_bundle(&a, &b).unwrap();
+        assert_eq!(both, format!("{b}{a}"));
+        // Replica A sees both and leaves them alone: no flapping between replicas.
+        assert_eq!(merged_bundle(&both, &a), None);
+        // Old CAs fall off after MAX_WEBHOOK_CAS.
+        let many: String = (0..20).map(|i| pem(&i.to_string())).collect();
+        let next = merged_bundle(&many, &a).unwrap();
+        assert_eq!(pem_blocks(&next).len(), MAX_WEBHOOK_CAS);
+        assert!(next.starts_with(&a));
     }
 
     #[test]

@@ -141,6 +141,7 @@ async fn direct_requests_are_authenticated_and_authorized() {
         dns_names: vec!["localhost".into()],
         validity: Duration::from_secs(3600),
         apiservice: None,
+        validating_webhook: None,
     };
     let server = Server::bind(
         Config::new(localhost0(), CertSource::SelfSigned(cert)),
@@ -301,6 +302,7 @@ async fn tls13_minimum_refuses_tls12_clients() {
             dns_names: vec!["localhost".into()],
             validity: Duration::from_secs(3600),
             apiservice: None,
+            validating_webhook: None,
         }),
     );
     config.min_tls = MinTls::Tls13;

@@ -169,3 +169,8 @@ pub fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// Checks a trigger's parameters without I/O, with the same parsing as [`build`].
+pub fn check(input: &TriggerInput) -> Result<scalers::Checked, ScalerError> {
+    scalers::check(input)
+}

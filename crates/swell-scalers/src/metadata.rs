@@ -85,6 +85,12 @@ pub struct RawParams {
     pub metadata: BTreeMap<String, String>,
     pub auth: BTreeMap<String, String>,
     pub env: BTreeMap<String, String>,
+    /// The target container's environment is not known (offline `swell check`): a
+    /// `…FromEnv` reference is taken on trust instead of reported.
+    pub env_unknown: bool,
+    /// The trigger's TriggerAuthentication parameters are not known (offline `swell check`):
+    /// a parameter that may come from it is not reported as missing.
+    pub auth_unknown: bool,
 }
 
 /// Reads parameters declared with [`Field`], collecting every problem.
@@ -93,6 +99,8 @@ pub struct Params<'a> {
     errors: Vec<ParamError>,
     warnings: Vec<String>,
     used: BTreeSet<String>,
+    /// Parameters whose value is only known at run time (see [`RawParams::env_unknown`]).
+    deferred: BTreeSet<&'static str>,
 }
 
 impl<'a> Params<'a> {
@@ -102,6 +110,7 @@ impl<'a> Params<'a> {
             errors: Vec::new(),
             warnings: Vec::new(),
             used: BTreeSet::new(),
+            deferred: BTreeSet::new(),
         }
     }
 
@@ -123,6 +132,15 @@ impl<'a> Params<'a> {
         });
     }
 
+    /// Records a problem with a trigger field outside its metadata, e.g. `metricType`.
+    pub fn trigger_error(&mut self, field: &str, message: impl Into<String>) {
+        let i = self.raw.trigger_index;
+        self.errors.push(ParamError {
+            field: format!("triggers[{i}].{field}"),
+            message: message.into(),
+        });
+    }
+
     /// The raw string of a parameter, from the first source that has it.
     pub fn raw(&mut self, f: Field) -> Option<String> {
         for &source in f.order {
@@ -133,15 +151,31 @@ impl<'a> Params<'a> {
             };
             if let Some(v) = found {
                 if let Some(note) = f.deprecated {
-                    self.warnings.push(format!(
-                        "{} is deprecated: {note}",
-                        self.path(source, f.name)
-                    ));
+                    self.warnings
+                        .push(format!("{}: deprecated; {note}", self.path(source, f.name)));
                 }
                 return Some(v);
             }
         }
+        if self.raw.auth_unknown && f.order.contains(&Source::Auth) {
+            self.deferred.insert(f.name);
+        }
+        if self.raw.env_unknown
+            && f.order.contains(&Source::Metadata)
+            && self
+                .raw
+                .metadata
+                .contains_key(&format!("{}FromEnv", f.name))
+        {
+            self.deferred.insert(f.name);
+        }
         None
+    }
+
+    /// Whether a parameter's value is only known at run time, so checks that need it are
+    /// skipped (offline `swell check`).
+    pub fn is_deferred(&self, name: &str) -> bool {
+        self.deferred.contains(name)
     }
 
     fn lookup_metadata(&mut self, name: &str) -> Option<String> {
@@ -154,6 +188,7 @@ impl<'a> Params<'a> {
         self.used.insert(env_key.clone());
         match self.raw.env.get(&var) {
             Some(v) => Some(v.clone()),
+            None if self.raw.env_unknown => None,
             None => {
                 let field = self.path(Source::Metadata, &env_key);
                 self.errors.push(ParamError {
@@ -182,6 +217,9 @@ impl<'a> Params<'a> {
     }
 
     fn missing(&mut self, f: Field) {
+        if self.deferred.contains(f.name) {
+            return;
+        }
         let hint = if f.hint.is_empty() {
             String::new()
         } else {
@@ -295,6 +333,50 @@ impl<'a> Params<'a> {
             .collect()
     }
 
+    /// Warnings for metadata keys that are not among `fields` (nor their `…FromEnv` form):
+    /// KEDA ignores them silently, which hides typos such as `queueUrl`.
+    pub fn warn_unknown_keys(&mut self, scaler: &str, fields: &[Field]) {
+        let known: Vec<&str> = fields
+            .iter()
+            .filter(|f| f.order.contains(&Source::Metadata))
+            .map(|f| f.name)
+            .collect();
+        let is_known = |k: &str| {
+            known.contains(&k)
+                || k.strip_suffix("FromEnv")
+                    .is_some_and(|b| known.contains(&b))
+        };
+        let raw = self.raw;
+        for key in raw.metadata.keys() {
+            if is_known(key) {
+                continue;
+            }
+            let base = key.strip_suffix("FromEnv").unwrap_or(key);
+            let suggestion = known
+                .iter()
+                .find(|k| k.eq_ignore_ascii_case(base) || edit_distance(k, base) <= 2)
+                .map(|k| {
+                    let suffix = if base.len() < key.len() {
+                        "FromEnv"
+                    } else {
+                        ""
+                    };
+                    format!("did you mean {k}{suffix}? ")
+                })
+                .unwrap_or_default();
+            let field = self.path(Source::Metadata, key);
+            self.warnings.push(format!(
+                "{field}: unknown key for {scaler}, ignored; {suggestion}known keys: {}",
+                known.join(", ")
+            ));
+        }
+    }
+
+    /// Ends parsing: every error and every warning.
+    pub fn into_parts(self) -> (Vec<ParamError>, Vec<String>) {
+        (self.errors, self.warnings)
+    }
+
     /// Ends parsing: all errors, or the warnings.
     pub fn finish(self) -> Result<Vec<String>, MetadataError> {
         if self.errors.is_empty() {
@@ -303,6 +385,21 @@ impl<'a> Params<'a> {
             Err(MetadataError(self.errors))
         }
     }
+}
+
+/// Levenshtein distance over chars (short metadata keys only).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev.last().copied().unwrap_or_default()
 }
 
 fn hint_suffix(f: Field) -> String {
@@ -328,6 +425,7 @@ mod tests {
             metadata: m(meta),
             auth: m(auth),
             env: m(env),
+            ..Default::default()
         }
     }
 
@@ -404,15 +502,47 @@ mod tests {
     }
 
     #[test]
+    fn unknown_keys_warn_with_a_suggestion() {
+        let r = raw(
+            &[("queueUrl", "u"), ("queueLengthFromEnv", "X"), ("zzz", "1")],
+            &[],
+            &[("X", "1")],
+        );
+        let mut p = Params::new(&r);
+        let _ = p.opt_string(URL);
+        p.warn_unknown_keys("aws-sqs-queue", &[URL, LEN, REGION]);
+        let warnings = p.finish().expect("only warnings");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("triggers[1].metadata.queueUrl: unknown key for aws-sqs-queue, ignored; did you mean queueURL?"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("metadata.zzz: unknown key"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn offline_defers_env_and_auth() {
+        let mut r = raw(&[("queueURLFromEnv", "Q")], &[], &[]);
+        r.env_unknown = true;
+        r.auth_unknown = true;
+        let mut p = Params::new(&r);
+        assert_eq!(p.string(URL), "");
+        assert_eq!(p.string(REGION), "");
+        assert!(p.is_deferred("queueURL") && p.is_deferred("awsRegion"));
+        assert!(p.finish().is_ok());
+    }
+
+    #[test]
     fn deprecations_warn() {
         let r = raw(&[("old", "1")], &[], &[]);
         let mut p = Params::new(&r);
         let _ = p.opt_string(Field::new("old").deprecated("use new"));
         assert_eq!(
             p.finish(),
-            Ok(vec![
-                "triggers[1].metadata.old is deprecated: use new".into()
-            ])
+            Ok(vec!["triggers[1].metadata.old: deprecated; use new".into()])
         );
     }
 }

@@ -1,7 +1,9 @@
 //! The `swell` binary: operator, metrics API server and CLI in one executable.
 
+mod check;
 mod operator;
 mod serve;
+mod webhook;
 
 use std::io::Write;
 
@@ -33,6 +35,10 @@ enum Command {
     ///
     /// Apply with `swell crds | kubectl apply --server-side -f -`.
     Crds,
+    /// Validate ScaledObjects, ScaledJobs and (Cluster)TriggerAuthentications before applying
+    /// them, with the operator's own rules. Exit 0: valid (warnings allowed); 1: invalid;
+    /// 2: unreadable input or YAML errors.
+    Check(check::CheckArgs),
     /// Run the operator: reconcile ScaledObjects, own their HPAs, run the scale loops.
     Operator(Box<operator::OperatorArgs>),
 }
@@ -51,9 +57,17 @@ fn init_logging(level: &str, format: &str) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
+    if let Command::Check(args) = &cli.command {
+        return Ok(std::process::ExitCode::from(check::run(args)));
+    }
+    run(cli).map(|()| std::process::ExitCode::SUCCESS)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Check(_) => Ok(()),
         Command::Operator(args) => {
             init_logging(&cli.log_level, &cli.log_format);
             tokio::runtime::Builder::new_multi_thread()

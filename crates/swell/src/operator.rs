@@ -92,6 +92,28 @@ pub struct OperatorArgs {
         requires = "metrics_api_cert_file"
     )]
     metrics_api_key_file: Option<PathBuf>,
+    /// Serve the validating admission webhook (the same checks as `swell check --cluster`).
+    #[arg(long, env = "SWELL_WEBHOOK", default_value_t = false, action = clap::ArgAction::Set)]
+    webhook: bool,
+    /// Address for the admission webhook (HTTPS).
+    #[arg(
+        long,
+        env = "SWELL_WEBHOOK_BIND_ADDRESS",
+        default_value = "0.0.0.0:9443"
+    )]
+    webhook_bind_address: SocketAddr,
+    /// The Service in front of the webhook: its DNS names go into the serving certificate
+    /// (with localhost and 127.0.0.1).
+    #[arg(long, env = "SWELL_WEBHOOK_SERVICE", default_value = "swell-webhook")]
+    webhook_service: String,
+    /// Keep this ValidatingWebhookConfiguration's caBundle pointing at the generated CA
+    /// ("" to leave it alone).
+    #[arg(
+        long,
+        env = "SWELL_WEBHOOK_CONFIGURATION",
+        default_value = "swell-admission"
+    )]
+    webhook_configuration: String,
     /// Watch only this namespace (KEDA's WATCH_NAMESPACE); all namespaces when unset.
     #[arg(long, env = "WATCH_NAMESPACE")]
     watch_namespace: Option<String>,
@@ -254,6 +276,33 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         tokio::spawn(async move {
             if let Err(e) = swell_metrics_api::serve(config, source, c, stop.clone()).await {
                 tracing::error!(error = %e, "external metrics API stopped");
+                stop.cancel();
+            }
+        });
+    }
+    if args.webhook {
+        let mut s =
+            swell_metrics_api::SelfSigned::for_service(&args.webhook_service, &args.namespace);
+        s.dns_names
+            .extend(["localhost".to_string(), "127.0.0.1".to_string()]);
+        s.apiservice = None;
+        s.validating_webhook = Some(args.webhook_configuration.clone()).filter(|a| !a.is_empty());
+        let certs = Arc::new(
+            swell_metrics_api::Certs::new(swell_metrics_api::CertSource::SelfSigned(s))
+                .context("webhook serving certificate")?,
+        );
+        let tls = serve::resolver_config(certs.cert_resolver(), args.min_tls_version)?;
+        let (c, stop) = (client.clone(), shutdown.clone());
+        let maintained = certs.clone();
+        tokio::spawn(async move { maintained.maintain(Some(c), stop).await });
+        let (addr, router, stop) = (
+            args.webhook_bind_address,
+            crate::webhook::router(client.clone()),
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = serve::serve(addr, tls, router, stop.clone()).await {
+                tracing::error!(error = %e, "admission webhook stopped");
                 stop.cancel();
             }
         });

@@ -33,16 +33,34 @@ pub fn self_signed(
     Ok((vec![cert.der().clone()], key))
 }
 
+/// A TLS configuration serving whatever certificate `resolver` hands out (rotated ones too).
+pub fn resolver_config(
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+    min: MinTls,
+) -> anyhow::Result<rustls::ServerConfig> {
+    let mut cfg = rustls::ServerConfig::builder_with_protocol_versions(versions(min))
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+fn versions(min: MinTls) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    static TLS12: [&rustls::SupportedProtocolVersion; 2] =
+        [&rustls::version::TLS13, &rustls::version::TLS12];
+    static TLS13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+    match min {
+        MinTls::Tls12 => &TLS12,
+        MinTls::Tls13 => &TLS13,
+    }
+}
+
 pub fn server_config(
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     min: MinTls,
 ) -> anyhow::Result<rustls::ServerConfig> {
-    let versions: &[&rustls::SupportedProtocolVersion] = match min {
-        MinTls::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        MinTls::Tls13 => &[&rustls::version::TLS13],
-    };
-    let mut cfg = rustls::ServerConfig::builder_with_protocol_versions(versions)
+    let mut cfg = rustls::ServerConfig::builder_with_protocol_versions(versions(min))
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .context("building the TLS configuration")?;

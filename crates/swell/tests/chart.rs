@@ -270,6 +270,8 @@ fn helm_lint_passes() {
             "rbac.extraScaleTargets[0].apiGroups[0]=argoproj.io,rbac.extraScaleTargets[0].resources[0]=rollouts",
             "--set",
             "podAnnotations.a=b,nodeSelector.kubernetes\\.io/os=linux,extraArgs[0]=--max-reconciles=3",
+            "--set",
+            "webhook.enabled=true,webhook.failurePolicy=Fail,webhook.namespaceSelector.matchLabels.a=b",
         ],
         vec![
             "--set",
@@ -302,7 +304,13 @@ async fn template_applies_with_server_dry_run() {
                 cluster,
                 "keda",
                 &ns.name,
-                &["--include-crds", "-f", values.to_str().unwrap()],
+                &[
+                    "--include-crds",
+                    "-f",
+                    values.to_str().unwrap(),
+                    "--set",
+                    "webhook.enabled=true",
+                ],
             );
             let _ = std::fs::remove_file(values);
 
@@ -363,6 +371,8 @@ async fn template_applies_with_server_dry_run() {
                 "apiservice.apiregistration.k8s.io/v1beta1.external.metrics.k8s.io",
                 "rolebinding.rbac.authorization.k8s.io/keda-operator-auth-reader",
                 "clusterrolebinding.rbac.authorization.k8s.io/keda-operator-auth-delegator",
+                "service/keda-operator-webhook",
+                "validatingwebhookconfiguration.admissionregistration.k8s.io/keda-operator-admission",
             ] {
                 assert!(
                     ran.stdout.contains(object),

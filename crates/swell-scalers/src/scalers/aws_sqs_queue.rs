@@ -80,66 +80,124 @@ pub fn url_region(url: &str) -> Option<String> {
     }
 }
 
+/// Every parameter, for unknown-key warnings.
+pub const FIELDS: &[Field] = &[
+    QUEUE_URL,
+    QUEUE_LENGTH,
+    ACTIVATION,
+    REGION,
+    ENDPOINT,
+    OWNER,
+    IN_FLIGHT,
+    DELAYED,
+    ROLE_ARN,
+    KEY_ID,
+    KEY_ID_ALT,
+    SECRET,
+    TOKEN,
+];
+
+/// The parsed trigger, before any client exists.
+pub struct Config {
+    queue_url: String,
+    queue: String,
+    region: String,
+    endpoint: Option<String>,
+    identity: Option<Identity>,
+    queue_length: i64,
+    activation: i64,
+    in_flight: bool,
+    delayed: bool,
+}
+
+/// Reads and checks the trigger's parameters without I/O; every problem goes into `p`.
+pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
+    let queue_url = p.string(QUEUE_URL);
+    let queue = if queue_url.is_empty() {
+        String::new()
+    } else {
+        match queue_name(&queue_url) {
+            Ok(q) => q,
+            Err(e) => {
+                p.error("queueURL", e);
+                String::new()
+            }
+        }
+    };
+    let queue_length: i64 = p.or(QUEUE_LENGTH, "a whole number of messages", 5);
+    if queue_length <= 0 {
+        p.error("queueLength", "must be greater than 0");
+    }
+    let activation: i64 = p.or(ACTIVATION, "a whole number of messages", 0);
+    let region = p.string(REGION);
+    let endpoint = p.opt_string(ENDPOINT);
+    let owner = p.one_of(OWNER, &["pod", "operator"], "pod");
+    let in_flight = p.bool(IN_FLIGHT, true);
+    let delayed = p.bool(DELAYED, false);
+    let auth = AuthParams {
+        role_arn: p.opt_string(ROLE_ARN),
+        access_key_id: p.opt_string(KEY_ID).or_else(|| p.opt_string(KEY_ID_ALT)),
+        secret_access_key: p.opt_string(SECRET).map(Secret::new),
+        session_token: p.opt_string(TOKEN).map(Secret::new),
+    };
+    let identity = match resolve_identity(owner, &input.pod_identity, &auth) {
+        Ok(identity) => Some(identity),
+        // Offline, credentials may come from a TriggerAuthentication we cannot read.
+        Err(_) if input.params.auth_unknown && input.pod_identity.provider.is_none() => None,
+        Err(e) => {
+            p.error("identityOwner", e);
+            None
+        }
+    };
+    if let Some(url_region) = url_region(&queue_url).filter(|r| !region.is_empty() && *r != region)
+    {
+        // KEDA lets this through and fails later with NonExistentQueue; say it now.
+        p.error(
+            "awsRegion",
+            format!(
+                "{region:?} differs from the queue URL's region {url_region:?}; set awsRegion: {url_region}"
+            ),
+        );
+    }
+    Config {
+        queue_url,
+        queue,
+        region,
+        endpoint,
+        identity,
+        queue_length,
+        activation,
+        in_flight,
+        delayed,
+    }
+}
+
 impl SqsScaler {
     pub fn new(input: &TriggerInput, shared: &Shared) -> Result<SqsScaler, ScalerError> {
         let mut p = Params::new(&input.params);
-        let queue_url = p.string(QUEUE_URL);
-        let queue = if queue_url.is_empty() {
-            String::new()
-        } else {
-            match queue_name(&queue_url) {
-                Ok(q) => q,
-                Err(e) => {
-                    p.error("queueURL", e);
-                    String::new()
-                }
-            }
-        };
-        let queue_length: i64 = p.or(QUEUE_LENGTH, "a whole number of messages", 5);
-        if queue_length <= 0 {
-            p.error("queueLength", "must be greater than 0");
-        }
-        let activation: i64 = p.or(ACTIVATION, "a whole number of messages", 0);
-        let region = p.string(REGION);
-        let endpoint = p.opt_string(ENDPOINT);
-        let owner = p.one_of(OWNER, &["pod", "operator"], "pod");
-        let in_flight = p.bool(IN_FLIGHT, true);
-        let delayed = p.bool(DELAYED, false);
-        let auth = AuthParams {
-            role_arn: p.opt_string(ROLE_ARN),
-            access_key_id: p.opt_string(KEY_ID).or_else(|| p.opt_string(KEY_ID_ALT)),
-            secret_access_key: p.opt_string(SECRET).map(Secret::new),
-            session_token: p.opt_string(TOKEN).map(Secret::new),
-        };
-        let identity = resolve_identity(owner, &input.pod_identity, &auth);
-        if let Err(e) = &identity {
-            p.error("identityOwner", e.clone());
-        }
+        let c = parse(input, &mut p);
         p.finish()?;
-        let identity = identity.map_err(ScalerError::Upstream)?;
-        if let Some(url_region) = url_region(&queue_url).filter(|r| *r != region) {
-            // KEDA lets this through and fails later with NonExistentQueue; say it now.
-            return Err(ScalerError::Metadata(crate::MetadataError(vec![
-                crate::ParamError {
-                    field: format!("triggers[{}].metadata.awsRegion", input.index),
-                    message: format!(
-                        "{region:?} differs from the queue URL's region {url_region:?}; set awsRegion: {url_region}"
-                    ),
-                },
-            ])));
-        }
+        let identity = c
+            .identity
+            .ok_or_else(|| ScalerError::Upstream("no AWS identity for this trigger".into()))?;
+        let Config {
+            queue_url,
+            queue,
+            region,
+            ..
+        } = c;
         let account = queue_url.split('/').rev().nth(1).unwrap_or("");
         Ok(SqsScaler {
             metric: metric_name(input.index, &normalize(&format!("aws-sqs-{queue}"))),
             queue_arn_hint: format!("arn:aws:sqs:{region}:{account}:{queue}"),
             queue_url,
             region,
-            endpoint,
+            endpoint: c.endpoint,
             identity,
-            queue_length,
-            activation,
-            in_flight,
-            delayed,
+            queue_length: c.queue_length,
+            activation: c.activation,
+            in_flight: c.in_flight,
+            delayed: c.delayed,
             metric_type: input.metric_type.unwrap_or_default(),
             polling: input.polling_interval,
             shared: shared.clone(),

@@ -15,59 +15,66 @@ pub struct ResourceScaler {
     container: Option<String>,
 }
 
+/// Every parameter, for unknown-key warnings.
+pub const FIELDS: &[Field] = &[VALUE, TYPE, CONTAINER];
+
 impl ResourceScaler {
     pub fn new(input: &TriggerInput) -> Result<ResourceScaler, ScalerError> {
-        let resource = if input.type_ == "cpu" {
-            "cpu"
-        } else {
-            "memory"
-        };
         let mut p = Params::new(&input.params);
-        // KEDA: the deprecated metadata `type` overrides metricType; one of them is required.
-        let metric_type = match p.opt_string(TYPE).as_deref() {
-            Some("Utilization") => Some(MetricType::Utilization),
-            Some("AverageValue") => Some(MetricType::AverageValue),
-            Some(other) => {
-                p.error(
-                    "type",
-                    format!("{other:?} is not Utilization or AverageValue"),
-                );
-                Some(MetricType::Utilization)
-            }
-            None => input.metric_type,
-        };
-        let metric_type = match metric_type {
-            Some(t @ (MetricType::Utilization | MetricType::AverageValue)) => t,
-            Some(MetricType::Value) | None => {
-                p.error(
-                    "value",
-                    "cpu and memory triggers need the trigger's metricType set to Utilization or AverageValue",
-                );
-                MetricType::Utilization
-            }
-        };
-        let value = p.string(VALUE);
-        if metric_type == MetricType::Utilization
-            && !value.is_empty()
-            && value.parse::<i32>().is_err()
-        {
-            p.error(
-                "value",
-                format!("{value:?} is not a whole percentage (e.g. \"60\")"),
-            );
-        }
-        let container = p.opt_string(CONTAINER);
+        let scaler = parse(input, &mut p);
         p.finish()?;
-        Ok(ResourceScaler {
-            resource,
-            metric_type,
-            value,
-            container,
-        })
+        Ok(scaler)
     }
 
     pub fn container(&self) -> Option<&str> {
         self.container.as_deref()
+    }
+}
+
+/// Reads and checks the trigger's parameters; every problem goes into `p`.
+pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> ResourceScaler {
+    let resource = if input.type_ == "cpu" {
+        "cpu"
+    } else {
+        "memory"
+    };
+    // KEDA: the deprecated metadata `type` overrides metricType; one of them is required.
+    let metric_type = match p.opt_string(TYPE).as_deref() {
+        Some("Utilization") => Some(MetricType::Utilization),
+        Some("AverageValue") => Some(MetricType::AverageValue),
+        Some(other) => {
+            p.error(
+                "type",
+                format!("{other:?} is not Utilization or AverageValue"),
+            );
+            Some(MetricType::Utilization)
+        }
+        None => input.metric_type,
+    };
+    let metric_type = match metric_type {
+        Some(t @ (MetricType::Utilization | MetricType::AverageValue)) => t,
+        Some(MetricType::Value) | None => {
+            p.trigger_error(
+                "metricType",
+                "cpu and memory triggers need metricType set to Utilization or AverageValue; set it on the trigger",
+            );
+            MetricType::Utilization
+        }
+    };
+    let value = p.string(VALUE);
+    if metric_type == MetricType::Utilization && !value.is_empty() && value.parse::<i32>().is_err()
+    {
+        p.error(
+            "value",
+            format!("{value:?} is not a whole percentage (e.g. \"60\")"),
+        );
+    }
+    let container = p.opt_string(CONTAINER);
+    ResourceScaler {
+        resource,
+        metric_type,
+        value,
+        container,
     }
 }
 

@@ -54,35 +54,71 @@ fn parse_cron(p: &mut Params<'_>, field: Field, expr: &str) -> Option<Cron> {
     }
 }
 
+/// Every parameter, for unknown-key warnings.
+pub const FIELDS: &[Field] = &[TIMEZONE, START, END, DESIRED];
+
+/// The parsed trigger; `None` parts were reported to the [`Params`].
+pub struct Config {
+    tz_name: String,
+    tz: Option<TimeZone>,
+    start_s: String,
+    end_s: String,
+    start: Option<Cron>,
+    end: Option<Cron>,
+    desired: i64,
+}
+
+/// Reads and checks the trigger's parameters; every problem goes into `p`.
+pub fn parse(p: &mut Params<'_>) -> Config {
+    let tz_name = p.string(TIMEZONE);
+    let tz = if tz_name.is_empty() {
+        None
+    } else {
+        match TimeZone::get(&tz_name) {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                p.error(
+                    "timezone",
+                    format!("{tz_name:?} is not a known IANA time zone"),
+                );
+                None
+            }
+        }
+    };
+    let start_s = p.string(START);
+    let end_s = p.string(END);
+    let start = parse_cron(p, START, &start_s);
+    let end = parse_cron(p, END, &end_s);
+    if !start_s.is_empty() && start_s == end_s {
+        p.error("end", "start and end must differ");
+    }
+    let desired: i64 = p.required(DESIRED, "a whole number");
+    if desired < 0 {
+        p.error("desiredReplicas", "must not be negative");
+    }
+    Config {
+        tz_name,
+        tz,
+        start_s,
+        end_s,
+        start,
+        end,
+        desired,
+    }
+}
+
 impl CronScaler {
     pub fn new(input: &TriggerInput) -> Result<CronScaler, ScalerError> {
         let mut p = Params::new(&input.params);
-        let tz_name = p.string(TIMEZONE);
-        let tz = if tz_name.is_empty() {
-            None
-        } else {
-            match TimeZone::get(&tz_name) {
-                Ok(tz) => Some(tz),
-                Err(_) => {
-                    p.error(
-                        "timezone",
-                        format!("{tz_name:?} is not a known IANA time zone"),
-                    );
-                    None
-                }
-            }
-        };
-        let start_s = p.string(START);
-        let end_s = p.string(END);
-        let start = parse_cron(&mut p, START, &start_s);
-        let end = parse_cron(&mut p, END, &end_s);
-        if !start_s.is_empty() && start_s == end_s {
-            p.error("end", "start and end must differ");
-        }
-        let desired: i64 = p.required(DESIRED, "a whole number");
-        if desired < 0 {
-            p.error("desiredReplicas", "must not be negative");
-        }
+        let Config {
+            tz_name,
+            tz,
+            start_s,
+            end_s,
+            start,
+            end,
+            desired,
+        } = parse(&mut p);
         p.finish()?;
         let (Some(tz), Some(start), Some(end)) = (tz, start, end) else {
             return Err(ScalerError::Upstream("cron metadata incomplete".into()));

@@ -76,24 +76,34 @@ pub fn valid_selector(s: &str) -> bool {
         })
 }
 
+/// Every parameter, for unknown-key warnings.
+pub const FIELDS: &[Field] = &[SELECTOR, VALUE, ACTIVATION];
+
+/// Reads and checks the trigger's parameters (selector, value, activation); every problem
+/// goes into `p`.
+pub fn parse(p: &mut Params<'_>) -> (String, f64, f64) {
+    let selector = p.string(SELECTOR);
+    if !selector.is_empty() && !valid_selector(&selector) {
+        p.error(
+            "podSelector",
+            format!("{selector:?} is not a valid label selector"),
+        );
+    }
+    let value: f64 = p.required(VALUE, "a number");
+    if value <= 0.0
+        && p.opt_string(VALUE)
+            .is_some_and(|v| v.parse::<f64>().is_ok())
+    {
+        p.error("value", "must be greater than 0");
+    }
+    let activation = p.float(ACTIVATION, 0.0);
+    (selector, value, activation)
+}
+
 impl WorkloadScaler {
     pub fn new(input: &TriggerInput, shared: &Shared) -> Result<WorkloadScaler, ScalerError> {
         let mut p = Params::new(&input.params);
-        let selector = p.string(SELECTOR);
-        if !selector.is_empty() && !valid_selector(&selector) {
-            p.error(
-                "podSelector",
-                format!("{selector:?} is not a valid label selector"),
-            );
-        }
-        let value: f64 = p.required(VALUE, "a number");
-        if value <= 0.0
-            && p.opt_string(VALUE)
-                .is_some_and(|v| v.parse::<f64>().is_ok())
-        {
-            p.error("value", "must be greater than 0");
-        }
-        let activation = p.float(ACTIVATION, 0.0);
+        let (selector, value, activation) = parse(&mut p);
         p.finish()?;
         let counter = shared.workloads.clone().ok_or_else(|| {
             ScalerError::Upstream("no Kubernetes client for kubernetes-workload".into())

@@ -45,54 +45,104 @@ pub struct MetricsApiScaler {
     metric_type: crate::MetricType,
 }
 
+/// Every parameter, for unknown-key warnings.
+pub const FIELDS: &[Field] = &[
+    URL,
+    VALUE_LOCATION,
+    TARGET,
+    ACTIVATION,
+    FORMAT,
+    UNSAFE_SSL,
+    AUTH_MODE,
+    METHOD,
+    KEY_PARAM,
+    API_KEY,
+    USERNAME,
+    PASSWORD,
+    TOKEN,
+];
+
+/// The parsed trigger, before any client exists.
+pub struct Config {
+    url: String,
+    location: String,
+    target: f64,
+    activation: f64,
+    format: &'static str,
+    unsafe_ssl: bool,
+    auth: Auth,
+}
+
+/// Reads and checks the trigger's parameters; every problem goes into `p`.
+pub fn parse(p: &mut Params<'_>) -> Config {
+    let url = p.string(URL);
+    if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+        p.error("url", format!("{url:?} is not an http:// or https:// URL"));
+    }
+    let location = p.string(VALUE_LOCATION);
+    let target = p.required::<f64>(TARGET, "a number");
+    let activation = p.float(ACTIVATION, 0.0);
+    let format = p.one_of(FORMAT, &["json", "prometheus", "xml", "yaml"], "json");
+    if matches!(format, "xml" | "yaml") {
+        p.error(
+            "format",
+            format!("{format} is not supported by Swell yet; serve json or prometheus"),
+        );
+    }
+    let unsafe_ssl = p.bool(UNSAFE_SSL, false);
+    let auth = match p.opt_string(AUTH_MODE).as_deref() {
+        None => Auth::None,
+        Some("apiKey") => {
+            let key = p.string(API_KEY);
+            match p.one_of(METHOD, &["header", "query"], "header") {
+                "query" => Auth::ApiKeyQuery {
+                    name: p.opt_string(KEY_PARAM).unwrap_or_else(|| "api_key".into()),
+                    key,
+                },
+                _ => Auth::ApiKeyHeader {
+                    name: p
+                        .opt_string(KEY_PARAM)
+                        .unwrap_or_else(|| "X-API-KEY".into()),
+                    key,
+                },
+            }
+        }
+        Some("basic") => Auth::Basic {
+            user: p.string(USERNAME),
+            password: p.opt_string(PASSWORD).unwrap_or_default(),
+        },
+        Some("bearer") => Auth::Bearer(p.string(TOKEN)),
+        Some(other) => {
+            p.error(
+                "authMode",
+                format!("{other:?} is not supported; use apiKey, basic or bearer"),
+            );
+            Auth::None
+        }
+    };
+    Config {
+        url,
+        location,
+        target,
+        activation,
+        format,
+        unsafe_ssl,
+        auth,
+    }
+}
+
 impl MetricsApiScaler {
     pub fn new(input: &TriggerInput) -> Result<MetricsApiScaler, ScalerError> {
         let mut p = Params::new(&input.params);
-        let url = p.string(URL);
-        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
-            p.error("url", format!("{url:?} is not an http:// or https:// URL"));
-        }
-        let location = p.string(VALUE_LOCATION);
-        let target = p.required::<f64>(TARGET, "a number");
-        let activation = p.float(ACTIVATION, 0.0);
-        let format = p.one_of(FORMAT, &["json", "prometheus", "xml", "yaml"], "json");
-        if matches!(format, "xml" | "yaml") {
-            p.error(
-                "format",
-                format!("{format} is not supported by Swell yet; serve json or prometheus"),
-            );
-        }
-        let unsafe_ssl = p.bool(UNSAFE_SSL, false);
-        let auth = match p.opt_string(AUTH_MODE).as_deref() {
-            None => Auth::None,
-            Some("apiKey") => {
-                let key = p.string(API_KEY);
-                match p.one_of(METHOD, &["header", "query"], "header") {
-                    "query" => Auth::ApiKeyQuery {
-                        name: p.opt_string(KEY_PARAM).unwrap_or_else(|| "api_key".into()),
-                        key,
-                    },
-                    _ => Auth::ApiKeyHeader {
-                        name: p
-                            .opt_string(KEY_PARAM)
-                            .unwrap_or_else(|| "X-API-KEY".into()),
-                        key,
-                    },
-                }
-            }
-            Some("basic") => Auth::Basic {
-                user: p.string(USERNAME),
-                password: p.opt_string(PASSWORD).unwrap_or_default(),
-            },
-            Some("bearer") => Auth::Bearer(p.string(TOKEN)),
-            Some(other) => {
-                p.error(
-                    "authMode",
-                    format!("{other:?} is not supported; use apiKey, basic or bearer"),
-                );
-                Auth::None
-            }
-        };
+        let Config {
+            url,
+            location,
+            target,
+            activation,
+            format,
+            unsafe_ssl,
+            auth,
+        } = parse(&mut p);
         p.finish()?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))

@@ -1,4 +1,5 @@
-//! The scaler registry: trigger `type` → constructor.
+//! The scaler registry: trigger `type` → constructor, and the same parsing without I/O for
+//! `swell check` and the admission webhook.
 
 pub mod aws_sqs_queue;
 pub mod cpu_memory;
@@ -6,9 +7,10 @@ pub mod cron;
 pub mod kubernetes_workload;
 pub mod metrics_api;
 
-use crate::{Scaler, ScalerError, Shared, TriggerInput};
+use crate::{ParamError, Params, Scaler, ScalerError, Shared, TriggerInput};
 
 pub const TYPES: &[&str] = &[
+    "aws-sqs-queue",
     "cpu",
     "cron",
     "kubernetes-workload",
@@ -23,11 +25,50 @@ pub fn build(input: &TriggerInput, shared: &Shared) -> Result<Box<dyn Scaler>, S
         "cron" => Box::new(cron::CronScaler::new(input)?),
         "kubernetes-workload" => Box::new(kubernetes_workload::WorkloadScaler::new(input, shared)?),
         "metrics-api" => Box::new(metrics_api::MetricsApiScaler::new(input)?),
-        other => {
-            return Err(ScalerError::UnknownType(
-                other.to_string(),
-                TYPES.join(", "),
-            ));
-        }
+        other => return Err(unknown_type(other)),
     })
+}
+
+fn unknown_type(other: &str) -> ScalerError {
+    ScalerError::UnknownType(other.to_string(), TYPES.join(", "))
+}
+
+/// What [`check`] found in one trigger's parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    pub errors: Vec<ParamError>,
+    /// Deprecated parameters and unknown metadata keys, as `field: message`.
+    pub warnings: Vec<String>,
+}
+
+/// Parses a trigger's parameters exactly as [`build`] does, without building clients or
+/// calling anything. Only an unknown trigger type is an `Err`.
+pub fn check(input: &TriggerInput) -> Result<Checked, ScalerError> {
+    let mut p = Params::new(&input.params);
+    let fields = match input.type_.as_str() {
+        "aws-sqs-queue" => {
+            aws_sqs_queue::parse(input, &mut p);
+            aws_sqs_queue::FIELDS
+        }
+        "cpu" | "memory" => {
+            cpu_memory::parse(input, &mut p);
+            cpu_memory::FIELDS
+        }
+        "cron" => {
+            cron::parse(&mut p);
+            cron::FIELDS
+        }
+        "kubernetes-workload" => {
+            kubernetes_workload::parse(&mut p);
+            kubernetes_workload::FIELDS
+        }
+        "metrics-api" => {
+            metrics_api::parse(&mut p);
+            metrics_api::FIELDS
+        }
+        other => return Err(unknown_type(other)),
+    };
+    p.warn_unknown_keys(&input.type_, fields);
+    let (errors, warnings) = p.into_parts();
+    Ok(Checked { errors, warnings })
 }

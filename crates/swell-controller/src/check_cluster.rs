@@ -1,0 +1,329 @@
+//! Checks of a ScaledObject against the cluster it is meant for: the target exists and is
+//! scalable, TriggerAuthentications exist, the workload's ServiceAccount has an IAM role when a
+//! trigger needs one, cpu/memory Utilization triggers have requests to compare with, and no
+//! other ScaledObject or HorizontalPodAutoscaler scales the same workload. Used by
+//! `swell check --cluster` and the admission webhook; only reads.
+
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{PodSpec, ServiceAccount};
+use kube::api::ListParams;
+use kube::{Api, Client};
+use swell_api::{
+    AuthenticationRefKind, ClusterTriggerAuthentication, ScaleTarget, ScaleTriggers, ScaledObject,
+    TriggerAuthentication,
+};
+
+use crate::check::{AuthKnowledge, Finding, needs_workload_role};
+use crate::target::{TargetError, Targets};
+
+/// Who asks. Admission must not depend on the order objects are applied in, so what may
+/// simply not exist yet (the target, a TriggerAuthentication, the ServiceAccount) is a warning
+/// there and an error for `swell check --cluster`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Check,
+    Admission,
+}
+
+impl Mode {
+    fn not_yet(self, field: impl Into<String>, message: impl Into<String>) -> Finding {
+        match self {
+            Mode::Check => Finding::error(field, message),
+            Mode::Admission => Finding::warning(field, message),
+        }
+    }
+}
+
+/// `(group, kind, name)` of a scale target, for comparing targets.
+pub fn target_key(api_version: &str, kind: &str, name: &str) -> (String, String, String) {
+    let group = match api_version.split_once('/') {
+        Some((g, _)) => g,
+        None => "",
+    };
+    (group.to_string(), kind.to_string(), name.to_string())
+}
+
+fn so_target_key(t: &ScaleTarget) -> (String, String, String) {
+    target_key(t.api_version(), t.kind(), &t.name)
+}
+
+fn api_error(what: &str, e: &kube::Error) -> String {
+    format!("cannot check {what}: {e}")
+}
+
+/// Completes what is known about each trigger's authentication from the cluster: a reference
+/// not resolved by the input is read from the API server, and reported when it does not exist.
+pub async fn resolve_auths(
+    mode: Mode,
+    client: &Client,
+    ns: &str,
+    triggers: &[ScaleTriggers],
+    mut auths: Vec<AuthKnowledge>,
+    out: &mut Vec<Finding>,
+) -> Vec<AuthKnowledge> {
+    auths.resize(triggers.len(), AuthKnowledge::None);
+    for (i, (trigger, auth)) in triggers.iter().zip(auths.iter_mut()).enumerate() {
+        let Some(r) = &trigger.authentication_ref else {
+            continue;
+        };
+        if !matches!(auth, AuthKnowledge::Unknown) || r.name.trim().is_empty() {
+            continue;
+        }
+        let field = format!("spec.triggers[{i}].authenticationRef");
+        let found = match r.kind() {
+            AuthenticationRefKind::TriggerAuthentication => {
+                Api::<TriggerAuthentication>::namespaced(client.clone(), ns)
+                    .get_opt(&r.name)
+                    .await
+                    .map(|o| o.map(|ta| ta.spec))
+            }
+            AuthenticationRefKind::ClusterTriggerAuthentication => {
+                Api::<ClusterTriggerAuthentication>::all(client.clone())
+                    .get_opt(&r.name)
+                    .await
+                    .map(|o| o.map(|cta| cta.spec.0))
+            }
+        };
+        match found {
+            Ok(Some(spec)) => *auth = AuthKnowledge::Spec(Box::new(spec)),
+            Ok(None) => {
+                let scope = match r.kind() {
+                    AuthenticationRefKind::TriggerAuthentication => {
+                        format!(
+                            "TriggerAuthentication {:?} not found in namespace {ns}",
+                            r.name
+                        )
+                    }
+                    AuthenticationRefKind::ClusterTriggerAuthentication => {
+                        format!("ClusterTriggerAuthentication {:?} not found", r.name)
+                    }
+                };
+                out.push(mode.not_yet(field, format!("{scope}; create it or fix the name")));
+                *auth = AuthKnowledge::Missing;
+            }
+            Err(e) => {
+                out.push(Finding::error(field, api_error("the authentication", &e)));
+                *auth = AuthKnowledge::Missing;
+            }
+        }
+    }
+    auths
+}
+
+/// The cluster checks of one ScaledObject in namespace `ns`. `auths` comes from
+/// [`resolve_auths`]; `siblings` are other ScaledObjects known besides the cluster's (e.g. the
+/// rest of the input), as `(namespace, name, target)`.
+pub async fn scaled_object(
+    mode: Mode,
+    client: &Client,
+    so: &ScaledObject,
+    ns: &str,
+    auths: &[AuthKnowledge],
+    siblings: &[(String, String, (String, String, String))],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let name = so.metadata.name.as_deref().unwrap_or_default();
+    let target_ref = &so.spec.scale_target_ref;
+    let target_desc = format!("{} {}/{}", target_ref.kind(), ns, target_ref.name);
+
+    // The target: a kind with /scale, and the object itself.
+    let mut pod: Option<PodSpec> = None;
+    match Targets::default().resolve(client, ns, target_ref).await {
+        Ok(target) => match target.replicas(client).await {
+            Ok(_) => match target.pod_spec(client).await {
+                Ok(p) => pod = p,
+                Err(e) => out.push(Finding::error("spec.scaleTargetRef", e.to_string())),
+            },
+            Err(TargetError::NotFound { .. }) => out.push(mode.not_yet(
+                "spec.scaleTargetRef.name",
+                format!("{target_desc} not found; create it first or fix spec.scaleTargetRef.name"),
+            )),
+            Err(e) => out.push(Finding::error("spec.scaleTargetRef", e.to_string())),
+        },
+        Err(e) => out.push(Finding::error("spec.scaleTargetRef", e.to_string())),
+    }
+
+    if let Some(pod) = &pod {
+        resource_requests(so, pod, &mut out);
+        workload_role(mode, client, so, ns, pod, auths, &mut out).await;
+    }
+
+    // Nothing else may scale the same workload.
+    let key = so_target_key(target_ref);
+    for (sib_ns, sib_name, sib_key) in siblings {
+        if sib_ns == ns && sib_name != name && *sib_key == key {
+            out.push(Finding::error(
+                "spec.scaleTargetRef",
+                format!("ScaledObject {ns}/{sib_name} also targets {target_desc}; a workload can have only one ScaledObject: merge their triggers into one"),
+            ));
+        }
+    }
+    match Api::<ScaledObject>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => {
+            for other in list.items {
+                let other_name = other.metadata.name.as_deref().unwrap_or_default();
+                if other_name != name
+                    && so_target_key(&other.spec.scale_target_ref) == key
+                    && !siblings.iter().any(|(n, s, _)| n == ns && s == other_name)
+                {
+                    out.push(Finding::error(
+                        "spec.scaleTargetRef",
+                        format!("ScaledObject {ns}/{other_name} already targets {target_desc}; a workload can have only one ScaledObject: merge their triggers into one"),
+                    ));
+                }
+            }
+        }
+        Err(e) => out.push(Finding::error(
+            "spec.scaleTargetRef",
+            api_error("other ScaledObjects", &e),
+        )),
+    }
+    let own_hpa = so.hpa_name();
+    // KEDA lets a ScaledObject take over an HPA it names, and skips HPAs that opt out.
+    let transfer = swell_api::annotations::bool_annotation(
+        so.metadata.annotations.as_ref(),
+        swell_api::annotations::TRANSFER_HPA_OWNERSHIP,
+    );
+    match Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => {
+            for hpa in list.items {
+                let hpa_name = hpa.metadata.name.as_deref().unwrap_or_default();
+                let spec = &hpa.spec;
+                let r = &spec.scale_target_ref;
+                let hpa_key = target_key(r.api_version.as_deref().unwrap_or(""), &r.kind, &r.name);
+                // Another ScaledObject's HPA is already reported as that ScaledObject.
+                let keda_owned = hpa
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key("scaledobject.keda.sh/name"));
+                let opted_out = hpa
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(swell_api::annotations::VALIDATIONS_HPA_OWNERSHIP))
+                    .is_some_and(|v| v == "false");
+                let transferred = transfer && so.spec.custom_hpa_name() == Some(hpa_name);
+                if hpa_name != own_hpa
+                    && hpa_key == key
+                    && !keda_owned
+                    && !opted_out
+                    && !transferred
+                {
+                    out.push(Finding::error(
+                        "spec.scaleTargetRef",
+                        format!("HorizontalPodAutoscaler {ns}/{hpa_name} already scales {target_desc}; two autoscalers would fight: delete it (Swell creates {own_hpa}), or take it over with the {} annotation and spec.advanced.horizontalPodAutoscalerConfig.name: {hpa_name}", swell_api::annotations::TRANSFER_HPA_OWNERSHIP),
+                    ));
+                }
+            }
+        }
+        Err(e) => out.push(Finding::error(
+            "spec.scaleTargetRef",
+            api_error("HorizontalPodAutoscalers", &e),
+        )),
+    }
+    out
+}
+
+/// cpu/memory Utilization triggers compare usage with the containers' requests; without a
+/// request the HPA cannot compute it (KEDA's webhook rejects this too).
+pub fn resource_requests(so: &ScaledObject, pod: &PodSpec, out: &mut Vec<Finding>) {
+    for (i, t) in so.spec.triggers.iter().enumerate() {
+        if !t.is_resource_metric() {
+            continue;
+        }
+        let utilization = t.metric_type.as_ref().map(|m| m.as_str()) == Some("Utilization")
+            || t.metadata.get("type").map(String::as_str) == Some("Utilization");
+        if !utilization {
+            continue;
+        }
+        let container = t.metadata.get("containerName");
+        for c in &pod.containers {
+            if container.is_some_and(|n| *n != c.name) {
+                continue;
+            }
+            let has = c
+                .resources
+                .as_ref()
+                .and_then(|r| r.requests.as_ref())
+                .is_some_and(|r| r.contains_key(&t.type_));
+            if !has {
+                out.push(Finding::error(
+                    format!("spec.triggers[{i}]"),
+                    format!(
+                        "the target's container {:?} has no {} request, so {} Utilization cannot be computed; set resources.requests.{} on it",
+                        c.name, t.type_, t.type_, t.type_
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// With the workload's identity (`aws-eks`, or `aws` with identityOwner workload), the
+/// workload's ServiceAccount must name an IAM role.
+async fn workload_role(
+    mode: Mode,
+    client: &Client,
+    so: &ScaledObject,
+    ns: &str,
+    pod: &PodSpec,
+    auths: &[AuthKnowledge],
+    out: &mut Vec<Finding>,
+) {
+    let sa = pod
+        .service_account_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into());
+    for (i, t) in so.spec.triggers.iter().enumerate() {
+        if t.type_ != "aws-sqs-queue"
+            || t.metadata.get("identityOwner").map(String::as_str) == Some("operator")
+        {
+            continue;
+        }
+        let Some(AuthKnowledge::Spec(spec)) = auths.get(i) else {
+            continue;
+        };
+        let Some(id) = &spec.pod_identity else {
+            continue;
+        };
+        if !needs_workload_role(id) || id.role_arn().is_some() {
+            continue;
+        }
+        let field = format!("spec.triggers[{i}].authenticationRef");
+        match Api::<ServiceAccount>::namespaced(client.clone(), ns)
+            .get_opt(&sa)
+            .await
+        {
+            Ok(Some(account)) => {
+                let role = account
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(swell_scalers::aws::ROLE_ARN_ANNOTATION))
+                    .filter(|r| !r.is_empty());
+                if role.is_none() {
+                    out.push(mode.not_yet(
+                        field,
+                        format!(
+                            "the workload's ServiceAccount {ns}/{sa} has no {} annotation, which the pod identity owner model needs; annotate it with the workload's IAM role or set identityOwner: operator",
+                            swell_scalers::aws::ROLE_ARN_ANNOTATION
+                        ),
+                    ));
+                }
+            }
+            Ok(None) => out.push(mode.not_yet(
+                field,
+                format!("the workload's ServiceAccount {ns}/{sa} does not exist; create it with the {} annotation", swell_scalers::aws::ROLE_ARN_ANNOTATION),
+            )),
+            Err(e) => out.push(Finding::error(field, api_error("the ServiceAccount", &e))),
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The admission webhook served by `swell operator`, called by the real API server: it rejects
+//! what `swell check` rejects with the same message, plus what only the cluster shows (two
+//! ScaledObjects on one workload, a foreign HPA, cpu without requests), and warns about
+//! unknown metadata keys.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use swell_testkit::{Operator, wait_until};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn sqs_so(name: &str, target: &str, metadata: &str, extra: &str) -> String {
+    format!(
+        r#"apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: {name}}}
+spec:
+  scaleTargetRef: {{name: {target}}}
+{extra}
+  triggers:
+  - type: aws-sqs-queue
+    metadata:
+      queueURL: https://sqs.eu-west-1.amazonaws.com/111122223333/orders
+      identityOwner: operator
+{metadata}
+"#
+    )
+}
+
+/// `kubectl apply`: (success, stdout + stderr).
+fn kubectl_apply(cluster: &swell_testkit::Cluster, ns: &str, yaml: &str) -> (bool, String) {
+    use std::io::Write as _;
+    let mut child = cluster
+        .kubectl()
+        .args(["apply", "-n", ns, "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// What `swell check` prints as `field: message` for the first error of `yaml`.
+fn check_error(yaml: &str, ns: &str) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(swell())
+        .args(["check", "-n", ns, "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains(": error: "))
+        .unwrap_or_else(|| panic!("swell check found no error:\n{text}"));
+    line.split_once(": error: ").unwrap().1.to_string()
+}
+
+#[tokio::test]
+async fn api_server_calls_the_webhook() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("webhook", |ns| async move {
+            let n = ns.name.clone();
+            ns.apply(
+                cluster,
+                &format!(
+                    "{}\n---\n{}\n---\n{}\n---\n{}",
+                    deployment("app", 1),
+                    deployment("web", 1),
+                    deployment("fought", 1),
+                    r#"apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: manual}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: fought}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]
+"#
+                ),
+            )
+            .unwrap();
+
+            // Registered before the operator starts, for this namespace only; the operator
+            // fills in the caBundle.
+            let port = free_port();
+            let config_name = format!("swell-admission-{n}");
+            let hook = |path: &str, resource: &str| {
+                serde_json::json!({
+                    "name": format!("{resource}.{n}.swell.dev"),
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "failurePolicy": "Fail",
+                    "clientConfig": {"url": format!("https://127.0.0.1:{port}{path}")},
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}},
+                    "rules": [{
+                        "apiGroups": ["keda.sh"], "apiVersions": ["v1alpha1"],
+                        "operations": ["CREATE", "UPDATE"], "resources": [resource]
+                    }]
+                })
+            };
+            let vwc: ValidatingWebhookConfiguration = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": config_name},
+                "webhooks": [
+                    hook("/validate-keda-sh-v1alpha1-scaledobject", "scaledobjects"),
+                    hook("/validate-keda-sh-v1alpha1-triggerauthentication", "triggerauthentications"),
+                    hook("/validate-keda-sh-v1alpha1-scaledjob", "scaledjobs"),
+                ]
+            }))
+            .unwrap();
+            let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(ns.client.clone());
+            vwcs.create(&PostParams::default(), &vwc).await.unwrap();
+
+            let bind = format!("127.0.0.1:{port}");
+            let _op = Operator::start(
+                cluster,
+                swell(),
+                &n,
+                None,
+                &[
+                    "--leader-elect=false",
+                    "--webhook=true",
+                    "--webhook-bind-address",
+                    &bind,
+                    "--webhook-configuration",
+                    &config_name,
+                ],
+            );
+            wait_until("the operator to publish the webhook's caBundle", WAIT, || async {
+                let v = vwcs.get(&config_name).await.map_err(|e| e.to_string())?;
+                let all = v
+                    .webhooks
+                    .unwrap_or_default()
+                    .iter()
+                    .all(|w| w.client_config.ca_bundle.is_some());
+                if all { Ok(()) } else { Err("caBundle not set".to_string()) }
+            })
+            .await;
+
+            // A valid ScaledObject goes through, and the API server really calls us: wait
+            // until a bad one is rejected (the API server may not have seen the caBundle yet).
+            let mismatch = sqs_so("region", "web", "      awsRegion: us-east-1", "");
+            let want = check_error(&mismatch, &n);
+            assert!(want.contains("differs from the queue URL's region"), "{want}");
+            let got = wait_until("the webhook to reject a region mismatch", WAIT, || async {
+                match kubectl_apply(cluster, &n, &mismatch) {
+                    (false, out) if out.contains("denied the request") => Ok(out),
+                    (ok, out) => {
+                        if ok {
+                            let _ = ns
+                                .api::<swell_api::ScaledObject>()
+                                .delete("region", &DeleteParams::default())
+                                .await;
+                        }
+                        Err(out)
+                    }
+                }
+            })
+            .await;
+            assert!(got.contains(&want), "swell check said {want:?}; the webhook said {got}");
+
+            // Replica bounds: the same message as swell check. (min > max is already refused
+            // by the CRD's CEL rule; idle ≥ min reaches the webhook.)
+            let bounds = sqs_so(
+                "bounds",
+                "web",
+                "      awsRegion: eu-west-1",
+                "  idleReplicaCount: 2\n  minReplicaCount: 2",
+            );
+            let want = check_error(&bounds, &n);
+            let (ok, out) = kubectl_apply(cluster, &n, &bounds);
+            assert!(!ok && out.contains(&want), "want {want:?}, got {out}");
+
+            // A formula over a trigger that does not exist.
+            let formula = sqs_so(
+                "formula",
+                "web",
+                "      awsRegion: eu-west-1",
+                "  advanced:\n    scalingModifiers: {formula: \"queue * 2\", target: \"5\"}",
+            );
+            let want = check_error(&formula, &n);
+            let (ok, out) = kubectl_apply(cluster, &n, &formula);
+            assert!(!ok && out.contains(&want), "want {want:?}, got {out}");
+
+            // A TriggerAuthentication that KEDA's rules reject.
+            let ta = "apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: {name: bad}
+spec:
+  podIdentity: {provider: aws, externalID: abc}
+";
+            let want = check_error(ta, &n);
+            let (ok, out) = kubectl_apply(cluster, &n, ta);
+            assert!(!ok && out.contains(&want), "want {want:?}, got {out}");
+
+            // A ScaledJob: its spec is checked too.
+            let job = "apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata: {name: job}
+spec:
+  jobTargetRef:
+    template:
+      spec:
+        containers: [{name: worker, image: busybox}]
+        restartPolicy: Never
+  triggers:
+  - type: cron
+    metricType: Value
+    metadata: {timezone: UTC, start: \"0 8 * * *\", end: \"0 8 * * *\", desiredReplicas: \"1\"}
+";
+            let want = check_error(job, &n);
+            let (ok, out) = kubectl_apply(cluster, &n, job);
+            assert!(!ok && out.contains(&want), "want {want:?}, got {out}");
+            assert!(out.contains("spec.triggers[0].metadata.end: start and end must differ"), "{out}");
+
+            // Accepted with a warning for an unknown key.
+            let first = sqs_so(
+                "first",
+                "app",
+                "      awsRegion: eu-west-1\n      queueUrl: typo",
+                "",
+            );
+            let (ok, out) = kubectl_apply(cluster, &n, &first);
+            assert!(ok, "{out}");
+            assert!(
+                out.contains("Warning: spec.triggers[0].metadata.queueUrl: unknown key for aws-sqs-queue, ignored; did you mean queueURL?"),
+                "{out}"
+            );
+
+            // Only the cluster knows these.
+            let second = sqs_so("second", "app", "      awsRegion: eu-west-1", "");
+            let (ok, out) = kubectl_apply(cluster, &n, &second);
+            assert!(
+                !ok && out.contains(&format!("spec.scaleTargetRef: ScaledObject {n}/first already targets Deployment {n}/app")),
+                "{out}"
+            );
+            let fought = sqs_so("fought", "fought", "      awsRegion: eu-west-1", "");
+            let (ok, out) = kubectl_apply(cluster, &n, &fought);
+            assert!(
+                !ok && out.contains(&format!("spec.scaleTargetRef: HorizontalPodAutoscaler {n}/manual already scales Deployment {n}/fought")),
+                "{out}"
+            );
+            let cpu = "apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: cpu}
+spec:
+  scaleTargetRef: {name: web}
+  minReplicaCount: 1
+  triggers:
+  - type: cpu
+    metricType: Utilization
+    metadata: {value: \"50\"}
+";
+            let (ok, out) = kubectl_apply(cluster, &n, cpu);
+            assert!(
+                !ok && out.contains("spec.triggers[0]: the target's container \"nginx\" has no cpu request"),
+                "{out}"
+            );
+
+            // Updating the accepted one is still checked, and still allowed when valid.
+            let (ok, out) = kubectl_apply(cluster, &n, &first.replace("queueUrl: typo", "queueLength: \"3\""));
+            assert!(ok, "{out}");
+
+            // An HPA created behind its back makes `first` invalid: metadata-only updates (the
+            // operator's finalizer, annotations) still pass, spec changes do not.
+            ns.apply(
+                cluster,
+                r#"apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: late}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: app}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]
+"#,
+            )
+            .unwrap();
+            let annotate = cluster
+                .kubectl()
+                .args(["annotate", "-n", &n, "scaledobject", "first", "team=payments"])
+                .output()
+                .unwrap();
+            assert!(
+                annotate.status.success(),
+                "{}",
+                String::from_utf8_lossy(&annotate.stderr)
+            );
+            let (ok, out) = kubectl_apply(
+                cluster,
+                &n,
+                &first.replace("queueUrl: typo", "queueLength: \"4\""),
+            );
+            assert!(
+                !ok && out.contains(&format!("HorizontalPodAutoscaler {n}/late already scales")),
+                "{out}"
+            );
+
+            let _ = vwcs.delete(&config_name, &DeleteParams::default()).await;
+        })
+        .await;
+}
