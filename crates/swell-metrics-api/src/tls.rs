@@ -364,8 +364,8 @@ async fn publish(client: &Client, s: &SelfSigned, bundle: &str) -> Result<(), ku
     first.map_or(Ok(()), Err)
 }
 
-/// At most this many CAs are kept in a webhook's caBundle: every replica serving the webhook
-/// has its own CA, and each must stay trusted while the others publish theirs.
+/// At most this many CAs are kept in a caBundle (APIService or webhook): every replica has
+/// its own CA, and each must stay trusted while the others publish theirs.
 const MAX_WEBHOOK_CAS: usize = 8;
 
 /// The PEM certificates of a bundle, each normalised to end with a newline.
@@ -465,16 +465,30 @@ pub async fn patch_apiservice_ca_bundle(
     Ok(())
 }
 
-/// Patches only when the APIService differs, so the periodic check costs one GET.
+/// Makes the APIService trust `bundle` (our current and previous CA) while keeping the CAs
+/// other replicas published: every replica serves with its own CA and the aggregator may
+/// pick any of them. Patches only when something is missing, so the periodic check costs
+/// one GET; the patch is conditional on the resourceVersion read, so two replicas adding
+/// theirs at once cannot drop each other's (the loser retries on its next pass).
 async fn ensure_ca_bundle(client: &Client, name: &str, bundle: &str) -> Result<(), kube::Error> {
     let current = apiservice_api(client).get(name).await?;
     let spec = &current.data["spec"];
-    if spec["caBundle"].as_str() == Some(&base64(bundle))
-        && spec["insecureSkipTLSVerify"].as_bool() != Some(true)
-    {
-        return Ok(());
-    }
-    patch_apiservice_ca_bundle(client, name, bundle).await?;
+    let have = serde_json::from_value::<k8s_openapi::ByteString>(spec["caBundle"].clone())
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        .unwrap_or_default();
+    let insecure = spec["insecureSkipTLSVerify"].as_bool() == Some(true);
+    let next = match merged_bundle(&have, bundle) {
+        Some(next) => next,
+        None if insecure => have,
+        None => return Ok(()),
+    };
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": current.metadata.resource_version},
+        "spec": {"caBundle": base64(&next), "insecureSkipTLSVerify": false}
+    });
+    apiservice_api(client)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
     tracing::info!(apiservice = name, "published the serving CA in caBundle");
     Ok(())
 }

@@ -580,6 +580,50 @@ spec:
                 let text = through("lister").await.unwrap();
                 assert!(text.contains("2500m"), "{text}");
 
+                // A second replica with its own CA (the chart runs two): it adds its CA and
+                // keeps the first's, so the aggregator can reach either replica.
+                let mut cert_b = SelfSigned::for_service("swell-metrics", n);
+                cert_b.dns_names.push("localhost".into());
+                let server_b = Server::bind(
+                    Config::new(localhost0(), CertSource::SelfSigned(cert_b)),
+                    fake.clone(),
+                    cluster.service_account_client(n, "swell-metrics").await,
+                )
+                .await
+                .unwrap();
+                let port_b = server_b.local_addr().port();
+                let ca_b = server_b.ca_bundle().unwrap();
+                let stop_b = CancellationToken::new();
+                let _stop_b = stop_b.clone().drop_guard();
+                let running_b = tokio::spawn(server_b.run(stop_b.clone()));
+                let bundle = wait_until("both replicas' CAs in the caBundle", WAIT, || async {
+                    let now = apiservice_field(cluster, "{.spec.caBundle}");
+                    let decoded: k8s_openapi::ByteString = serde_json::from_value(json!(now)).map_err(|e| e.to_string())?;
+                    let pem = String::from_utf8_lossy(&decoded.0).into_owned();
+                    if pem.contains(&ca_b) && pem.contains(&first_ca) { Ok(now) } else { Err(pem) }
+                })
+                .await;
+                let reads_via = |port: u16| {
+                    let path = path.clone();
+                    async move {
+                        let patch = format!(r#"{{"spec":{{"service":{{"port":{port}}}}}}}"#);
+                        let (ok, out) = kubectl(cluster, &["patch", "apiservice", APISERVICE_NAME, "--type=merge", "-p", &patch]);
+                        assert!(ok, "{out}");
+                        wait_until(&format!("reads through the replica on port {port}"), WAIT, || async {
+                            available(cluster)?;
+                            let (ok, out) = kubectl(cluster, &["get", "--raw", &path]);
+                            if ok && out.contains("2500m") { Ok(()) } else { Err(out) }
+                        })
+                        .await;
+                    }
+                };
+                reads_via(port_b).await;
+                reads_via(port).await;
+                // Several passes later the first replica's CA is still there.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let (ok, out) = kubectl(cluster, &["get", "--raw", &path]);
+                assert!(ok && out.contains("2500m"), "{out}");
+
                 // A real HPA on a Deployment: AverageValue 1 with a value of 4 → 4 replicas.
                 let deploy: Deployment = serde_json::from_value(json!({
                     "metadata": {"name": "demo"},
@@ -635,7 +679,8 @@ spec:
                 .await;
                 let decoded: k8s_openapi::ByteString = serde_json::from_value(json!(rotated)).unwrap();
                 let pem = String::from_utf8(decoded.0).unwrap();
-                assert!(pem.ends_with(&first_ca) && pem.len() > first_ca.len(), "{pem}");
+                assert!(pem.contains(&first_ca) && pem.contains(&ca_b), "{pem}");
+                assert!(!pem.starts_with(&first_ca) && !pem.starts_with(&ca_b), "the new CA leads: {pem}");
                 wait_until("reads after rotation", WAIT, || async {
                     available(cluster)?;
                     let (ok, out) = kubectl(cluster, &["get", "--raw", &path]);
@@ -646,6 +691,8 @@ spec:
 
                 stop.cancel();
                 running.await.unwrap().unwrap();
+                stop_b.cancel();
+                running_b.await.unwrap().unwrap();
             }
         })
         .await;
