@@ -297,8 +297,6 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         None => target.replicas(&ctx.client).await.ok(),
     };
     let generation = so.metadata.generation.unwrap_or_default();
-    start_loop(&ctx, &so, key.clone(), target.clone(), triggers, generation).await;
-
     let was_paused = so
         .condition(conditions::PAUSED)
         .is_some_and(Condition::is_true);
@@ -359,6 +357,9 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         s.authentications_types = (!auth_names.is_empty()).then(|| auth_names.join(","));
     })
     .await?;
+    // Only now: the loop's first poll may scale at once, and whoever sees that must also
+    // see the status it follows from (originalReplicaCount, metric names, Ready).
+    start_loop(&ctx, &so, key.clone(), target.clone(), triggers, generation).await;
     if was_paused {
         ctx.event(
             so.as_ref(),
@@ -380,8 +381,7 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
-/// What a trigger's pod identity resolves to, including the workload ServiceAccount's IAM
-/// role annotation when the provider may need it.
+/// Starts (or keeps) the scale loop for this generation of the ScaledObject.
 async fn start_loop(
     ctx: &Arc<Ctx>,
     so: &ScaledObject,

@@ -398,6 +398,9 @@ async fn helm_install_upgrade_and_uninstall() {
                     .arg(chart_dir())
                     .args(["--namespace", &ns.name, "-f", values.to_str().unwrap()])
                     .args(["--set", "metricsApi.apiService.create=false"])
+                    // kwok's pods answer nothing: a registered webhook would make every
+                    // keda.sh write of the other tests wait for its timeout.
+                    .args(["--set", "webhook.enabled=false"])
                     .args(["--wait", "--timeout", "120s"]),
                 None,
             );
@@ -445,6 +448,7 @@ async fn helm_install_upgrade_and_uninstall() {
                     .arg(chart_dir())
                     .args(["--namespace", &ns.name, "-f", values.to_str().unwrap()])
                     .args(["--set", "metricsApi.apiService.create=false"])
+                    .args(["--set", "webhook.enabled=false"])
                     .args([
                         "--set",
                         "logging.format=json",
@@ -601,6 +605,10 @@ async fn start_chart_operator(
             "--metrics-bind-address=127.0.0.1:0",
             "--metrics-api-bind-address=127.0.0.1:0",
             "--metrics-api-apiservice=",
+            // Tests run several of these at once: no fixed port, and no cluster-wide
+            // webhook configuration to publish a CA to.
+            "--webhook-bind-address=127.0.0.1:0",
+            "--webhook-configuration=",
         ]
         .map(String::from),
     );
