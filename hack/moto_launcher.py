@@ -38,8 +38,13 @@ awsQuery's shape:
     Content-Type: text/xml
     <ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>
     <Code>AccessDenied</Code><Message>...</Message></Error><RequestId>...</RequestId></ErrorResponse>
-Other protocols (ec2, rest-json, rest-xml) keep moto's answer. moto's own service errors
-need nothing: its serializer already renders both shapes like this.
+A service that also speaks awsQuery but defaults to another protocol (CloudWatch) gets
+the awsQuery shape when the request was form-encoded. Other protocols (ec2, rest-json,
+rest-xml) keep moto's answer. moto's own service errors need nothing: its serializer
+already renders both shapes like this.
+
+Another patch: moto checks a CloudWatch call as monitoring:<Action> (its SigV4 signing
+name); AWS checks cloudwatch:<Action>. The action is renamed (IAM_PREFIX).
 """
 
 import argparse
@@ -156,7 +161,12 @@ def patch_auth_error_shapes() -> None:
                     self.response_headers["x-amzn-query-error"] = f"{query_code};Sender"
                 exc_name = JSON_AUTH_ERROR_TYPES.get(query_code, query_code)
                 body = json.dumps({"__type": f"com.amazon.coral.service#{exc_name}", "message": message})
-            elif metadata.get("protocol") == "query":  # STS, IAM, ...: awsQuery XML
+            elif metadata.get("protocol") == "query" or (
+                # A service whose default is another protocol but that also speaks
+                # awsQuery (CloudWatch: smithy-rpc-v2-cbor, json, query), spoken here.
+                content_type == "application/x-www-form-urlencoded"
+                and "query" in metadata.get("protocols", [])
+            ):  # STS, IAM, ...: awsQuery XML
                 self.response_headers["Content-Type"] = "text/xml"
                 xmlns = f' xmlns="{escape(metadata["xmlNamespace"])}"' if metadata.get("xmlNamespace") else ""
                 body = (
@@ -206,6 +216,30 @@ def patch_role_session_principals() -> None:
     stmt_cls._check_principal = _check_principal
 
 
+# Services whose SigV4 signing name is not their IAM action prefix.
+IAM_PREFIX = {"monitoring": "cloudwatch"}
+
+
+def patch_iam_action_prefix() -> None:
+    """moto names the action of an enforced request after the SigV4 signing name
+    (credential scope), so a CloudWatch call is checked as monitoring:GetMetricData; AWS
+    checks cloudwatch:GetMetricData. Rename it for the services in IAM_PREFIX."""
+    from moto.iam import access_control
+
+    base = access_control.IAMRequestBase
+    original = base.__dict__.get("__init__")
+    if original is None or "self._action = (" not in inspect.getsource(original):
+        die(f"moto {moto.__version__}: IAMRequestBase.__init__ no longer sets self._action")
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        service, _, action = self._action.partition(":")
+        if service in IAM_PREFIX:
+            self._action = f"{IAM_PREFIX[service]}:{action}"
+
+    base.__init__ = __init__
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
@@ -224,6 +258,7 @@ def main() -> None:
     patch_unsigned_sts()
     patch_auth_error_shapes()
     patch_role_session_principals()
+    patch_iam_action_prefix()
 
     # What moto.server.main does, but bound through make_server so that port 0 works
     # and the real port is known (MOTO_PORT is read by a few backends to build URLs).

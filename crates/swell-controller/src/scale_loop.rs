@@ -62,10 +62,26 @@ pub fn spawn(
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(polling);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Push triggers (external-push) wake the loop when their source says it is active.
+        let wakes: Vec<_> = state
+            .triggers
+            .iter()
+            .filter_map(|t| t.scaler.start_push())
+            .collect();
         loop {
+            let woken = async {
+                if wakes.is_empty() {
+                    std::future::pending::<()>().await;
+                }
+                futures::future::select_all(wakes.iter().map(|w| Box::pin(w.notified()))).await;
+            };
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = interval.tick() => {}
+                _ = woken => {
+                    tracing::debug!(scaledobject = %key, "woken by a push trigger");
+                    interval.reset();
+                }
             }
             let Some(so) = ctx.store.get(&key) else { break };
             let started = Instant::now();

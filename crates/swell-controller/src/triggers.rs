@@ -86,7 +86,12 @@ pub async fn build(
             pod_identity,
             polling_interval,
         };
-        match swell_scalers::build(&input, &ctx.shared) {
+        // Some scalers ask their source first (an external scaler's GetMetricSpec).
+        let built = match swell_scalers::build(&input, &ctx.shared) {
+            Ok(mut scaler) => scaler.prepare().await.map(|()| scaler),
+            Err(e) => Err(e),
+        };
+        match built {
             Ok(scaler) => triggers.push(TriggerRuntime {
                 index,
                 type_: t.type_.clone(),

@@ -23,6 +23,11 @@ impl Secret {
     pub fn new(s: impl Into<String>) -> Secret {
         Secret(s.into())
     }
+
+    /// The secret itself, to hand to a client; never to a message.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -178,6 +183,8 @@ struct ConfigKey {
 pub struct AwsClients {
     configs: tokio::sync::Mutex<HashMap<ConfigKey, SdkConfig>>,
     sqs: tokio::sync::Mutex<HashMap<(ConfigKey, Option<String>), aws_sdk_sqs::Client>>,
+    cloudwatch:
+        tokio::sync::Mutex<HashMap<(ConfigKey, Option<String>), aws_sdk_cloudwatch::Client>>,
 }
 
 impl AwsClients {
@@ -261,6 +268,35 @@ impl AwsClients {
         }
         let client = aws_sdk_sqs::Client::from_conf(b.build());
         self.sqs.lock().await.insert(key, client.clone());
+        client
+    }
+}
+
+impl AwsClients {
+    /// A CloudWatch client for an identity, region and optional endpoint override.
+    pub async fn cloudwatch(
+        &self,
+        identity: &Identity,
+        region: &str,
+        endpoint: Option<&str>,
+    ) -> aws_sdk_cloudwatch::Client {
+        let key = (
+            ConfigKey {
+                identity: identity.clone(),
+                region: region.to_string(),
+            },
+            endpoint.map(str::to_string),
+        );
+        if let Some(c) = self.cloudwatch.lock().await.get(&key) {
+            return c.clone();
+        }
+        let conf = self.config(identity, region).await;
+        let mut b = aws_sdk_cloudwatch::config::Builder::from(&conf);
+        if let Some(ep) = endpoint {
+            b = b.endpoint_url(ep);
+        }
+        let client = aws_sdk_cloudwatch::Client::from_conf(b.build());
+        self.cloudwatch.lock().await.insert(key, client.clone());
         client
     }
 }

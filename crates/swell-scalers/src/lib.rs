@@ -4,8 +4,15 @@
 
 pub mod aws;
 pub mod coalesce;
+pub mod http;
 pub mod metadata;
 pub mod scalers;
+
+/// KEDA's external scaler gRPC contract, generated from `proto/externalscaler.proto`.
+#[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
+pub mod externalscaler {
+    tonic::include_proto!("externalscaler");
+}
 
 use std::collections::BTreeMap;
 
@@ -125,6 +132,20 @@ pub trait Scaler: Send + Sync {
     fn polled(&self) -> bool {
         true
     }
+
+    /// Asks the source what the trigger needs before its metric is known (external:
+    /// `GetMetricSpec`). Called once after [`build`], before [`Scaler::metric_spec`].
+    async fn prepare(&mut self) -> Result<(), ScalerError> {
+        Ok(())
+    }
+
+    /// Push scalers (external-push) start watching their source here and return what
+    /// they notify when it reports activity; the scale loop then reads all triggers at
+    /// once instead of waiting for its polling interval. Called once by the scale loop
+    /// when it starts; the watch ends when the scaler is dropped.
+    fn start_push(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// Upstream calls per scaler type (`swell_scaler_upstream_calls_total`).
@@ -141,6 +162,12 @@ pub struct Shared {
     pub sqs_counts: std::sync::Arc<
         coalesce::Coalescer<String, Result<scalers::aws_sqs_queue::QueueCounts, String>>,
     >,
+    /// HTTP clients per TLS configuration (prometheus, …).
+    pub http: std::sync::Arc<http::HttpClients>,
+    /// Single numeric answers shared by triggers asking the same question (prometheus, …).
+    pub values: std::sync::Arc<coalesce::Coalescer<String, Result<f64, String>>>,
+    /// gRPC channels per address and TLS configuration (external, external-push).
+    pub grpc: std::sync::Arc<scalers::external::GrpcChannels>,
     pub upstream_calls: UpstreamCalls,
 }
 

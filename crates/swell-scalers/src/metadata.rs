@@ -323,6 +323,38 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// A `key1=value1,key2=value2` map, as KEDA reads map parameters.
+    pub fn map(&mut self, f: Field) -> Vec<(String, String)> {
+        let Some(v) = self.opt_string(f) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        // Values may be secrets (headers): messages name the entry, never its text.
+        for (n, part) in v
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .enumerate()
+        {
+            match part.split_once('=') {
+                Some((k, val)) if !k.trim().is_empty() => {
+                    out.push((k.trim().to_string(), val.trim().to_string()));
+                }
+                _ => {
+                    let field = self.path(Source::Metadata, f.name);
+                    self.errors.push(ParamError {
+                        field,
+                        message: format!(
+                            "entry {} is not key=value (use key1=value1,key2=value2)",
+                            n + 1
+                        ),
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// Metadata keys that no declared field read, for warnings.
     pub fn unknown_keys(&self) -> Vec<String> {
         self.raw

@@ -9,11 +9,13 @@
 mod aws;
 mod cluster;
 mod operator;
+mod prometheus;
 mod wait;
 
 pub use aws::{Aws, AwsKeys, allow, trust};
 pub use cluster::{Cluster, TestNamespace};
 pub use operator::{MetricServer, Operator, Reply};
+pub use prometheus::{Prometheus, ScrapeTarget};
 pub use wait::{Seen, wait_until};
 
 use std::path::PathBuf;

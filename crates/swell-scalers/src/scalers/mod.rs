@@ -1,30 +1,40 @@
 //! The scaler registry: trigger `type` → constructor, and the same parsing without I/O for
 //! `swell check` and the admission webhook.
 
+pub mod aws_cloudwatch;
 pub mod aws_sqs_queue;
 pub mod cpu_memory;
 pub mod cron;
+pub mod external;
 pub mod kubernetes_workload;
 pub mod metrics_api;
+pub mod prometheus;
 
 use crate::{ParamError, Params, Scaler, ScalerError, Shared, TriggerInput};
 
 pub const TYPES: &[&str] = &[
+    "aws-cloudwatch",
     "aws-sqs-queue",
     "cpu",
     "cron",
+    "external",
+    "external-push",
     "kubernetes-workload",
     "memory",
     "metrics-api",
+    "prometheus",
 ];
 
 pub fn build(input: &TriggerInput, shared: &Shared) -> Result<Box<dyn Scaler>, ScalerError> {
     Ok(match input.type_.as_str() {
+        "aws-cloudwatch" => Box::new(aws_cloudwatch::CloudwatchScaler::new(input, shared)?),
         "aws-sqs-queue" => Box::new(aws_sqs_queue::SqsScaler::new(input, shared)?),
         "cpu" | "memory" => Box::new(cpu_memory::ResourceScaler::new(input)?),
         "cron" => Box::new(cron::CronScaler::new(input)?),
+        "external" | "external-push" => Box::new(external::ExternalScaler::new(input, shared)?),
         "kubernetes-workload" => Box::new(kubernetes_workload::WorkloadScaler::new(input, shared)?),
         "metrics-api" => Box::new(metrics_api::MetricsApiScaler::new(input)?),
+        "prometheus" => Box::new(prometheus::PrometheusScaler::new(input, shared)?),
         other => return Err(unknown_type(other)),
     })
 }
@@ -65,6 +75,20 @@ pub fn check(input: &TriggerInput) -> Result<Checked, ScalerError> {
         "metrics-api" => {
             metrics_api::parse(&mut p);
             metrics_api::FIELDS
+        }
+        "aws-cloudwatch" => {
+            let _ = aws_cloudwatch::CloudwatchScaler::parse(input, &Shared::default(), &mut p);
+            aws_cloudwatch::FIELDS
+        }
+        "prometheus" => {
+            let _ = prometheus::PrometheusScaler::parse(input, &Shared::default(), &mut p);
+            prometheus::FIELDS
+        }
+        // Every metadata key goes to the external scaler, so none is unknown.
+        "external" | "external-push" => {
+            let _ = external::ExternalScaler::parse(input, &Shared::default(), &mut p);
+            let (errors, warnings) = p.into_parts();
+            return Ok(Checked { errors, warnings });
         }
         other => return Err(unknown_type(other)),
     };

@@ -1,0 +1,12 @@
+//! Generates the gRPC client and server of KEDA's external scaler contract from
+//! `proto/externalscaler.proto` with protox (pure Rust): no `protoc` is needed.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto/externalscaler.proto");
+    let fds = protox::compile(["externalscaler.proto"], ["proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

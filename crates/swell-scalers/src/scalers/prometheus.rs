@@ -1,0 +1,628 @@
+//! `prometheus`: scale on the value of an instant PromQL query (`/api/v1/query`).
+
+use std::time::Duration;
+
+use serde_json::Value;
+use swell_scaling::naming::{metric_name, normalize};
+
+use crate::aws::Secret;
+use crate::http::HttpClientKey;
+use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
+
+const SERVER: Field =
+    Field::new("serverAddress").hint("the Prometheus base URL, e.g. http://prometheus:9090");
+const QUERY: Field = Field::new("query").hint("a PromQL query returning one value");
+const THRESHOLD: Field = Field::new("threshold");
+const ACTIVATION: Field = Field::new("activationThreshold");
+const NAMESPACE: Field = Field::new("namespace");
+const CUSTOM_HEADERS: Field = Field::new("customHeaders");
+const QUERY_PARAMETERS: Field = Field::new("queryParameters");
+const IGNORE_NULL: Field = Field::new("ignoreNullValues");
+const UNSAFE_SSL: Field = Field::new("unsafeSsl");
+const TIMEOUT: Field = Field::new("timeout").hint("milliseconds");
+const AUTH_MODES: Field = Field::new("authModes").from(&[Source::Metadata, Source::Auth]);
+const AUTH_MODE: Field = Field::new("authMode").from(&[Source::Metadata, Source::Auth]);
+const BEARER: Field = Field::new("bearerToken").from(&[Source::Auth]);
+const TOKEN: Field = Field::new("token").from(&[Source::Auth]);
+const USERNAME: Field = Field::new("username").from(&[Source::Auth]);
+const PASSWORD: Field = Field::new("password").from(&[Source::Auth]);
+const CA: Field = Field::new("ca").from(&[Source::Auth]);
+const CERT: Field = Field::new("cert").from(&[Source::Auth]);
+const KEY: Field = Field::new("key").from(&[Source::Auth]);
+const CUSTOM_HEADER: Field = Field::new("customAuthHeader").from(&[Source::Auth]);
+const CUSTOM_VALUE: Field = Field::new("customAuthValue").from(&[Source::Auth]);
+
+/// Every parameter, for unknown-key warnings.
+pub const FIELDS: &[Field] = &[
+    SERVER,
+    QUERY,
+    THRESHOLD,
+    ACTIVATION,
+    NAMESPACE,
+    CUSTOM_HEADERS,
+    QUERY_PARAMETERS,
+    IGNORE_NULL,
+    UNSAFE_SSL,
+    TIMEOUT,
+    AUTH_MODES,
+    AUTH_MODE,
+    BEARER,
+    TOKEN,
+    USERNAME,
+    PASSWORD,
+    CA,
+    CERT,
+    KEY,
+    CUSTOM_HEADER,
+    CUSTOM_VALUE,
+];
+
+/// How requests authenticate. Secrets are redacted in Debug.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Auth {
+    None,
+    Bearer(Secret),
+    Basic { user: String, password: Secret },
+    Custom { header: String, value: Secret },
+}
+
+pub struct PrometheusScaler {
+    server: String,
+    query: String,
+    threshold: f64,
+    activation: f64,
+    namespace: Option<String>,
+    headers: Vec<(String, String)>,
+    parameters: Vec<(String, String)>,
+    ignore_null: bool,
+    auth: Auth,
+    client_key: HttpClientKey,
+    metric: String,
+    metric_type: crate::MetricType,
+    polling: Duration,
+    shared: Shared,
+}
+
+impl PrometheusScaler {
+    pub fn new(input: &TriggerInput, shared: &Shared) -> Result<PrometheusScaler, ScalerError> {
+        let mut p = Params::new(&input.params);
+        let built = Self::parse(input, shared, &mut p);
+        p.finish()?;
+        built
+    }
+
+    /// Reads the trigger's parameters into `p` (every problem with its field) without I/O;
+    /// `swell check` and the admission webhook call it too.
+    pub fn parse(
+        input: &TriggerInput,
+        shared: &Shared,
+        p: &mut Params<'_>,
+    ) -> Result<PrometheusScaler, ScalerError> {
+        let server = p.string(SERVER);
+        if !(server.is_empty() || server.starts_with("http://") || server.starts_with("https://")) {
+            p.error(
+                "serverAddress",
+                format!("{server:?} is not an http:// or https:// URL"),
+            );
+        }
+        let query = p.string(QUERY);
+        let threshold = p.required::<f64>(THRESHOLD, "a number");
+        let activation = p.float(ACTIVATION, 0.0);
+        let namespace = p.opt_string(NAMESPACE);
+        let headers = p.map(CUSTOM_HEADERS);
+        let parameters = p.map(QUERY_PARAMETERS);
+        let ignore_null = p.bool(IGNORE_NULL, true);
+        let unsafe_ssl = p.bool(UNSAFE_SSL, false);
+        let timeout_ms: u64 = p.or(TIMEOUT, "a whole number of milliseconds", 3000);
+        if timeout_ms == 0 {
+            p.error("timeout", "must be greater than 0");
+        }
+        let modes_raw = p.opt_string(AUTH_MODES).or_else(|| p.opt_string(AUTH_MODE));
+        let modes: Vec<String> = modes_raw
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .collect();
+        for m in &modes {
+            if !matches!(m.as_str(), "bearer" | "basic" | "tls" | "custom") {
+                p.error(
+                    "authModes",
+                    format!("{m:?} is not supported by the prometheus scaler; use bearer, basic, tls or custom"),
+                );
+            }
+        }
+        let has = |m: &str| modes.iter().any(|x| x == m);
+        if has("bearer") && has("basic") {
+            p.error("authModes", "bearer and basic cannot be used together");
+        }
+        let auth = if has("bearer") {
+            let token = p.opt_string(BEARER).or_else(|| p.opt_string(TOKEN));
+            if token.is_none() {
+                p.error(
+                    "authModes",
+                    "bearer needs bearerToken in the TriggerAuthentication",
+                );
+            }
+            Auth::Bearer(Secret::new(token.unwrap_or_default()))
+        } else if has("basic") {
+            Auth::Basic {
+                user: p.string(USERNAME),
+                password: Secret::new(p.opt_string(PASSWORD).unwrap_or_default()),
+            }
+        } else if has("custom") {
+            Auth::Custom {
+                header: p.string(CUSTOM_HEADER),
+                value: Secret::new(p.string(CUSTOM_VALUE)),
+            }
+        } else {
+            Auth::None
+        };
+        let ca = p.opt_string(CA);
+        let client_cert = if has("tls") {
+            let (cert, key) = (p.string(CERT), p.string(KEY));
+            Some((cert, Secret::new(key)))
+        } else {
+            None
+        };
+        Ok(PrometheusScaler {
+            metric: metric_name(input.index, &normalize("prometheus")),
+            server: server.trim_end_matches('/').to_string(),
+            query,
+            threshold,
+            activation,
+            namespace,
+            headers,
+            parameters,
+            ignore_null,
+            auth,
+            client_key: HttpClientKey {
+                unsafe_ssl,
+                timeout: Duration::from_millis(timeout_ms),
+                ca,
+                client_cert,
+            },
+            metric_type: input.metric_type.unwrap_or_default(),
+            polling: input.polling_interval,
+            shared: shared.clone(),
+        })
+    }
+
+    /// Everything that identifies the question; holds secrets, so it is only hashed.
+    fn coalesce_key(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
+            &self.auth,
+            &self.client_key,
+            &self.headers,
+            &self.parameters,
+            &self.namespace,
+        )
+            .hash(&mut h);
+        format!("{}|{}|{:x}", self.server, self.query, h.finish())
+    }
+
+    async fn fetch(&self) -> Result<f64, String> {
+        let client = self
+            .shared
+            .http
+            .get(&self.client_key)
+            .map_err(|e| e.to_string())?;
+        let url = format!("{}/api/v1/query", self.server);
+        let time = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let mut query: Vec<(&str, &str)> = vec![("query", &self.query), ("time", &time)];
+        if let Some(ns) = &self.namespace {
+            query.push(("namespace", ns));
+        }
+        query.extend(
+            self.parameters
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let mut req = client.get(&url).query(&query);
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        req = match &self.auth {
+            Auth::None => req,
+            Auth::Bearer(t) => req.bearer_auth(t.expose()),
+            Auth::Basic { user, password } => req.basic_auth(user, Some(password.expose())),
+            Auth::Custom { header, value } => req.header(header.as_str(), value.expose()),
+        };
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {}", crate::aws::error_chain(&e.without_url())))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(format!(
+                "prometheus query api returned error. status: {}",
+                status.as_u16()
+            ));
+        }
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| format!("reading the answer of {url}: {}", e.without_url()))?;
+        query_value(&body, &self.query, self.ignore_null)
+    }
+}
+
+/// KEDA's reading of a `/api/v1/query` answer: no element is 0 with `ignoreNullValues`
+/// (an error otherwise), more than one element is an error, NaN and ±Inf are 0 with
+/// `ignoreNullValues` (an error otherwise).
+pub fn query_value(body: &str, query: &str, ignore_null: bool) -> Result<f64, String> {
+    let json: Value = serde_json::from_str(body)
+        .map_err(|e| format!("the Prometheus answer is not JSON: {e}"))?;
+    let empty = Vec::new();
+    let result = json
+        .pointer("/data/result")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let first = match result.as_slice() {
+        [] if ignore_null => return Ok(0.0),
+        [] => {
+            return Err(
+                "prometheus metrics 'prometheus' target may be lost, the result is empty \
+                 (set ignoreNullValues: true to read it as 0)"
+                    .into(),
+            );
+        }
+        [one] => one,
+        _ => {
+            return Err(format!(
+                "prometheus query {query} returned multiple elements"
+            ));
+        }
+    };
+    let value = first
+        .get("value")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let v = match value.as_slice() {
+        [] if ignore_null => return Ok(0.0),
+        [] => {
+            return Err(
+                "prometheus metrics 'prometheus' target may be lost, the value list is empty"
+                    .into(),
+            );
+        }
+        [_] => {
+            return Err(format!(
+                "prometheus query {query} didn't return enough values"
+            ));
+        }
+        [_, v, ..] => match v {
+            Value::String(s) => parse_go_float(s)
+                .ok_or_else(|| format!("prometheus query {query} returned {s:?}, not a number"))?,
+            Value::Null => -1.0,
+            other => {
+                return Err(format!(
+                    "prometheus query {query} returned {other}, not a number"
+                ));
+            }
+        },
+    };
+    if v.is_nan() || v.is_infinite() {
+        if ignore_null {
+            return Ok(0.0);
+        }
+        return Err(format!("prometheus query returns {v}"));
+    }
+    Ok(v)
+}
+
+/// Go's `strconv.ParseFloat`, for the spellings Prometheus writes (`NaN`, `+Inf`, `-Inf`).
+fn parse_go_float(s: &str) -> Option<f64> {
+    match s {
+        "NaN" => Some(f64::NAN),
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        s => s.parse().ok(),
+    }
+}
+
+#[async_trait::async_trait]
+impl Scaler for PrometheusScaler {
+    fn metric_spec(&self) -> MetricSpec {
+        MetricSpec::External {
+            name: self.metric.clone(),
+            target: self.threshold,
+            metric_type: self.metric_type,
+        }
+    }
+
+    async fn sample(&self) -> Result<Sample, ScalerError> {
+        let (value, upstream) = self
+            .shared
+            .values
+            .get(
+                &format!("prometheus|{}", self.coalesce_key()),
+                self.polling,
+                || self.fetch(),
+            )
+            .await;
+        if upstream {
+            self.shared.count_upstream("prometheus");
+        }
+        let value = value.map_err(ScalerError::Upstream)?;
+        Ok(Sample {
+            value,
+            active: value > self.activation,
+        })
+    }
+
+    fn upstream_key(&self) -> Option<String> {
+        Some(format!("prometheus|{}", self.coalesce_key()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RawParams, map};
+
+    fn scaler(
+        meta: &[(&str, &str)],
+        auth: &[(&str, &str)],
+    ) -> Result<PrometheusScaler, ScalerError> {
+        PrometheusScaler::new(
+            &TriggerInput {
+                index: 2,
+                type_: "prometheus".into(),
+                params: RawParams {
+                    trigger_index: 2,
+                    metadata: map(meta),
+                    auth: map(auth),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            &Shared::default(),
+        )
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("serverAddress", "http://prom:9090/"),
+        ("query", "sum(rate(http_requests_total[2m]))"),
+        ("threshold", "100.50"),
+    ];
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut v = BASE.to_vec();
+        v.extend_from_slice(extra);
+        v
+    }
+
+    #[test]
+    fn parses_valid_metadata() {
+        struct Case {
+            meta: Vec<(&'static str, &'static str)>,
+            auth: Vec<(&'static str, &'static str)>,
+            check: fn(&PrometheusScaler),
+        }
+        let cases = [
+            Case {
+                meta: with(&[]),
+                auth: vec![],
+                check: |s| {
+                    assert_eq!(
+                        s.metric_spec(),
+                        MetricSpec::External {
+                            name: "s2-prometheus".into(),
+                            target: 100.5,
+                            metric_type: crate::MetricType::AverageValue
+                        }
+                    );
+                    assert_eq!(s.server, "http://prom:9090");
+                    assert!(s.ignore_null);
+                    assert_eq!(s.activation, 0.0);
+                    assert_eq!(s.auth, Auth::None);
+                    assert!(!s.client_key.unsafe_ssl);
+                    assert_eq!(s.client_key.timeout, Duration::from_secs(3));
+                },
+            },
+            Case {
+                meta: with(&[
+                    ("activationThreshold", "2.5"),
+                    ("namespace", "team-a"),
+                    ("customHeaders", "X-Org=1, X-Scope = a"),
+                    ("queryParameters", "dedup=false,partial_response=true"),
+                    ("ignoreNullValues", "false"),
+                    ("unsafeSsl", "true"),
+                    ("timeout", "1500"),
+                ]),
+                auth: vec![],
+                check: |s| {
+                    assert_eq!(s.activation, 2.5);
+                    assert_eq!(s.namespace.as_deref(), Some("team-a"));
+                    assert_eq!(
+                        s.headers,
+                        vec![("X-Org".into(), "1".into()), ("X-Scope".into(), "a".into())]
+                    );
+                    assert_eq!(s.parameters.len(), 2);
+                    assert!(!s.ignore_null);
+                    assert!(s.client_key.unsafe_ssl);
+                    assert_eq!(s.client_key.timeout, Duration::from_millis(1500));
+                },
+            },
+            Case {
+                meta: with(&[]),
+                auth: vec![("authModes", "bearer"), ("bearerToken", "tok")],
+                check: |s| assert_eq!(s.auth, Auth::Bearer(Secret::new("tok"))),
+            },
+            Case {
+                meta: with(&[("authModes", "basic")]),
+                auth: vec![("username", "u"), ("password", "p")],
+                check: |s| {
+                    assert_eq!(
+                        s.auth,
+                        Auth::Basic {
+                            user: "u".into(),
+                            password: Secret::new("p")
+                        }
+                    )
+                },
+            },
+            Case {
+                meta: with(&[]),
+                auth: vec![
+                    ("authModes", "tls,custom"),
+                    ("ca", "CA"),
+                    ("cert", "C"),
+                    ("key", "K"),
+                    ("customAuthHeader", "X-Key"),
+                    ("customAuthValue", "v"),
+                ],
+                check: |s| {
+                    assert_eq!(s.client_key.ca.as_deref(), Some("CA"));
+                    assert!(s.client_key.client_cert.is_some());
+                    assert!(matches!(&s.auth, Auth::Custom { header, .. } if header == "X-Key"));
+                },
+            },
+        ];
+        for (i, c) in cases.iter().enumerate() {
+            let s = scaler(&c.meta, &c.auth).unwrap_or_else(|e| panic!("case {i}: {e}"));
+            (c.check)(&s);
+        }
+    }
+
+    type Pairs = Vec<(&'static str, &'static str)>;
+
+    #[test]
+    fn rejects_invalid_metadata() {
+        // (metadata, authentication parameters, expected messages)
+        let cases: Vec<(Pairs, Pairs, Vec<&str>)> = vec![
+            (
+                vec![],
+                vec![],
+                vec![
+                    "triggers[2].metadata.serverAddress: required",
+                    "triggers[2].metadata.query: required",
+                    "triggers[2].metadata.threshold: required",
+                ],
+            ),
+            (
+                vec![
+                    ("serverAddress", "prom:9090"),
+                    ("query", "up"),
+                    ("threshold", "lots"),
+                    ("activationThreshold", "x"),
+                    ("ignoreNullValues", "maybe"),
+                    ("customHeaders", "novalue"),
+                    ("timeout", "-1"),
+                ],
+                vec![],
+                vec![
+                    "triggers[2].metadata.serverAddress: \"prom:9090\" is not an http",
+                    "triggers[2].metadata.threshold: \"lots\" is not a number",
+                    "triggers[2].metadata.activationThreshold: \"x\" is not a number",
+                    "triggers[2].metadata.ignoreNullValues: \"maybe\" is not true or false",
+                    "triggers[2].metadata.customHeaders: entry 1 is not key=value",
+                    "triggers[2].metadata.timeout: \"-1\" is not a whole number",
+                ],
+            ),
+            (
+                with(&[("authModes", "oauth")]),
+                vec![],
+                vec!["triggers[2].metadata.authModes: \"oauth\" is not supported"],
+            ),
+            (
+                with(&[]),
+                vec![
+                    ("authModes", "bearer,basic"),
+                    ("bearerToken", "t"),
+                    ("username", "u"),
+                ],
+                vec!["triggers[2].metadata.authModes: bearer and basic cannot be used together"],
+            ),
+            (
+                with(&[]),
+                vec![("authModes", "bearer")],
+                vec!["triggers[2].metadata.authModes: bearer needs bearerToken"],
+            ),
+            (
+                with(&[("authModes", "basic")]),
+                vec![],
+                vec!["triggers[2].authenticationRef (parameter username): required"],
+            ),
+        ];
+        for (meta, auth, wants) in cases {
+            let e = scaler(&meta, &auth).err().expect("invalid").to_string();
+            for want in wants {
+                assert!(e.contains(want), "want {want:?} in {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_stay_out_of_messages() {
+        let e = scaler(
+            &with(&[("customHeaders", "Authorization")]),
+            &[("authModes", "basic"), ("password", "hunter2")],
+        )
+        .err()
+        .expect("invalid")
+        .to_string();
+        assert!(
+            !e.contains("hunter2") && !e.contains("Authorization"),
+            "{e}"
+        );
+        let s = scaler(
+            &with(&[]),
+            &[("authModes", "bearer"), ("bearerToken", "hunter2")],
+        )
+        .unwrap();
+        assert!(!format!("{:?}", s.auth).contains("hunter2"));
+        assert!(!s.coalesce_key().contains("hunter2"));
+    }
+
+    #[test]
+    fn reads_results_like_keda() {
+        let one = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.1,"7.5"]}]}}"#;
+        let none = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        let two = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1,"1"]},{"metric":{"a":"2"},"value":[1,"2"]}]}}"#;
+        let nan = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"NaN"]}]}}"#;
+        let inf = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"+Inf"]}]}}"#;
+        let short = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1]}]}}"#;
+        let scalar =
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"3"]}}"#;
+        assert_eq!(query_value(one, "q", true), Ok(7.5));
+        assert_eq!(query_value(one, "q", false), Ok(7.5));
+        assert_eq!(query_value(none, "q", true), Ok(0.0));
+        assert!(
+            query_value(none, "q", false)
+                .unwrap_err()
+                .contains("the result is empty")
+        );
+        assert_eq!(
+            query_value(two, "q", true),
+            Err("prometheus query q returned multiple elements".into())
+        );
+        assert_eq!(query_value(nan, "q", true), Ok(0.0));
+        assert!(
+            query_value(nan, "q", false)
+                .unwrap_err()
+                .contains("returns NaN")
+        );
+        assert_eq!(query_value(inf, "q", true), Ok(0.0));
+        assert!(
+            query_value(inf, "q", false)
+                .unwrap_err()
+                .contains("returns inf")
+        );
+        assert!(
+            query_value(short, "q", true)
+                .unwrap_err()
+                .contains("enough values")
+        );
+        // A scalar result is not a list of elements: KEDA cannot read it either.
+        assert!(query_value(scalar, "q", true).is_err());
+        assert!(query_value("<html>", "q", true).is_err());
+    }
+}

@@ -1,0 +1,729 @@
+//! Scalers against real sources, end to end through `swell operator` on the local control
+//! plane: prometheus (a real Prometheus scraping a value the test sets), external and
+//! external-push (a gRPC external scaler served by the test).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use swell_testkit::{Cluster, Operator, Prometheus, wait_until};
+
+/// The binary under test, pinned once per process by a hard link (no copy) in Cargo's
+/// tmp dir, so another build into the same target directory cannot swap it during the
+/// run. Each test calls this first; links of processes that are gone are removed.
+fn swell() -> &'static std::path::Path {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        std::fs::create_dir_all(dir).unwrap();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Some(pid) = name.strip_prefix("swell-under-test-")
+                && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let to = dir.join(format!("swell-under-test-{}", std::process::id()));
+        let _ = std::fs::remove_file(&to);
+        std::fs::hard_link(common::swell(), &to)
+            .or_else(|_| std::fs::copy(common::swell(), &to).map(|_| ()))
+            .unwrap();
+        to
+    })
+}
+
+/// Deletes the cluster-wide APIService even when the test fails.
+struct ApiServiceGuard(&'static Cluster);
+
+impl Drop for ApiServiceGuard {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .kubectl()
+            .args([
+                "delete",
+                "apiservice",
+                "v1beta1.external.metrics.k8s.io",
+                "--ignore-not-found",
+                "--wait=false",
+            ])
+            .output();
+    }
+}
+
+/// Starts an operator serving the external metrics API and registers it as the cluster's
+/// `v1beta1.external.metrics.k8s.io`, so the real HPA controller reads Swell's metrics.
+/// Only one test of this binary may do this.
+async fn operator_with_metrics_api(
+    cluster: &'static Cluster,
+    ns: &swell_testkit::TestNamespace,
+) -> (Operator, ApiServiceGuard) {
+    let guard = ApiServiceGuard(cluster);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let op = Operator::start(
+        cluster,
+        swell(),
+        &ns.name,
+        None,
+        &[
+            "--leader-elect=false",
+            "--metrics-api-bind-address",
+            &bind,
+            "--metrics-api-service",
+            "swell-metrics",
+            "--metrics-api-apiservice",
+            "v1beta1.external.metrics.k8s.io",
+        ],
+    );
+    ns.apply(
+        cluster,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: swell-metrics}}
+spec: {{type: ExternalName, externalName: localhost}}
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {{name: v1beta1.external.metrics.k8s.io}}
+spec:
+  group: external.metrics.k8s.io
+  version: v1beta1
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  service: {{name: swell-metrics, namespace: {ns}, port: {port}}}
+"#,
+            ns = ns.name
+        ),
+    )
+    .unwrap();
+    wait_until(
+        "the APIService to be Available with Swell's CA",
+        WAIT,
+        || async {
+            let out = cluster
+                .kubectl()
+                .args([
+                    "get",
+                    "apiservice",
+                    "v1beta1.external.metrics.k8s.io",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Available\")].status}",
+                ])
+                .output()
+                .map_err(|e| e.to_string())?;
+            let s = String::from_utf8_lossy(&out.stdout).to_string();
+            if s == "True" {
+                Ok(())
+            } else {
+                Err(format!("Available={s}"))
+            }
+        },
+    )
+    .await;
+    (op, guard)
+}
+
+/// The value of a counter line on the operator's /metrics, 0 when absent.
+fn counter(op: &Operator, prefix: &str) -> f64 {
+    let addr = op.metrics_addr().unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-sk", &format!("https://{addr}/metrics")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// 0 → 5 → 0 from a real Prometheus: the value it scrapes from the test goes 0 → 10 → 0;
+/// Swell activates the Deployment and the real HPA, reading `s0-prometheus` through the
+/// external metrics API, takes it to 10 / threshold 2 = 5 replicas.
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_scales_through_the_hpa() {
+    swell();
+    let cluster = cluster();
+    let prom = Prometheus::shared();
+    cluster
+        .with_namespace("sc-prom", |ns| async move {
+            let target = prom.scrape_target(&ns.name, 0.0).await;
+            let query = target.query();
+            // Prometheus has scraped the target once the query answers.
+            wait_until("Prometheus to scrape the test's target", WAIT, || async {
+                let body = prom.query(&query).await.map_err(|e| e.to_string())?;
+                if body.contains("\"value\":[") {
+                    Ok(())
+                } else {
+                    Err(body)
+                }
+            })
+            .await;
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(
+                cluster,
+                &format!(
+                    r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app}}
+spec:
+  scaleTargetRef: {{name: app}}
+  pollingInterval: 1
+  cooldownPeriod: 2
+  maxReplicaCount: 5
+  triggers:
+  - type: prometheus
+    metadata:
+      serverAddress: "{url}"
+      query: '{query}'
+      threshold: "2"
+      activationThreshold: "3"
+      ignoreNullValues: "false"
+      customHeaders: "X-Scope-OrgID=swell"
+      queryParameters: "stats=all"
+"#,
+                    url = prom.url,
+                ),
+            )
+            .unwrap();
+            let (op, _guard) = operator_with_metrics_api(cluster, &ns).await;
+            wait_condition(&ns, "app", "Ready", "True").await;
+            wait_condition(&ns, "app", "Active", "False").await;
+            let s = so(&ns, "app").await.status.unwrap();
+            assert_eq!(
+                s.external_metric_names,
+                Some(vec!["s0-prometheus".to_string()])
+            );
+            assert_eq!(replicas(&ns, "app").await, Ok(0));
+
+            target.set(10.0);
+            wait_replicas(&ns, "app", 5).await;
+            wait_event(&ns, "KEDAScaleTargetActivated", "from 0 to 1").await;
+            assert!(
+                counter(
+                    &op,
+                    "swell_scaler_upstream_calls_total{scaler=\"prometheus\"}"
+                ) > 0.0
+            );
+
+            target.set(0.0);
+            wait_replicas(&ns, "app", 0).await;
+
+            // A query that selects nothing is an error with ignoreNullValues: false, and
+            // errors never scale to zero... the workload is at zero already, so it stays.
+            ns.apply(
+                cluster,
+                &format!(
+                    r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app}}
+spec:
+  scaleTargetRef: {{name: app}}
+  pollingInterval: 1
+  cooldownPeriod: 2
+  maxReplicaCount: 5
+  triggers:
+  - type: prometheus
+    metadata:
+      serverAddress: "{url}"
+      query: 'swell_test_value{{target="nobody"}}'
+      threshold: "2"
+      ignoreNullValues: "false"
+"#,
+                    url = prom.url,
+                ),
+            )
+            .unwrap();
+            let c = wait_condition(&ns, "app", "Ready", "False/TriggerError").await;
+            assert!(c.contains("the result is empty"), "{c}");
+        })
+        .await;
+}
+
+/// A small external scaler: one metric, `queue-depth`, whose value the test sets; active
+/// when the value is positive. Streams activity changes on `StreamIsActive`.
+mod fake_scaler {
+    use std::collections::HashMap;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+
+    use swell_scalers::externalscaler::external_scaler_server::{
+        ExternalScaler, ExternalScalerServer,
+    };
+    use swell_scalers::externalscaler::{
+        GetMetricSpecResponse, GetMetricsRequest, GetMetricsResponse, IsActiveResponse, MetricSpec,
+        MetricValue, ScaledObjectRef,
+    };
+    use tokio::sync::watch;
+    use tonic::{Request, Response, Status};
+
+    #[derive(Clone)]
+    pub struct FakeScaler {
+        value: Arc<watch::Sender<f64>>,
+        /// What IsActive answers: `None` follows the value, `Some(b)` is fixed (to tell
+        /// a push from a poll).
+        polled_active: Arc<Mutex<Option<bool>>>,
+        pub seen: Arc<Mutex<Vec<ScaledObjectRef>>>,
+    }
+
+    impl FakeScaler {
+        pub fn set(&self, v: f64) {
+            self.value.send_replace(v);
+        }
+
+        pub fn fix_polled_active(&self, a: Option<bool>) {
+            *self.polled_active.lock().unwrap() = a;
+        }
+
+        /// Serves on 127.0.0.1 (TLS with a certificate and key in PEM, if given);
+        /// returns the port.
+        pub async fn serve(tls: Option<(String, String)>) -> (FakeScaler, u16) {
+            let fake = FakeScaler {
+                value: Arc::new(watch::channel(0.0).0),
+                polled_active: Arc::default(),
+                seen: Arc::default(),
+            };
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let mut builder = tonic::transport::Server::builder();
+            if let Some((cert, key)) = tls {
+                builder = builder
+                    .tls_config(
+                        tonic::transport::ServerTlsConfig::new()
+                            .identity(tonic::transport::Identity::from_pem(cert, key)),
+                    )
+                    .unwrap();
+            }
+            let router = builder.add_service(ExternalScalerServer::new(fake.clone()));
+            tokio::spawn(
+                router
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            );
+            (fake, port)
+        }
+
+        fn record(&self, r: &ScaledObjectRef) {
+            self.seen.lock().unwrap().push(r.clone());
+        }
+
+        pub fn last_metadata(&self) -> HashMap<String, String> {
+            self.seen
+                .lock()
+                .unwrap()
+                .last()
+                .map(|r| r.scaler_metadata.clone())
+                .unwrap_or_default()
+        }
+    }
+
+    type ActiveStream =
+        Pin<Box<dyn tokio_stream::Stream<Item = Result<IsActiveResponse, Status>> + Send>>;
+
+    #[tonic::async_trait]
+    impl ExternalScaler for FakeScaler {
+        async fn is_active(
+            &self,
+            req: Request<ScaledObjectRef>,
+        ) -> Result<Response<IsActiveResponse>, Status> {
+            self.record(req.get_ref());
+            let fixed = *self.polled_active.lock().unwrap();
+            let result = fixed.unwrap_or(*self.value.borrow() > 0.0);
+            Ok(Response::new(IsActiveResponse { result }))
+        }
+
+        type StreamIsActiveStream = ActiveStream;
+
+        async fn stream_is_active(
+            &self,
+            req: Request<ScaledObjectRef>,
+        ) -> Result<Response<ActiveStream>, Status> {
+            self.record(req.get_ref());
+            // The current state at once, then every change.
+            let stream = tokio_stream::wrappers::WatchStream::new(self.value.subscribe());
+            let stream =
+                tokio_stream::StreamExt::map(stream, |v| Ok(IsActiveResponse { result: v > 0.0 }));
+            Ok(Response::new(Box::pin(stream)))
+        }
+
+        async fn get_metric_spec(
+            &self,
+            req: Request<ScaledObjectRef>,
+        ) -> Result<Response<GetMetricSpecResponse>, Status> {
+            self.record(req.get_ref());
+            Ok(Response::new(GetMetricSpecResponse {
+                metric_specs: vec![MetricSpec {
+                    metric_name: "queue-depth".into(),
+                    target_size: 0,
+                    target_size_float: 2.0,
+                }],
+            }))
+        }
+
+        async fn get_metrics(
+            &self,
+            req: Request<GetMetricsRequest>,
+        ) -> Result<Response<GetMetricsResponse>, Status> {
+            let r = req.into_inner();
+            if let Some(o) = &r.scaled_object_ref {
+                self.record(o);
+            }
+            if r.metric_name != "queue-depth" {
+                return Err(Status::not_found(format!("no metric {}", r.metric_name)));
+            }
+            Ok(Response::new(GetMetricsResponse {
+                metric_values: vec![MetricValue {
+                    metric_name: r.metric_name,
+                    metric_value: 0,
+                    metric_value_float: *self.value.borrow(),
+                }],
+            }))
+        }
+    }
+}
+
+use fake_scaler::FakeScaler;
+
+/// A CA and a server certificate for localhost/127.0.0.1 signed by it (PEM).
+fn tls_material() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "swell-test-ca");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let server =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let cert = server.signed_by(&key, &issuer).unwrap();
+    (ca_pem, cert.pem(), key.serialize_pem())
+}
+
+fn indent(pem: &str, by: usize) -> String {
+    let pad = " ".repeat(by);
+    pem.lines()
+        .map(|l| format!("{pad}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `external` over TLS (the server's CA from a TriggerAuthentication's Secret): the metric
+/// name comes from GetMetricSpec, the trigger's metadata reaches the server, and the
+/// Deployment goes 0 → 1 → 0 as the server's value goes 0 → 6 → 0.
+#[tokio::test]
+async fn external_scaler_over_tls() {
+    swell();
+    let cluster = cluster();
+    cluster
+        .with_namespace("sc-ext", |ns| async move {
+            let (ca, cert, key) = tls_material();
+            let (fake, port) = FakeScaler::serve(Some((cert, key))).await;
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(
+                cluster,
+                &format!(
+                    r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: scaler-ca}}
+stringData:
+  ca.crt: |
+{ca}
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: {{name: scaler-tls}}
+spec:
+  secretTargetRef: [{{parameter: caCert, name: scaler-ca, key: ca.crt}}]
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app}}
+spec:
+  scaleTargetRef: {{name: app}}
+  pollingInterval: 1
+  cooldownPeriod: 2
+  triggers:
+  - type: external
+    metadata: {{scalerAddress: "localhost:{port}", queue: orders, team: payments}}
+    authenticationRef: {{name: scaler-tls}}
+"#,
+                    ca = indent(&ca, 4)
+                ),
+            )
+            .unwrap();
+            let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_condition(&ns, "app", "Ready", "True").await;
+            wait_condition(&ns, "app", "Active", "False").await;
+            let s = so(&ns, "app").await.status.unwrap();
+            assert_eq!(
+                s.external_metric_names,
+                Some(vec!["s0-queue-depth".to_string()])
+            );
+            let md = fake.last_metadata();
+            assert_eq!(md.get("queue").map(String::as_str), Some("orders"));
+            assert_eq!(md.get("team").map(String::as_str), Some("payments"));
+            assert!(!md.contains_key("caCert"), "{md:?}");
+            let seen = fake.seen.lock().unwrap().last().cloned().unwrap();
+            assert_eq!(
+                (seen.name.as_str(), seen.namespace.as_str()),
+                ("app", ns.name.as_str())
+            );
+
+            fake.set(6.0);
+            wait_replicas(&ns, "app", 1).await;
+            wait_event(
+                &ns,
+                "KEDAScaleTargetActivated",
+                "triggered by s0-queue-depth",
+            )
+            .await;
+            assert!(
+                counter(
+                    &op,
+                    "swell_scaler_upstream_calls_total{scaler=\"external\"}"
+                ) > 0.0
+            );
+            fake.set(0.0);
+            wait_replicas(&ns, "app", 0).await;
+            assert!(!op.log_text().contains("BEGIN CERTIFICATE"));
+        })
+        .await;
+}
+
+/// `external-push`: with a 300 s pollingInterval, the stream saying active activates the
+/// Deployment at once (the test prints how fast); saying inactive again (cooldownPeriod 0)
+/// takes it back to zero, again without a poll. IsActive is pinned to false.
+#[tokio::test]
+async fn external_push_activates_without_waiting_for_the_poll() {
+    swell();
+    let cluster = cluster();
+    cluster
+        .with_namespace("sc-push", |ns| async move {
+            let (fake, port) = FakeScaler::serve(None).await;
+            fake.fix_polled_active(Some(false));
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(
+                cluster,
+                &format!(
+                    r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app}}
+spec:
+  scaleTargetRef: {{name: app}}
+  pollingInterval: 300
+  cooldownPeriod: 0
+  triggers:
+  - type: external-push
+    metadata: {{scalerAddress: "127.0.0.1:{port}"}}
+"#
+                ),
+            )
+            .unwrap();
+            let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_condition(&ns, "app", "Active", "False").await;
+            // The loop's first poll is done; the next one is 300 s away, beyond WAIT: only
+            // the push can activate it in time.
+            let started = std::time::Instant::now();
+            fake.set(5.0);
+            wait_replicas(&ns, "app", 1).await;
+            eprintln!(
+                "external-push: activated {:.2}s after the stream said active",
+                started.elapsed().as_secs_f64()
+            );
+            assert!(op.log_text().contains("woken by a push trigger"));
+            assert!(
+                counter(
+                    &op,
+                    "swell_scaler_upstream_calls_total{scaler=\"external-push\"}"
+                ) > 0.0
+            );
+            fake.set(0.0);
+            wait_replicas(&ns, "app", 0).await;
+        })
+        .await;
+}
+
+/// `aws-cloudwatch` against the local AWS (moto, IAM enforced): a reader with only
+/// cloudwatch:GetMetricData (static keys from a TriggerAuthentication) scales the
+/// Deployment 0 → 1 → 0 as the newest datapoint goes 10 → 0.
+#[tokio::test]
+async fn aws_cloudwatch_scales_on_the_newest_datapoint() {
+    swell();
+    let cluster = cluster();
+    let aws = swell_testkit::Aws::shared();
+    cluster
+        .with_namespace("sc-cw", |ns| async move {
+            let reader = format!("cw-reader-{}", swell_testkit::unique_suffix());
+            let keys = aws
+                .create_user(
+                    &reader,
+                    Some(swell_testkit::allow(&["cloudwatch:GetMetricData"], "*")),
+                )
+                .await
+                .unwrap();
+            let cw = aws_sdk_cloudwatch::Client::new(&aws.config(&aws.admin));
+            let put = |value: f64, ago: u64| {
+                let cw = cw.clone();
+                let queue = ns.name.clone();
+                async move {
+                    let at = std::time::SystemTime::now() - std::time::Duration::from_secs(ago);
+                    cw.put_metric_data()
+                        .namespace("Swell/Test")
+                        .metric_data(
+                            aws_sdk_cloudwatch::types::MetricDatum::builder()
+                                .metric_name("QueueDepth")
+                                .dimensions(
+                                    aws_sdk_cloudwatch::types::Dimension::builder()
+                                        .name("QueueName")
+                                        .value(queue)
+                                        .build(),
+                                )
+                                .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from(at))
+                                .value(value)
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            };
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(
+                cluster,
+                &format!(
+                    r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: cw-keys}}
+stringData: {{id: "{id}", secret: "{secret}"}}
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: {{name: cw-auth}}
+spec:
+  secretTargetRef:
+  - {{parameter: awsAccessKeyID, name: cw-keys, key: id}}
+  - {{parameter: awsSecretAccessKey, name: cw-keys, key: secret}}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app}}
+spec:
+  scaleTargetRef: {{name: app}}
+  pollingInterval: 1
+  cooldownPeriod: 2
+  triggers:
+  - type: aws-cloudwatch
+    metadata:
+      namespace: Swell/Test
+      metricName: QueueDepth
+      dimensionName: QueueName
+      dimensionValue: "{queue}"
+      metricStat: Maximum
+      metricStatPeriod: "1"
+      metricCollectionTime: "60"
+      targetMetricValue: "2"
+      activationTargetMetricValue: "3"
+      minMetricValue: "0"
+      awsRegion: "{region}"
+      awsEndpoint: "{endpoint}"
+    authenticationRef: {{name: cw-auth}}
+"#,
+                    id = keys.access_key_id,
+                    secret = keys.secret_access_key,
+                    queue = ns.name,
+                    region = aws.region,
+                    endpoint = aws.endpoint,
+                ),
+            )
+            .unwrap();
+            let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_condition(&ns, "app", "Ready", "True").await;
+            wait_condition(&ns, "app", "Active", "False").await;
+            let s = so(&ns, "app").await.status.unwrap();
+            assert_eq!(
+                s.external_metric_names,
+                Some(vec!["s0-aws-cloudwatch".to_string()])
+            );
+            put(10.0, 2).await;
+            wait_replicas(&ns, "app", 1).await;
+            assert!(
+                counter(
+                    &op,
+                    "swell_scaler_upstream_calls_total{scaler=\"aws-cloudwatch\"}"
+                ) > 0.0
+            );
+            put(0.0, 1).await;
+            wait_replicas(&ns, "app", 0).await;
+
+            // An identity without cloudwatch:GetMetricData is told what to grant.
+            let denied = aws
+                .create_user(&format!("cw-denied-{}", swell_testkit::unique_suffix()), None)
+                .await
+                .unwrap();
+            ns.apply(cluster, &deployment("other", 0)).unwrap();
+            ns.apply(
+                cluster,
+                &format!(
+                    r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: cw-denied-keys}}
+stringData: {{id: "{id}", secret: "{secret}"}}
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: {{name: cw-denied}}
+spec:
+  secretTargetRef:
+  - {{parameter: awsAccessKeyID, name: cw-denied-keys, key: id}}
+  - {{parameter: awsSecretAccessKey, name: cw-denied-keys, key: secret}}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: other}}
+spec:
+  scaleTargetRef: {{name: other}}
+  pollingInterval: 1
+  triggers:
+  - type: aws-cloudwatch
+    metadata: {{namespace: Swell/Test, metricName: QueueDepth, dimensionName: QueueName, dimensionValue: x,
+      targetMetricValue: "2", minMetricValue: "0", awsRegion: "{region}", awsEndpoint: "{endpoint}"}}
+    authenticationRef: {{name: cw-denied}}
+"#,
+                    id = denied.access_key_id,
+                    secret = denied.secret_access_key,
+                    region = aws.region,
+                    endpoint = aws.endpoint,
+                ),
+            )
+            .unwrap();
+            let c = wait_condition(&ns, "other", "Ready", "False/TriggerError").await;
+            assert!(
+                c.contains("AccessDenied") && c.contains("cloudwatch:GetMetricData"),
+                "{c}"
+            );
+            assert_eq!(replicas(&ns, "other").await, Ok(0));
+            let logs = op.log_text();
+            assert!(!logs.contains(&keys.secret_access_key) && !logs.contains(&denied.secret_access_key));
+        })
+        .await;
+}
