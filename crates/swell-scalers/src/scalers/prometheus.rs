@@ -139,7 +139,7 @@ impl PrometheusScaler {
         }
         let auth = if has("bearer") {
             let token = p.opt_string(BEARER).or_else(|| p.opt_string(TOKEN));
-            if token.is_none() {
+            if token.is_none() && !(p.is_deferred("bearerToken") && p.is_deferred("token")) {
                 p.error(
                     "authModes",
                     "bearer needs bearerToken in the TriggerAuthentication",
