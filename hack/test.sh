@@ -34,8 +34,8 @@ phase "go tools (overlap wait)"
 cargo clippy --workspace --all-targets -- -D warnings
 phase "clippy"
 
-echo "== the image: static binary (musl) and the Dockerfile's runtime stage, with buildah =="
-"$here/debian-packages.sh" musl-gcc=musl-tools buildah=buildah
+echo "== Debian packages (musl-tools, buildah, prometheus) and the image: static binary (musl) and the Dockerfile's runtime stage, with buildah =="
+"$here/debian-packages.sh" musl-gcc=musl-tools buildah=buildah prometheus=prometheus
 "$here/image.sh" --profile dev localhost/swell:test
 STORAGE_DRIVER=vfs buildah rmi localhost/swell:test >/dev/null
 phase "static image"
