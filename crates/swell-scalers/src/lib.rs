@@ -177,6 +177,32 @@ impl Shared {
             .get_or_create(&vec![("scaler", scaler.to_string())])
             .inc();
     }
+
+    /// A single-number reading: triggers asking the same question (`key`) within
+    /// `polling` share one `fetch`, counted as an upstream call of `scaler`; active when the
+    /// value is above `activation`.
+    pub async fn sample_value<F, Fut>(
+        &self,
+        scaler: &str,
+        key: &str,
+        polling: std::time::Duration,
+        activation: f64,
+        fetch: F,
+    ) -> Result<Sample, ScalerError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<f64, String>>,
+    {
+        let (value, upstream) = self.values.get(&key.to_string(), polling, fetch).await;
+        if upstream {
+            self.count_upstream(scaler);
+        }
+        let value = value.map_err(ScalerError::Upstream)?;
+        Ok(Sample {
+            value,
+            active: value > activation,
+        })
+    }
 }
 
 /// Builds the scaler for a trigger.
