@@ -221,13 +221,16 @@ struct ConfigKey {
     region: String,
 }
 
+/// A service client's key: identity and region, endpoint override, and the client's type.
+type ClientKey = (ConfigKey, Option<String>, TypeId);
+
 /// SDK configurations per identity and region, and service clients per identity, region
 /// and endpoint, built once and shared.
 #[derive(Default)]
 pub struct AwsClients {
     configs: tokio::sync::Mutex<HashMap<ConfigKey, SdkConfig>>,
     /// Keyed by the client's type too: one map serves every service.
-    clients: tokio::sync::Mutex<HashMap<(ConfigKey, Option<String>, TypeId), Box<dyn Any + Send>>>,
+    clients: tokio::sync::Mutex<HashMap<ClientKey, Box<dyn Any + Send>>>,
 }
 
 impl AwsClients {

@@ -228,7 +228,8 @@ mod tests {
 
     #[test]
     fn rejects_invalid_metadata() {
-        let cases: Vec<(Vec<(&str, &str)>, Vec<&str>)> = vec![
+        type Pairs = Vec<(&'static str, &'static str)>;
+        let cases: Vec<(Pairs, Vec<&str>)> = vec![
             (
                 vec![("identityOwner", "operator")],
                 vec![
