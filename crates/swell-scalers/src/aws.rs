@@ -11,13 +11,16 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::origin::Origin;
 
-use crate::{Field, Params, ScalerError, Source, TriggerInput};
+use crate::{
+    Field, MetricSpec, MetricType, Params, Sample, ScalerError, Shared, Source, TriggerInput,
+};
 
 /// A secret value: compared and hashed by content, never printed.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -353,6 +356,73 @@ impl AwsClients {
         endpoint: Option<&str>,
     ) -> aws_sdk_cloudwatch::Client {
         self.client(identity, region, endpoint, aws_sdk_cloudwatch::Client::new)
+            .await
+    }
+}
+
+/// What every AWS trigger that reads one number has besides its question: where and as
+/// whom it asks, and the metric it gives the HPA.
+pub struct AwsTrigger {
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub identity: Identity,
+    pub metric: String,
+    pub metric_type: MetricType,
+    pub target: f64,
+    pub activation: f64,
+    pub polling: Duration,
+    pub shared: Shared,
+}
+
+impl AwsTrigger {
+    pub fn metric_spec(&self) -> MetricSpec {
+        MetricSpec::External {
+            name: self.metric.clone(),
+            target: self.target,
+            metric_type: self.metric_type,
+        }
+    }
+
+    /// The service client for this trigger's identity, region and endpoint.
+    pub async fn client<C: Clone + Send + 'static>(&self, make: impl FnOnce(&SdkConfig) -> C) -> C {
+        self.shared
+            .aws
+            .client(&self.identity, &self.region, self.endpoint.as_deref(), make)
+            .await
+    }
+
+    /// [`explain_sdk_error`] as this trigger's identity.
+    pub fn explain<E>(&self, e: &E, resource: &str, action: &str) -> String
+    where
+        E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error,
+    {
+        explain_sdk_error(e, &self.identity, resource, action)
+    }
+
+    /// The key of `question` asked of `scaler`'s service as this identity.
+    pub fn upstream_key(&self, scaler: &str, question: &str) -> String {
+        format!("{scaler}|{question}|{}", self.identity.key())
+    }
+
+    /// One reading, shared with the triggers asking the same question of the same place.
+    pub async fn sample<F, Fut>(
+        &self,
+        scaler: &str,
+        question: &str,
+        fetch: F,
+    ) -> Result<Sample, ScalerError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<f64, String>>,
+    {
+        let key = format!(
+            "{}|{}|{}",
+            self.upstream_key(scaler, question),
+            self.region,
+            self.endpoint.as_deref().unwrap_or("")
+        );
+        self.shared
+            .sample_value(scaler, &key, self.polling, self.activation, fetch)
             .await
     }
 }

@@ -606,21 +606,8 @@ async fn aws_cloudwatch_scales_on_the_newest_datapoint() {
                         .unwrap();
                 }
             };
-            ns.apply(cluster, &deployment("app", 0)).unwrap();
-            ns.apply(
-                cluster,
-                &format!(
-                    r#"
-{auth}
----
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {{name: app}}
-spec:
-  scaleTargetRef: {{name: app}}
-  pollingInterval: 1
-  cooldownPeriod: 2
-  triggers:
+            let trigger = format!(
+                r#"
   - type: aws-cloudwatch
     metadata:
       namespace: Swell/Test
@@ -634,24 +621,12 @@ spec:
       activationTargetMetricValue: "3"
       minMetricValue: "0"
       awsRegion: "{region}"
-      awsEndpoint: "{endpoint}"
-    authenticationRef: {{name: cw-auth}}
-"#,
-                    auth = static_keys_auth("cw-auth", &keys),
-                    queue = ns.name,
-                    region = aws.region,
-                    endpoint = aws.endpoint,
-                ),
-            )
-            .unwrap();
-            let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
-            wait_condition(&ns, "app", "Ready", "True").await;
-            wait_condition(&ns, "app", "Active", "False").await;
-            let s = so(&ns, "app").await.status.unwrap();
-            assert_eq!(
-                s.external_metric_names,
-                Some(vec!["s0-aws-cloudwatch".to_string()])
+      awsEndpoint: "{endpoint}""#,
+                queue = ns.name,
+                region = aws.region,
+                endpoint = aws.endpoint,
             );
+            let op = start_aws_app(&ns, &keys, &trigger, "s0-aws-cloudwatch").await;
             put(10.0, 2).await;
             wait_replicas(&ns, "app", 1).await;
             assert!(
@@ -705,6 +680,44 @@ spec:
     )
 }
 
+/// Deployment `app` at 0 and ScaledObject `app` (pollingInterval 1, cooldownPeriod 2) with
+/// `trigger` (a YAML list item, without authenticationRef) read with static `keys`; starts
+/// the operator and waits until the ScaledObject is Ready, inactive, and names `metric`.
+async fn start_aws_app(
+    ns: &swell_testkit::TestNamespace,
+    keys: &swell_testkit::AwsKeys,
+    trigger: &str,
+    metric: &str,
+) -> Operator {
+    let cluster = cluster();
+    ns.apply(cluster, &deployment("app", 0)).unwrap();
+    ns.apply(
+        cluster,
+        &format!(
+            r#"{auth}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app}}
+spec:
+  scaleTargetRef: {{name: app}}
+  pollingInterval: 1
+  cooldownPeriod: 2
+  triggers:{trigger}
+    authenticationRef: {{name: app-auth}}
+"#,
+            auth = static_keys_auth("app-auth", keys),
+        ),
+    )
+    .unwrap();
+    let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+    wait_condition(ns, "app", "Ready", "True").await;
+    wait_condition(ns, "app", "Active", "False").await;
+    let s = so(ns, "app").await.status.unwrap();
+    assert_eq!(s.external_metric_names, Some(vec![metric.to_string()]));
+    op
+}
+
 /// A ScaledObject `denied` with `trigger` (a YAML list item, without authenticationRef)
 /// read by an IAM user without any permission: its Ready condition must be a TriggerError
 /// that says AccessDenied and names `permission`, and the Deployment stays at 0.
@@ -739,6 +752,7 @@ spec:
     .unwrap();
     let c = wait_condition(ns, "denied", "Ready", "False/TriggerError").await;
     assert!(c.contains("AccessDenied") && c.contains(permission), "{c}");
+    eprintln!("{permission} denied: {c}");
     assert_eq!(replicas(ns, "denied").await, Ok(0));
     keys
 }
@@ -825,35 +839,8 @@ async fn aws_dynamodb_scales_on_the_items_a_query_counts() {
                     endpoint = aws.endpoint,
                 )
             };
-            ns.apply(cluster, &deployment("app", 0)).unwrap();
-            ns.apply(
-                cluster,
-                &format!(
-                    r#"{auth}
----
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {{name: app}}
-spec:
-  scaleTargetRef: {{name: app}}
-  pollingInterval: 1
-  cooldownPeriod: 2
-  triggers:{trigger}
-    authenticationRef: {{name: ddb-auth}}
-"#,
-                    auth = static_keys_auth("ddb-auth", &keys),
-                    trigger = trigger(&table),
-                ),
-            )
-            .unwrap();
-            let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
-            wait_condition(&ns, "app", "Ready", "True").await;
-            wait_condition(&ns, "app", "Active", "False").await;
-            let s = so(&ns, "app").await.status.unwrap();
-            assert_eq!(
-                s.external_metric_names,
-                Some(vec![format!("s0-aws-dynamodb-{table}")])
-            );
+            let metric = format!("s0-aws-dynamodb-{table}");
+            let op = start_aws_app(&ns, &keys, &trigger(&table), &metric).await;
             for i in 1..4 {
                 put("work", i.to_string()).await;
             }
@@ -941,34 +928,8 @@ async fn aws_kinesis_stream_scales_on_open_shards() {
                 region = aws.region,
                 endpoint = aws.endpoint,
             );
-            ns.apply(cluster, &deployment("app", 0)).unwrap();
-            ns.apply(
-                cluster,
-                &format!(
-                    r#"{auth}
----
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {{name: app}}
-spec:
-  scaleTargetRef: {{name: app}}
-  pollingInterval: 1
-  cooldownPeriod: 2
-  triggers:{trigger}
-    authenticationRef: {{name: kin-auth}}
-"#,
-                    auth = static_keys_auth("kin-auth", &keys),
-                ),
-            )
-            .unwrap();
-            let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
-            wait_condition(&ns, "app", "Ready", "True").await;
-            wait_condition(&ns, "app", "Active", "False").await;
-            let s = so(&ns, "app").await.status.unwrap();
-            assert_eq!(
-                s.external_metric_names,
-                Some(vec![format!("s0-aws-kinesis-{stream}")])
-            );
+            let metric = format!("s0-aws-kinesis-{stream}");
+            let op = start_aws_app(&ns, &keys, &trigger, &metric).await;
             reshard(4).await;
             wait_replicas(&ns, "app", 1).await;
             assert!(

@@ -6,14 +6,13 @@
 //! aws-sdk-dynamodb speaks awsJson1.0, which moto understands (checked by the e2e test).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use serde_json::Value;
 use swell_scaling::naming::{metric_name, normalize};
 
-use crate::aws::{Identity, explain_sdk_error, parse_identity, require_identity};
+use crate::aws::{AwsTrigger, Identity, parse_identity, require_identity};
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
 
 const TABLE: Field = Field::new("tableName");
@@ -201,15 +200,7 @@ pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
 
 pub struct DynamoDbScaler {
     query: QuerySpec,
-    region: String,
-    endpoint: Option<String>,
-    identity: Identity,
-    target: i64,
-    activation: i64,
-    metric: String,
-    metric_type: crate::MetricType,
-    polling: Duration,
-    shared: Shared,
+    aws: AwsTrigger,
 }
 
 impl DynamoDbScaler {
@@ -217,42 +208,33 @@ impl DynamoDbScaler {
         let mut p = Params::new(&input.params);
         let c = parse(input, &mut p);
         p.finish()?;
+        let table = &c.query.table;
         Ok(DynamoDbScaler {
-            metric: metric_name(
-                input.index,
-                &normalize(&format!("aws-dynamodb-{}", c.query.table)),
-            ),
-            identity: require_identity(c.identity)?,
+            aws: AwsTrigger {
+                metric: metric_name(input.index, &normalize(&format!("aws-dynamodb-{table}"))),
+                identity: require_identity(c.identity)?,
+                region: c.region,
+                endpoint: c.endpoint,
+                metric_type: input.metric_type.unwrap_or_default(),
+                target: c.target as f64,
+                activation: c.activation as f64,
+                polling: input.polling_interval,
+                shared: shared.clone(),
+            },
             query: c.query,
-            region: c.region,
-            endpoint: c.endpoint,
-            target: c.target,
-            activation: c.activation,
-            metric_type: input.metric_type.unwrap_or_default(),
-            polling: input.polling_interval,
-            shared: shared.clone(),
         })
     }
 
     fn resource(&self) -> String {
-        let q = &self.query;
+        let (q, region) = (&self.query, &self.aws.region);
         match &q.index {
-            Some(i) => format!("table {} (index {i}) in {}", q.table, self.region),
-            None => format!("table {} in {}", q.table, self.region),
+            Some(i) => format!("table {} (index {i}) in {region}", q.table),
+            None => format!("table {} in {region}", q.table),
         }
     }
 
     async fn fetch(&self) -> Result<f64, String> {
-        let client = self
-            .shared
-            .aws
-            .client(
-                &self.identity,
-                &self.region,
-                self.endpoint.as_deref(),
-                aws_sdk_dynamodb::Client::new,
-            )
-            .await;
+        let client = self.aws.client(aws_sdk_dynamodb::Client::new).await;
         let q = &self.query;
         let mut total: i64 = 0;
         let mut start = None;
@@ -269,9 +251,7 @@ impl DynamoDbScaler {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| {
-                    explain_sdk_error(&e, &self.identity, &self.resource(), "dynamodb:Query")
-                })?;
+                .map_err(|e| self.aws.explain(&e, &self.resource(), "dynamodb:Query"))?;
             total += i64::from(out.count);
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -284,37 +264,19 @@ impl DynamoDbScaler {
 #[async_trait::async_trait]
 impl Scaler for DynamoDbScaler {
     fn metric_spec(&self) -> MetricSpec {
-        MetricSpec::External {
-            name: self.metric.clone(),
-            target: self.target as f64,
-            metric_type: self.metric_type,
-        }
+        self.aws.metric_spec()
     }
 
     async fn sample(&self) -> Result<Sample, ScalerError> {
-        let key = format!(
-            "{}|{}|{}",
-            self.upstream_key().unwrap_or_default(),
-            self.region,
-            self.endpoint.as_deref().unwrap_or("")
-        );
-        self.shared
-            .sample_value(
-                "aws-dynamodb",
-                &key,
-                self.polling,
-                self.activation as f64,
-                || self.fetch(),
-            )
+        let question = format!("{:?}", self.query);
+        self.aws
+            .sample("aws-dynamodb", &question, || self.fetch())
             .await
     }
 
     fn upstream_key(&self) -> Option<String> {
-        Some(format!(
-            "aws-dynamodb|{:?}|{}",
-            self.query,
-            self.identity.key()
-        ))
+        let question = format!("{:?}", self.query);
+        Some(self.aws.upstream_key("aws-dynamodb", &question))
     }
 }
 
@@ -370,8 +332,8 @@ mod tests {
                 metric_type: crate::MetricType::AverageValue
             }
         );
-        assert_eq!(s.activation, 0);
-        assert_eq!(s.identity, Identity::Operator);
+        assert_eq!(s.aws.activation, 0.0);
+        assert_eq!(s.aws.identity, Identity::Operator);
         assert_eq!(s.query.names.get("#k").map(String::as_str), Some("queue"));
         assert_eq!(
             s.query.values.get(":k"),
@@ -390,8 +352,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.query.index.as_deref(), Some("by-status"));
         assert_eq!(s.query.filter.as_deref(), Some("attribute_exists(#k)"));
-        assert_eq!(s.activation, 4);
-        assert!(matches!(s.identity, Identity::Static { .. }));
+        assert_eq!(s.aws.activation, 4.0);
+        assert!(matches!(s.aws.identity, Identity::Static { .. }));
         assert!(s.resource().contains("index by-status"));
     }
 

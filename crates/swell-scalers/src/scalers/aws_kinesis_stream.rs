@@ -5,11 +5,9 @@
 //! aws-sdk-kinesis speaks awsJson1.1 (no CBOR in the Rust SDK), which moto understands
 //! (checked by the e2e test).
 
-use std::time::Duration;
-
 use swell_scaling::naming::{metric_name, normalize};
 
-use crate::aws::{Identity, explain_sdk_error, parse_identity, require_identity};
+use crate::aws::{AwsTrigger, Identity, parse_identity, require_identity};
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, TriggerInput};
 
 const STREAM: Field = Field::new("streamName");
@@ -59,15 +57,7 @@ pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
 
 pub struct KinesisScaler {
     stream: String,
-    region: String,
-    endpoint: Option<String>,
-    identity: Identity,
-    shards: i64,
-    activation: i64,
-    metric: String,
-    metric_type: crate::MetricType,
-    polling: Duration,
-    shared: Shared,
+    aws: AwsTrigger,
 }
 
 impl KinesisScaler {
@@ -75,46 +65,34 @@ impl KinesisScaler {
         let mut p = Params::new(&input.params);
         let c = parse(input, &mut p);
         p.finish()?;
+        let stream = &c.stream;
         Ok(KinesisScaler {
-            metric: metric_name(
-                input.index,
-                &normalize(&format!("aws-kinesis-{}", c.stream)),
-            ),
-            identity: require_identity(c.identity)?,
+            aws: AwsTrigger {
+                metric: metric_name(input.index, &normalize(&format!("aws-kinesis-{stream}"))),
+                identity: require_identity(c.identity)?,
+                region: c.region,
+                endpoint: c.endpoint,
+                metric_type: input.metric_type.unwrap_or_default(),
+                target: c.shards as f64,
+                activation: c.activation as f64,
+                polling: input.polling_interval,
+                shared: shared.clone(),
+            },
             stream: c.stream,
-            region: c.region,
-            endpoint: c.endpoint,
-            shards: c.shards,
-            activation: c.activation,
-            metric_type: input.metric_type.unwrap_or_default(),
-            polling: input.polling_interval,
-            shared: shared.clone(),
         })
     }
 
     async fn fetch(&self) -> Result<f64, String> {
-        let client = self
-            .shared
-            .aws
-            .client(
-                &self.identity,
-                &self.region,
-                self.endpoint.as_deref(),
-                aws_sdk_kinesis::Client::new,
-            )
-            .await;
+        let client = self.aws.client(aws_sdk_kinesis::Client::new).await;
         let out = client
             .describe_stream_summary()
             .stream_name(&self.stream)
             .send()
             .await
             .map_err(|e| {
-                explain_sdk_error(
-                    &e,
-                    &self.identity,
-                    &format!("stream {} in {}", self.stream, self.region),
-                    "kinesis:DescribeStreamSummary",
-                )
+                let resource = format!("stream {} in {}", self.stream, self.aws.region);
+                self.aws
+                    .explain(&e, &resource, "kinesis:DescribeStreamSummary")
             })?;
         out.stream_description_summary
             .map(|s| f64::from(s.open_shard_count))
@@ -125,37 +103,17 @@ impl KinesisScaler {
 #[async_trait::async_trait]
 impl Scaler for KinesisScaler {
     fn metric_spec(&self) -> MetricSpec {
-        MetricSpec::External {
-            name: self.metric.clone(),
-            target: self.shards as f64,
-            metric_type: self.metric_type,
-        }
+        self.aws.metric_spec()
     }
 
     async fn sample(&self) -> Result<Sample, ScalerError> {
-        let key = format!(
-            "{}|{}|{}",
-            self.upstream_key().unwrap_or_default(),
-            self.region,
-            self.endpoint.as_deref().unwrap_or("")
-        );
-        self.shared
-            .sample_value(
-                "aws-kinesis-stream",
-                &key,
-                self.polling,
-                self.activation as f64,
-                || self.fetch(),
-            )
+        self.aws
+            .sample("aws-kinesis-stream", &self.stream, || self.fetch())
             .await
     }
 
     fn upstream_key(&self) -> Option<String> {
-        Some(format!(
-            "aws-kinesis|{}|{}",
-            self.stream,
-            self.identity.key()
-        ))
+        Some(self.aws.upstream_key("aws-kinesis-stream", &self.stream))
     }
 }
 
@@ -200,7 +158,7 @@ mod tests {
                 metric_type: crate::MetricType::AverageValue
             }
         );
-        assert_eq!((s.shards, s.activation), (2, 0));
+        assert_eq!((s.aws.target, s.aws.activation), (2.0, 0.0));
         let s = scaler(
             &[
                 ("streamName", "clicks"),
@@ -216,9 +174,9 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!((s.shards, s.activation), (4, 3));
+        assert_eq!((s.aws.target, s.aws.activation), (4.0, 3.0));
         assert_eq!(
-            s.identity,
+            s.aws.identity,
             Identity::AssumeRole {
                 role_arn: "arn:aws:iam::1:role/reader".into(),
                 external_id: None
