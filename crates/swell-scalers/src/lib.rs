@@ -215,6 +215,28 @@ pub fn known_types() -> &'static [&'static str] {
     scalers::TYPES
 }
 
+/// Helper for scalers' tests: trigger `index` of `type_` with these metadata and
+/// TriggerAuthentication parameters.
+#[cfg(test)]
+pub fn trigger_input(
+    type_: &str,
+    index: usize,
+    meta: &[(&str, &str)],
+    auth: &[(&str, &str)],
+) -> TriggerInput {
+    TriggerInput {
+        index,
+        type_: type_.into(),
+        params: RawParams {
+            trigger_index: index,
+            metadata: map(meta),
+            auth: map(auth),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 /// Helper for scalers: a metadata map from pairs (tests).
 pub fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs

@@ -360,24 +360,14 @@ impl Scaler for CloudwatchScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{RawParams, map};
+    use crate::trigger_input;
 
     fn scaler(
         meta: &[(&str, &str)],
         auth: &[(&str, &str)],
     ) -> Result<CloudwatchScaler, ScalerError> {
         CloudwatchScaler::new(
-            &TriggerInput {
-                index: 3,
-                type_: "aws-cloudwatch".into(),
-                params: RawParams {
-                    trigger_index: 3,
-                    metadata: map(meta),
-                    auth: map(auth),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
+            &trigger_input("aws-cloudwatch", 3, meta, auth),
             &Shared::default(),
         )
     }

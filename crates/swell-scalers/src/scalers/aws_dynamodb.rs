@@ -283,21 +283,11 @@ impl Scaler for DynamoDbScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{RawParams, map};
+    use crate::trigger_input;
 
     fn scaler(meta: &[(&str, &str)], auth: &[(&str, &str)]) -> Result<DynamoDbScaler, ScalerError> {
         DynamoDbScaler::new(
-            &TriggerInput {
-                index: 1,
-                type_: "aws-dynamodb".into(),
-                params: RawParams {
-                    trigger_index: 1,
-                    metadata: map(meta),
-                    auth: map(auth),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
+            &trigger_input("aws-dynamodb", 1, meta, auth),
             &Shared::default(),
         )
     }

@@ -121,19 +121,13 @@ impl Scaler for KinesisScaler {
 mod tests {
     use super::*;
     use crate::aws::PodIdentityInput;
-    use crate::{RawParams, map};
+    use crate::trigger_input;
 
     fn scaler(meta: &[(&str, &str)], pod: PodIdentityInput) -> Result<KinesisScaler, ScalerError> {
         KinesisScaler::new(
             &TriggerInput {
-                index: 0,
-                type_: "aws-kinesis-stream".into(),
-                params: RawParams {
-                    metadata: map(meta),
-                    ..Default::default()
-                },
                 pod_identity: pod,
-                ..Default::default()
+                ..trigger_input("aws-kinesis-stream", 0, meta, &[])
             },
             &Shared::default(),
         )
