@@ -6,14 +6,21 @@
 //! One SDK client is kept per (identity, region, endpoint), so its credential cache is shared
 //! and refreshed before expiry by the SDK.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_types::origin::Origin;
+
+use crate::{
+    Field, MetricSpec, MetricType, Params, Sample, ScalerError, Shared, Source, TriggerInput,
+};
 
 /// A secret value: compared and hashed by content, never printed.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -172,19 +179,61 @@ pub fn resolve_identity(
     }
 }
 
+/// `identityOwner`: `pod` (the default: a TriggerAuthentication's identity) or `operator`.
+pub const OWNER: Field = Field::new("identityOwner");
+const ROLE_ARN: Field = Field::new("awsRoleArn").from(&[Source::Auth, Source::Metadata]);
+const KEY_ID: Field = Field::new("awsAccessKeyID").from(&[Source::Auth, Source::Metadata]);
+const KEY_ID_ALT: Field = Field::new("awsAccessKeyId").from(&[Source::Auth]);
+const SECRET: Field = Field::new("awsSecretAccessKey").from(&[Source::Auth, Source::Metadata]);
+const TOKEN: Field = Field::new("awsSessionToken").from(&[Source::Auth]);
+
+/// The identity parameters every AWS scaler takes, for unknown-key warnings.
+pub const IDENTITY_FIELDS: &[Field] = &[OWNER, ROLE_ARN, KEY_ID, KEY_ID_ALT, SECRET, TOKEN];
+
+/// Reads a trigger's identity parameters ([`IDENTITY_FIELDS`]) and resolves them with its
+/// pod identity as KEDA does. A problem goes into `p` under `identityOwner`. `None` also
+/// when offline (`swell check`) the credentials may come from a TriggerAuthentication that
+/// cannot be read.
+pub fn parse_identity(input: &TriggerInput, p: &mut Params<'_>) -> Option<Identity> {
+    let owner = p.one_of(OWNER, &["pod", "operator"], "pod");
+    let auth = AuthParams {
+        role_arn: p.opt_string(ROLE_ARN),
+        access_key_id: p.opt_string(KEY_ID).or_else(|| p.opt_string(KEY_ID_ALT)),
+        secret_access_key: p.opt_string(SECRET).map(Secret::new),
+        session_token: p.opt_string(TOKEN).map(Secret::new),
+    };
+    match resolve_identity(owner, &input.pod_identity, &auth) {
+        Ok(identity) => Some(identity),
+        Err(_) if input.params.auth_unknown && input.pod_identity.provider.is_none() => None,
+        Err(e) => {
+            p.error(OWNER.name, e);
+            None
+        }
+    }
+}
+
+/// The identity [`parse_identity`] found, for a scaler being built (where the parameters
+/// are known, so `None` has already been reported).
+pub fn require_identity(identity: Option<Identity>) -> Result<Identity, ScalerError> {
+    identity.ok_or_else(|| ScalerError::Upstream("no AWS identity for this trigger".into()))
+}
+
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct ConfigKey {
     identity: Identity,
     region: String,
 }
 
-/// SDK configurations per identity and region, built once and shared.
+/// A service client's key: identity and region, endpoint override, and the client's type.
+type ClientKey = (ConfigKey, Option<String>, TypeId);
+
+/// SDK configurations per identity and region, and service clients per identity, region
+/// and endpoint, built once and shared.
 #[derive(Default)]
 pub struct AwsClients {
     configs: tokio::sync::Mutex<HashMap<ConfigKey, SdkConfig>>,
-    sqs: tokio::sync::Mutex<HashMap<(ConfigKey, Option<String>), aws_sdk_sqs::Client>>,
-    cloudwatch:
-        tokio::sync::Mutex<HashMap<(ConfigKey, Option<String>), aws_sdk_cloudwatch::Client>>,
+    /// Keyed by the client's type too: one map serves every service.
+    clients: tokio::sync::Mutex<HashMap<ClientKey, Box<dyn Any + Send>>>,
 }
 
 impl AwsClients {
@@ -244,6 +293,50 @@ impl AwsClients {
         conf
     }
 
+    /// A service client (`C` is e.g. `aws_sdk_sqs::Client`, `make` its `Client::new`) for an
+    /// identity, region and optional endpoint override; the endpoint applies to this service
+    /// only, not to the STS calls behind an assumed role.
+    pub async fn client<C: Clone + Send + 'static>(
+        &self,
+        identity: &Identity,
+        region: &str,
+        endpoint: Option<&str>,
+        make: impl FnOnce(&SdkConfig) -> C,
+    ) -> C {
+        let key = (
+            ConfigKey {
+                identity: identity.clone(),
+                region: region.to_string(),
+            },
+            endpoint.map(str::to_string),
+            TypeId::of::<C>(),
+        );
+        if let Some(c) = self
+            .clients
+            .lock()
+            .await
+            .get(&key)
+            .and_then(|c| c.downcast_ref::<C>())
+        {
+            return c.clone();
+        }
+        let mut conf = self.config(identity, region).await;
+        if let Some(ep) = endpoint {
+            let mut b = conf.into_builder();
+            b.set_endpoint_url(Some(ep.to_string()));
+            // As if set on the service's own config: the trigger's awsEndpoint wins over an
+            // AWS_ENDPOINT_URL_<SERVICE> in Swell's environment.
+            b.insert_origin("endpoint_url", Origin::shared_config());
+            conf = b.build();
+        }
+        let client = make(&conf);
+        self.clients
+            .lock()
+            .await
+            .insert(key, Box::new(client.clone()));
+        client
+    }
+
     /// An SQS client for an identity, region and optional endpoint override.
     pub async fn sqs(
         &self,
@@ -251,28 +344,10 @@ impl AwsClients {
         region: &str,
         endpoint: Option<&str>,
     ) -> aws_sdk_sqs::Client {
-        let key = (
-            ConfigKey {
-                identity: identity.clone(),
-                region: region.to_string(),
-            },
-            endpoint.map(str::to_string),
-        );
-        if let Some(c) = self.sqs.lock().await.get(&key) {
-            return c.clone();
-        }
-        let conf = self.config(identity, region).await;
-        let mut b = aws_sdk_sqs::config::Builder::from(&conf);
-        if let Some(ep) = endpoint {
-            b = b.endpoint_url(ep);
-        }
-        let client = aws_sdk_sqs::Client::from_conf(b.build());
-        self.sqs.lock().await.insert(key, client.clone());
-        client
+        self.client(identity, region, endpoint, aws_sdk_sqs::Client::new)
+            .await
     }
-}
 
-impl AwsClients {
     /// A CloudWatch client for an identity, region and optional endpoint override.
     pub async fn cloudwatch(
         &self,
@@ -280,24 +355,75 @@ impl AwsClients {
         region: &str,
         endpoint: Option<&str>,
     ) -> aws_sdk_cloudwatch::Client {
-        let key = (
-            ConfigKey {
-                identity: identity.clone(),
-                region: region.to_string(),
-            },
-            endpoint.map(str::to_string),
+        self.client(identity, region, endpoint, aws_sdk_cloudwatch::Client::new)
+            .await
+    }
+}
+
+/// What every AWS trigger that reads one number has besides its question: where and as
+/// whom it asks, and the metric it gives the HPA.
+pub struct AwsTrigger {
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub identity: Identity,
+    pub metric: String,
+    pub metric_type: MetricType,
+    pub target: f64,
+    pub activation: f64,
+    pub polling: Duration,
+    pub shared: Shared,
+}
+
+impl AwsTrigger {
+    pub fn metric_spec(&self) -> MetricSpec {
+        MetricSpec::External {
+            name: self.metric.clone(),
+            target: self.target,
+            metric_type: self.metric_type,
+        }
+    }
+
+    /// The service client for this trigger's identity, region and endpoint.
+    pub async fn client<C: Clone + Send + 'static>(&self, make: impl FnOnce(&SdkConfig) -> C) -> C {
+        self.shared
+            .aws
+            .client(&self.identity, &self.region, self.endpoint.as_deref(), make)
+            .await
+    }
+
+    /// [`explain_sdk_error`] as this trigger's identity.
+    pub fn explain<E>(&self, e: &E, resource: &str, action: &str) -> String
+    where
+        E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error,
+    {
+        explain_sdk_error(e, &self.identity, resource, action)
+    }
+
+    /// The key of `question` asked of `scaler`'s service as this identity.
+    pub fn upstream_key(&self, scaler: &str, question: &str) -> String {
+        format!("{scaler}|{question}|{}", self.identity.key())
+    }
+
+    /// One reading, shared with the triggers asking the same question of the same place.
+    pub async fn sample<F, Fut>(
+        &self,
+        scaler: &str,
+        question: &str,
+        fetch: F,
+    ) -> Result<Sample, ScalerError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<f64, String>>,
+    {
+        let key = format!(
+            "{}|{}|{}",
+            self.upstream_key(scaler, question),
+            self.region,
+            self.endpoint.as_deref().unwrap_or("")
         );
-        if let Some(c) = self.cloudwatch.lock().await.get(&key) {
-            return c.clone();
-        }
-        let conf = self.config(identity, region).await;
-        let mut b = aws_sdk_cloudwatch::config::Builder::from(&conf);
-        if let Some(ep) = endpoint {
-            b = b.endpoint_url(ep);
-        }
-        let client = aws_sdk_cloudwatch::Client::from_conf(b.build());
-        self.cloudwatch.lock().await.insert(key, client.clone());
-        client
+        self.shared
+            .sample_value(scaler, &key, self.polling, self.activation, fetch)
+            .await
     }
 }
 
@@ -317,6 +443,14 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Shared handle.
 pub type SharedAws = Arc<AwsClients>;
+
+/// [`explain`] for an error of any AWS SDK call: its service error code and its chain.
+pub fn explain_sdk_error<E>(e: &E, identity: &Identity, resource: &str, action: &str) -> String
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error,
+{
+    explain(e.code(), &error_chain(e), identity, resource, action)
+}
 
 /// Turns an SDK error into a message that says what to fix. `code` is the service error
 /// code when the SDK parsed one; `text` is the full error chain.
@@ -373,6 +507,9 @@ pub fn explain_with(
         ),
         Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist") => format!(
             "NonExistentQueue: {resource} does not exist; check queueURL, and that awsRegion is the region the queue is in ({text})"
+        ),
+        Some("ResourceNotFoundException") => format!(
+            "ResourceNotFoundException: {resource} does not exist; check its name, and that awsRegion is the region it is in ({text})"
         ),
         Some("InvalidClientTokenId" | "UnrecognizedClientException") => {
             format!(

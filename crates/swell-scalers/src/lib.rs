@@ -177,6 +177,32 @@ impl Shared {
             .get_or_create(&vec![("scaler", scaler.to_string())])
             .inc();
     }
+
+    /// A single-number reading: triggers asking the same question (`key`) within
+    /// `polling` share one `fetch`, counted as an upstream call of `scaler`; active when the
+    /// value is above `activation`.
+    pub async fn sample_value<F, Fut>(
+        &self,
+        scaler: &str,
+        key: &str,
+        polling: std::time::Duration,
+        activation: f64,
+        fetch: F,
+    ) -> Result<Sample, ScalerError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<f64, String>>,
+    {
+        let (value, upstream) = self.values.get(&key.to_string(), polling, fetch).await;
+        if upstream {
+            self.count_upstream(scaler);
+        }
+        let value = value.map_err(ScalerError::Upstream)?;
+        Ok(Sample {
+            value,
+            active: value > activation,
+        })
+    }
 }
 
 /// Builds the scaler for a trigger.
@@ -187,6 +213,28 @@ pub fn build(input: &TriggerInput, shared: &Shared) -> Result<Box<dyn Scaler>, S
 /// Trigger types Swell knows.
 pub fn known_types() -> &'static [&'static str] {
     scalers::TYPES
+}
+
+/// Helper for scalers' tests: trigger `index` of `type_` with these metadata and
+/// TriggerAuthentication parameters.
+#[cfg(test)]
+pub fn trigger_input(
+    type_: &str,
+    index: usize,
+    meta: &[(&str, &str)],
+    auth: &[(&str, &str)],
+) -> TriggerInput {
+    TriggerInput {
+        index,
+        type_: type_.into(),
+        params: RawParams {
+            trigger_index: index,
+            metadata: map(meta),
+            auth: map(auth),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 /// Helper for scalers: a metadata map from pairs (tests).

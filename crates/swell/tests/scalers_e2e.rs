@@ -1,6 +1,7 @@
 //! Scalers against real sources, end to end through `swell operator` on the local control
 //! plane: prometheus (a real Prometheus scraping a value the test sets), external and
-//! external-push (a gRPC external scaler served by the test).
+//! external-push (a gRPC external scaler served by the test), and the AWS scalers against
+//! the local AWS (moto with IAM enforced): aws-cloudwatch, aws-dynamodb, aws-kinesis-stream.
 
 #![allow(clippy::unwrap_used)]
 
@@ -605,32 +606,8 @@ async fn aws_cloudwatch_scales_on_the_newest_datapoint() {
                         .unwrap();
                 }
             };
-            ns.apply(cluster, &deployment("app", 0)).unwrap();
-            ns.apply(
-                cluster,
-                &format!(
-                    r#"
-apiVersion: v1
-kind: Secret
-metadata: {{name: cw-keys}}
-stringData: {{id: "{id}", secret: "{secret}"}}
----
-apiVersion: keda.sh/v1alpha1
-kind: TriggerAuthentication
-metadata: {{name: cw-auth}}
-spec:
-  secretTargetRef:
-  - {{parameter: awsAccessKeyID, name: cw-keys, key: id}}
-  - {{parameter: awsSecretAccessKey, name: cw-keys, key: secret}}
----
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {{name: app}}
-spec:
-  scaleTargetRef: {{name: app}}
-  pollingInterval: 1
-  cooldownPeriod: 2
-  triggers:
+            let trigger = format!(
+                r#"
   - type: aws-cloudwatch
     metadata:
       namespace: Swell/Test
@@ -644,25 +621,12 @@ spec:
       activationTargetMetricValue: "3"
       minMetricValue: "0"
       awsRegion: "{region}"
-      awsEndpoint: "{endpoint}"
-    authenticationRef: {{name: cw-auth}}
-"#,
-                    id = keys.access_key_id,
-                    secret = keys.secret_access_key,
-                    queue = ns.name,
-                    region = aws.region,
-                    endpoint = aws.endpoint,
-                ),
-            )
-            .unwrap();
-            let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
-            wait_condition(&ns, "app", "Ready", "True").await;
-            wait_condition(&ns, "app", "Active", "False").await;
-            let s = so(&ns, "app").await.status.unwrap();
-            assert_eq!(
-                s.external_metric_names,
-                Some(vec!["s0-aws-cloudwatch".to_string()])
+      awsEndpoint: "{endpoint}""#,
+                queue = ns.name,
+                region = aws.region,
+                endpoint = aws.endpoint,
             );
+            let op = start_aws_app(&ns, &keys, &trigger, "s0-aws-cloudwatch").await;
             put(10.0, 2).await;
             wait_replicas(&ns, "app", 1).await;
             assert!(
@@ -675,55 +639,314 @@ spec:
             wait_replicas(&ns, "app", 0).await;
 
             // An identity without cloudwatch:GetMetricData is told what to grant.
-            let denied = aws
-                .create_user(&format!("cw-denied-{}", swell_testkit::unique_suffix()), None)
-                .await
-                .unwrap();
-            ns.apply(cluster, &deployment("other", 0)).unwrap();
-            ns.apply(
-                cluster,
+            let denied = access_denied(
+                &ns,
+                "cloudwatch:GetMetricData",
                 &format!(
                     r#"
-apiVersion: v1
-kind: Secret
-metadata: {{name: cw-denied-keys}}
-stringData: {{id: "{id}", secret: "{secret}"}}
----
-apiVersion: keda.sh/v1alpha1
-kind: TriggerAuthentication
-metadata: {{name: cw-denied}}
-spec:
-  secretTargetRef:
-  - {{parameter: awsAccessKeyID, name: cw-denied-keys, key: id}}
-  - {{parameter: awsSecretAccessKey, name: cw-denied-keys, key: secret}}
----
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {{name: other}}
-spec:
-  scaleTargetRef: {{name: other}}
-  pollingInterval: 1
-  triggers:
   - type: aws-cloudwatch
     metadata: {{namespace: Swell/Test, metricName: QueueDepth, dimensionName: QueueName, dimensionValue: x,
-      targetMetricValue: "2", minMetricValue: "0", awsRegion: "{region}", awsEndpoint: "{endpoint}"}}
-    authenticationRef: {{name: cw-denied}}
-"#,
-                    id = denied.access_key_id,
-                    secret = denied.secret_access_key,
+      targetMetricValue: "2", minMetricValue: "0", awsRegion: "{region}", awsEndpoint: "{endpoint}"}}"#,
                     region = aws.region,
                     endpoint = aws.endpoint,
                 ),
             )
-            .unwrap();
-            let c = wait_condition(&ns, "other", "Ready", "False/TriggerError").await;
-            assert!(
-                c.contains("AccessDenied") && c.contains("cloudwatch:GetMetricData"),
-                "{c}"
-            );
-            assert_eq!(replicas(&ns, "other").await, Ok(0));
+            .await;
             let logs = op.log_text();
             assert!(!logs.contains(&keys.secret_access_key) && !logs.contains(&denied.secret_access_key));
+        })
+        .await;
+}
+
+/// A Secret and a TriggerAuthentication `name` handing the scaler these static keys.
+fn static_keys_auth(name: &str, keys: &swell_testkit::AwsKeys) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: {name}-keys}}
+stringData: {{id: "{id}", secret: "{secret}"}}
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: {{name: {name}}}
+spec:
+  secretTargetRef:
+  - {{parameter: awsAccessKeyID, name: {name}-keys, key: id}}
+  - {{parameter: awsSecretAccessKey, name: {name}-keys, key: secret}}
+"#,
+        id = keys.access_key_id,
+        secret = keys.secret_access_key,
+    )
+}
+
+/// Deployment `app` at 0 and ScaledObject `app` (pollingInterval 1, cooldownPeriod 2) with
+/// `trigger` (a YAML list item, without authenticationRef) read with static `keys`; starts
+/// the operator and waits until the ScaledObject is Ready, inactive, and names `metric`.
+async fn start_aws_app(
+    ns: &swell_testkit::TestNamespace,
+    keys: &swell_testkit::AwsKeys,
+    trigger: &str,
+    metric: &str,
+) -> Operator {
+    let cluster = cluster();
+    ns.apply(cluster, &deployment("app", 0)).unwrap();
+    ns.apply(
+        cluster,
+        &format!(
+            r#"{auth}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app}}
+spec:
+  scaleTargetRef: {{name: app}}
+  pollingInterval: 1
+  cooldownPeriod: 2
+  triggers:{trigger}
+    authenticationRef: {{name: app-auth}}
+"#,
+            auth = static_keys_auth("app-auth", keys),
+        ),
+    )
+    .unwrap();
+    let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+    wait_condition(ns, "app", "Ready", "True").await;
+    wait_condition(ns, "app", "Active", "False").await;
+    let s = so(ns, "app").await.status.unwrap();
+    assert_eq!(s.external_metric_names, Some(vec![metric.to_string()]));
+    op
+}
+
+/// A ScaledObject `denied` with `trigger` (a YAML list item, without authenticationRef)
+/// read by an IAM user without any permission: its Ready condition must be a TriggerError
+/// that says AccessDenied and names `permission`, and the Deployment stays at 0.
+/// Returns the user's keys (they must never be logged).
+async fn access_denied(
+    ns: &swell_testkit::TestNamespace,
+    permission: &str,
+    trigger: &str,
+) -> swell_testkit::AwsKeys {
+    let cluster = cluster();
+    let aws = swell_testkit::Aws::shared();
+    let user = format!("denied-{}", swell_testkit::unique_suffix());
+    let keys = aws.create_user(&user, None).await.unwrap();
+    ns.apply(cluster, &deployment("denied", 0)).unwrap();
+    ns.apply(
+        cluster,
+        &format!(
+            r#"{auth}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: denied}}
+spec:
+  scaleTargetRef: {{name: denied}}
+  pollingInterval: 1
+  triggers:{trigger}
+    authenticationRef: {{name: denied-auth}}
+"#,
+            auth = static_keys_auth("denied-auth", &keys),
+        ),
+    )
+    .unwrap();
+    let c = wait_condition(ns, "denied", "Ready", "False/TriggerError").await;
+    assert!(c.contains("AccessDenied") && c.contains(permission), "{c}");
+    eprintln!("{permission} denied: {c}");
+    assert_eq!(replicas(ns, "denied").await, Ok(0));
+    keys
+}
+
+/// `aws-dynamodb` against the local AWS: a reader with only dynamodb:Query (static keys)
+/// counts the items of one partition (`Select: COUNT`); items of another partition do not
+/// count. 1 item (≤ activationTargetValue 2) leaves the Deployment at 0, 4 items take it to
+/// 1, deleting them takes it back to 0. An identity without dynamodb:Query is told so.
+#[tokio::test]
+async fn aws_dynamodb_scales_on_the_items_a_query_counts() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+        ScalarAttributeType,
+    };
+    swell();
+    let cluster = cluster();
+    let aws = swell_testkit::Aws::shared();
+    cluster
+        .with_namespace("sc-ddb", |ns| async move {
+            let table = format!("jobs-{}", ns.name);
+            let db = aws_sdk_dynamodb::Client::new(&aws.config(&aws.admin));
+            let attr = |n: &str| {
+                AttributeDefinition::builder()
+                    .attribute_name(n)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap()
+            };
+            let key = |n: &str, t: KeyType| {
+                KeySchemaElement::builder()
+                    .attribute_name(n)
+                    .key_type(t)
+                    .build()
+                    .unwrap()
+            };
+            db.create_table()
+                .table_name(&table)
+                .attribute_definitions(attr("queue"))
+                .attribute_definitions(attr("id"))
+                .key_schema(key("queue", KeyType::Hash))
+                .key_schema(key("id", KeyType::Range))
+                .billing_mode(BillingMode::PayPerRequest)
+                .send()
+                .await
+                .unwrap();
+            let put = |queue: &'static str, id: String| {
+                let (db, table) = (db.clone(), table.clone());
+                async move {
+                    db.put_item()
+                        .table_name(table)
+                        .item("queue", AttributeValue::S(queue.into()))
+                        .item("id", AttributeValue::S(id))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            };
+            put("work", "0".into()).await;
+            for i in 0..5 {
+                put("other", i.to_string()).await;
+            }
+            let reader = format!("ddb-reader-{}", swell_testkit::unique_suffix());
+            let keys = aws
+                .create_user(
+                    &reader,
+                    Some(swell_testkit::allow(&["dynamodb:Query"], "*")),
+                )
+                .await
+                .unwrap();
+            let trigger = |table: &str| {
+                format!(
+                    r##"
+  - type: aws-dynamodb
+    metadata:
+      tableName: "{table}"
+      awsRegion: "{region}"
+      awsEndpoint: "{endpoint}"
+      keyConditionExpression: "#q = :q"
+      expressionAttributeNames: '{{"#q": "queue"}}'
+      expressionAttributeValues: '{{":q": {{"S": "work"}}}}'
+      targetValue: "2"
+      activationTargetValue: "2""##,
+                    region = aws.region,
+                    endpoint = aws.endpoint,
+                )
+            };
+            let metric = format!("s0-aws-dynamodb-{table}");
+            let op = start_aws_app(&ns, &keys, &trigger(&table), &metric).await;
+            for i in 1..4 {
+                put("work", i.to_string()).await;
+            }
+            wait_replicas(&ns, "app", 1).await;
+            wait_event(&ns, "KEDAScaleTargetActivated", "aws-dynamodb").await;
+            assert!(
+                counter(
+                    &op,
+                    "swell_scaler_upstream_calls_total{scaler=\"aws-dynamodb\"}"
+                ) > 0.0
+            );
+            for i in 0..4 {
+                db.delete_item()
+                    .table_name(&table)
+                    .key("queue", AttributeValue::S("work".into()))
+                    .key("id", AttributeValue::S(i.to_string()))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            wait_replicas(&ns, "app", 0).await;
+
+            let denied = access_denied(&ns, "dynamodb:Query", &trigger(&table)).await;
+            let logs = op.log_text();
+            assert!(
+                !logs.contains(&keys.secret_access_key)
+                    && !logs.contains(&denied.secret_access_key)
+            );
+        })
+        .await;
+}
+
+/// `aws-kinesis-stream` against the local AWS: a reader with only
+/// kinesis:DescribeStreamSummary (static keys) reads the open shard count. 2 shards (≤
+/// activationShardCount 2) leave the Deployment at 0; UpdateShardCount to 4 takes it to 1,
+/// back to 2 takes it to 0. An identity without the permission is told so.
+#[tokio::test]
+async fn aws_kinesis_stream_scales_on_open_shards() {
+    use aws_sdk_kinesis::types::ScalingType;
+    swell();
+    let cluster = cluster();
+    let aws = swell_testkit::Aws::shared();
+    cluster
+        .with_namespace("sc-kin", |ns| async move {
+            let stream = format!("clicks-{}", ns.name);
+            let kin = aws_sdk_kinesis::Client::new(&aws.config(&aws.admin));
+            kin.create_stream()
+                .stream_name(&stream)
+                .shard_count(2)
+                .send()
+                .await
+                .unwrap();
+            let reshard = |n: i32| {
+                let (kin, stream) = (kin.clone(), stream.clone());
+                async move {
+                    kin.update_shard_count()
+                        .stream_name(stream)
+                        .target_shard_count(n)
+                        .scaling_type(ScalingType::UniformScaling)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            };
+            let reader = format!("kin-reader-{}", swell_testkit::unique_suffix());
+            let keys = aws
+                .create_user(
+                    &reader,
+                    Some(swell_testkit::allow(
+                        &["kinesis:DescribeStreamSummary"],
+                        "*",
+                    )),
+                )
+                .await
+                .unwrap();
+            let trigger = format!(
+                r#"
+  - type: aws-kinesis-stream
+    metadata:
+      streamName: "{stream}"
+      awsRegion: "{region}"
+      awsEndpoint: "{endpoint}"
+      shardCount: "1"
+      activationShardCount: "2""#,
+                region = aws.region,
+                endpoint = aws.endpoint,
+            );
+            let metric = format!("s0-aws-kinesis-{stream}");
+            let op = start_aws_app(&ns, &keys, &trigger, &metric).await;
+            reshard(4).await;
+            wait_replicas(&ns, "app", 1).await;
+            assert!(
+                counter(
+                    &op,
+                    "swell_scaler_upstream_calls_total{scaler=\"aws-kinesis-stream\"}"
+                ) > 0.0
+            );
+            reshard(2).await;
+            wait_replicas(&ns, "app", 0).await;
+
+            let denied = access_denied(&ns, "kinesis:DescribeStreamSummary", &trigger).await;
+            let logs = op.log_text();
+            assert!(
+                !logs.contains(&keys.secret_access_key)
+                    && !logs.contains(&denied.secret_access_key)
+            );
         })
         .await;
 }

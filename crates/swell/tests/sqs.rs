@@ -613,11 +613,13 @@ async fn one_upstream_call_per_queue_and_identity() {
                         l.starts_with("swell_scaler_upstream_calls_total{scaler=\"aws-sqs-queue\"}")
                     })
                     .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                    .unwrap_or_else(|| panic!("no upstream call counter in:\n{text}"))
+                    .ok_or_else(|| format!("no upstream call counter in:\n{text}"))
             };
-            let before = calls();
+            // Ready comes with the status write, before the scale loop's first poll: the
+            // counter exists from that poll on.
+            let before = wait_until("the first upstream call", WAIT, || async { calls() }).await;
             tokio::time::sleep(std::time::Duration::from_secs(10)).await;
-            let made = calls() - before;
+            let made = calls().unwrap() - before;
             // Three ScaledObjects polling every 2 s for 10 s would make about 15 calls
             // unshared; shared, about 5.
             assert!(

@@ -7,14 +7,13 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_cloudwatch::error::ProvideErrorMetadata as _;
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{
     Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, StandardUnit,
 };
 use swell_scaling::naming::metric_name;
 
-use crate::aws::{AuthParams, Identity, Secret, explain, resolve_identity};
+use crate::aws::{Identity, explain_sdk_error, parse_identity, require_identity};
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
 
 const NAMESPACE: Field = Field::new("namespace").hint("e.g. AWS/SQS");
@@ -36,14 +35,9 @@ const REGION: Field = Field::new("awsRegion")
     .from(&[Source::Metadata, Source::Auth])
     .hint("the metric's region, e.g. eu-west-1");
 const ENDPOINT: Field = Field::new("awsEndpoint");
-const OWNER: Field = Field::new("identityOwner");
-const ROLE_ARN: Field = Field::new("awsRoleArn").from(&[Source::Auth, Source::Metadata]);
-const KEY_ID: Field = Field::new("awsAccessKeyID").from(&[Source::Auth, Source::Metadata]);
-const KEY_ID_ALT: Field = Field::new("awsAccessKeyId").from(&[Source::Auth]);
-const SECRET: Field = Field::new("awsSecretAccessKey").from(&[Source::Auth, Source::Metadata]);
-const TOKEN: Field = Field::new("awsSessionToken").from(&[Source::Auth]);
 
-/// Every parameter, for unknown-key warnings.
+/// Every parameter but the identity ones ([`crate::aws::IDENTITY_FIELDS`]), for unknown-key
+/// warnings.
 pub const FIELDS: &[Field] = &[
     NAMESPACE,
     METRIC_NAME,
@@ -61,12 +55,6 @@ pub const FIELDS: &[Field] = &[
     END_TIME_OFFSET,
     REGION,
     ENDPOINT,
-    OWNER,
-    ROLE_ARN,
-    KEY_ID,
-    KEY_ID_ALT,
-    SECRET,
-    TOKEN,
 ];
 
 /// What to ask CloudWatch.
@@ -211,18 +199,7 @@ impl CloudwatchScaler {
         let end_time_offset: i64 = p.or(END_TIME_OFFSET, "a whole number of seconds", 0);
         let region = p.string(REGION);
         let endpoint = p.opt_string(ENDPOINT);
-        let owner = p.one_of(OWNER, &["pod", "operator"], "pod");
-        let auth = AuthParams {
-            role_arn: p.opt_string(ROLE_ARN),
-            access_key_id: p.opt_string(KEY_ID).or_else(|| p.opt_string(KEY_ID_ALT)),
-            secret_access_key: p.opt_string(SECRET).map(Secret::new),
-            session_token: p.opt_string(TOKEN).map(Secret::new),
-        };
-        let identity = resolve_identity(owner, &input.pod_identity, &auth);
-        if let Err(e) = &identity {
-            p.error("identityOwner", e.clone());
-        }
-        let identity = identity.map_err(ScalerError::Upstream)?;
+        let identity = require_identity(parse_identity(input, p))?;
         Ok(CloudwatchScaler {
             query,
             target,
@@ -307,11 +284,8 @@ impl CloudwatchScaler {
             .send()
             .await
             .map_err(|e| {
-                let code = e.code().map(str::to_string);
-                let text = crate::aws::error_chain(&e);
-                explain(
-                    code.as_deref(),
-                    &text,
+                explain_sdk_error(
+                    &e,
                     &self.identity,
                     &self.resource(),
                     "cloudwatch:GetMetricData",
@@ -363,19 +337,15 @@ impl Scaler for CloudwatchScaler {
             self.ignore_null,
             self.min_value,
         );
-        let (value, upstream) = self
-            .shared
-            .values
-            .get(&key, self.polling, || self.fetch())
-            .await;
-        if upstream {
-            self.shared.count_upstream("aws-cloudwatch");
-        }
-        let value = value.map_err(ScalerError::Upstream)?;
-        Ok(Sample {
-            value,
-            active: value > self.activation,
-        })
+        self.shared
+            .sample_value(
+                "aws-cloudwatch",
+                &key,
+                self.polling,
+                self.activation,
+                || self.fetch(),
+            )
+            .await
     }
 
     fn upstream_key(&self) -> Option<String> {
@@ -390,24 +360,14 @@ impl Scaler for CloudwatchScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{RawParams, map};
+    use crate::trigger_input;
 
     fn scaler(
         meta: &[(&str, &str)],
         auth: &[(&str, &str)],
     ) -> Result<CloudwatchScaler, ScalerError> {
         CloudwatchScaler::new(
-            &TriggerInput {
-                index: 3,
-                type_: "aws-cloudwatch".into(),
-                params: RawParams {
-                    trigger_index: 3,
-                    metadata: map(meta),
-                    auth: map(auth),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
+            &trigger_input("aws-cloudwatch", 3, meta, auth),
             &Shared::default(),
         )
     }

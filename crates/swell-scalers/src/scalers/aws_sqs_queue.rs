@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::error::ProvideErrorMetadata as _;
 use aws_sdk_sqs::types::QueueAttributeName;
 use swell_scaling::naming::{metric_name, normalize};
 
-use crate::aws::{AuthParams, Identity, Secret, explain, resolve_identity};
+use crate::aws::{Identity, explain_sdk_error, parse_identity, require_identity};
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
 
 const QUEUE_URL: Field = Field::new("queueURL")
@@ -17,14 +16,8 @@ const REGION: Field = Field::new("awsRegion")
     .from(&[Source::Metadata, Source::Auth])
     .hint("the queue's region, e.g. eu-west-1");
 const ENDPOINT: Field = Field::new("awsEndpoint");
-const OWNER: Field = Field::new("identityOwner");
 const IN_FLIGHT: Field = Field::new("scaleOnInFlight");
 const DELAYED: Field = Field::new("scaleOnDelayed");
-const ROLE_ARN: Field = Field::new("awsRoleArn").from(&[Source::Auth, Source::Metadata]);
-const KEY_ID: Field = Field::new("awsAccessKeyID").from(&[Source::Auth, Source::Metadata]);
-const KEY_ID_ALT: Field = Field::new("awsAccessKeyId").from(&[Source::Auth]);
-const SECRET: Field = Field::new("awsSecretAccessKey").from(&[Source::Auth, Source::Metadata]);
-const TOKEN: Field = Field::new("awsSessionToken").from(&[Source::Auth]);
 
 /// Queue attributes read once per (queue, identity) and shared.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -80,21 +73,16 @@ pub fn url_region(url: &str) -> Option<String> {
     }
 }
 
-/// Every parameter, for unknown-key warnings.
+/// Every parameter but the identity ones ([`crate::aws::IDENTITY_FIELDS`]), for unknown-key
+/// warnings.
 pub const FIELDS: &[Field] = &[
     QUEUE_URL,
     QUEUE_LENGTH,
     ACTIVATION,
     REGION,
     ENDPOINT,
-    OWNER,
     IN_FLIGHT,
     DELAYED,
-    ROLE_ARN,
-    KEY_ID,
-    KEY_ID_ALT,
-    SECRET,
-    TOKEN,
 ];
 
 /// The parsed trigger, before any client exists.
@@ -131,24 +119,9 @@ pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
     let activation: i64 = p.or(ACTIVATION, "a whole number of messages", 0);
     let region = p.string(REGION);
     let endpoint = p.opt_string(ENDPOINT);
-    let owner = p.one_of(OWNER, &["pod", "operator"], "pod");
     let in_flight = p.bool(IN_FLIGHT, true);
     let delayed = p.bool(DELAYED, false);
-    let auth = AuthParams {
-        role_arn: p.opt_string(ROLE_ARN),
-        access_key_id: p.opt_string(KEY_ID).or_else(|| p.opt_string(KEY_ID_ALT)),
-        secret_access_key: p.opt_string(SECRET).map(Secret::new),
-        session_token: p.opt_string(TOKEN).map(Secret::new),
-    };
-    let identity = match resolve_identity(owner, &input.pod_identity, &auth) {
-        Ok(identity) => Some(identity),
-        // Offline, credentials may come from a TriggerAuthentication we cannot read.
-        Err(_) if input.params.auth_unknown && input.pod_identity.provider.is_none() => None,
-        Err(e) => {
-            p.error("identityOwner", e);
-            None
-        }
-    };
+    let identity = parse_identity(input, p);
     if let Some(url_region) = url_region(&queue_url).filter(|r| !region.is_empty() && *r != region)
     {
         // KEDA lets this through and fails later with NonExistentQueue; say it now.
@@ -177,9 +150,7 @@ impl SqsScaler {
         let mut p = Params::new(&input.params);
         let c = parse(input, &mut p);
         p.finish()?;
-        let identity = c
-            .identity
-            .ok_or_else(|| ScalerError::Upstream("no AWS identity for this trigger".into()))?;
+        let identity = require_identity(c.identity)?;
         let Config {
             queue_url,
             queue,
@@ -219,11 +190,8 @@ impl SqsScaler {
             .send()
             .await
             .map_err(|e| {
-                let code = e.code().map(str::to_string);
-                let text = crate::aws::error_chain(&e);
-                explain(
-                    code.as_deref(),
-                    &text,
+                explain_sdk_error(
+                    &e,
                     &self.identity,
                     &self.queue_arn_hint,
                     "sqs:GetQueueAttributes",

@@ -2,6 +2,8 @@
 //! `swell check` and the admission webhook.
 
 pub mod aws_cloudwatch;
+pub mod aws_dynamodb;
+pub mod aws_kinesis_stream;
 pub mod aws_sqs_queue;
 pub mod cpu_memory;
 pub mod cron;
@@ -10,10 +12,13 @@ pub mod kubernetes_workload;
 pub mod metrics_api;
 pub mod prometheus;
 
-use crate::{ParamError, Params, Scaler, ScalerError, Shared, TriggerInput};
+use crate::aws::IDENTITY_FIELDS;
+use crate::{Field, ParamError, Params, Scaler, ScalerError, Shared, TriggerInput};
 
 pub const TYPES: &[&str] = &[
     "aws-cloudwatch",
+    "aws-dynamodb",
+    "aws-kinesis-stream",
     "aws-sqs-queue",
     "cpu",
     "cron",
@@ -28,6 +33,8 @@ pub const TYPES: &[&str] = &[
 pub fn build(input: &TriggerInput, shared: &Shared) -> Result<Box<dyn Scaler>, ScalerError> {
     Ok(match input.type_.as_str() {
         "aws-cloudwatch" => Box::new(aws_cloudwatch::CloudwatchScaler::new(input, shared)?),
+        "aws-dynamodb" => Box::new(aws_dynamodb::DynamoDbScaler::new(input, shared)?),
+        "aws-kinesis-stream" => Box::new(aws_kinesis_stream::KinesisScaler::new(input, shared)?),
         "aws-sqs-queue" => Box::new(aws_sqs_queue::SqsScaler::new(input, shared)?),
         "cpu" | "memory" => Box::new(cpu_memory::ResourceScaler::new(input)?),
         "cron" => Box::new(cron::CronScaler::new(input)?),
@@ -55,34 +62,42 @@ pub struct Checked {
 /// calling anything. Only an unknown trigger type is an `Err`.
 pub fn check(input: &TriggerInput) -> Result<Checked, ScalerError> {
     let mut p = Params::new(&input.params);
-    let fields = match input.type_.as_str() {
+    let fields: &[&[Field]] = match input.type_.as_str() {
         "aws-sqs-queue" => {
             aws_sqs_queue::parse(input, &mut p);
-            aws_sqs_queue::FIELDS
+            &[aws_sqs_queue::FIELDS, IDENTITY_FIELDS]
+        }
+        "aws-dynamodb" => {
+            aws_dynamodb::parse(input, &mut p);
+            &[aws_dynamodb::FIELDS, IDENTITY_FIELDS]
+        }
+        "aws-kinesis-stream" => {
+            aws_kinesis_stream::parse(input, &mut p);
+            &[aws_kinesis_stream::FIELDS, IDENTITY_FIELDS]
         }
         "cpu" | "memory" => {
             cpu_memory::parse(input, &mut p);
-            cpu_memory::FIELDS
+            &[cpu_memory::FIELDS]
         }
         "cron" => {
             cron::parse(&mut p);
-            cron::FIELDS
+            &[cron::FIELDS]
         }
         "kubernetes-workload" => {
             kubernetes_workload::parse(&mut p);
-            kubernetes_workload::FIELDS
+            &[kubernetes_workload::FIELDS]
         }
         "metrics-api" => {
             metrics_api::parse(&mut p);
-            metrics_api::FIELDS
+            &[metrics_api::FIELDS]
         }
         "aws-cloudwatch" => {
             let _ = aws_cloudwatch::CloudwatchScaler::parse(input, &Shared::default(), &mut p);
-            aws_cloudwatch::FIELDS
+            &[aws_cloudwatch::FIELDS, IDENTITY_FIELDS]
         }
         "prometheus" => {
             let _ = prometheus::PrometheusScaler::parse(input, &Shared::default(), &mut p);
-            prometheus::FIELDS
+            &[prometheus::FIELDS]
         }
         // Every metadata key goes to the external scaler, so none is unknown.
         "external" | "external-push" => {
@@ -92,7 +107,7 @@ pub fn check(input: &TriggerInput) -> Result<Checked, ScalerError> {
         }
         other => return Err(unknown_type(other)),
     };
-    p.warn_unknown_keys(&input.type_, fields);
+    p.warn_unknown_keys(&input.type_, &fields.concat());
     let (errors, warnings) = p.into_parts();
     Ok(Checked { errors, warnings })
 }

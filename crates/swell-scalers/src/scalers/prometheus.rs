@@ -338,23 +338,15 @@ impl Scaler for PrometheusScaler {
     }
 
     async fn sample(&self) -> Result<Sample, ScalerError> {
-        let (value, upstream) = self
-            .shared
-            .values
-            .get(
+        self.shared
+            .sample_value(
+                "prometheus",
                 &format!("prometheus|{}", self.coalesce_key()),
                 self.polling,
+                self.activation,
                 || self.fetch(),
             )
-            .await;
-        if upstream {
-            self.shared.count_upstream("prometheus");
-        }
-        let value = value.map_err(ScalerError::Upstream)?;
-        Ok(Sample {
-            value,
-            active: value > self.activation,
-        })
+            .await
     }
 
     fn upstream_key(&self) -> Option<String> {

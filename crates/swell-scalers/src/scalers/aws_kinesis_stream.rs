@@ -1,0 +1,239 @@
+//! `aws-kinesis-stream`: scale on the number of open shards of a Kinesis data stream
+//! (`DescribeStreamSummary`'s `OpenShardCount`), so that there is one consumer per
+//! `shardCount` shards.
+//!
+//! aws-sdk-kinesis speaks awsJson1.1 (no CBOR in the Rust SDK), which moto understands
+//! (checked by the e2e test).
+
+use swell_scaling::naming::{metric_name, normalize};
+
+use crate::aws::{AwsTrigger, Identity, parse_identity, require_identity};
+use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, TriggerInput};
+
+const STREAM: Field = Field::new("streamName");
+const SHARDS: Field = Field::new("shardCount").hint("the number of shards per replica");
+const ACTIVATION: Field = Field::new("activationShardCount");
+// KEDA reads awsRegion for this scaler from trigger metadata only.
+const REGION: Field = Field::new("awsRegion").hint("the stream's region, e.g. eu-west-1");
+const ENDPOINT: Field = Field::new("awsEndpoint");
+
+/// Every parameter but the identity ones ([`crate::aws::IDENTITY_FIELDS`]), for unknown-key
+/// warnings.
+pub const FIELDS: &[Field] = &[STREAM, SHARDS, ACTIVATION, REGION, ENDPOINT];
+
+/// The parsed trigger, before any client exists.
+pub struct Config {
+    stream: String,
+    region: String,
+    endpoint: Option<String>,
+    identity: Option<Identity>,
+    shards: i64,
+    activation: i64,
+}
+
+/// Reads and checks the trigger's parameters without I/O; every problem goes into `p`.
+pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
+    let stream = p.string(STREAM);
+    let shards: i64 = p.or(SHARDS, "a whole number of shards", 2);
+    if shards <= 0 {
+        p.error(
+            SHARDS.name,
+            format!("must be greater than 0, {shards} is given"),
+        );
+    }
+    let activation: i64 = p.or(ACTIVATION, "a whole number of shards", 0);
+    let region = p.string(REGION);
+    let endpoint = p.opt_string(ENDPOINT);
+    let identity = parse_identity(input, p);
+    Config {
+        stream,
+        region,
+        endpoint,
+        identity,
+        shards,
+        activation,
+    }
+}
+
+pub struct KinesisScaler {
+    stream: String,
+    aws: AwsTrigger,
+}
+
+impl KinesisScaler {
+    pub fn new(input: &TriggerInput, shared: &Shared) -> Result<KinesisScaler, ScalerError> {
+        let mut p = Params::new(&input.params);
+        let c = parse(input, &mut p);
+        p.finish()?;
+        let stream = &c.stream;
+        Ok(KinesisScaler {
+            aws: AwsTrigger {
+                metric: metric_name(input.index, &normalize(&format!("aws-kinesis-{stream}"))),
+                identity: require_identity(c.identity)?,
+                region: c.region,
+                endpoint: c.endpoint,
+                metric_type: input.metric_type.unwrap_or_default(),
+                target: c.shards as f64,
+                activation: c.activation as f64,
+                polling: input.polling_interval,
+                shared: shared.clone(),
+            },
+            stream: c.stream,
+        })
+    }
+
+    async fn fetch(&self) -> Result<f64, String> {
+        let client = self.aws.client(aws_sdk_kinesis::Client::new).await;
+        let out = client
+            .describe_stream_summary()
+            .stream_name(&self.stream)
+            .send()
+            .await
+            .map_err(|e| {
+                let resource = format!("stream {} in {}", self.stream, self.aws.region);
+                self.aws
+                    .explain(&e, &resource, "kinesis:DescribeStreamSummary")
+            })?;
+        out.stream_description_summary
+            .map(|s| f64::from(s.open_shard_count))
+            .ok_or_else(|| "DescribeStreamSummary returned no StreamDescriptionSummary".into())
+    }
+}
+
+#[async_trait::async_trait]
+impl Scaler for KinesisScaler {
+    fn metric_spec(&self) -> MetricSpec {
+        self.aws.metric_spec()
+    }
+
+    async fn sample(&self) -> Result<Sample, ScalerError> {
+        self.aws
+            .sample("aws-kinesis-stream", &self.stream, || self.fetch())
+            .await
+    }
+
+    fn upstream_key(&self) -> Option<String> {
+        Some(self.aws.upstream_key("aws-kinesis-stream", &self.stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::PodIdentityInput;
+    use crate::trigger_input;
+
+    fn scaler(meta: &[(&str, &str)], pod: PodIdentityInput) -> Result<KinesisScaler, ScalerError> {
+        KinesisScaler::new(
+            &TriggerInput {
+                pod_identity: pod,
+                ..trigger_input("aws-kinesis-stream", 0, meta, &[])
+            },
+            &Shared::default(),
+        )
+    }
+
+    #[test]
+    fn parses_valid_metadata() {
+        let s = scaler(
+            &[
+                ("streamName", "clicks_v2"),
+                ("awsRegion", "eu-west-1"),
+                ("identityOwner", "operator"),
+            ],
+            Default::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.metric_spec(),
+            MetricSpec::External {
+                name: "s0-aws-kinesis-clicks_v2".into(),
+                target: 2.0,
+                metric_type: crate::MetricType::AverageValue
+            }
+        );
+        assert_eq!((s.aws.target, s.aws.activation), (2.0, 0.0));
+        let s = scaler(
+            &[
+                ("streamName", "clicks"),
+                ("awsRegion", "eu-west-1"),
+                ("shardCount", "4"),
+                ("activationShardCount", "3"),
+                ("awsEndpoint", "http://127.0.0.1:5000"),
+            ],
+            PodIdentityInput {
+                provider: Some("aws".into()),
+                role_arn: Some("arn:aws:iam::1:role/reader".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((s.aws.target, s.aws.activation), (4.0, 3.0));
+        assert_eq!(
+            s.aws.identity,
+            Identity::AssumeRole {
+                role_arn: "arn:aws:iam::1:role/reader".into(),
+                external_id: None
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_invalid_metadata() {
+        type Pairs = Vec<(&'static str, &'static str)>;
+        let cases: Vec<(Pairs, Vec<&str>)> = vec![
+            (
+                vec![("identityOwner", "operator")],
+                vec![
+                    "triggers[0].metadata.streamName: required",
+                    "triggers[0].metadata.awsRegion: required",
+                ],
+            ),
+            (
+                vec![
+                    ("streamName", "s"),
+                    ("awsRegion", "eu-west-1"),
+                    ("identityOwner", "operator"),
+                    ("shardCount", "-1"),
+                ],
+                vec!["triggers[0].metadata.shardCount: must be greater than 0, -1 is given"],
+            ),
+            (
+                vec![
+                    ("streamName", "s"),
+                    ("awsRegion", "eu-west-1"),
+                    ("identityOwner", "operator"),
+                    ("shardCount", "two"),
+                    ("activationShardCount", "x"),
+                ],
+                vec![
+                    "triggers[0].metadata.shardCount: \"two\" is not a whole number of shards",
+                    "triggers[0].metadata.activationShardCount: \"x\" is not a whole number",
+                ],
+            ),
+            (
+                vec![("streamName", "s"), ("awsRegion", "eu-west-1")],
+                vec![
+                    "triggers[0].metadata.identityOwner: no AWS credentials for identityOwner pod",
+                ],
+            ),
+            (
+                vec![
+                    ("streamName", "s"),
+                    ("awsRegion", "eu-west-1"),
+                    ("identityOwner", "nobody"),
+                ],
+                vec!["\"nobody\" is not one of pod, operator"],
+            ),
+        ];
+        for (meta, wants) in cases {
+            let e = scaler(&meta, Default::default())
+                .err()
+                .expect("invalid")
+                .to_string();
+            for w in wants {
+                assert!(e.contains(w), "want {w:?} in {e}");
+            }
+        }
+    }
+}
