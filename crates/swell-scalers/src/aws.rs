@@ -234,6 +234,8 @@ pub struct AwsClients {
     configs: tokio::sync::Mutex<HashMap<ConfigKey, SdkConfig>>,
     /// Keyed by the client's type too: one map serves every service.
     clients: tokio::sync::Mutex<HashMap<ClientKey, Box<dyn Any + Send>>>,
+    /// Credentials for requests signed by hand ([`AwsClients::sign`]), until near expiry.
+    credentials: tokio::sync::Mutex<HashMap<ConfigKey, Credentials>>,
 }
 
 impl AwsClients {
@@ -242,6 +244,86 @@ impl AwsClients {
             .region(Region::new(region.to_string()))
             .load()
             .await
+    }
+
+    /// An identity's credentials, resolved once and reused until five minutes before they
+    /// expire (an assumed role's session), so signing a request is not an STS call.
+    async fn credentials(&self, identity: &Identity, region: &str) -> Result<Credentials, String> {
+        use aws_credential_types::provider::ProvideCredentials as _;
+        let key = ConfigKey {
+            identity: identity.clone(),
+            region: region.to_string(),
+        };
+        let fresh = |c: &Credentials| {
+            c.expiry()
+                .is_none_or(|e| e > std::time::SystemTime::now() + Duration::from_secs(300))
+        };
+        if let Some(c) = self.credentials.lock().await.get(&key).filter(|c| fresh(c)) {
+            return Ok(c.clone());
+        }
+        let conf = self.config(identity, region).await;
+        let provider = conf
+            .credentials_provider()
+            .ok_or_else(|| format!("no AWS credentials for {}", identity.describe()))?;
+        let creds = provider.provide_credentials().await.map_err(|e| {
+            format!(
+                "getting AWS credentials for {}: {}",
+                identity.describe(),
+                error_chain(&e)
+            )
+        })?;
+        self.credentials.lock().await.insert(key, creds.clone());
+        Ok(creds)
+    }
+
+    /// Signs an HTTP request with SigV4 for `service` in `region` (headers, as the SDKs do),
+    /// e.g. an Amazon Managed Prometheus query (`aps`).
+    pub async fn sign(
+        &self,
+        identity: &Identity,
+        region: &str,
+        service: &str,
+        request: &mut reqwest::Request,
+    ) -> Result<(), String> {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        let creds = self.credentials(identity, region).await?;
+        let signer_identity: aws_smithy_runtime_api::client::identity::Identity = creds.into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&signer_identity)
+            .region(region)
+            .name(service)
+            .time(std::time::SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| format!("signing the request for {service}: {e}"))?
+            .into();
+        let headers: Vec<(&str, &str)> = request
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+            .collect();
+        let body = request
+            .body()
+            .and_then(|b| b.as_bytes())
+            .unwrap_or_default();
+        let signable = SignableRequest::new(
+            request.method().as_str(),
+            request.url().as_str(),
+            headers.into_iter(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| format!("signing the request for {service}: {e}"))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| format!("signing the request for {service}: {e}"))?
+            .into_parts();
+        for (name, value) in instructions.headers() {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| format!("signature header {name}: {e}"))?;
+            let value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|e| format!("signature header {name}: {e}"))?;
+            request.headers_mut().insert(name, value);
+        }
+        Ok(())
     }
 
     /// The SDK configuration for an identity in a region.

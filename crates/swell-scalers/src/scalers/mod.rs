@@ -97,7 +97,7 @@ pub fn check(input: &TriggerInput) -> Result<Checked, ScalerError> {
         }
         "prometheus" => {
             let _ = prometheus::PrometheusScaler::parse(input, &Shared::default(), &mut p);
-            &[prometheus::FIELDS]
+            &[prometheus::FIELDS, IDENTITY_FIELDS]
         }
         // Every metadata key goes to the external scaler, so none is unknown.
         "external" | "external-push" => {

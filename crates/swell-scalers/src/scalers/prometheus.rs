@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 use swell_scaling::naming::{metric_name, normalize};
 
-use crate::aws::Secret;
+use crate::aws::{Identity, Secret, parse_identity};
 use crate::http::HttpClientKey;
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
 
@@ -31,6 +31,9 @@ const CERT: Field = Field::new("cert").from(&[Source::Auth]);
 const KEY: Field = Field::new("key").from(&[Source::Auth]);
 const CUSTOM_HEADER: Field = Field::new("customAuthHeader").from(&[Source::Auth]);
 const CUSTOM_VALUE: Field = Field::new("customAuthValue").from(&[Source::Auth]);
+/// Set for Amazon Managed Prometheus: queries are signed with SigV4 (service `aps`) by the
+/// trigger's AWS identity, as KEDA does when the trigger metadata has it.
+const AWS_REGION: Field = Field::new("awsRegion").hint("the workspace's region, e.g. eu-west-1");
 
 /// Every parameter, for unknown-key warnings.
 pub const FIELDS: &[Field] = &[
@@ -55,6 +58,7 @@ pub const FIELDS: &[Field] = &[
     KEY,
     CUSTOM_HEADER,
     CUSTOM_VALUE,
+    AWS_REGION,
 ];
 
 /// How requests authenticate. Secrets are redacted in Debug.
@@ -76,6 +80,8 @@ pub struct PrometheusScaler {
     parameters: Vec<(String, String)>,
     ignore_null: bool,
     auth: Auth,
+    /// Region and identity that sign every query (Amazon Managed Prometheus).
+    sigv4: Option<(String, Identity)>,
     client_key: HttpClientKey,
     metric: String,
     metric_type: crate::MetricType,
@@ -159,6 +165,10 @@ impl PrometheusScaler {
         } else {
             Auth::None
         };
+        // Offline, an identity from an unread TriggerAuthentication is not known: no signer.
+        let sigv4 = p
+            .opt_string(AWS_REGION)
+            .and_then(|region| parse_identity(input, p).map(|identity| (region, identity)));
         let ca = p.opt_string(CA);
         let client_cert = if has("tls") {
             let (cert, key) = (p.string(CERT), p.string(KEY));
@@ -177,6 +187,7 @@ impl PrometheusScaler {
             parameters,
             ignore_null,
             auth,
+            sigv4,
             client_key: HttpClientKey {
                 unsafe_ssl,
                 timeout: Duration::from_millis(timeout_ms),
@@ -199,6 +210,7 @@ impl PrometheusScaler {
             &self.headers,
             &self.parameters,
             &self.namespace,
+            &self.sigv4,
         )
             .hash(&mut h);
         format!("{}|{}|{:x}", self.server, self.query, h.finish())
@@ -233,8 +245,17 @@ impl PrometheusScaler {
             Auth::Basic { user, password } => req.basic_auth(user, Some(password.expose())),
             Auth::Custom { header, value } => req.header(header.as_str(), value.expose()),
         };
-        let resp = req
-            .send()
+        let mut request = req
+            .build()
+            .map_err(|e| format!("GET {url}: {}", e.without_url()))?;
+        if let Some((region, identity)) = &self.sigv4 {
+            self.shared
+                .aws
+                .sign(identity, region, "aps", &mut request)
+                .await?;
+        }
+        let resp = client
+            .execute(request)
             .await
             .map_err(|e| format!("GET {url}: {}", crate::aws::error_chain(&e.without_url())))?;
         let status = resp.status();
@@ -616,5 +637,138 @@ mod tests {
         // A scalar result is not a list of elements: KEDA cannot read it either.
         assert!(query_value(scalar, "q", true).is_err());
         assert!(query_value("<html>", "q", true).is_err());
+    }
+
+    /// Amazon Managed Prometheus: the query that reaches the server carries a SigV4
+    /// signature (service `aps`, the trigger's region, its static key) that verifies
+    /// against what was actually sent: path, query string and signed headers.
+    #[tokio::test]
+    async fn signs_queries_for_amazon_managed_prometheus() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = tcp.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "connection closed before the request ended");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"7"]}]}}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            tcp.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8(buf).unwrap()
+        });
+        let server_address = format!("http://{addr}/workspaces/ws-1");
+        let s = scaler(
+            &[
+                ("serverAddress", server_address.as_str()),
+                ("query", "sum(up{job=\"a b\"})"),
+                ("threshold", "5"),
+                ("awsRegion", "eu-west-1"),
+            ],
+            &[
+                ("awsAccessKeyID", "AKIDSWELLTEST"),
+                ("awsSecretAccessKey", "c2VjcmV0LWtleQ"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.fetch().await.unwrap(), 7.0);
+        let request = server.await.unwrap();
+
+        let mut lines = request.split("\r\n");
+        let mut start = lines.next().unwrap().split(' ');
+        let (method, target) = (start.next().unwrap(), start.next().unwrap());
+        let headers: Vec<(String, String)> = lines
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no {name} header in {request}"))
+        };
+        let authorization = header("authorization");
+        let date = header("x-amz-date");
+        let scope = format!(
+            "Credential=AKIDSWELLTEST/{}/eu-west-1/aps/aws4_request",
+            &date[..8]
+        );
+        assert!(authorization.contains(&scope), "{authorization}");
+        let signed: Vec<&str> = authorization
+            .split("SignedHeaders=")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap()
+            .split(';')
+            .collect();
+        assert!(
+            signed.contains(&"host") && signed.contains(&"x-amz-date"),
+            "{signed:?}"
+        );
+
+        // Sign what arrived, at the time it says, with the secret: the same signature.
+        let time = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%SZ", &date)
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .unwrap()
+            .timestamp();
+        let creds = aws_credential_types::Credentials::new(
+            "AKIDSWELLTEST",
+            "c2VjcmV0LWtleQ",
+            None,
+            None,
+            "test",
+        );
+        let identity: aws_smithy_runtime_api::client::identity::Identity = creds.into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region("eu-west-1")
+            .name("aps")
+            .time(std::time::SystemTime::from(time))
+            .settings(aws_sigv4::http_request::SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let url = format!("http://{}{target}", header("host"));
+        let received: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(k, _)| signed.contains(&k.as_str()) && k != "x-amz-date")
+            .cloned()
+            .collect();
+        let signable = aws_sigv4::http_request::SignableRequest::new(
+            method,
+            &url,
+            received.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            aws_sigv4::http_request::SignableBody::Bytes(&[]),
+        )
+        .unwrap();
+        let (_, signature) = aws_sigv4::http_request::sign(signable, &params)
+            .unwrap()
+            .into_parts();
+        assert!(
+            authorization.ends_with(&format!("Signature={signature}")),
+            "{authorization} was not signed over what was sent (expected {signature})"
+        );
+    }
+
+    #[test]
+    fn amazon_managed_prometheus_needs_an_identity() {
+        let e = scaler(&with(&[("awsRegion", "eu-west-1")]), &[])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("triggers[2].metadata.identityOwner: no AWS credentials"),
+            "{e}"
+        );
     }
 }
