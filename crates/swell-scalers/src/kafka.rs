@@ -34,8 +34,15 @@ use crate::aws::Secret;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Sasl {
     None,
-    Plain { user: String, password: Secret },
-    Scram { sha512: bool, user: String, password: Secret },
+    Plain {
+        user: String,
+        password: Secret,
+    },
+    Scram {
+        sha512: bool,
+        user: String,
+        password: Secret,
+    },
 }
 
 /// TLS settings (`tls: enable`). Holds key material, so it is never printed in full.
@@ -236,7 +243,9 @@ impl Conn {
         if !(0..=256 * 1024 * 1024).contains(&len) {
             return Err(KafkaError::Io {
                 addr: self.addr.clone(),
-                msg: format!("answer of {len} bytes is not a Kafka answer (is this a Kafka port, and is tls set as the broker expects?)"),
+                msg: format!(
+                    "answer of {len} bytes is not a Kafka answer (is this a Kafka port, and is tls set as the broker expects?)"
+                ),
             });
         }
         let mut body = vec![0u8; len as usize];
@@ -289,9 +298,7 @@ impl Conn {
                 let mut scram = scram::Client::new(*sha512, user, password.expose());
                 let first = scram.first();
                 let server_first = self.sasl_round(first.into_bytes()).await?;
-                let last = scram
-                    .last(&server_first)
-                    .map_err(|m| self.auth_err(m))?;
+                let last = scram.last(&server_first).map_err(|m| self.auth_err(m))?;
                 let server_last = self.sasl_round(last.into_bytes()).await?;
                 scram.verify(&server_last).map_err(|m| self.auth_err(m))
             }
@@ -619,7 +626,11 @@ impl Cluster {
             .values()
             .cloned()
             .collect();
-        addrs.extend(known.into_iter().filter(|a| !self.key.bootstrap.contains(a)));
+        addrs.extend(
+            known
+                .into_iter()
+                .filter(|a| !self.key.bootstrap.contains(a)),
+        );
         let mut last = KafkaError::Broker("no bootstrap server given".into());
         for addr in addrs {
             match self.call_at(&addr, req, cap).await {
@@ -900,9 +911,7 @@ impl Cluster {
                     .and_then(|c| c.get(&p))
                     .copied()
                     .ok_or_else(|| {
-                        KafkaError::Broker(format!(
-                            "no offset block for topic {t} partition {p}"
-                        ))
+                        KafkaError::Broker(format!("no offset block for topic {t} partition {p}"))
                     })?;
                 entry.insert(p, PartitionOffsets { committed, latest });
             }
