@@ -960,7 +960,28 @@ impl Cluster {
     }
 
     /// Appends `count` small records to one partition; returns the new high watermark.
+    /// Retries for a while what a new topic or group answers at first (no leader yet, the
+    /// offsets topic being made).
     pub async fn produce(
+        &self,
+        topic: &str,
+        partition: i32,
+        count: usize,
+    ) -> Result<i64, KafkaError> {
+        retry(|| self.produce_once(topic, partition, count)).await
+    }
+
+    /// Commits offsets for a group that has no active members (as an admin tool does).
+    pub async fn commit(
+        &self,
+        group: &str,
+        topic: &str,
+        offsets: &[(i32, i64)],
+    ) -> Result<(), KafkaError> {
+        retry(|| self.commit_once(group, topic, offsets)).await
+    }
+
+    async fn produce_once(
         &self,
         topic: &str,
         partition: i32,
@@ -992,7 +1013,8 @@ impl Cluster {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: -1,
+                // offset − sequence must be the same for all, or the encoder splits the batch.
+                sequence: i as i32,
                 timestamp: now,
                 key: None,
                 value: Some(Bytes::from(format!("message {i}"))),
@@ -1023,9 +1045,25 @@ impl Cluster {
         for t in resp.responses {
             for p in t.partition_responses {
                 if p.error_code != 0 {
+                    let details: Vec<String> = p
+                        .error_message
+                        .iter()
+                        .map(|m| m.to_string())
+                        .chain(p.record_errors.iter().map(|r| {
+                            format!(
+                                "record {}: {}",
+                                r.batch_index,
+                                r.batch_index_error_message
+                                    .as_ref()
+                                    .map(|m| m.to_string())
+                                    .unwrap_or_default()
+                            )
+                        }))
+                        .collect();
                     return Err(KafkaError::Broker(format!(
-                        "producing to {topic:?} partition {partition}: {}",
-                        error_name(p.error_code)
+                        "producing to {topic:?} partition {partition}: {} {}",
+                        error_name(p.error_code),
+                        details.join("; ")
                     )));
                 }
                 return Ok(p.base_offset + count as i64);
@@ -1034,8 +1072,7 @@ impl Cluster {
         Err(KafkaError::Broker("empty produce answer".into()))
     }
 
-    /// Commits offsets for a group that has no active members (as an admin tool does).
-    pub async fn commit(
+    async fn commit_once(
         &self,
         group: &str,
         topic: &str,
@@ -1079,6 +1116,23 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+}
+
+/// Retries `f` on broker errors for up to 20s (tests' writes to new topics and groups).
+async fn retry<T, F, Fut>(f: F) -> Result<T, KafkaError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, KafkaError>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match f().await {
+            Err(KafkaError::Broker(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
     }
 }
 
