@@ -1042,34 +1042,37 @@ impl Cluster {
         req.timeout_ms = 10_000;
         req.topic_data = vec![td];
         let (_, resp) = self.call_at(&addr, &req, PRODUCE_V).await?;
-        for t in resp.responses {
-            for p in t.partition_responses {
-                if p.error_code != 0 {
-                    let details: Vec<String> = p
-                        .error_message
-                        .iter()
-                        .map(|m| m.to_string())
-                        .chain(p.record_errors.iter().map(|r| {
-                            format!(
-                                "record {}: {}",
-                                r.batch_index,
-                                r.batch_index_error_message
-                                    .as_ref()
-                                    .map(|m| m.to_string())
-                                    .unwrap_or_default()
-                            )
-                        }))
-                        .collect();
-                    return Err(KafkaError::Broker(format!(
-                        "producing to {topic:?} partition {partition}: {} {}",
-                        error_name(p.error_code),
-                        details.join("; ")
-                    )));
-                }
-                return Ok(p.base_offset + count as i64);
-            }
+        let Some(p) = resp
+            .responses
+            .into_iter()
+            .flat_map(|t| t.partition_responses)
+            .next()
+        else {
+            return Err(KafkaError::Broker("empty produce answer".into()));
+        };
+        if p.error_code != 0 {
+            let details: Vec<String> = p
+                .error_message
+                .iter()
+                .map(|m| m.to_string())
+                .chain(p.record_errors.iter().map(|r| {
+                    format!(
+                        "record {}: {}",
+                        r.batch_index,
+                        r.batch_index_error_message
+                            .as_ref()
+                            .map(|m| m.to_string())
+                            .unwrap_or_default()
+                    )
+                }))
+                .collect();
+            return Err(KafkaError::Broker(format!(
+                "producing to {topic:?} partition {partition}: {} {}",
+                error_name(p.error_code),
+                details.join("; ")
+            )));
         }
-        Err(KafkaError::Broker("empty produce answer".into()))
+        Ok(p.base_offset + count as i64)
     }
 
     async fn commit_once(

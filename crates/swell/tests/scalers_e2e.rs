@@ -8,7 +8,7 @@ mod common;
 
 use common::metrics_api::{counter, operator_with_metrics_api, swell};
 use common::*;
-use swell_testkit::{Cluster, Operator, Prometheus, wait_until};
+use swell_testkit::{Operator, Prometheus, wait_until};
 
 /// 0 → 5 → 0 from a real Prometheus: the value it scrapes from the test goes 0 → 10 → 0;
 /// Swell activates the Deployment and the real HPA, reading `s0-prometheus` through the

@@ -535,7 +535,8 @@ mod tests {
 
     #[test]
     fn parses_valid_metadata() {
-        let cases: Vec<(Pairs, Pairs, fn(&KafkaScaler))> = vec![
+        type Check = fn(&KafkaScaler);
+        let cases: Vec<(Pairs, Pairs, Check)> = vec![
             (with(&[]), vec![], |s| {
                 assert_eq!(
                     s.metric_spec(),
