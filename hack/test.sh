@@ -40,17 +40,25 @@ echo "== Debian packages (musl-tools, buildah, prometheus) and the image: static
 STORAGE_DRIVER=vfs buildah rmi localhost/swell:test >/dev/null
 phase "static image"
 
-echo "== starting local control plane and AWS =="
+echo "== Kafka broker jars (Maven Central, cached in ~/.cache/swell) =="
+"$here/debian-packages.sh" java=openjdk-17-jre-headless mvn=maven openssl=openssl
+"$here/kafka.sh" fetch >/dev/null
+phase "kafka jars"
+
+echo "== starting local control plane, AWS and Kafka =="
 state=$(mktemp -d "${TMPDIR:-/tmp}/swell-test.XXXXXX")
 cleanup() {
   "$here/cluster.sh" down "$state/cluster" || true
   "$here/aws.sh" down "$state/aws" || true
+  "$here/kafka.sh" down "$state/kafka" || true
   rm -rf "$state"
 }
 trap 'cleanup; report' EXIT
 eval "$("$here/cluster.sh" up --dir "$state/cluster" --owner-pid $$)"
 eval "$("$here/aws.sh" up --dir "$state/aws" --owner-pid $$ --enforce)"
 phase "start cluster + aws"
+eval "$("$here/kafka.sh" up --dir "$state/kafka" --owner-pid $$)"
+phase "start kafka"
 
 echo "== cargo test =="
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"

@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod coalesce;
 pub mod http;
+pub mod kafka;
 pub mod metadata;
 pub mod scalers;
 
@@ -168,6 +169,11 @@ pub struct Shared {
     pub values: std::sync::Arc<coalesce::Coalescer<String, Result<f64, String>>>,
     /// gRPC channels per address and TLS configuration (external, external-push).
     pub grpc: std::sync::Arc<scalers::external::GrpcChannels>,
+    /// Kafka clusters per bootstrap servers and credentials (kafka).
+    pub kafka: std::sync::Arc<kafka::KafkaClients>,
+    /// Offsets read for a consumer group, shared by triggers asking the same (kafka).
+    pub kafka_offsets:
+        std::sync::Arc<coalesce::Coalescer<String, Result<kafka::GroupOffsets, String>>>,
     pub upstream_calls: UpstreamCalls,
 }
 

@@ -8,12 +8,14 @@
 
 mod aws;
 mod cluster;
+mod kafka;
 mod operator;
 mod prometheus;
 mod wait;
 
 pub use aws::{Aws, AwsKeys, allow, trust};
 pub use cluster::{Cluster, TestNamespace};
+pub use kafka::Kafka;
 pub use operator::{MetricServer, Operator, Reply};
 pub use prometheus::{Prometheus, ScrapeTarget};
 pub use wait::{Seen, wait_until};

@@ -109,7 +109,7 @@ fn connect(key: &ChannelKey) -> Result<Channel, String> {
 
 /// `unsafeSsl: true`: the server's certificate is not checked (as KEDA's
 /// `InsecureSkipVerify`); signatures still are, so the handshake stays well-formed.
-mod insecure {
+pub(crate) mod insecure {
     use rustls::DigitallySignedStruct;
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};

@@ -8,6 +8,7 @@ pub mod aws_sqs_queue;
 pub mod cpu_memory;
 pub mod cron;
 pub mod external;
+pub mod kafka;
 pub mod kubernetes_workload;
 pub mod metrics_api;
 pub mod prometheus;
@@ -24,6 +25,7 @@ pub const TYPES: &[&str] = &[
     "cron",
     "external",
     "external-push",
+    "kafka",
     "kubernetes-workload",
     "memory",
     "metrics-api",
@@ -39,6 +41,7 @@ pub fn build(input: &TriggerInput, shared: &Shared) -> Result<Box<dyn Scaler>, S
         "cpu" | "memory" => Box::new(cpu_memory::ResourceScaler::new(input)?),
         "cron" => Box::new(cron::CronScaler::new(input)?),
         "external" | "external-push" => Box::new(external::ExternalScaler::new(input, shared)?),
+        "kafka" => Box::new(kafka::KafkaScaler::new(input, shared)?),
         "kubernetes-workload" => Box::new(kubernetes_workload::WorkloadScaler::new(input, shared)?),
         "metrics-api" => Box::new(metrics_api::MetricsApiScaler::new(input)?),
         "prometheus" => Box::new(prometheus::PrometheusScaler::new(input, shared)?),
@@ -94,6 +97,10 @@ pub fn check(input: &TriggerInput) -> Result<Checked, ScalerError> {
         "aws-cloudwatch" => {
             let _ = aws_cloudwatch::CloudwatchScaler::parse(input, &Shared::default(), &mut p);
             &[aws_cloudwatch::FIELDS, IDENTITY_FIELDS]
+        }
+        "kafka" => {
+            let _ = kafka::KafkaScaler::parse(input, &Shared::default(), &mut p);
+            &[kafka::FIELDS]
         }
         "prometheus" => {
             let _ = prometheus::PrometheusScaler::parse(input, &Shared::default(), &mut p);

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod metrics_api;
+
 use std::path::Path;
 use std::time::Duration;
 

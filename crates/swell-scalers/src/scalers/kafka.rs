@@ -1,0 +1,922 @@
+//! `kafka`: scale on a consumer group's lag (KEDA's `kafka` scaler): for each partition of
+//! the topic (or of every topic the group has committed offsets for), the high watermark
+//! minus the committed offset, summed and capped at partitions × `lagThreshold`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use swell_scaling::naming::{metric_name, normalize};
+
+use crate::aws::Secret;
+use crate::kafka::{ClusterKey, GroupOffsets, Sasl, Tls};
+use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
+
+const BOOTSTRAP: Field = Field::new("bootstrapServers")
+    .hint("comma-separated host:port of the brokers, e.g. kafka-0.kafka:9092,kafka-1.kafka:9092");
+const GROUP: Field = Field::new("consumerGroup").hint("the consumer group whose lag to read");
+const TOPIC: Field = Field::new("topic");
+const PARTITION_LIMITATION: Field =
+    Field::new("partitionLimitation").hint("partition ids and ranges, e.g. 0,1,4-6");
+const LAG_THRESHOLD: Field = Field::new("lagThreshold");
+const ACTIVATION_LAG_THRESHOLD: Field = Field::new("activationLagThreshold");
+const OFFSET_RESET_POLICY: Field = Field::new("offsetResetPolicy");
+const ALLOW_IDLE: Field = Field::new("allowIdleConsumers");
+const EXCLUDE_PERSISTENT: Field = Field::new("excludePersistentLag");
+const SCALE_TO_ZERO_INVALID: Field = Field::new("scaleToZeroOnInvalidOffset");
+const LIMIT_TO_LAG: Field = Field::new("limitToPartitionsWithLag");
+const EVEN: Field = Field::new("ensureEvenDistributionOfPartitions");
+const VERSION: Field = Field::new("version");
+const SASL: Field = Field::new("sasl").from(&[Source::Metadata, Source::Auth]);
+const USERNAME: Field = Field::new("username").from(&[Source::Auth]);
+const PASSWORD: Field = Field::new("password").from(&[Source::Auth]);
+const TLS: Field = Field::new("tls").from(&[Source::Metadata, Source::Auth]);
+const CERT: Field = Field::new("cert").from(&[Source::Auth]);
+const KEY: Field = Field::new("key").from(&[Source::Auth]);
+const KEY_PASSWORD: Field = Field::new("keyPassword").from(&[Source::Auth]);
+const CA: Field = Field::new("ca").from(&[Source::Auth]);
+const UNSAFE_SSL: Field = Field::new("unsafeSsl");
+// KEDA's OAUTHBEARER, AWS MSK IAM and GSSAPI parameters: known, so not reported as typos,
+// and refused with `sasl` naming them.
+const TOKEN_PROVIDER: Field =
+    Field::new("saslTokenProvider").from(&[Source::Metadata, Source::Auth]);
+const AWS_REGION: Field = Field::new("awsRegion");
+
+/// Every parameter, for unknown-key warnings.
+pub const FIELDS: &[Field] = &[
+    BOOTSTRAP,
+    GROUP,
+    TOPIC,
+    PARTITION_LIMITATION,
+    LAG_THRESHOLD,
+    ACTIVATION_LAG_THRESHOLD,
+    OFFSET_RESET_POLICY,
+    ALLOW_IDLE,
+    EXCLUDE_PERSISTENT,
+    SCALE_TO_ZERO_INVALID,
+    LIMIT_TO_LAG,
+    EVEN,
+    VERSION,
+    SASL,
+    USERNAME,
+    PASSWORD,
+    TLS,
+    CERT,
+    KEY,
+    KEY_PASSWORD,
+    CA,
+    UNSAFE_SSL,
+    TOKEN_PROVIDER,
+    AWS_REGION,
+];
+
+/// How long one request to a broker may take, connecting included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The lag rules, as KEDA applies them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LagRules {
+    pub lag_threshold: i64,
+    /// `offsetResetPolicy: earliest`.
+    pub earliest: bool,
+    pub scale_to_zero_on_invalid_offset: bool,
+    pub exclude_persistent_lag: bool,
+    pub allow_idle_consumers: bool,
+    pub limit_to_partitions_with_lag: bool,
+    pub ensure_even_distribution: bool,
+}
+
+impl Default for LagRules {
+    fn default() -> Self {
+        LagRules {
+            lag_threshold: 10,
+            earliest: false,
+            scale_to_zero_on_invalid_offset: false,
+            exclude_persistent_lag: false,
+            allow_idle_consumers: false,
+            limit_to_partitions_with_lag: false,
+            ensure_even_distribution: false,
+        }
+    }
+}
+
+/// Committed offsets seen at the previous reading, for `excludePersistentLag`.
+pub type Previous = HashMap<(String, i32), i64>;
+
+/// One partition's lag: (lag for the metric, lag counting persistent lag for activity).
+pub fn partition_lag(
+    rules: &LagRules,
+    topic: &str,
+    partition: i32,
+    committed: i64,
+    latest: i64,
+    previous: &mut Previous,
+) -> (i64, i64) {
+    if committed < 0 {
+        // No committed offset yet.
+        if !rules.earliest {
+            let v = if rules.scale_to_zero_on_invalid_offset {
+                0
+            } else {
+                1
+            };
+            return (v, v);
+        }
+        if rules.scale_to_zero_on_invalid_offset {
+            return (0, 0);
+        }
+        return (latest, latest);
+    }
+    let lag = latest - committed;
+    if rules.exclude_persistent_lag {
+        let key = (topic.to_string(), partition);
+        match previous.get(&key) {
+            Some(&prev) if prev == committed => return (0, lag),
+            _ => {
+                previous.insert(key, committed);
+            }
+        }
+    }
+    (lag, lag)
+}
+
+/// The metric value and the lag that decides activity, from one reading of the offsets.
+pub fn total_lag(rules: &LagRules, offsets: &GroupOffsets, previous: &mut Previous) -> (i64, i64) {
+    let (mut total, mut with_persistent, mut partitions, mut with_lag) = (0i64, 0i64, 0i64, 0i64);
+    for (topic, parts) in &offsets.topics {
+        for (&p, o) in parts {
+            let (lag, lag_p) = partition_lag(rules, topic, p, o.committed, o.latest, previous);
+            total += lag;
+            with_persistent += lag_p;
+            if lag > 0 {
+                with_lag += 1;
+            }
+        }
+        partitions += parts.len() as i64;
+    }
+    let threshold = rules.lag_threshold.max(1);
+    if !rules.allow_idle_consumers
+        || rules.limit_to_partitions_with_lag
+        || rules.ensure_even_distribution
+    {
+        let mut upper = partitions;
+        if rules.ensure_even_distribution {
+            total = next_balanced_factor(total, partitions, threshold) * threshold;
+        }
+        if rules.limit_to_partitions_with_lag {
+            upper = with_lag;
+        }
+        if total / threshold > upper {
+            total = upper * threshold;
+        }
+    }
+    (total, with_persistent)
+}
+
+/// The smallest divisor of `partitions` whose consumers at `threshold` cover `lag`.
+fn next_balanced_factor(lag: i64, partitions: i64, threshold: i64) -> i64 {
+    (1..=partitions.max(0))
+        .filter(|f| partitions % f == 0)
+        .find(|f| f * threshold >= lag)
+        .unwrap_or(partitions)
+}
+
+/// `0,1,4-6` → [0, 1, 4, 5, 6].
+pub fn parse_partitions(s: &str) -> Result<Vec<i32>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("{part:?} is not a partition id or a range such as 4-6");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let a: i32 = a.trim().parse().map_err(|_| bad())?;
+                let b: i32 = b.trim().parse().map_err(|_| bad())?;
+                if a > b || a < 0 {
+                    return Err(bad());
+                }
+                if (b - a) > 100_000 {
+                    return Err(format!("range {part:?} is too large"));
+                }
+                out.extend(a..=b);
+            }
+            None => {
+                let p: i32 = part.parse().map_err(|_| bad())?;
+                if p < 0 {
+                    return Err(bad());
+                }
+                out.push(p);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub struct KafkaScaler {
+    cluster: ClusterKey,
+    group: String,
+    topic: Option<String>,
+    partitions: Vec<i32>,
+    rules: LagRules,
+    activation: i64,
+    metric: String,
+    metric_type: crate::MetricType,
+    polling: Duration,
+    previous: Mutex<Previous>,
+    shared: Shared,
+}
+
+impl KafkaScaler {
+    pub fn new(input: &TriggerInput, shared: &Shared) -> Result<KafkaScaler, ScalerError> {
+        let mut p = Params::new(&input.params);
+        let built = Self::parse(input, shared, &mut p);
+        p.finish()?;
+        built
+    }
+
+    /// Reads the trigger's parameters into `p` (every problem with its field) without I/O;
+    /// `swell check` and the admission webhook call it too.
+    pub fn parse(
+        input: &TriggerInput,
+        shared: &Shared,
+        p: &mut Params<'_>,
+    ) -> Result<KafkaScaler, ScalerError> {
+        let bootstrap: Vec<String> = p
+            .string(BOOTSTRAP)
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        for b in &bootstrap {
+            let port_ok = b
+                .rsplit_once(':')
+                .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok());
+            if !port_ok {
+                p.error(
+                    "bootstrapServers",
+                    format!("{b:?} is not host:port (e.g. kafka:9092)"),
+                );
+            }
+        }
+        let group = p.string(GROUP);
+        let topic = p.opt_string(TOPIC);
+        let mut partitions = match p.opt_string(PARTITION_LIMITATION) {
+            Some(s) => parse_partitions(&s).unwrap_or_else(|e| {
+                p.error("partitionLimitation", e);
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        // As KEDA: without a topic the limitation means nothing and is dropped.
+        if topic.is_none() {
+            partitions.clear();
+        }
+        let lag_threshold: i64 = p.or(LAG_THRESHOLD, "a whole number", 10);
+        if lag_threshold <= 0 {
+            p.error(
+                "lagThreshold",
+                format!("must be a positive number, got {lag_threshold}"),
+            );
+        }
+        let activation: i64 = p.or(ACTIVATION_LAG_THRESHOLD, "a whole number", 0);
+        if activation < 0 {
+            p.error(
+                "activationLagThreshold",
+                format!("must be 0 or more, got {activation}"),
+            );
+        }
+        let earliest =
+            p.one_of(OFFSET_RESET_POLICY, &["latest", "earliest"], "latest") == "earliest";
+        let rules = LagRules {
+            lag_threshold: lag_threshold.max(1),
+            earliest,
+            allow_idle_consumers: p.bool(ALLOW_IDLE, false),
+            exclude_persistent_lag: p.bool(EXCLUDE_PERSISTENT, false),
+            scale_to_zero_on_invalid_offset: p.bool(SCALE_TO_ZERO_INVALID, false),
+            limit_to_partitions_with_lag: p.bool(LIMIT_TO_LAG, false),
+            ensure_even_distribution: p.bool(EVEN, false),
+        };
+        if rules.allow_idle_consumers && rules.limit_to_partitions_with_lag {
+            p.error(
+                "limitToPartitionsWithLag",
+                "allowIdleConsumers and limitToPartitionsWithLag cannot be set simultaneously; \
+                 drop one",
+            );
+        }
+        if rules.limit_to_partitions_with_lag && rules.ensure_even_distribution {
+            p.error(
+                "ensureEvenDistributionOfPartitions",
+                "limitToPartitionsWithLag and ensureEvenDistributionOfPartitions cannot be set \
+                 simultaneously; drop one",
+            );
+        }
+        if topic.is_none() && !p.is_deferred("topic") {
+            if rules.limit_to_partitions_with_lag {
+                p.error(
+                    "topic",
+                    "topic must be specified when using limitToPartitionsWithLag",
+                );
+            }
+            if rules.ensure_even_distribution {
+                p.error(
+                    "topic",
+                    "topic must be specified when using ensureEvenDistributionOfPartitions",
+                );
+            }
+        }
+        if let Some(v) = p.opt_string(VERSION) {
+            let ok = v.split('.').count() >= 3
+                && v.split('.').count() <= 4
+                && v.split('.')
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !ok {
+                p.error(
+                    "version",
+                    format!("{v:?} is not a Kafka version such as 2.8.0 (Swell negotiates the protocol version; this is only checked)"),
+                );
+            }
+        }
+
+        let sasl_mode = p.one_of(
+            SASL,
+            &[
+                "none",
+                "plaintext",
+                "scram_sha256",
+                "scram_sha512",
+                "oauthbearer",
+                "gssapi",
+            ],
+            "none",
+        );
+        let _ = p.opt_string(TOKEN_PROVIDER);
+        let _ = p.opt_string(AWS_REGION);
+        let sasl = match sasl_mode {
+            "plaintext" | "scram_sha256" | "scram_sha512" => {
+                let user = p.opt_string(USERNAME);
+                let password = p.opt_string(PASSWORD);
+                if user.is_none() && !p.is_deferred("username") {
+                    p.error(
+                        "sasl",
+                        format!("sasl {sasl_mode} needs username in the TriggerAuthentication (no username given)"),
+                    );
+                }
+                if password.is_none() && !p.is_deferred("password") {
+                    p.error(
+                        "sasl",
+                        format!("sasl {sasl_mode} needs password in the TriggerAuthentication (no password given)"),
+                    );
+                }
+                let (user, password) = (
+                    user.unwrap_or_default(),
+                    Secret::new(password.unwrap_or_default()),
+                );
+                if sasl_mode == "plaintext" {
+                    Sasl::Plain { user, password }
+                } else {
+                    Sasl::Scram {
+                        sha512: sasl_mode == "scram_sha512",
+                        user,
+                        password,
+                    }
+                }
+            }
+            "oauthbearer" | "gssapi" => {
+                p.error(
+                    "sasl",
+                    format!("sasl {sasl_mode} is not supported by Swell yet; use plaintext, scram_sha256 or scram_sha512"),
+                );
+                Sasl::None
+            }
+            _ => Sasl::None,
+        };
+
+        let tls_on = p.one_of(TLS, &["enable", "disable"], "disable") == "enable";
+        let unsafe_ssl = p.bool(UNSAFE_SSL, false);
+        let (cert, key, ca) = (p.opt_string(CERT), p.opt_string(KEY), p.opt_string(CA));
+        if p.opt_string(KEY_PASSWORD).is_some() {
+            p.error(
+                "tls",
+                "keyPassword (an encrypted private key) is not supported by Swell yet; give key \
+                 unencrypted in PKCS#8, PKCS#1 or SEC1 PEM",
+            );
+        }
+        let tls = if tls_on {
+            if cert.is_some() != key.is_some() && !p.is_deferred("cert") && !p.is_deferred("key") {
+                p.error("tls", "cert and key must both be provided or both be empty");
+            }
+            Some(Tls {
+                ca,
+                client_cert: cert.zip(key.map(Secret::new)),
+                unsafe_ssl,
+            })
+        } else {
+            None
+        };
+
+        let name = match &topic {
+            Some(t) => format!("kafka-{t}"),
+            None => format!("kafka-{group}-topics"),
+        };
+        Ok(KafkaScaler {
+            cluster: ClusterKey {
+                bootstrap,
+                sasl,
+                tls,
+                timeout: REQUEST_TIMEOUT,
+            },
+            group,
+            topic,
+            partitions,
+            rules,
+            activation,
+            metric: metric_name(input.index, &normalize(&name)),
+            metric_type: input.metric_type.unwrap_or_default(),
+            polling: input.polling_interval,
+            previous: Mutex::new(Previous::new()),
+            shared: shared.clone(),
+        })
+    }
+
+    /// Everything that identifies the question; holds secrets, so it is only hashed.
+    fn coalesce_key(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&self.cluster, &self.partitions).hash(&mut h);
+        format!(
+            "kafka|{}|{}|{}|{:x}",
+            self.cluster.bootstrap.join(","),
+            self.group,
+            self.topic.as_deref().unwrap_or(""),
+            h.finish()
+        )
+    }
+
+    async fn fetch(&self) -> Result<GroupOffsets, String> {
+        let cluster = self
+            .shared
+            .kafka
+            .get(&self.cluster)
+            .map_err(|e| e.to_string())?;
+        cluster
+            .group_offsets(&self.group, self.topic.as_deref(), &self.partitions)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait::async_trait]
+impl Scaler for KafkaScaler {
+    fn metric_spec(&self) -> MetricSpec {
+        MetricSpec::External {
+            name: self.metric.clone(),
+            target: self.rules.lag_threshold as f64,
+            metric_type: self.metric_type,
+        }
+    }
+
+    async fn sample(&self) -> Result<Sample, ScalerError> {
+        let (offsets, upstream) = self
+            .shared
+            .kafka_offsets
+            .get(&self.coalesce_key(), self.polling, || self.fetch())
+            .await;
+        if upstream {
+            self.shared.count_upstream("kafka");
+        }
+        let offsets = offsets.map_err(ScalerError::Upstream)?;
+        let (lag, lag_with_persistent) = {
+            let mut previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+            total_lag(&self.rules, &offsets, &mut previous)
+        };
+        Ok(Sample {
+            value: lag as f64,
+            active: lag_with_persistent > self.activation,
+        })
+    }
+
+    fn upstream_key(&self) -> Option<String> {
+        Some(self.coalesce_key())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::PartitionOffsets;
+    use crate::{RawParams, map};
+
+    fn scaler(meta: &[(&str, &str)], auth: &[(&str, &str)]) -> Result<KafkaScaler, ScalerError> {
+        KafkaScaler::new(
+            &TriggerInput {
+                index: 1,
+                type_: "kafka".into(),
+                params: RawParams {
+                    trigger_index: 1,
+                    metadata: map(meta),
+                    auth: map(auth),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            &Shared::default(),
+        )
+    }
+
+    type Pairs = Vec<(&'static str, &'static str)>;
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Pairs {
+        let mut v = vec![
+            ("bootstrapServers", "kafka-0:9092, kafka-1:9092"),
+            ("consumerGroup", "my-group"),
+            ("topic", "orders"),
+        ];
+        v.extend_from_slice(extra);
+        v
+    }
+
+    #[test]
+    fn parses_valid_metadata() {
+        type Check = fn(&KafkaScaler);
+        let cases: Vec<(Pairs, Pairs, Check)> = vec![
+            (with(&[]), vec![], |s| {
+                assert_eq!(
+                    s.metric_spec(),
+                    MetricSpec::External {
+                        name: "s1-kafka-orders".into(),
+                        target: 10.0,
+                        metric_type: crate::MetricType::AverageValue
+                    }
+                );
+                assert_eq!(s.cluster.bootstrap, vec!["kafka-0:9092", "kafka-1:9092"]);
+                assert_eq!(s.rules, LagRules::default());
+                assert_eq!(s.activation, 0);
+                assert_eq!(s.cluster.sasl, Sasl::None);
+                assert!(s.cluster.tls.is_none());
+            }),
+            (
+                vec![("bootstrapServers", "k:9092"), ("consumerGroup", "g.1")],
+                vec![],
+                |s| {
+                    assert_eq!(s.metric_spec().name(), "s1-kafka-g-1-topics");
+                    assert!(s.topic.is_none());
+                },
+            ),
+            (
+                with(&[
+                    ("lagThreshold", "50"),
+                    ("activationLagThreshold", "3"),
+                    ("offsetResetPolicy", "earliest"),
+                    ("allowIdleConsumers", "true"),
+                    ("excludePersistentLag", "true"),
+                    ("scaleToZeroOnInvalidOffset", "true"),
+                    ("partitionLimitation", "0, 2,4-6"),
+                    ("version", "2.8.1"),
+                ]),
+                vec![],
+                |s| {
+                    assert_eq!(s.rules.lag_threshold, 50);
+                    assert_eq!(s.activation, 3);
+                    assert!(s.rules.earliest);
+                    assert!(s.rules.allow_idle_consumers);
+                    assert!(s.rules.exclude_persistent_lag);
+                    assert!(s.rules.scale_to_zero_on_invalid_offset);
+                    assert_eq!(s.partitions, vec![0, 2, 4, 5, 6]);
+                },
+            ),
+            (
+                vec![
+                    ("bootstrapServers", "k:9092"),
+                    ("consumerGroup", "g"),
+                    ("partitionLimitation", "1,2"),
+                ],
+                vec![],
+                // Without a topic, KEDA drops the limitation.
+                |s| assert!(s.partitions.is_empty()),
+            ),
+            (with(&[("limitToPartitionsWithLag", "true")]), vec![], |s| {
+                assert!(s.rules.limit_to_partitions_with_lag)
+            }),
+            (
+                with(&[("sasl", "scram_sha512")]),
+                vec![
+                    ("username", "u"),
+                    ("password", "p"),
+                    ("tls", "enable"),
+                    ("ca", "CA"),
+                ],
+                |s| {
+                    assert_eq!(
+                        s.cluster.sasl,
+                        Sasl::Scram {
+                            sha512: true,
+                            user: "u".into(),
+                            password: Secret::new("p")
+                        }
+                    );
+                    let tls = s.cluster.tls.as_ref().expect("tls");
+                    assert_eq!(tls.ca.as_deref(), Some("CA"));
+                    assert!(tls.client_cert.is_none());
+                },
+            ),
+            (
+                with(&[("unsafeSsl", "true")]),
+                vec![
+                    ("sasl", "plaintext"),
+                    ("username", "u"),
+                    ("password", "p"),
+                    ("tls", "enable"),
+                    ("cert", "C"),
+                    ("key", "K"),
+                ],
+                |s| {
+                    assert!(matches!(s.cluster.sasl, Sasl::Plain { .. }));
+                    let tls = s.cluster.tls.as_ref().expect("tls");
+                    assert!(tls.unsafe_ssl && tls.client_cert.is_some());
+                },
+            ),
+            (with(&[("tls", "disable"), ("sasl", "none")]), vec![], |s| {
+                assert!(s.cluster.tls.is_none());
+                assert_eq!(s.cluster.sasl, Sasl::None);
+            }),
+        ];
+        for (i, (meta, auth, check)) in cases.iter().enumerate() {
+            let s = scaler(meta, auth).unwrap_or_else(|e| panic!("case {i}: {e}"));
+            check(&s);
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_metadata() {
+        let cases: Vec<(Pairs, Pairs, Vec<&str>)> = vec![
+            (
+                vec![],
+                vec![],
+                vec![
+                    "triggers[1].metadata.bootstrapServers: required",
+                    "triggers[1].metadata.consumerGroup: required",
+                ],
+            ),
+            (
+                vec![("bootstrapServers", "kafka"), ("consumerGroup", "g")],
+                vec![],
+                vec!["triggers[1].metadata.bootstrapServers: \"kafka\" is not host:port"],
+            ),
+            (
+                with(&[("lagThreshold", "ten")]),
+                vec![],
+                vec!["triggers[1].metadata.lagThreshold: \"ten\" is not a whole number"],
+            ),
+            (
+                with(&[("lagThreshold", "0")]),
+                vec![],
+                vec!["triggers[1].metadata.lagThreshold: must be a positive number"],
+            ),
+            (
+                with(&[("lagThreshold", "1.5")]),
+                vec![],
+                vec!["triggers[1].metadata.lagThreshold: \"1.5\" is not a whole number"],
+            ),
+            (
+                with(&[("activationLagThreshold", "-1")]),
+                vec![],
+                vec!["triggers[1].metadata.activationLagThreshold: must be 0 or more"],
+            ),
+            (
+                with(&[("offsetResetPolicy", "newest")]),
+                vec![],
+                vec![
+                    "triggers[1].metadata.offsetResetPolicy: \"newest\" is not one of latest, earliest",
+                ],
+            ),
+            (
+                with(&[
+                    ("allowIdleConsumers", "true"),
+                    ("limitToPartitionsWithLag", "true"),
+                ]),
+                vec![],
+                vec![
+                    "allowIdleConsumers and limitToPartitionsWithLag cannot be set simultaneously",
+                ],
+            ),
+            (
+                with(&[
+                    ("ensureEvenDistributionOfPartitions", "true"),
+                    ("limitToPartitionsWithLag", "true"),
+                ]),
+                vec![],
+                vec![
+                    "limitToPartitionsWithLag and ensureEvenDistributionOfPartitions cannot be set simultaneously",
+                ],
+            ),
+            (
+                vec![
+                    ("bootstrapServers", "k:9092"),
+                    ("consumerGroup", "g"),
+                    ("limitToPartitionsWithLag", "true"),
+                ],
+                vec![],
+                vec![
+                    "triggers[1].metadata.topic: topic must be specified when using limitToPartitionsWithLag",
+                ],
+            ),
+            (
+                with(&[("partitionLimitation", "1,x,3")]),
+                vec![],
+                vec!["triggers[1].metadata.partitionLimitation: \"x\" is not a partition id"],
+            ),
+            (
+                with(&[("allowIdleConsumers", "maybe")]),
+                vec![],
+                vec!["triggers[1].metadata.allowIdleConsumers: \"maybe\" is not true or false"],
+            ),
+            (
+                with(&[]),
+                vec![("sasl", "scram_sha256")],
+                vec!["no username given", "no password given"],
+            ),
+            (
+                with(&[]),
+                vec![("sasl", "kerberos")],
+                vec!["triggers[1].metadata.sasl: \"kerberos\" is not one of none"],
+            ),
+            (
+                with(&[("sasl", "oauthbearer")]),
+                vec![],
+                vec!["sasl oauthbearer is not supported by Swell yet"],
+            ),
+            (
+                with(&[]),
+                vec![("tls", "on")],
+                vec!["triggers[1].metadata.tls: \"on\" is not one of enable, disable"],
+            ),
+            (
+                with(&[]),
+                vec![("tls", "enable"), ("cert", "C")],
+                vec!["cert and key must both be provided or both be empty"],
+            ),
+            (
+                with(&[("version", "latest")]),
+                vec![],
+                vec!["triggers[1].metadata.version: \"latest\" is not a Kafka version"],
+            ),
+        ];
+        for (meta, auth, wants) in cases {
+            let e = match scaler(&meta, &auth) {
+                Ok(_) => panic!("{meta:?} {auth:?} should be refused"),
+                Err(e) => e.to_string(),
+            };
+            for want in wants {
+                assert!(e.contains(want), "want {want:?} in {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_stay_out_of_messages_and_keys() {
+        let s = scaler(
+            &with(&[]),
+            &[
+                ("sasl", "plaintext"),
+                ("username", "u"),
+                ("password", "hunter2"),
+            ],
+        )
+        .unwrap();
+        assert!(!format!("{:?}", s.cluster).contains("hunter2"));
+        assert!(!s.coalesce_key().contains("hunter2"));
+    }
+
+    fn offsets(parts: &[(&str, i32, i64, i64)]) -> GroupOffsets {
+        let mut g = GroupOffsets::default();
+        for &(t, p, committed, latest) in parts {
+            g.topics
+                .entry(t.to_string())
+                .or_default()
+                .insert(p, PartitionOffsets { committed, latest });
+        }
+        g
+    }
+
+    #[test]
+    fn computes_lag_like_keda() {
+        let base = LagRules::default();
+        let three = offsets(&[("t", 0, 10, 30), ("t", 1, 5, 5), ("t", 2, 0, 7)]);
+        // (rules, offsets, metric, activity lag)
+        let cases: Vec<(LagRules, GroupOffsets, i64, i64)> = vec![
+            (base, three.clone(), 27, 27),
+            // Capped at partitions × threshold.
+            (
+                base,
+                offsets(&[("t", 0, 0, 100), ("t", 1, 0, 100), ("t", 2, 0, 100)]),
+                30,
+                300,
+            ),
+            (
+                LagRules {
+                    allow_idle_consumers: true,
+                    ..base
+                },
+                offsets(&[("t", 0, 0, 100), ("t", 1, 0, 100), ("t", 2, 0, 100)]),
+                300,
+                300,
+            ),
+            // Only partitions with lag count.
+            (
+                LagRules {
+                    limit_to_partitions_with_lag: true,
+                    ..base
+                },
+                offsets(&[("t", 0, 0, 100), ("t", 1, 5, 5), ("t", 2, 9, 9)]),
+                10,
+                100,
+            ),
+            // No committed offset, latest: 1 per partition (0 with scaleToZeroOnInvalidOffset).
+            (base, offsets(&[("t", 0, -1, 50), ("t", 1, -1, 0)]), 2, 2),
+            (
+                LagRules {
+                    scale_to_zero_on_invalid_offset: true,
+                    ..base
+                },
+                offsets(&[("t", 0, -1, 50)]),
+                0,
+                0,
+            ),
+            // No committed offset, earliest: the whole partition (KEDA reads the high
+            // watermark), or 0 with scaleToZeroOnInvalidOffset.
+            (
+                LagRules {
+                    earliest: true,
+                    allow_idle_consumers: true,
+                    ..base
+                },
+                offsets(&[("t", 0, -1, 50)]),
+                50,
+                50,
+            ),
+            (
+                LagRules {
+                    earliest: true,
+                    scale_to_zero_on_invalid_offset: true,
+                    ..base
+                },
+                offsets(&[("t", 0, -1, 50)]),
+                0,
+                0,
+            ),
+            // Several topics (no topic set): partitions of all count for the cap.
+            (
+                base,
+                offsets(&[("a", 0, 0, 100), ("b", 0, 0, 100), ("b", 1, 0, 1)]),
+                30,
+                201,
+            ),
+            // Even distribution: the smallest divisor of 6 partitions covering the lag.
+            (
+                LagRules {
+                    ensure_even_distribution: true,
+                    ..base
+                },
+                offsets(&[
+                    ("t", 0, 0, 25),
+                    ("t", 1, 0, 0),
+                    ("t", 2, 0, 0),
+                    ("t", 3, 0, 0),
+                    ("t", 4, 0, 0),
+                    ("t", 5, 0, 0),
+                ]),
+                30,
+                25,
+            ),
+            (base, GroupOffsets::default(), 0, 0),
+        ];
+        for (i, (rules, o, metric, active)) in cases.into_iter().enumerate() {
+            let got = total_lag(&rules, &o, &mut Previous::new());
+            assert_eq!(got, (metric, active), "case {i}");
+        }
+    }
+
+    #[test]
+    fn excludes_persistent_lag() {
+        let rules = LagRules {
+            exclude_persistent_lag: true,
+            allow_idle_consumers: true,
+            ..LagRules::default()
+        };
+        let mut prev = Previous::new();
+        let a = offsets(&[("t", 0, 10, 30)]);
+        assert_eq!(total_lag(&rules, &a, &mut prev), (20, 20));
+        // Same committed offset as before: the consumer is stuck; it does not scale out,
+        // but the lag still counts for activity.
+        assert_eq!(total_lag(&rules, &a, &mut prev), (0, 20));
+        let b = offsets(&[("t", 0, 12, 30)]);
+        assert_eq!(total_lag(&rules, &b, &mut prev), (18, 18));
+    }
+
+    #[test]
+    fn parses_partition_lists() {
+        assert_eq!(parse_partitions("0,1, 3-5"), Ok(vec![0, 1, 3, 4, 5]));
+        assert_eq!(parse_partitions(""), Ok(vec![]));
+        assert!(parse_partitions("5-3").is_err());
+        assert!(parse_partitions("-1").is_err());
+        assert!(parse_partitions("a").is_err());
+    }
+}
