@@ -70,7 +70,12 @@ AWS_ROLE_ARN="$DEMO_OPERATOR_ROLE" AWS_WEB_IDENTITY_TOKEN_FILE="$state/token" AW
   --metrics-api-bind-address "127.0.0.1:$metrics_port" \
   >"$state/operator.log" 2>&1 &
 pids+=($!)
-kubectl wait --for=condition=Available apiservice/v1beta1.external.metrics.k8s.io --timeout=60s >/dev/null
+if ! kubectl wait --for=condition=Available apiservice/v1beta1.external.metrics.k8s.io --timeout=60s >/dev/null; then
+  echo "demo: the external metrics API did not become Available; operator log:" >&2
+  tail -20 "$state/operator.log" >&2
+  kubectl get apiservice v1beta1.external.metrics.k8s.io -o jsonpath='{.status.conditions}' >&2 || true
+  exit 1
+fi
 echo "external.metrics.k8s.io is Available (Swell published its CA in the APIService)"
 
 step "applying the seed's demo-app.yaml and ScaledObject (pollingInterval 5s, cooldownPeriod 10s for the demo)"

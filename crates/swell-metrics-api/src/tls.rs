@@ -352,16 +352,36 @@ impl Certs {
 async fn publish(client: &Client, s: &SelfSigned, bundle: &str) -> Result<(), kube::Error> {
     let mut first = None;
     if let Some(name) = s.apiservice.as_deref()
-        && let Err(e) = ensure_ca_bundle(client, name, bundle).await
+        && let Err(e) = on_conflict_retry(|| ensure_ca_bundle(client, name, bundle)).await
     {
         first.get_or_insert(e);
     }
     if let Some(name) = s.validating_webhook.as_deref()
-        && let Err(e) = ensure_webhook_ca_bundle(client, name, bundle).await
+        && let Err(e) = on_conflict_retry(|| ensure_webhook_ca_bundle(client, name, bundle)).await
     {
         first.get_or_insert(e);
     }
     first.map_or(Ok(()), Err)
+}
+
+/// Re-reads and writes again when another writer got in between (the aggregator updates
+/// the APIService's status, other replicas their CAs): waiting for the next pass, up to a
+/// minute, would leave the API unavailable that long.
+async fn on_conflict_retry<F, Fut>(mut write: F) -> Result<(), kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), kube::Error>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match write().await {
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < 8 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// At most this many CAs are kept in a caBundle (APIService or webhook): every replica has
