@@ -93,34 +93,9 @@ EOF
   echo "$CACHE/libs"
 }
 
-# is_ours PID MARKER: PID is alive and its command line mentions MARKER (guards PID reuse).
-is_ours() {
-  local cmd
-  [ -n "$1" ] && cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") && [[ "$cmd" == *"$2"* ]]
-}
-
-alive() {
-  local s
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  s=${s##*) }
-  [ "${s%% *}" != Z ]
-}
-
-stop_pid() { # PIDFILE MARKER
-  local f=$1 pid
-  [ -f "$f" ] || return 0
-  pid=$(cat "$f" 2>/dev/null || true)
-  if [ -n "$pid" ] && [ "$pid" != "$$" ] && is_ours "$pid" "$2"; then
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 15))
-    while alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    if alive "$pid"; then
-      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-      while alive "$pid"; do sleep 0.05; done
-    fi
-  fi
-  rm -f "$f"
-}
+# shellcheck source=lib/procs.sh
+source "$here/lib/procs.sh"
+STOP_GRACE=15 # the broker flushes its logs on TERM
 
 stop_dir() { # DIR
   local dir=$1
