@@ -160,13 +160,7 @@ cmd_up() {
   if [ -n "$owner" ]; then
     # Tear down when the owner exits, however it exits. The owner's start time guards
     # against its PID being reused. `down` kills this watchdog first, by its marker.
-    setsid bash -c '
-      st() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; [ "$1" != Z ] || return 1; echo "${20}"; }
-      want=$(st "$1") || want=gone
-      while [ -f "$2/moto.pid" ] && [ "$(st "$1" || echo gone)" = "$want" ] && [ "$want" != gone ]; do sleep 1; done
-      [ -f "$2/moto.pid" ] && exec "$3" down "$2"
-      exit 0' swell-aws-watchdog "$owner" "$dir" "$here/aws.sh" >/dev/null 2>&1 </dev/null &
-    echo "$!" >"$dir/watchdog.pid"
+    start_watchdog swell-aws-watchdog "$owner" "$dir/moto.pid" "$here/aws.sh" "$dir"
   fi
 
   fail() {

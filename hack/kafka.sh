@@ -143,13 +143,7 @@ cmd_up() {
   trap 'exit 130' INT TERM
 
   if [ -n "$owner" ]; then
-    setsid bash -c '
-      st() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; [ "$1" != Z ] || return 1; echo "${20}"; }
-      want=$(st "$1") || want=gone
-      while [ -d "$2" ] && [ "$(st "$1" || echo gone)" = "$want" ] && [ "$want" != gone ]; do sleep 1; done
-      [ -d "$2" ] && exec "$3" down "$2"
-      exit 0' swell-kafka-watchdog "$owner" "$dir" "$here/kafka.sh" >/dev/null 2>&1 </dev/null &
-    echo "$!" >"$dir/watchdog.pid"
+    start_watchdog swell-kafka-watchdog "$owner" "$dir" "$here/kafka.sh" "$dir"
   fi
 
   # A CA and a server certificate for 127.0.0.1, for the SSL listener.

@@ -92,13 +92,7 @@ EOF
 
   if [ -n "$owner" ]; then
     # Tear down when the owner exits, however it exits (its start time guards PID reuse).
-    setsid bash -c '
-      st() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; [ "$1" != Z ] || return 1; echo "${20}"; }
-      want=$(st "$1") || want=gone
-      while [ -d "$2" ] && [ "$(st "$1" || echo gone)" = "$want" ] && [ "$want" != gone ]; do sleep 1; done
-      [ -d "$2" ] && exec "$3" down "$2"
-      exit 0' swell-prometheus-watchdog "$owner" "$dir" "$here/prometheus.sh" >/dev/null 2>&1 </dev/null &
-    echo "$!" >"$dir/watchdog.pid"
+    start_watchdog swell-prometheus-watchdog "$owner" "$dir" "$here/prometheus.sh" "$dir"
   fi
 
   # A port picked free may be taken before Prometheus binds it: retry a few times.

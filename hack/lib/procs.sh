@@ -34,3 +34,16 @@ stop_pid() {
   fi
   rm -f "$f"
 }
+
+# start_watchdog MARKER OWNER_PID GUARD SCRIPT DIR: runs `SCRIPT down DIR` when OWNER_PID
+# exits, however it exits (its start time guards PID reuse), unless GUARD (a path) is gone
+# by then; records the watchdog in DIR/watchdog.pid. MARKER names it for stop_pid.
+start_watchdog() {
+  setsid bash -c '
+    st() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; [ "$1" != Z ] || return 1; echo "${20}"; }
+    want=$(st "$1") || want=gone
+    while [ -e "$2" ] && [ "$(st "$1" || echo gone)" = "$want" ] && [ "$want" != gone ]; do sleep 1; done
+    [ -e "$2" ] && exec "$3" down "$4"
+    exit 0' "$1" "$2" "$3" "$4" "$5" >/dev/null 2>&1 </dev/null &
+  echo "$!" >"$5/watchdog.pid"
+}

@@ -29,26 +29,11 @@ impl Aws {
     /// The local AWS named by `SWELL_AWS_ENDPOINT`, or one started now for this process.
     pub fn shared() -> &'static Aws {
         SHARED.get_or_init(|| {
-            let vars: Vec<(String, String)> = std::env::vars().collect();
-            Self::from_exports(&vars)
-                .or_else(|_| {
-                    let pid = std::process::id().to_string();
-                    Self::from_exports(&crate::run_script(
-                        "aws.sh",
-                        &["up", "--owner-pid", &pid, "--enforce"],
-                    )?)
-                })
-                .unwrap_or_else(|e| panic!("no local AWS: {e:#}"))
+            crate::from_env_or_started("aws.sh", &["--enforce"], "AWS", Self::from_exports)
         })
     }
 
-    fn from_exports(vars: &[(String, String)]) -> anyhow::Result<Aws> {
-        let get = |k: &str| {
-            vars.iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.clone())
-                .with_context(|| format!("{k} not set"))
-        };
+    fn from_exports(get: &dyn Fn(&str) -> anyhow::Result<String>) -> anyhow::Result<Aws> {
         Ok(Aws {
             endpoint: get("SWELL_AWS_ENDPOINT")?,
             region: get("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),

@@ -27,26 +27,11 @@ static SHARED: OnceLock<Kafka> = OnceLock::new();
 impl Kafka {
     pub fn shared() -> &'static Kafka {
         SHARED.get_or_init(|| {
-            let vars: Vec<(String, String)> = std::env::vars().collect();
-            Self::from_exports(&vars)
-                .or_else(|_| {
-                    let pid = std::process::id().to_string();
-                    Self::from_exports(&crate::run_script(
-                        "kafka.sh",
-                        &["up", "--owner-pid", &pid],
-                    )?)
-                })
-                .unwrap_or_else(|e| panic!("no local Kafka: {e:#}"))
+            crate::from_env_or_started("kafka.sh", &[], "Kafka", Self::from_exports)
         })
     }
 
-    fn from_exports(vars: &[(String, String)]) -> anyhow::Result<Kafka> {
-        let get = |k: &str| {
-            vars.iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.clone())
-                .with_context(|| format!("{k} not set"))
-        };
+    fn from_exports(get: &dyn Fn(&str) -> anyhow::Result<String>) -> anyhow::Result<Kafka> {
         let ca_path = get("SWELL_KAFKA_TLS_CA")?;
         Ok(Kafka {
             bootstrap: get("SWELL_KAFKA_BOOTSTRAP")?,

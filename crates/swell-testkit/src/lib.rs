@@ -40,6 +40,34 @@ pub(crate) fn parse_exports(text: &str) -> Vec<(String, String)> {
 }
 
 /// Runs a harness script that prints `export` lines on stdout and returns them.
+/// A harness server for this test process: the one its environment names (`make test`
+/// exports them), else one started by `hack/<script> up --owner-pid <this process> [args]`,
+/// whose watchdog stops it when this process exits. `read` takes the exported variables.
+pub(crate) fn from_env_or_started<T>(
+    script: &str,
+    args: &[&str],
+    what: &str,
+    read: impl Fn(&dyn Fn(&str) -> anyhow::Result<String>) -> anyhow::Result<T>,
+) -> T {
+    let lookup = |vars: &[(String, String)]| {
+        read(&|k: &str| {
+            vars.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| anyhow::anyhow!("{k} not set"))
+        })
+    };
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    lookup(&env)
+        .or_else(|_| {
+            let pid = std::process::id().to_string();
+            let mut all = vec!["up", "--owner-pid", pid.as_str()];
+            all.extend_from_slice(args);
+            lookup(&run_script(script, &all)?)
+        })
+        .unwrap_or_else(|e| panic!("no local {what}: {e:#}"))
+}
+
 pub(crate) fn run_script(script: &str, args: &[&str]) -> anyhow::Result<Vec<(String, String)>> {
     let path = repo_root().join("hack").join(script);
     let out = std::process::Command::new(&path)

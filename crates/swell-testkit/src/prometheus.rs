@@ -18,26 +18,11 @@ static SHARED: OnceLock<Prometheus> = OnceLock::new();
 impl Prometheus {
     pub fn shared() -> &'static Prometheus {
         SHARED.get_or_init(|| {
-            let vars: Vec<(String, String)> = std::env::vars().collect();
-            Self::from_exports(&vars)
-                .or_else(|_| {
-                    let pid = std::process::id().to_string();
-                    Self::from_exports(&crate::run_script(
-                        "prometheus.sh",
-                        &["up", "--owner-pid", &pid],
-                    )?)
-                })
-                .unwrap_or_else(|e| panic!("no local Prometheus: {e:#}"))
+            crate::from_env_or_started("prometheus.sh", &[], "Prometheus", Self::from_exports)
         })
     }
 
-    fn from_exports(vars: &[(String, String)]) -> anyhow::Result<Prometheus> {
-        let get = |k: &str| {
-            vars.iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.clone())
-                .with_context(|| format!("{k} not set"))
-        };
+    fn from_exports(get: &dyn Fn(&str) -> anyhow::Result<String>) -> anyhow::Result<Prometheus> {
         Ok(Prometheus {
             url: get("SWELL_PROMETHEUS_URL")?,
             dir: PathBuf::from(get("SWELL_PROMETHEUS_DIR")?),

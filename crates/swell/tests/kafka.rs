@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::metrics_api::{counter, operator_with_metrics_api, swell};
+use common::metrics_api::{counter, operator_with_metrics_api};
 use common::*;
 use swell_scalers::kafka::{Cluster, ClusterKey, GroupOffsets, KafkaError, Sasl, Tls};
 use swell_scalers::{RawParams, Shared, TriggerInput, map};

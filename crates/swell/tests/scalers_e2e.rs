@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::metrics_api::{counter, operator_with_metrics_api, swell};
+use common::metrics_api::{counter, operator_with_metrics_api};
 use common::*;
 use swell_testkit::{Operator, Prometheus, wait_until};
 

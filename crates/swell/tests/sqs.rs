@@ -630,25 +630,6 @@ async fn one_upstream_call_per_queue_and_identity() {
         .await;
 }
 
-/// Deletes the cluster-wide APIService even when the test fails.
-struct ApiServiceGuard(&'static Cluster);
-
-impl Drop for ApiServiceGuard {
-    fn drop(&mut self) {
-        let _ = self
-            .0
-            .kubectl()
-            .args([
-                "delete",
-                "apiservice",
-                "v1beta1.external.metrics.k8s.io",
-                "--ignore-not-found",
-                "--wait=false",
-            ])
-            .output();
-    }
-}
-
 /// The whole seed story through the real HPA controller and Swell's external metrics API
 /// (registered through the aggregation layer, CA published by Swell): 4 messages → 2
 /// replicas, 6 with queueLength 2 → 3, purge → 0. The only test that registers the
@@ -658,72 +639,26 @@ async fn seed_scales_through_the_hpa_and_the_metrics_api() {
     let cluster = cluster();
     cluster
         .with_namespace("seed-hpa", |ns| async move {
-            let _guard = ApiServiceGuard(cluster);
             let seed = SeedAws::new("demo-app-sqs-hpa").await;
             seed.allow_demo_app(&["sqs:GetQueueAttributes"], &seed.queue_arn()).await;
             seed.allow_operator("keda-operator-assume", &["sts:AssumeRole"], &seed.demo_role).await;
             ns.apply(cluster, &demo_app(&seed.demo_role, "demo-app")).unwrap();
             ns.apply(cluster, &pod_model_scaled_object(&seed, &seed.queue_url)).unwrap();
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             ns.apply(cluster, "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: keda-operator}\n").unwrap();
             let token = cluster.token(&ns.name, "keda-operator").await;
             let token_file = cluster.dir.join(format!("irsa-{}.token", ns.name));
             std::fs::write(&token_file, token).unwrap();
-            let bind = format!("127.0.0.1:{port}");
-            let op = Operator::start_env(
+            let (op, _guard) = metrics_api::operator_with_metrics_api_env(
                 cluster,
-                swell(),
-                &ns.name,
-                None,
-                &[
-                    "--leader-elect=false",
-                    "--metrics-api-bind-address",
-                    &bind,
-                    "--metrics-api-service",
-                    "swell-metrics",
-                    "--metrics-api-apiservice",
-                    "v1beta1.external.metrics.k8s.io",
-                ],
+                &ns,
                 &[
                     ("AWS_ROLE_ARN", seed.operator_role.as_str()),
                     ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
                     ("AWS_REGION", "us-west-2"),
                     ("AWS_ENDPOINT_URL", seed.aws.endpoint.as_str()),
                 ],
-            );
-            ns.apply(
-                cluster,
-                &format!(
-                    r#"
-apiVersion: v1
-kind: Service
-metadata: {{name: swell-metrics}}
-spec: {{type: ExternalName, externalName: localhost}}
----
-apiVersion: apiregistration.k8s.io/v1
-kind: APIService
-metadata: {{name: v1beta1.external.metrics.k8s.io}}
-spec:
-  group: external.metrics.k8s.io
-  version: v1beta1
-  groupPriorityMinimum: 100
-  versionPriority: 100
-  service: {{name: swell-metrics, namespace: {ns}, port: {port}}}
-"#,
-                    ns = ns.name
-                ),
             )
-            .unwrap();
-            let available = || async {
-                let out = cluster
-                    .kubectl()
-                    .args(["get", "apiservice", "v1beta1.external.metrics.k8s.io", "-o", "jsonpath={.status.conditions[?(@.type==\"Available\")].status}"])
-                    .output()
-                    .map_err(|e| e.to_string())?;
-                let s = String::from_utf8_lossy(&out.stdout).to_string();
-                if s == "True" { Ok(()) } else { Err(format!("Available={s}")) }
-            };
-            wait_until("the APIService to be Available with Swell's CA", WAIT, available).await;
+            .await;
 
             wait_replicas(&ns, "demo-app", 0).await;
             seed.send(4, None).await;

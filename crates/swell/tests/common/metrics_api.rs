@@ -2,33 +2,8 @@
 //! scales: only one test of a test binary may use it at a time (the APIService is
 //! cluster-wide), and test binaries run one after another.
 
-use super::WAIT;
+use super::{WAIT, swell};
 use swell_testkit::{Cluster, Operator, wait_until};
-
-/// The binary under test, pinned once per process by a hard link (no copy) in Cargo's
-/// tmp dir, so another build into the same target directory cannot swap it during the
-/// run. Each test calls this first; links of processes that are gone are removed.
-pub fn swell() -> &'static std::path::Path {
-    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-        std::fs::create_dir_all(dir).unwrap();
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if let Some(pid) = name.strip_prefix("swell-under-test-")
-                && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-            {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-        let to = dir.join(format!("swell-under-test-{}", std::process::id()));
-        let _ = std::fs::remove_file(&to);
-        std::fs::hard_link(super::swell(), &to)
-            .or_else(|_| std::fs::copy(super::swell(), &to).map(|_| ()))
-            .unwrap();
-        to
-    })
-}
 
 /// Deletes the cluster-wide APIService even when the test fails.
 pub struct ApiServiceGuard(&'static Cluster);
@@ -56,6 +31,16 @@ pub async fn operator_with_metrics_api(
     cluster: &'static Cluster,
     ns: &swell_testkit::TestNamespace,
 ) -> (Operator, ApiServiceGuard) {
+    operator_with_metrics_api_env(cluster, ns, &[]).await
+}
+
+/// [`operator_with_metrics_api`] with extra environment for the operator (its own AWS
+/// identity, say).
+pub async fn operator_with_metrics_api_env(
+    cluster: &'static Cluster,
+    ns: &swell_testkit::TestNamespace,
+    env: &[(&str, &str)],
+) -> (Operator, ApiServiceGuard) {
     let guard = ApiServiceGuard(cluster);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -63,7 +48,7 @@ pub async fn operator_with_metrics_api(
         .unwrap()
         .port();
     let bind = format!("127.0.0.1:{port}");
-    let op = Operator::start(
+    let op = Operator::start_env(
         cluster,
         swell(),
         &ns.name,
@@ -77,6 +62,7 @@ pub async fn operator_with_metrics_api(
             "--metrics-api-apiservice",
             "v1beta1.external.metrics.k8s.io",
         ],
+        env,
     );
     ns.apply(
         cluster,
