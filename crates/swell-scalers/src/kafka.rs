@@ -863,13 +863,14 @@ impl Cluster {
         topic: Option<&str>,
         limit: &[i32],
     ) -> Result<GroupOffsets, KafkaError> {
-        let names: Vec<String> = match topic {
-            Some(t) => vec![t.to_string()],
-            None => self
-                .committed_offsets(group, None)
-                .await?
-                .into_keys()
-                .collect(),
+        // Without a topic, the group's committed offsets name its topics, and they are all
+        // the offsets there are: no second OffsetFetch.
+        let (names, known): (Vec<String>, _) = match topic {
+            Some(t) => (vec![t.to_string()], None),
+            None => {
+                let all = self.committed_offsets(group, None).await?;
+                (all.keys().cloned().collect(), Some(all))
+            }
         };
         if names.is_empty() {
             return Ok(GroupOffsets::default());
@@ -897,11 +898,25 @@ impl Cluster {
             .iter()
             .map(|(t, m)| (t.clone(), m.partitions.keys().copied().collect()))
             .collect();
-        let (committed, latest) = tokio::join!(
-            self.committed_offsets(group, Some(&wanted)),
-            self.latest_offsets(&meta)
-        );
-        let (committed, latest) = (committed?, latest?);
+        let (committed, latest) = match known {
+            Some(mut all) => {
+                // A partition never committed is -1, as an OffsetFetch naming it answers.
+                for (t, parts) in &wanted {
+                    let topic = all.entry(t.clone()).or_default();
+                    for p in parts {
+                        topic.entry(*p).or_insert(-1);
+                    }
+                }
+                (all, self.latest_offsets(&meta).await?)
+            }
+            None => {
+                let (committed, latest) = tokio::join!(
+                    self.committed_offsets(group, Some(&wanted)),
+                    self.latest_offsets(&meta)
+                );
+                (committed?, latest?)
+            }
+        };
         let mut out = GroupOffsets::default();
         for (t, parts) in latest {
             let topic_committed = committed.get(&t);
