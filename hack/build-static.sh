@@ -4,8 +4,11 @@
 # checks it: an ELF without a PT_INTERP (no dynamic loader) that runs `swell version`.
 #
 #   hack/build-static.sh [--profile release|dev] [OUT]     default OUT: target/static/swell
+#   hack/build-static.sh --verify FILE                      only the checks, on a binary built
+#                                                           elsewhere (make test's own build)
 #
-# `make test` uses `--profile dev` (the same linking, a quicker compile); images use release.
+# `make test` does not build here: its test build is already static (hack/lib/rust-build.sh)
+# and the image takes that binary; images for a registry use release.
 #
 # Needs rustup (adds the musl target when missing) and musl-gcc (Debian: musl-tools) for
 # aws-lc-sys's C code. Builds in target/static (CARGO_TARGET_DIR overrides), apart from the
@@ -16,10 +19,21 @@ root="$(cd "$here/.." && pwd)"
 target=x86_64-unknown-linux-musl
 profile=release
 if [ "${1:-}" = --profile ]; then profile="${2:?--profile needs release or dev}"; shift 2; fi
+verify() { # FILE: static means no program interpreter and no needed shared libraries
+  local out=$1 headers version
+  if command -v readelf >/dev/null; then
+    headers=$(readelf -lW "$out")
+    ! grep -q 'INTERP' <<<"$headers" || die "$out has a PT_INTERP: it is dynamically linked"
+    ! readelf -dW "$out" | grep -q '(NEEDED)' || die "$out needs shared libraries"
+  fi
+  version=$("$out" version) || die "$out does not run"
+  printf 'build-static: %s (%s, %s bytes)\n' "$out" "$version" "$(wc -c <"$out")" >&2
+}
+die() { printf 'build-static: %s\n' "$*" >&2; exit 1; }
+if [ "${1:-}" = --verify ]; then verify "${2:?--verify needs a FILE}"; exit 0; fi
 case "$profile" in release) dir=release ;; dev) dir=debug ;; *) echo "build-static: unknown profile $profile" >&2; exit 2 ;; esac
 out="${1:-$root/target/static/swell}"
 
-die() { printf 'build-static: %s\n' "$*" >&2; exit 1; }
 command -v cargo >/dev/null || die "cargo is not installed (install Rust with rustup)"
 command -v musl-gcc >/dev/null ||
   die "musl-gcc is not installed (Debian/Ubuntu: apt-get install musl-tools); aws-lc-sys compiles C for $target"
@@ -37,12 +51,5 @@ start=$SECONDS
 mkdir -p "$(dirname "$out")"
 cp "$CARGO_TARGET_DIR/$target/$dir/swell" "$out"
 
-# Static means: no program interpreter and no needed shared libraries.
-if command -v readelf >/dev/null; then
-  headers=$(readelf -lW "$out")
-  ! grep -q 'INTERP' <<<"$headers" || die "$out has a PT_INTERP: it is dynamically linked"
-  ! readelf -dW "$out" | grep -q '(NEEDED)' || die "$out needs shared libraries"
-fi
-version=$("$out" version) || die "$out does not run"
-printf 'build-static: %s (%s, %s bytes) in %ss\n' "$out" "$version" "$(wc -c <"$out")" \
-  $((SECONDS - start)) >&2
+verify "$out"
+printf 'build-static: built in %ss\n' $((SECONDS - start)) >&2

@@ -6,13 +6,16 @@
 # binary inside it runs.
 #
 #   hack/image.sh [--profile release|dev] [TAG]       default TAG: localhost/swell:dev
+#   hack/image.sh --binary FILE [TAG]                  an already built static binary
+#                                                      (make test: the one its tests ran)
 #
 # Needs buildah and musl-tools (Debian: apt-get install buildah musl-tools).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-profile=release
+profile=release binary=""
 if [ "${1:-}" = --profile ]; then profile="${2:?--profile needs release or dev}"; shift 2; fi
+if [ "${1:-}" = --binary ]; then binary="${2:?--binary needs a FILE}"; shift 2; fi
 tag="${1:-localhost/swell:dev}"
 die() { printf 'image: %s\n' "$*" >&2; exit 1; }
 command -v buildah >/dev/null || die "buildah is not installed (Debian: apt-get install buildah)"
@@ -26,7 +29,12 @@ cleanup() {
   rm -rf "$ctx"
 }
 trap cleanup EXIT
-"$here/build-static.sh" --profile "$profile" "$ctx/static/swell"
+if [ -n "$binary" ]; then
+  "$here/build-static.sh" --verify "$binary"
+  mkdir -p "$ctx/static" && cp "$binary" "$ctx/static/swell"
+else
+  "$here/build-static.sh" --profile "$profile" "$ctx/static/swell"
+fi
 "$here/image-rootfs.sh" "$ctx/static/rootfs"
 start=$SECONDS
 buildah build --quiet --layers=false --build-arg ARTIFACTS=prebuilt -f "$root/Dockerfile" -t "$tag" "$ctx" >/dev/null

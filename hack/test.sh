@@ -21,27 +21,32 @@ trap report EXIT
 
 command -v cargo >/dev/null || { echo "test: cargo is not installed (install Rust with rustup)" >&2; exit 1; }
 
-echo "== building test tools (Go) and Rust tests in parallel =="
+# One Rust build for tests, lint and image (see hack/lib/rust-build.sh).
+. "$here/lib/rust-build.sh"
+
+echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven =="
+"$here/debian-packages.sh" musl-gcc=musl-tools buildah=buildah prometheus=prometheus \
+  java=openjdk-17-jre-headless mvn=maven openssl=openssl
+swell_rust_target_add
+phase "debian packages"
+
+echo "== building test tools (Go) and the Rust tree (tests + clippy lints, $swell_rust_target) in parallel =="
 tools_log=$(mktemp)
 "$here/build-tools.sh" >"$tools_log.out" 2> >(tee "$tools_log" >&2) &
 tools_pid=$!
 cargo fmt --all -- --check
 
-cargo test --workspace --no-run
-phase "rust build"
+cargo test --workspace --all-targets --no-run
+phase "rust build + clippy"
 if ! wait "$tools_pid"; then echo "test: building the control-plane tools failed (log above)" >&2; exit 1; fi
 phase "go tools (overlap wait)"
-cargo clippy --workspace --all-targets -- -D warnings
-phase "clippy"
 
-echo "== Debian packages (musl-tools, buildah, prometheus) and the image: static binary (musl) and the Dockerfile's runtime stage, with buildah =="
-"$here/debian-packages.sh" musl-gcc=musl-tools buildah=buildah prometheus=prometheus
-"$here/image.sh" --profile dev localhost/swell:test
+echo "== the image: the static swell the tests run, in the Dockerfile's runtime stage, with buildah =="
+"$here/image.sh" --binary "$swell_test_binary" localhost/swell:test
 STORAGE_DRIVER=vfs buildah rmi localhost/swell:test >/dev/null
 phase "static image"
 
 echo "== Kafka broker jars (Maven Central, cached in ~/.cache/swell) =="
-"$here/debian-packages.sh" java=openjdk-17-jre-headless mvn=maven openssl=openssl
 "$here/kafka.sh" fetch >/dev/null
 phase "kafka jars"
 
