@@ -37,6 +37,9 @@ pub const KEDA_SCALER_FAILED: &str = "KEDAScalerFailed";
 /// A trigger failed as a source of the scalingModifiers formula.
 pub const KEDA_METRIC_SOURCE_FAILED: &str = "KEDAMetricSourceFailed";
 pub const KEDA_SCALER_INFO: &str = "KEDAScalerInfo";
+/// Swell's own (KEDA has none): the external metrics API was asked for a metric of this
+/// ScaledObject that it does not serve, so the HPA cannot scale on it.
+pub const METRIC_NOT_SERVED: &str = "MetricNotServed";
 
 // Scale target.
 /// "Scaled apps/v1.Deployment ns/x from 0 to 1, triggered by …"

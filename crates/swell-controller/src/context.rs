@@ -1,6 +1,6 @@
 //! State shared by the reconciler and the scale loops.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -21,6 +21,9 @@ pub struct LoopHandle {
     pub generation: i64,
     pub cancel: CancellationToken,
     pub state: Arc<LoopState>,
+    /// A scale loop runs on `state` (the leader's); a follower's state only serves the
+    /// metrics API until a leader adopts it.
+    pub spawned: bool,
 }
 
 pub struct Ctx {
@@ -29,6 +32,9 @@ pub struct Ctx {
     pub targets: Targets,
     pub store: Store<ScaledObject>,
     pub loops: Mutex<HashMap<ObjectRef<ScaledObject>, LoopHandle>>,
+    /// ScaledObjects whose metrics the external metrics API was asked for and could not
+    /// serve since their loop last started (each warned about once).
+    pub metric_misses: Mutex<HashSet<ObjectRef<ScaledObject>>>,
     pub shared: swell_scalers::Shared,
     /// Where ClusterTriggerAuthentication secrets are read (KEDA's cluster object namespace).
     pub cluster_namespace: String,
@@ -72,6 +78,7 @@ impl Ctx {
 
     pub fn stop_loop(&self, key: &ObjectRef<ScaledObject>) -> bool {
         let handle = self.loops.lock().ok().and_then(|mut l| l.remove(key));
+        self.forget_misses(key);
         match handle {
             Some(h) => {
                 h.cancel.cancel();
@@ -82,9 +89,45 @@ impl Ctx {
         }
     }
 
+    /// The loop state built from this generation of the ScaledObject, if any.
+    pub fn loop_state(&self, key: &ObjectRef<ScaledObject>, generation: i64) -> Option<Arc<LoopState>> {
+        let loops = self.loops.lock().ok()?;
+        let h = loops.get(key).filter(|h| h.generation == generation)?;
+        Some(h.state.clone())
+    }
+
+    /// Whether a scale loop already runs for this generation.
+    pub fn loop_running(&self, key: &ObjectRef<ScaledObject>, generation: i64) -> bool {
+        self.loops
+            .lock()
+            .ok()
+            .is_some_and(|l| l.get(key).is_some_and(|h| h.generation == generation && h.spawned))
+    }
+
+    /// Takes over a follower's loop states at leadership handover, before this context
+    /// serves the metrics API: their scalers keep answering without a gap, and the leader's
+    /// first reconcile starts its loops on them instead of building every scaler again.
+    pub fn adopt_loops(&self, from: &Ctx) {
+        let taken: Vec<_> = from
+            .loops
+            .lock()
+            .map(|mut l| l.drain().collect())
+            .unwrap_or_default();
+        if let Ok(mut mine) = self.loops.lock() {
+            mine.extend(taken);
+        }
+    }
+
+    fn forget_misses(&self, key: &ObjectRef<ScaledObject>) {
+        if let Ok(mut m) = self.metric_misses.lock() {
+            m.remove(key);
+        }
+    }
+
     /// Records a ScaledObject's live state, replacing (and stopping) any older one.
     pub fn set_loop(&self, key: ObjectRef<ScaledObject>, handle: LoopHandle) {
         self.count_registered(&key, &handle.state, 1);
+        self.forget_misses(&key);
         let old = self
             .loops
             .lock()

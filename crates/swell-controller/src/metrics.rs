@@ -108,6 +108,8 @@ pub struct Metrics {
     pub triggers: Family<LabelSet, Gauge>,
     /// Calls scalers made to their sources after de-duplication.
     pub upstream_calls: swell_scalers::UpstreamCalls,
+    /// Metric value requests the external metrics API answered, by HTTP status code.
+    pub metrics_api_requests: Family<LabelSet, Counter>,
 }
 
 impl Default for Metrics {
@@ -130,12 +132,18 @@ impl Metrics {
             resources: Family::default(),
             triggers: Family::default(),
             upstream_calls: Default::default(),
+            metrics_api_requests: Family::default(),
             registry: Registry::default(),
         };
         root.sub_registry_with_prefix("swell").register(
             "scaler_upstream_calls",
             "Calls to event sources, after sharing between triggers",
             m.upstream_calls.clone(),
+        );
+        root.sub_registry_with_prefix("swell").register(
+            "metrics_api_requests",
+            "Metric value requests to the external metrics API, by HTTP status code",
+            m.metrics_api_requests.clone(),
         );
         let registry = root.sub_registry_with_prefix("keda");
         let build: Family<LabelSet, Gauge> = Family::default();
@@ -208,6 +216,13 @@ impl Metrics {
             registry: root,
             ..m
         }
+    }
+
+    /// Counts one answered metric value request.
+    pub fn metrics_api_request(&self, code: u16) {
+        self.metrics_api_requests
+            .get_or_create(&vec![("code", code.to_string())])
+            .inc();
     }
 
     pub fn encode(&self) -> String {

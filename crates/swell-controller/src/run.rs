@@ -72,6 +72,7 @@ pub fn context(
         targets: Targets::default(),
         store,
         loops: Default::default(),
+        metric_misses: Default::default(),
         shared: swell_scalers::Shared {
             workloads: Some(Arc::new(KubePods(client.clone()))),
             upstream_calls: metrics.upstream_calls.clone(),
@@ -95,7 +96,9 @@ where
 }
 
 /// Runs the ScaledObject controller, and on the leader the ScaledJob controller, until
-/// `shutdown` fires.
+/// `shutdown` fires. A new leader takes over the loop states of the context `current` holds
+/// (the follower's) before it answers metric requests, so the metrics API never loses an
+/// object across the handover.
 pub async fn run_controllers(
     client: Client,
     metrics: Arc<Metrics>,
@@ -106,6 +109,9 @@ pub async fn run_controllers(
     let (reader, writer) = reflector::store::<ScaledObject>();
     let ctx = context(client.clone(), metrics, reader.clone(), &settings);
     if let Ok(mut c) = current.write() {
+        if let Some(previous) = c.as_ref().filter(|_| settings.leader) {
+            ctx.adopt_loops(previous);
+        }
         *c = Some(ctx.clone());
     }
 
@@ -164,8 +170,11 @@ pub async fn run_controllers(
     if let Some(jobs) = jobs {
         let _ = jobs.await;
     }
-    // Leadership or the process ended: no loop may keep scaling.
-    if let Ok(mut loops) = loops_ctx.loops.lock() {
+    // Leadership or the process ended: no loop may keep scaling. A follower's states stay
+    // for the leader it may become (they run no loop).
+    if let Ok(mut loops) = loops_ctx.loops.lock()
+        && settings.leader
+    {
         for (_, h) in loops.drain() {
             h.cancel.cancel();
         }

@@ -37,6 +37,8 @@ pub struct TriggerRuntime {
 pub struct LoopState {
     pub target: Target,
     pub triggers: Vec<TriggerRuntime>,
+    /// The (Cluster)TriggerAuthentications the triggers read (status `authenticationsTypes`).
+    pub auth_names: Vec<String>,
     /// The last reading of each metric, by metric name.
     pub last: Mutex<HashMap<String, Result<Sample, String>>>,
     /// Live reads for the metrics API; concurrent identical requests share one.
@@ -44,6 +46,20 @@ pub struct LoopState {
 }
 
 impl LoopState {
+    pub fn new(target: Target, triggers: Vec<TriggerRuntime>, auth_names: Vec<String>) -> Self {
+        LoopState {
+            target,
+            triggers,
+            auth_names,
+            last: Default::default(),
+            live: Default::default(),
+        }
+    }
+
+    pub fn specs(&self) -> Vec<MetricSpec> {
+        self.triggers.iter().map(|t| t.spec.clone()).collect()
+    }
+
     pub fn metric_names(&self) -> Vec<String> {
         self.triggers
             .iter()

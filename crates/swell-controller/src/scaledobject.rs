@@ -136,28 +136,18 @@ async fn observe(so: &ScaledObject, ctx: &Ctx) -> Action {
         return Action::await_change();
     }
     let generation = so.metadata.generation.unwrap_or_default();
-    if ctx
-        .loops
-        .lock()
-        .ok()
-        .is_some_and(|l| l.get(&key).is_some_and(|h| h.generation == generation))
-    {
+    if ctx.loop_state(&key, generation).is_some() {
         return Action::requeue(Duration::from_secs(300));
     }
     match build(ctx, so).await {
         Ok(b) => {
-            let state = Arc::new(LoopState {
-                target: b.target,
-                triggers: b.triggers,
-                last: Default::default(),
-                live: Default::default(),
-            });
             ctx.set_loop(
                 key,
                 LoopHandle {
                     generation,
                     cancel: tokio_util::sync::CancellationToken::new(),
-                    state,
+                    state: Arc::new(b.into_state()),
+                    spawned: false,
                 },
             );
             Action::requeue(Duration::from_secs(300))
@@ -173,8 +163,27 @@ async fn observe(so: &ScaledObject, ctx: &Ctx) -> Action {
 struct Built {
     target: Target,
     triggers: Vec<TriggerRuntime>,
-    specs: Vec<MetricSpec>,
     auth_names: Vec<String>,
+}
+
+impl Built {
+    fn into_state(self) -> LoopState {
+        LoopState::new(self.target, self.triggers, self.auth_names)
+    }
+}
+
+/// The loop state for this generation: the one already built (our running loop's, or a
+/// follower's adopted at leadership handover), else built now.
+async fn state_for(
+    ctx: &Ctx,
+    so: &ScaledObject,
+    key: &ObjectRef<ScaledObject>,
+) -> Result<Arc<LoopState>, BuildError> {
+    let generation = so.metadata.generation.unwrap_or_default();
+    if let Some(state) = ctx.loop_state(key, generation) {
+        return Ok(state);
+    }
+    Ok(Arc::new(build(ctx, so).await?.into_state()))
 }
 
 /// Resolves the target, authentication and environment, and builds every trigger's scaler.
@@ -210,11 +219,10 @@ async fn build(ctx: &Ctx, so: &ScaledObject) -> Result<Built, BuildError> {
         },
     )
     .await?;
-    let specs: Vec<MetricSpec> = triggers.iter().map(|t| t.spec.clone()).collect();
     let mut seen = std::collections::BTreeSet::new();
-    if let Some(dup) = specs
+    if let Some(dup) = triggers
         .iter()
-        .map(MetricSpec::name)
+        .map(|t| t.spec.name())
         .find(|n| !seen.insert(n.to_string()))
     {
         return Err(BuildError::check(format!(
@@ -224,7 +232,6 @@ async fn build(ctx: &Ctx, so: &ScaledObject) -> Result<Built, BuildError> {
     Ok(Built {
         target,
         triggers,
-        specs,
         auth_names,
     })
 }
@@ -252,13 +259,8 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     }
     ctx.metrics.object_paused.get_or_create(&so_labels).set(0);
 
-    let Built {
-        target,
-        triggers,
-        specs,
-        auth_names,
-    } = match build(&ctx, &so).await {
-        Ok(b) => b,
+    let state = match state_for(&ctx, &so, &key).await {
+        Ok(state) => state,
         Err(e) => {
             if e.scaler_failed {
                 ctx.event(
@@ -273,7 +275,8 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         }
     };
 
-    let desired = hpa::build(&so, &target, &specs);
+    let (target, specs) = (&state.target, state.specs());
+    let desired = hpa::build(&so, target, &specs);
     let hpa_api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
     let hpa_name = so.hpa_name();
     if let Err(e) = hpa_api
@@ -354,12 +357,13 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         s.external_metric_names = (!external.is_empty()).then(|| external.clone());
         s.resource_metric_names = (!resource.is_empty()).then(|| resource.clone());
         s.triggers_types = Some(types.join(","));
-        s.authentications_types = (!auth_names.is_empty()).then(|| auth_names.join(","));
+        s.authentications_types =
+            (!state.auth_names.is_empty()).then(|| state.auth_names.join(","));
     })
     .await?;
     // Only now: the loop's first poll may scale at once, and whoever sees that must also
     // see the status it follows from (originalReplicaCount, metric names, Ready).
-    start_loop(&ctx, &so, key.clone(), target.clone(), triggers, generation).await;
+    start_loop(&ctx, &so, key.clone(), state.clone(), generation).await;
     if was_paused {
         ctx.event(
             so.as_ref(),
@@ -381,31 +385,18 @@ async fn apply(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
-/// Starts (or keeps) the scale loop for this generation of the ScaledObject.
+/// Starts (or keeps) the scale loop for this generation of the ScaledObject, on `state`.
 async fn start_loop(
     ctx: &Arc<Ctx>,
     so: &ScaledObject,
     key: ObjectRef<ScaledObject>,
-    target: Target,
-    triggers: Vec<TriggerRuntime>,
+    state: Arc<LoopState>,
     generation: i64,
 ) {
-    let running = ctx
-        .loops
-        .lock()
-        .ok()
-        .is_some_and(|l| l.get(&key).is_some_and(|h| h.generation == generation));
-    if running {
+    if ctx.loop_running(&key, generation) {
         return;
     }
-    ctx.stop_loop(&key);
-    let types: Vec<String> = triggers.iter().map(|t| t.type_.clone()).collect();
-    let state = Arc::new(LoopState {
-        target,
-        triggers,
-        last: Default::default(),
-        live: Default::default(),
-    });
+    let types: Vec<String> = state.triggers.iter().map(|t| t.type_.clone()).collect();
     let cancel = tokio_util::sync::CancellationToken::new();
     let polling = Duration::from_secs(
         u64::try_from(so.spec.polling_interval())
@@ -418,6 +409,7 @@ async fn start_loop(
             generation,
             cancel: cancel.clone(),
             state: state.clone(),
+            spawned: true,
         },
     );
     scale_loop::spawn(ctx.clone(), key, state, polling, cancel);

@@ -124,13 +124,8 @@ pub(crate) fn unauthorized() -> Response {
 }
 
 pub(crate) fn metric_error(e: &MetricError) -> Response {
-    match e {
-        MetricError::NotFound(m) => status(StatusCode::NOT_FOUND, "NotFound", m),
-        MetricError::BadRequest(m) => status(StatusCode::BAD_REQUEST, "BadRequest", m),
-        MetricError::Unavailable(m) => {
-            status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", m)
-        }
-    }
+    let (MetricError::NotFound(m) | MetricError::BadRequest(m) | MetricError::Unavailable(m)) = e;
+    status(e.status(), e.reason(), m)
 }
 
 /// The `labelSelector` query parameter, decoded; empty when absent.

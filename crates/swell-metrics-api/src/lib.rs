@@ -74,6 +74,26 @@ pub enum MetricError {
     Unavailable(String),
 }
 
+impl MetricError {
+    /// The HTTP status the API answers with.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            MetricError::NotFound(_) => http::StatusCode::NOT_FOUND,
+            MetricError::BadRequest(_) => http::StatusCode::BAD_REQUEST,
+            MetricError::Unavailable(_) => http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `Status` reason Kubernetes clients read.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            MetricError::NotFound(_) => "NotFound",
+            MetricError::BadRequest(_) => "BadRequest",
+            MetricError::Unavailable(_) => "ServiceUnavailable",
+        }
+    }
+}
+
 /// How the server runs.
 #[derive(Clone, Debug)]
 pub struct Config {

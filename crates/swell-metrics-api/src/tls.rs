@@ -249,7 +249,10 @@ impl Certs {
     }
 
     /// Rotates and re-publishes until `shutdown`. The first pass runs at once, so a fresh
-    /// server patches the APIService straight away.
+    /// server patches the APIService straight away; until a publish succeeds (the APIService
+    /// or webhook configuration not created yet, the API server not reachable yet) it is
+    /// retried after 1 s, 2 s, then every 4 s (one GET), not at the next regular pass up to a
+    /// minute later: an APIService applied after the server started is trusted within seconds.
     pub async fn maintain(&self, client: Option<Client>, shutdown: CancellationToken) {
         let every = match &self.source {
             CertSource::SelfSigned(s) => {
@@ -257,14 +260,24 @@ impl Certs {
             }
             CertSource::Files { .. } => Duration::from_secs(30),
         };
+        let mut retry = Duration::from_secs(1);
         loop {
-            match &self.source {
+            let published = match &self.source {
                 CertSource::SelfSigned(s) => self.self_signed_pass(s, client.as_ref()).await,
-                CertSource::Files { cert, key } => self.files_pass(cert, key),
-            }
+                CertSource::Files { cert, key } => {
+                    self.files_pass(cert, key);
+                    true
+                }
+            };
+            let wait = if published { every } else { retry.min(every) };
+            retry = if published {
+                Duration::from_secs(1)
+            } else {
+                (retry * 2).min(Duration::from_secs(4))
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -290,11 +303,12 @@ impl Certs {
         }
     }
 
-    async fn self_signed_pass(&self, s: &SelfSigned, client: Option<&Client>) {
+    /// One rotation/publication pass; false when the caBundle could not be published.
+    async fn self_signed_pass(&self, s: &SelfSigned, client: Option<&Client>) -> bool {
         let (due, expired, old_ca, bundle) = {
             let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let State::SelfSigned { current, bundle } = &*st else {
-                return;
+                return true;
             };
             let left = current
                 .not_after
@@ -308,24 +322,24 @@ impl Certs {
             )
         };
         if !due {
-            if let Some(client) = client
-                && let Err(e) = publish(client, s, &bundle).await
-            {
-                if is_not_found(&e) {
-                    tracing::debug!(
-                        "APIService or ValidatingWebhookConfiguration not registered yet"
-                    );
-                } else {
-                    tracing::warn!(error = %e, "caBundle not updated; retrying");
-                }
+            let Some(client) = client else {
+                return true;
+            };
+            let Err(e) = publish(client, s, &bundle).await else {
+                return true;
+            };
+            if is_not_found(&e) {
+                tracing::debug!("APIService or ValidatingWebhookConfiguration not registered yet");
+            } else {
+                tracing::warn!(error = %e, "caBundle not updated; retrying");
             }
-            return;
+            return false;
         }
         let next = match generate(&s.dns_names, s.validity) {
             Ok(g) => g,
             Err(e) => {
                 tracing::error!(error = %e, "generating the next serving certificate");
-                return;
+                return true;
             }
         };
         let bundle = format!("{}{}", next.ca_pem, old_ca);
@@ -337,7 +351,7 @@ impl Certs {
             && !is_not_found(&e)
         {
             tracing::warn!(error = %e, "rotation postponed: caBundle not updated");
-            return;
+            return false;
         }
         self.resolver.0.store(next.key.clone());
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = State::SelfSigned {
@@ -345,6 +359,7 @@ impl Certs {
             bundle,
         };
         tracing::info!("rotated the serving certificate");
+        true
     }
 }
 

@@ -180,7 +180,10 @@ impl Drop for Operator {
 /// What a [`MetricServer`] answers.
 #[derive(Clone, Debug)]
 pub enum Reply {
+    /// `{"value": N}`.
     Value(f64),
+    /// This JSON body, as it is.
+    Json(String),
     Fail(u16),
 }
 
@@ -223,6 +226,7 @@ impl MetricServer {
                     };
                     let (status, body) = match reply {
                         Reply::Value(v) => (200, format!("{{\"value\": {v}}}")),
+                        Reply::Json(body) => (200, body),
                         Reply::Fail(code) => (code, "{\"error\": \"down\"}".to_string()),
                     };
                     let resp = format!(

@@ -127,7 +127,50 @@ pub struct OperatorArgs {
 }
 
 /// Metric values from whichever controller context is running (follower or leader).
-struct Source(CurrentCtx);
+struct Source {
+    current: CurrentCtx,
+    metrics: Arc<Metrics>,
+}
+
+impl Source {
+    async fn values(
+        &self,
+        namespace: &str,
+        metric: &str,
+        selector: &str,
+    ) -> Result<Vec<swell_metrics_api::MetricValue>, swell_metrics_api::MetricError> {
+        use swell_controller::metric_source::MetricQueryError as Q;
+        use swell_metrics_api::MetricError as E;
+        let ctx = self
+            .current
+            .read()
+            .ok()
+            .and_then(|c| c.clone())
+            .ok_or_else(|| E::Unavailable("starting".into()))?;
+        let values = ctx.external_metric(namespace, metric, selector).await;
+        let values = values.map_err(|e| match e {
+            Q::NotFound(m) => E::NotFound(m),
+            Q::BadRequest(m) => E::BadRequest(m),
+            Q::Unavailable(m) => E::Unavailable(m),
+        })?;
+        let name = swell_controller::metric_source::scaled_object_from_selector(selector)
+            .unwrap_or_default();
+        let labels: std::collections::BTreeMap<String, String> = [(
+            swell_api::annotations::labels::SCALED_OBJECT_NAME.to_string(),
+            name.to_string(),
+        )]
+        .into();
+        Ok(values
+            .into_iter()
+            .map(|v| swell_metrics_api::MetricValue {
+                metric_name: v.name,
+                metric_labels: labels.clone(),
+                value: v.value,
+                timestamp: jiff::Timestamp::now(),
+            })
+            .collect())
+    }
+}
 
 #[async_trait::async_trait]
 impl swell_metrics_api::MetricSource for Source {
@@ -137,35 +180,10 @@ impl swell_metrics_api::MetricSource for Source {
         metric: &str,
         selector: &str,
     ) -> Result<Vec<swell_metrics_api::MetricValue>, swell_metrics_api::MetricError> {
-        use swell_controller::metric_source::MetricQueryError as Q;
-        use swell_metrics_api::MetricError as E;
-        let ctx = self
-            .0
-            .read()
-            .ok()
-            .and_then(|c| c.clone())
-            .ok_or_else(|| E::Unavailable("starting".into()))?;
-        let name = swell_controller::metric_source::scaled_object_from_selector(selector)
-            .unwrap_or_default()
-            .to_string();
-        match ctx.external_metric(namespace, metric, selector).await {
-            Ok(values) => Ok(values
-                .into_iter()
-                .map(|v| swell_metrics_api::MetricValue {
-                    metric_name: v.name,
-                    metric_labels: [(
-                        swell_api::annotations::labels::SCALED_OBJECT_NAME.to_string(),
-                        name.clone(),
-                    )]
-                    .into(),
-                    value: v.value,
-                    timestamp: jiff::Timestamp::now(),
-                })
-                .collect()),
-            Err(Q::NotFound(m)) => Err(E::NotFound(m)),
-            Err(Q::BadRequest(m)) => Err(E::BadRequest(m)),
-            Err(Q::Unavailable(m)) => Err(E::Unavailable(m)),
-        }
+        let result = self.values(namespace, metric, selector).await;
+        let code = result.as_ref().map_or_else(|e| e.status().as_u16(), |_| 200);
+        self.metrics.metrics_api_request(code);
+        result
     }
 }
 
@@ -271,7 +289,10 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             MinTls::Tls12 => swell_metrics_api::MinTls::Tls12,
             MinTls::Tls13 => swell_metrics_api::MinTls::Tls13,
         };
-        let source: Arc<dyn swell_metrics_api::MetricSource> = Arc::new(Source(current.clone()));
+        let source: Arc<dyn swell_metrics_api::MetricSource> = Arc::new(Source {
+            current: current.clone(),
+            metrics: metrics.clone(),
+        });
         let (c, stop) = (client.clone(), shutdown.clone());
         tokio::spawn(async move {
             if let Err(e) = swell_metrics_api::serve(config, source, c, stop.clone()).await {

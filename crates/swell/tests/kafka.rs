@@ -237,7 +237,9 @@ async fn kafka_scales_through_the_hpa() {
         .with_namespace("sc-kafka", |ns| async move {
             let c = plain(kafka);
             let s = unique_suffix();
-            let (topic, group) = (format!("jobs-{s}"), format!("workers-{s}"));
+            // Capitals in the topic and group: the HPA controller asks for the metric name
+            // lowercased, and must still reach 3 replicas.
+            let (topic, group) = (format!("Orders-{s}"), format!("Billing-{s}"));
             c.create_topic(&topic, 3).await.unwrap();
             c.commit(&group, &topic, &[(0, 0), (1, 0), (2, 0)])
                 .await

@@ -543,3 +543,79 @@ async fn leader_hand_over_between_two_operators() {
         })
         .await;
 }
+
+/// The leader killed while the HPA's path keeps reading: the surviving replica served the
+/// metrics API as a follower and must keep answering through its own promotion (it adopts
+/// the follower's scalers instead of starting empty), then scale as the new leader.
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_kill_keeps_the_metrics_api_answering() {
+    use common::metrics_api::{free_port, register, serving_args, take_apiservice};
+    let cluster = cluster();
+    cluster
+        .with_namespace("op-failover", |ns| async move {
+            let source = MetricServer::start(0.0).await;
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(cluster, &scaled_object("app", "app", &source.url, ""))
+                .unwrap();
+            let lock = take_apiservice().await;
+            let start = |identity: &str, port: u16| {
+                let mut args: Vec<String> = ["--leader-elect=true", "--lease-duration", "4", "--identity", identity]
+                    .map(String::from)
+                    .to_vec();
+                args.extend(serving_args(port));
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                Operator::start(cluster, swell(), &ns.name, None, &args)
+            };
+            // `a` leads first; `b` follows and is the one the aggregator reads.
+            let mut a = start("a", free_port());
+            wait_until("a to become leader", WAIT, || async {
+                a.log_text()
+                    .contains("became leader")
+                    .then_some(())
+                    .ok_or_else(|| "not yet".to_string())
+            })
+            .await;
+            wait_condition(&ns, "app", "Ready", "True").await;
+            let port = free_port();
+            let b = start("b", port);
+            let _guard = register(cluster, &ns, port, lock).await;
+            let path = format!(
+                "/apis/external.metrics.k8s.io/v1beta1/namespaces/{}/s0-metric-api-value?labelSelector=scaledobject.keda.sh%2Fname%3Dapp",
+                ns.name
+            );
+            let read = || {
+                let out = cluster.kubectl().args(["get", "--raw", &path]).output().unwrap();
+                out.status.success().then_some(()).ok_or_else(|| String::from_utf8_lossy(&out.stderr).to_string())
+            };
+            wait_until("b to answer as a follower", WAIT, || async { read() }).await;
+
+            a.kill();
+            let (mut reads, mut failures) = (0, Vec::new());
+            let promoted = std::time::Instant::now();
+            // Through b's promotion and a few seconds past it.
+            let (mut after, mut led) = (None, 0.0);
+            while after.is_none_or(|t: std::time::Instant| t.elapsed().as_secs() < 3) {
+                reads += 1;
+                if let Err(e) = read() {
+                    failures.push(e);
+                }
+                if after.is_none() && b.log_text().contains("became leader") {
+                    after = Some(std::time::Instant::now());
+                    led = promoted.elapsed().as_secs_f64();
+                }
+                assert!(promoted.elapsed() < WAIT, "b never became leader");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            eprintln!(
+                "failover: {reads} metric reads, {} failed; b led {:.1}s after the kill",
+                failures.len(),
+                led
+            );
+            assert!(failures.is_empty(), "{failures:?}");
+            // The new leader acts on the scalers it adopted, and the HPA reads them from it:
+            // 10 / targetValue 2 = 5 replicas.
+            source.set(Reply::Value(10.0));
+            wait_replicas(&ns, "app", 5).await;
+        })
+        .await;
+}

@@ -116,8 +116,8 @@ spec:
         .await;
 }
 
-/// A small external scaler: one metric, `queue-depth`, whose value the test sets; active
-/// when the value is positive. Streams activity changes on `StreamIsActive`.
+/// A small external scaler: one metric, `Queue-Depth` (capitals, as a server may name it),
+/// whose value the test sets; active when the value is positive. Streams activity changes on `StreamIsActive`.
 mod fake_scaler {
     use std::collections::HashMap;
     use std::pin::Pin;
@@ -228,7 +228,7 @@ mod fake_scaler {
             self.record(req.get_ref());
             Ok(Response::new(GetMetricSpecResponse {
                 metric_specs: vec![MetricSpec {
-                    metric_name: "queue-depth".into(),
+                    metric_name: "Queue-Depth".into(),
                     target_size: 0,
                     target_size_float: 2.0,
                 }],
@@ -243,7 +243,7 @@ mod fake_scaler {
             if let Some(o) = &r.scaled_object_ref {
                 self.record(o);
             }
-            if r.metric_name != "queue-depth" {
+            if r.metric_name != "Queue-Depth" {
                 return Err(Status::not_found(format!("no metric {}", r.metric_name)));
             }
             Ok(Response::new(GetMetricsResponse {
@@ -289,8 +289,9 @@ fn indent(pem: &str, by: usize) -> String {
 }
 
 /// `external` over TLS (the server's CA from a TriggerAuthentication's Secret): the metric
-/// name comes from GetMetricSpec, the trigger's metadata reaches the server, and the
-/// Deployment goes 0 → 1 → 0 as the server's value goes 0 → 6 → 0.
+/// name comes from GetMetricSpec (`Queue-Depth`, which the HPA controller asks for
+/// lowercased), the trigger's metadata reaches the server, and the Deployment goes
+/// 0 → 3 → 0 (the HPA: 6 / target 2) as the server's value goes 0 → 6 → 0.
 #[tokio::test]
 async fn external_scaler_over_tls() {
     swell();
@@ -333,13 +334,13 @@ spec:
                 ),
             )
             .unwrap();
-            let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            let (op, _guard) = operator_with_metrics_api(cluster, &ns).await;
             wait_condition(&ns, "app", "Ready", "True").await;
             wait_condition(&ns, "app", "Active", "False").await;
             let s = so(&ns, "app").await.status.unwrap();
             assert_eq!(
                 s.external_metric_names,
-                Some(vec!["s0-queue-depth".to_string()])
+                Some(vec!["s0-Queue-Depth".to_string()])
             );
             let md = fake.last_metadata();
             assert_eq!(md.get("queue").map(String::as_str), Some("orders"));
@@ -352,11 +353,11 @@ spec:
             );
 
             fake.set(6.0);
-            wait_replicas(&ns, "app", 1).await;
+            wait_replicas(&ns, "app", 3).await;
             wait_event(
                 &ns,
                 "KEDAScaleTargetActivated",
-                "triggered by s0-queue-depth",
+                "triggered by s0-Queue-Depth",
             )
             .await;
             assert!(
@@ -428,7 +429,8 @@ spec:
 
 /// `aws-cloudwatch` against the local AWS (moto, IAM enforced): a reader with only
 /// cloudwatch:GetMetricData (static keys from a TriggerAuthentication) scales the
-/// Deployment 0 → 1 → 0 as the newest datapoint goes 10 → 0.
+/// Deployment 0 → 5 → 0 (the HPA: 10 / targetMetricValue 2) as the newest datapoint goes
+/// 10 → 0.
 #[tokio::test]
 async fn aws_cloudwatch_scales_on_the_newest_datapoint() {
     swell();
@@ -490,9 +492,9 @@ async fn aws_cloudwatch_scales_on_the_newest_datapoint() {
                 region = aws.region,
                 endpoint = aws.endpoint,
             );
-            let op = start_aws_app(&ns, &keys, &trigger, "s0-aws-cloudwatch").await;
+            let (op, _guard) = start_aws_app(&ns, &keys, &trigger, "s0-aws-cloudwatch").await;
             put(10.0, 2).await;
-            wait_replicas(&ns, "app", 1).await;
+            wait_replicas(&ns, "app", 5).await;
             assert!(
                 counter(
                     &op,
@@ -546,13 +548,14 @@ spec:
 
 /// Deployment `app` at 0 and ScaledObject `app` (pollingInterval 1, cooldownPeriod 2) with
 /// `trigger` (a YAML list item, without authenticationRef) read with static `keys`; starts
-/// the operator and waits until the ScaledObject is Ready, inactive, and names `metric`.
+/// the operator as the cluster's external metrics API (the real HPA scales past 1) and
+/// waits until the ScaledObject is Ready, inactive, and names `metric`.
 async fn start_aws_app(
     ns: &swell_testkit::TestNamespace,
     keys: &swell_testkit::AwsKeys,
     trigger: &str,
     metric: &str,
-) -> Operator {
+) -> (Operator, common::metrics_api::ApiServiceGuard) {
     let cluster = cluster();
     ns.apply(cluster, &deployment("app", 0)).unwrap();
     ns.apply(
@@ -574,12 +577,12 @@ spec:
         ),
     )
     .unwrap();
-    let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+    let (op, guard) = operator_with_metrics_api(cluster, ns).await;
     wait_condition(ns, "app", "Ready", "True").await;
     wait_condition(ns, "app", "Active", "False").await;
     let s = so(ns, "app").await.status.unwrap();
     assert_eq!(s.external_metric_names, Some(vec![metric.to_string()]));
-    op
+    (op, guard)
 }
 
 /// A ScaledObject `denied` with `trigger` (a YAML list item, without authenticationRef)
@@ -624,7 +627,8 @@ spec:
 /// `aws-dynamodb` against the local AWS: a reader with only dynamodb:Query (static keys)
 /// counts the items of one partition (`Select: COUNT`); items of another partition do not
 /// count. 1 item (≤ activationTargetValue 2) leaves the Deployment at 0, 4 items take it to
-/// 1, deleting them takes it back to 0. An identity without dynamodb:Query is told so.
+/// 2 (the HPA, through the external metrics API; the table name has capitals), deleting
+/// them takes it back to 0. An identity without dynamodb:Query is told so.
 #[tokio::test]
 async fn aws_dynamodb_scales_on_the_items_a_query_counts() {
     use aws_sdk_dynamodb::types::{
@@ -636,7 +640,8 @@ async fn aws_dynamodb_scales_on_the_items_a_query_counts() {
     let aws = swell_testkit::Aws::shared();
     cluster
         .with_namespace("sc-ddb", |ns| async move {
-            let table = format!("jobs-{}", ns.name);
+            // Capitals: the HPA controller asks for `s0-aws-dynamodb-orderstable-…`.
+            let table = format!("OrdersTable-{}", ns.name);
             let db = aws_sdk_dynamodb::Client::new(&aws.config(&aws.admin));
             let attr = |n: &str| {
                 AttributeDefinition::builder()
@@ -704,11 +709,12 @@ async fn aws_dynamodb_scales_on_the_items_a_query_counts() {
                 )
             };
             let metric = format!("s0-aws-dynamodb-{table}");
-            let op = start_aws_app(&ns, &keys, &trigger(&table), &metric).await;
+            let (op, _guard) = start_aws_app(&ns, &keys, &trigger(&table), &metric).await;
             for i in 1..4 {
                 put("work", i.to_string()).await;
             }
-            wait_replicas(&ns, "app", 1).await;
+            // 4 items / targetValue 2: the HPA takes it past the loop's 1.
+            wait_replicas(&ns, "app", 2).await;
             wait_event(&ns, "KEDAScaleTargetActivated", "aws-dynamodb").await;
             assert!(
                 counter(
@@ -739,8 +745,8 @@ async fn aws_dynamodb_scales_on_the_items_a_query_counts() {
 
 /// `aws-kinesis-stream` against the local AWS: a reader with only
 /// kinesis:DescribeStreamSummary (static keys) reads the open shard count. 2 shards (≤
-/// activationShardCount 2) leave the Deployment at 0; UpdateShardCount to 4 takes it to 1,
-/// back to 2 takes it to 0. An identity without the permission is told so.
+/// activationShardCount 2) leave the Deployment at 0; UpdateShardCount to 4 takes it to 4
+/// (the HPA; the stream name has capitals), back to 2 takes it to 0. An identity without the permission is told so.
 #[tokio::test]
 async fn aws_kinesis_stream_scales_on_open_shards() {
     use aws_sdk_kinesis::types::ScalingType;
@@ -749,7 +755,8 @@ async fn aws_kinesis_stream_scales_on_open_shards() {
     let aws = swell_testkit::Aws::shared();
     cluster
         .with_namespace("sc-kin", |ns| async move {
-            let stream = format!("clicks-{}", ns.name);
+            // Capitals: the HPA controller asks for `s0-aws-kinesis-clicks-…`.
+            let stream = format!("Clicks-{}", ns.name);
             let kin = aws_sdk_kinesis::Client::new(&aws.config(&aws.admin));
             kin.create_stream()
                 .stream_name(&stream)
@@ -793,9 +800,10 @@ async fn aws_kinesis_stream_scales_on_open_shards() {
                 endpoint = aws.endpoint,
             );
             let metric = format!("s0-aws-kinesis-{stream}");
-            let op = start_aws_app(&ns, &keys, &trigger, &metric).await;
+            let (op, _guard) = start_aws_app(&ns, &keys, &trigger, &metric).await;
             reshard(4).await;
-            wait_replicas(&ns, "app", 1).await;
+            // 4 shards / shardCount 1: the HPA takes it past the loop's 1.
+            wait_replicas(&ns, "app", 4).await;
             assert!(
                 counter(
                     &op,

@@ -25,14 +25,21 @@ struct SeedAws {
 }
 
 impl SeedAws {
+    /// A queue named `<queue_prefix>-<unique>`; a FIFO queue when the prefix ends in `.fifo`
+    /// (`Orders-Queue.fifo` → `Orders-Queue-<unique>.fifo`).
     async fn new(queue_prefix: &str) -> SeedAws {
         let aws = Aws::shared();
         let s = unique_suffix();
-        let queue = format!("{queue_prefix}-{s}");
+        let queue = match queue_prefix.strip_suffix(".fifo") {
+            Some(stem) => format!("{stem}-{s}.fifo"),
+            None => format!("{queue_prefix}-{s}"),
+        };
+        let fifo = queue.ends_with(".fifo").then(|| "true".to_string());
         let queue_url = aws
             .sqs_in(&aws.admin, REGION)
             .create_queue()
             .queue_name(&queue)
+            .set_attributes(fifo.map(|t| [(QueueAttributeName::FifoQueue, t)].into()))
             .send()
             .await
             .unwrap()
@@ -95,11 +102,14 @@ impl SeedAws {
 
     async fn send(&self, n: usize, delay: Option<i32>) {
         let sqs = self.aws.sqs_in(&self.aws.admin, REGION);
+        let fifo = self.queue.ends_with(".fifo");
         for i in 0..n {
             sqs.send_message()
                 .queue_url(&self.queue_url)
                 .message_body(format!("m{i}"))
                 .set_delay_seconds(delay)
+                .set_message_group_id(fifo.then(|| "orders".to_string()))
+                .set_message_deduplication_id(fifo.then(unique_suffix))
                 .send()
                 .await
                 .unwrap();
@@ -632,14 +642,14 @@ async fn one_upstream_call_per_queue_and_identity() {
 
 /// The whole seed story through the real HPA controller and Swell's external metrics API
 /// (registered through the aggregation layer, CA published by Swell): 4 messages → 2
-/// replicas, 6 with queueLength 2 → 3, purge → 0. The only test that registers the
-/// cluster's one external.metrics.k8s.io APIService in this binary.
+/// replicas, 6 with queueLength 2 → 3, purge → 0. The queue is a FIFO queue with capitals
+/// (`Orders-Queue-<unique>.fifo`): the HPA controller asks for the metric lowercased.
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_scales_through_the_hpa_and_the_metrics_api() {
     let cluster = cluster();
     cluster
         .with_namespace("seed-hpa", |ns| async move {
-            let seed = SeedAws::new("demo-app-sqs-hpa").await;
+            let seed = SeedAws::new("Orders-Queue.fifo").await;
             seed.allow_demo_app(&["sqs:GetQueueAttributes"], &seed.queue_arn()).await;
             seed.allow_operator("keda-operator-assume", &["sts:AssumeRole"], &seed.demo_role).await;
             ns.apply(cluster, &demo_app(&seed.demo_role, "demo-app")).unwrap();
@@ -664,21 +674,26 @@ async fn seed_scales_through_the_hpa_and_the_metrics_api() {
             seed.send(4, None).await;
             wait_replicas(&ns, "demo-app", 2).await;
             wait_event(&ns, "KEDAScaleTargetActivated", "from 0 to 1").await;
-            // The HPA read the metric through the aggregation layer.
-            let raw = cluster
-                .kubectl()
-                .args([
-                    "get",
-                    "--raw",
-                    &format!(
-                        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{}/s0-aws-sqs-{}?labelSelector=scaledobject.keda.sh%2Fname%3Ddemo-app-scaledobject",
-                        ns.name, seed.queue
-                    ),
-                ])
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&raw.stdout);
-            assert!(text.contains("\"value\":\"4\""), "{text}{}", String::from_utf8_lossy(&raw.stderr));
+            // The HPA read the metric through the aggregation layer; the name answers in
+            // the case the trigger made it and lowercased, as the HPA controller asks.
+            let metric = format!("s0-aws-sqs-{}", seed.queue.replace('.', "-"));
+            assert!(metric.contains("Orders-Queue") && metric.ends_with("-fifo"), "{metric}");
+            for name in [metric.clone(), metric.to_lowercase()] {
+                let raw = cluster
+                    .kubectl()
+                    .args([
+                        "get",
+                        "--raw",
+                        &format!(
+                            "/apis/external.metrics.k8s.io/v1beta1/namespaces/{}/{name}?labelSelector=scaledobject.keda.sh%2Fname%3Ddemo-app-scaledobject",
+                            ns.name
+                        ),
+                    ])
+                    .output()
+                    .unwrap();
+                let text = String::from_utf8_lossy(&raw.stdout);
+                assert!(text.contains("\"value\":\"4\""), "{name}: {text}{}", String::from_utf8_lossy(&raw.stderr));
+            }
             seed.send(2, None).await;
             wait_replicas(&ns, "demo-app", 3).await;
             seed.purge().await;

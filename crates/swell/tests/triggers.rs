@@ -125,6 +125,85 @@ spec:
         .await;
 }
 
+/// Metric names with capitals from user input, read by the real HPA controller (which asks
+/// for them lowercased) through Swell's external metrics API: a cron trigger in
+/// `Europe/Berlin` with a `,` in its schedule (KEDA's `Cm`) holds 3 replicas, and a
+/// metrics-api trigger reading `data.Count` (6 / targetValue 2) takes its Deployment to 3.
+/// Swell's own loop only ever activates to 1: 3 is the HPA's doing.
+#[tokio::test(flavor = "multi_thread")]
+async fn hpa_reads_metric_names_with_capitals() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("trg-caps", |ns| async move {
+            let source = MetricServer::start(0.0).await;
+            source.set(Reply::Json(r#"{"data": {"Count": 6}}"#.into()));
+            ns.apply(cluster, &deployment("cron", 0)).unwrap();
+            ns.apply(cluster, &deployment("api", 0)).unwrap();
+            let so = |name: &str, trigger: &str| {
+                format!(
+                    r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: {name}}}
+spec:
+  scaleTargetRef: {{name: {name}}}
+  pollingInterval: 1
+  triggers:
+  - {trigger}
+"#
+                )
+            };
+            // Inside the window: the next end (every minute) comes before the next start.
+            let cron = r#"{type: cron, metadata: {timezone: Europe/Berlin, start: "0 0 1 1,7 *", end: "* * * * *", desiredReplicas: "3"}}"#;
+            ns.apply(cluster, &so("cron", cron)).unwrap();
+            let api = format!(
+                r#"{{type: metrics-api, metadata: {{url: "{}", valueLocation: data.Count, targetValue: "2"}}}}"#,
+                source.url
+            );
+            ns.apply(cluster, &so("api", &api)).unwrap();
+            let (op, _guard) = common::metrics_api::operator_with_metrics_api(cluster, &ns).await;
+            for (name, metric) in [
+                ("cron", "s0-cron-Europe-Berlin-0011Cm7x-xxxxx"),
+                ("api", "s0-metric-api-data-Count"),
+            ] {
+                wait_condition(&ns, name, "Ready", "True").await;
+                let names = common::so(&ns, name).await.status.unwrap().external_metric_names;
+                assert_eq!(names, Some(vec![metric.to_string()]));
+            }
+            wait_replicas(&ns, "cron", 3).await;
+            wait_replicas(&ns, "api", 3).await;
+            // Every read the HPA made was answered; none was a 404.
+            assert_eq!(
+                common::metrics_api::counter(&op, "swell_metrics_api_requests_total{code=\"404\"}"),
+                0.0
+            );
+            assert!(
+                common::metrics_api::counter(&op, "swell_metrics_api_requests_total{code=\"200\"}") > 0.0
+            );
+
+            // A metric the ScaledObject does not serve: NotFound naming what it serves,
+            // counted, logged once at warning and recorded as a Warning event on it.
+            let path = format!(
+                "/apis/external.metrics.k8s.io/v1beta1/namespaces/{}/s1-cron-nothing?labelSelector=scaledobject.keda.sh%2Fname%3Dcron",
+                ns.name
+            );
+            for _ in 0..3 {
+                let out = cluster.kubectl().args(["get", "--raw", &path]).output().unwrap();
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(!out.status.success() && err.contains("NotFound"), "{err}");
+            }
+            let note = wait_event(&ns, "MetricNotServed", "s1-cron-nothing").await;
+            assert!(note.contains("s0-cron-Europe-Berlin-0011Cm7x-xxxxx"), "{note}");
+            assert_eq!(
+                common::metrics_api::counter(&op, "swell_metrics_api_requests_total{code=\"404\"}"),
+                3.0
+            );
+            let warned = op.log_text().matches("has no metric s1-cron-nothing").count();
+            assert_eq!(warned, 1, "one warning per ScaledObject, not one per request");
+        })
+        .await;
+}
+
 #[tokio::test]
 async fn cron_scaler_activates_inside_its_window() {
     let cluster = cluster();

@@ -29,6 +29,7 @@ fn compact(expr: &str) -> String {
         .replace('*', "x")
         .replace('/', "Sl")
         .replace('?', "Qm")
+        .replace(',', "Cm")
 }
 
 fn parse_cron(p: &mut Params<'_>, field: Field, expr: &str) -> Option<Cron> {
@@ -141,7 +142,8 @@ impl CronScaler {
         })
     }
 
-    /// Active when the next end comes before the next start, i.e. we are inside a window.
+    /// Active unless the next start comes before the next end (KEDA's `isWithinInterval`),
+    /// i.e. inside a window. The value is `desiredReplicas` inside and 0 outside, as KEDA's.
     pub fn evaluate(&self, now: Timestamp) -> Result<Sample, ScalerError> {
         let now = Zoned::new(now, self.tz.clone());
         let next = |c: &Cron| {
@@ -149,9 +151,9 @@ impl CronScaler {
                 .map_err(|e| ScalerError::Upstream(format!("cron: no next occurrence: {e}")))
         };
         let (start, end) = (next(&self.start)?, next(&self.end)?);
-        let active = end < start;
+        let active = start >= end;
         Ok(Sample {
-            value: if active { self.desired as f64 } else { 1.0 },
+            value: if active { self.desired as f64 } else { 0.0 },
             active,
         })
     }
@@ -213,7 +215,7 @@ mod tests {
         assert_eq!(
             s.evaluate(at("2026-01-01T10:20:00Z")).unwrap(),
             Sample {
-                value: 1.0,
+                value: 0.0,
                 active: false
             }
         );
@@ -238,6 +240,30 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.metric_spec().name(), "s1-cron-Etc-UTC-xSl5xxxx-018xxx");
+        // KEDA's parseCronTimeFormat: `,` → Cm, `?` → Qm.
+        let s = scaler(&[
+            ("timezone", "Europe/Berlin"),
+            ("start", "0 8 * * 1,3"),
+            ("end", "0 18 ? * *"),
+            ("desiredReplicas", "2"),
+        ])
+        .unwrap();
+        assert_eq!(s.metric_spec().name(), "s1-cron-Europe-Berlin-08xx1Cm3-018Qmxx");
+    }
+
+    #[test]
+    fn outside_the_window_the_value_is_zero_as_keda() {
+        let s = scaler(&[
+            ("timezone", "UTC"),
+            ("start", "0 8 * * *"),
+            ("end", "0 18 * * *"),
+            ("desiredReplicas", "4"),
+        ])
+        .unwrap();
+        let inside = s.evaluate(at("2026-06-01T09:00:00Z")).unwrap();
+        assert_eq!((inside.active, inside.value), (true, 4.0));
+        let outside = s.evaluate(at("2026-06-01T19:00:00Z")).unwrap();
+        assert_eq!((outside.active, outside.value), (false, 0.0));
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! The operator as the cluster's external metrics API, for tests where the real HPA
-//! scales: only one test of a test binary may use it at a time (the APIService is
-//! cluster-wide), and test binaries run one after another.
+//! scales: one test of a test binary uses it at a time (the APIService is cluster-wide;
+//! [`operator_with_metrics_api`] waits for the previous one to finish), and test binaries
+//! run one after another.
 
 use super::{WAIT, swell};
 use swell_testkit::{Cluster, Operator, wait_until};
 
-/// Deletes the cluster-wide APIService even when the test fails.
-pub struct ApiServiceGuard(&'static Cluster);
+/// Held by the test that has the cluster's APIService.
+static APISERVICE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Deletes the cluster-wide APIService even when the test fails, then lets the next test
+/// of this binary register its own.
+pub struct ApiServiceGuard(&'static Cluster, tokio::sync::MutexGuard<'static, ()>);
 
 impl Drop for ApiServiceGuard {
     fn drop(&mut self) {
@@ -26,7 +31,7 @@ impl Drop for ApiServiceGuard {
 
 /// Starts an operator serving the external metrics API and registers it as the cluster's
 /// `v1beta1.external.metrics.k8s.io`, so the real HPA controller reads Swell's metrics.
-/// Only one test of this binary may do this.
+/// Waits while another test of this binary has it.
 pub async fn operator_with_metrics_api(
     cluster: &'static Cluster,
     ns: &swell_testkit::TestNamespace,
@@ -41,29 +46,60 @@ pub async fn operator_with_metrics_api_env(
     ns: &swell_testkit::TestNamespace,
     env: &[(&str, &str)],
 ) -> (Operator, ApiServiceGuard) {
-    let guard = ApiServiceGuard(cluster);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+    let lock = APISERVICE.lock().await;
+    let started = std::time::Instant::now();
+    let port = free_port();
+    let mut args = vec!["--leader-elect=false".to_string()];
+    args.extend(serving_args(port));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let op = Operator::start_env(cluster, swell(), &ns.name, None, &args, env);
+    let guard = register(cluster, ns, port, lock).await;
+    eprintln!(
+        "metrics API: APIService Available {:.1}s after `swell operator` started",
+        started.elapsed().as_secs_f64()
+    );
+    (op, guard)
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let bind = format!("127.0.0.1:{port}");
-    let op = Operator::start_env(
-        cluster,
-        swell(),
-        &ns.name,
-        None,
-        &[
-            "--leader-elect=false",
-            "--metrics-api-bind-address",
-            &bind,
-            "--metrics-api-service",
-            "swell-metrics",
-            "--metrics-api-apiservice",
-            "v1beta1.external.metrics.k8s.io",
-        ],
-        env,
-    );
+        .port()
+}
+
+/// The operator arguments serving the metrics API on `port` and keeping the APIService's
+/// caBundle.
+pub fn serving_args(port: u16) -> Vec<String> {
+    [
+        "--metrics-api-bind-address",
+        &format!("127.0.0.1:{port}"),
+        "--metrics-api-service",
+        "swell-metrics",
+        "--metrics-api-apiservice",
+        "v1beta1.external.metrics.k8s.io",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Takes the cluster's APIService for this test (waiting for the previous test of this
+/// binary to release it).
+pub async fn take_apiservice() -> tokio::sync::MutexGuard<'static, ()> {
+    APISERVICE.lock().await
+}
+
+/// Registers the operator serving on `port` as the cluster's external metrics API and
+/// waits until the aggregator reports it Available.
+pub async fn register(
+    cluster: &'static Cluster,
+    ns: &swell_testkit::TestNamespace,
+    port: u16,
+    lock: tokio::sync::MutexGuard<'static, ()>,
+) -> ApiServiceGuard {
+    let guard = ApiServiceGuard(cluster, lock);
     ns.apply(
         cluster,
         &format!(
@@ -111,7 +147,7 @@ spec:
         },
     )
     .await;
-    (op, guard)
+    guard
 }
 
 /// The value of a counter line on the operator's /metrics, 0 when absent.
