@@ -31,6 +31,12 @@ pub struct Ctx {
     pub recorder: Recorder,
     pub targets: Targets,
     pub store: Store<ScaledObject>,
+    /// Watch caches of the authentications triggers name (a change rebuilds their scalers).
+    pub auths: Store<swell_api::TriggerAuthentication>,
+    pub cluster_auths: Store<swell_api::ClusterTriggerAuthentication>,
+    /// Asks the ScaledObject controller to reconcile an object now (a scale loop whose
+    /// trigger failed wants its scalers rebuilt).
+    pub reconcile_now: futures::channel::mpsc::UnboundedSender<ObjectRef<ScaledObject>>,
     pub loops: Mutex<HashMap<ObjectRef<ScaledObject>, LoopHandle>>,
     /// ScaledObjects whose metrics the external metrics API was asked for and could not
     /// serve since their loop last started (each warned about once).
@@ -90,7 +96,11 @@ impl Ctx {
     }
 
     /// The loop state built from this generation of the ScaledObject, if any.
-    pub fn loop_state(&self, key: &ObjectRef<ScaledObject>, generation: i64) -> Option<Arc<LoopState>> {
+    pub fn loop_state(
+        &self,
+        key: &ObjectRef<ScaledObject>,
+        generation: i64,
+    ) -> Option<Arc<LoopState>> {
         let loops = self.loops.lock().ok()?;
         let h = loops.get(key).filter(|h| h.generation == generation)?;
         Some(h.state.clone())
@@ -98,10 +108,10 @@ impl Ctx {
 
     /// Whether a scale loop already runs for this generation.
     pub fn loop_running(&self, key: &ObjectRef<ScaledObject>, generation: i64) -> bool {
-        self.loops
-            .lock()
-            .ok()
-            .is_some_and(|l| l.get(key).is_some_and(|h| h.generation == generation && h.spawned))
+        self.loops.lock().ok().is_some_and(|l| {
+            l.get(key)
+                .is_some_and(|h| h.generation == generation && h.spawned)
+        })
     }
 
     /// Takes over a follower's loop states at leadership handover, before this context
@@ -116,6 +126,11 @@ impl Ctx {
         if let Ok(mut mine) = self.loops.lock() {
             mine.extend(taken);
         }
+    }
+
+    pub fn request_reconcile(&self, key: ObjectRef<ScaledObject>) {
+        // Closed only when the controller has stopped, and then nothing needs rebuilding.
+        let _ = self.reconcile_now.unbounded_send(key);
     }
 
     fn forget_misses(&self, key: &ObjectRef<ScaledObject>) {

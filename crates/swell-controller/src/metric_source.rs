@@ -67,7 +67,10 @@ pub fn same_metric(served: &str, asked: &str) -> bool {
 }
 
 /// Which of `served` answers a request for `asked`: the exact name first, then ignoring case.
-pub fn metric_index<'a>(served: impl Iterator<Item = &'a str> + Clone, asked: &str) -> Option<usize> {
+pub fn metric_index<'a>(
+    served: impl Iterator<Item = &'a str> + Clone,
+    asked: &str,
+) -> Option<usize> {
     served
         .clone()
         .position(|n| n == asked)
@@ -97,7 +100,8 @@ impl Ctx {
             .ok()
             .and_then(|l| l.get(&key).map(|h| h.state.clone()));
         let Some(state) = state else {
-            let why = format!("ScaledObject {namespace}/{name} is not active in Swell (see its status)");
+            let why =
+                format!("ScaledObject {namespace}/{name} is not active in Swell (see its status)");
             return Err(self.metric_miss(&key, metric, why).await);
         };
         let Some(trigger) = state.trigger_for(metric) else {
@@ -167,8 +171,13 @@ impl Ctx {
             tracing::warn!(scaledobject = %key, metric, "metrics API: {why}");
             if self.leader {
                 let note = format!("the external metrics API was asked for {metric}: {why}");
-                self.event(so.as_ref(), EventType::Warning, events::METRIC_NOT_SERVED, note)
-                    .await;
+                self.event(
+                    so.as_ref(),
+                    EventType::Warning,
+                    events::METRIC_NOT_SERVED,
+                    note,
+                )
+                .await;
             }
         }
         MetricQueryError::NotFound(why)
@@ -238,10 +247,17 @@ mod tests {
             ("a=b, scaledobject.keda.sh/name == demo", "demo"),
             ("scaledobject.keda.sh/name=demo,app=x", "demo"),
             // The last value wins, as in KEDA's labels map.
-            ("scaledobject.keda.sh/name=a,scaledobject.keda.sh/name=b", "b"),
+            (
+                "scaledobject.keda.sh/name=a,scaledobject.keda.sh/name=b",
+                "b",
+            ),
         ];
         for (selector, want) in ok {
-            assert_eq!(scaled_object_from_selector(selector), Ok(want), "{selector}");
+            assert_eq!(
+                scaled_object_from_selector(selector),
+                Ok(want),
+                "{selector}"
+            );
         }
         let refused = [
             ("", "must name the ScaledObject"),
@@ -262,9 +278,18 @@ mod tests {
 
     #[test]
     fn metric_names_compare_ignoring_case_as_keda() {
-        assert!(same_metric("s0-aws-sqs-Orders-Queue-fifo", "s0-aws-sqs-orders-queue-fifo"));
-        assert!(same_metric("s0-cron-Europe-Berlin-0x", "S0-CRON-EUROPE-BERLIN-0X"));
-        assert!(same_metric("s0-kafka-Bestellungen-Ä", "s0-kafka-bestellungen-ä"));
+        assert!(same_metric(
+            "s0-aws-sqs-Orders-Queue-fifo",
+            "s0-aws-sqs-orders-queue-fifo"
+        ));
+        assert!(same_metric(
+            "s0-cron-Europe-Berlin-0x",
+            "S0-CRON-EUROPE-BERLIN-0X"
+        ));
+        assert!(same_metric(
+            "s0-kafka-Bestellungen-Ä",
+            "s0-kafka-bestellungen-ä"
+        ));
         assert!(!same_metric("s0-aws-sqs-orders", "s1-aws-sqs-orders"));
         assert!(!same_metric("s0-aws-sqs-orders", "s0-aws-sqs-order"));
     }
@@ -275,14 +300,80 @@ mod tests {
     #[tokio::test]
     async fn every_scalers_name_resolves_whatever_its_case() {
         let triggers: &[(&str, &[(&str, &str)])] = &[
-            ("cron", &[("timezone", "Europe/Berlin"), ("start", "0 8 * * 1,3"), ("end", "0 18 * * *"), ("desiredReplicas", "3")]),
-            ("aws-sqs-queue", &[("queueURL", "https://sqs.eu-west-1.amazonaws.com/111122223333/Orders-Queue.fifo"), ("awsRegion", "eu-west-1"), ("identityOwner", "operator")]),
-            ("aws-sqs-queue", &[("queueURL", "https://sqs.eu-west-1.amazonaws.com/111122223333/orders-queue.fifo"), ("awsRegion", "eu-west-1"), ("identityOwner", "operator")]),
-            ("aws-dynamodb", &[("tableName", "OrdersTable"), ("awsRegion", "eu-west-1"), ("identityOwner", "operator"), ("keyConditionExpression", "#k = :v"), ("expressionAttributeNames", r##"{"#k":"Queue"}"##), ("expressionAttributeValues", r#"{":v":{"S":"Work"}}"#), ("targetValue", "2")]),
-            ("aws-kinesis-stream", &[("streamName", "Clicks"), ("awsRegion", "eu-west-1"), ("identityOwner", "operator")]),
-            ("kafka", &[("bootstrapServers", "localhost:9092"), ("consumerGroup", "Billing"), ("topic", "Orders")]),
-            ("kafka", &[("bootstrapServers", "localhost:9092"), ("consumerGroup", "Billing")]),
-            ("metrics-api", &[("url", "http://localhost/x"), ("valueLocation", "data.Count"), ("targetValue", "2")]),
+            (
+                "cron",
+                &[
+                    ("timezone", "Europe/Berlin"),
+                    ("start", "0 8 * * 1,3"),
+                    ("end", "0 18 * * *"),
+                    ("desiredReplicas", "3"),
+                ],
+            ),
+            (
+                "aws-sqs-queue",
+                &[
+                    (
+                        "queueURL",
+                        "https://sqs.eu-west-1.amazonaws.com/111122223333/Orders-Queue.fifo",
+                    ),
+                    ("awsRegion", "eu-west-1"),
+                    ("identityOwner", "operator"),
+                ],
+            ),
+            (
+                "aws-sqs-queue",
+                &[
+                    (
+                        "queueURL",
+                        "https://sqs.eu-west-1.amazonaws.com/111122223333/orders-queue.fifo",
+                    ),
+                    ("awsRegion", "eu-west-1"),
+                    ("identityOwner", "operator"),
+                ],
+            ),
+            (
+                "aws-dynamodb",
+                &[
+                    ("tableName", "OrdersTable"),
+                    ("awsRegion", "eu-west-1"),
+                    ("identityOwner", "operator"),
+                    ("keyConditionExpression", "#k = :v"),
+                    ("expressionAttributeNames", r##"{"#k":"Queue"}"##),
+                    ("expressionAttributeValues", r#"{":v":{"S":"Work"}}"#),
+                    ("targetValue", "2"),
+                ],
+            ),
+            (
+                "aws-kinesis-stream",
+                &[
+                    ("streamName", "Clicks"),
+                    ("awsRegion", "eu-west-1"),
+                    ("identityOwner", "operator"),
+                ],
+            ),
+            (
+                "kafka",
+                &[
+                    ("bootstrapServers", "localhost:9092"),
+                    ("consumerGroup", "Billing"),
+                    ("topic", "Orders"),
+                ],
+            ),
+            (
+                "kafka",
+                &[
+                    ("bootstrapServers", "localhost:9092"),
+                    ("consumerGroup", "Billing"),
+                ],
+            ),
+            (
+                "metrics-api",
+                &[
+                    ("url", "http://localhost/x"),
+                    ("valueLocation", "data.Count"),
+                    ("targetValue", "2"),
+                ],
+            ),
         ];
         let shared = swell_scalers::Shared::default();
         let mut names = Vec::new();
@@ -290,21 +381,25 @@ mod tests {
             let input = swell_scalers::TriggerInput {
                 index,
                 type_: type_.to_string(),
-                                params: swell_scalers::RawParams {
+                params: swell_scalers::RawParams {
                     trigger_index: index,
                     metadata: swell_scalers::map(meta),
                     ..Default::default()
                 },
                 ..Default::default()
             };
-            let scaler = swell_scalers::build(&input, &shared)
-                .unwrap_or_else(|e| panic!("{type_}: {e}"));
+            let scaler =
+                swell_scalers::build(&input, &shared).unwrap_or_else(|e| panic!("{type_}: {e}"));
             names.push(scaler.metric_spec().name().to_string());
         }
         for (i, name) in names.iter().enumerate() {
             let served = names.iter().map(String::as_str);
             for asked in [name.clone(), name.to_lowercase(), name.to_uppercase()] {
-                assert_eq!(metric_index(served.clone(), &asked), Some(i), "{asked} of {names:?}");
+                assert_eq!(
+                    metric_index(served.clone(), &asked),
+                    Some(i),
+                    "{asked} of {names:?}"
+                );
             }
         }
         // Two queues whose names differ only in case stay two metrics (the index prefix).

@@ -9,10 +9,11 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt as _, predicates, watcher};
 use kube::{Api, Client, ResourceExt as _};
-use swell_api::ScaledObject;
+use swell_api::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication};
 use swell_scalers::scalers::kubernetes_workload::PodCounter;
 use tokio_util::sync::CancellationToken;
 
@@ -57,10 +58,18 @@ pub struct Settings {
 pub type CurrentCtx = Arc<std::sync::RwLock<Option<Arc<Ctx>>>>;
 
 /// The shared state, built before leadership so every replica can serve metrics later.
+/// The watch caches a context reads.
+pub struct Stores {
+    pub scaled_objects: Store<ScaledObject>,
+    pub auths: Store<TriggerAuthentication>,
+    pub cluster_auths: Store<ClusterTriggerAuthentication>,
+}
+
 pub fn context(
     client: Client,
     metrics: Arc<Metrics>,
-    store: Store<ScaledObject>,
+    stores: Stores,
+    reconcile_now: futures::channel::mpsc::UnboundedSender<ObjectRef<ScaledObject>>,
     settings: &Settings,
 ) -> Arc<Ctx> {
     let reporter = Reporter {
@@ -70,7 +79,10 @@ pub fn context(
     Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), reporter),
         targets: Targets::default(),
-        store,
+        store: stores.scaled_objects,
+        auths: stores.auths,
+        cluster_auths: stores.cluster_auths,
+        reconcile_now,
         loops: Default::default(),
         metric_misses: Default::default(),
         shared: swell_scalers::Shared {
@@ -83,6 +95,62 @@ pub fn context(
         leader: settings.leader,
         client,
     })
+}
+
+/// One watch of an authentication kind: its cache, and its changes for the controller.
+fn auth_watch<K>(
+    api: Api<K>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    // Only spec changes matter (generation), not metadata or status updates.
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    (store, stream)
+}
+
+/// The ScaledObjects whose triggers name this (Cluster)TriggerAuthentication.
+fn referrers<K: kube::Resource>(
+    scaled_objects: &Store<ScaledObject>,
+    cluster: bool,
+) -> impl Fn(K) -> Vec<ObjectRef<ScaledObject>> + Send + Sync + 'static {
+    use swell_api::AuthenticationRefKind as Kind;
+    let store = scaled_objects.clone();
+    move |auth: K| {
+        let (name, ns) = (auth.meta().name.clone(), auth.meta().namespace.clone());
+        let wanted = if cluster {
+            Kind::ClusterTriggerAuthentication
+        } else {
+            Kind::TriggerAuthentication
+        };
+        store
+            .state()
+            .iter()
+            .filter(|so| cluster || so.metadata.namespace == ns)
+            .filter(|so| {
+                so.spec.triggers.iter().any(|t| {
+                    t.authentication_ref
+                        .as_ref()
+                        .is_some_and(|r| r.kind() == wanted && Some(&r.name) == name.as_ref())
+                })
+            })
+            .map(|so| ObjectRef::from(so.as_ref()))
+            .collect()
+    }
 }
 
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -107,7 +175,17 @@ pub async fn run_controllers(
     current: CurrentCtx,
 ) {
     let (reader, writer) = reflector::store::<ScaledObject>();
-    let ctx = context(client.clone(), metrics, reader.clone(), &settings);
+    let (auths, auth_stream) =
+        auth_watch::<TriggerAuthentication>(scoped(&client, settings.watch_namespace.as_deref()));
+    let (cluster_auths, cluster_auth_stream) =
+        auth_watch::<ClusterTriggerAuthentication>(Api::all(client.clone()));
+    let (reconcile_now, rebuilds) = futures::channel::mpsc::unbounded();
+    let stores = Stores {
+        scaled_objects: reader.clone(),
+        auths,
+        cluster_auths,
+    };
+    let ctx = context(client.clone(), metrics, stores, reconcile_now, &settings);
     if let Ok(mut c) = current.write() {
         if let Some(previous) = c.as_ref().filter(|_| settings.leader) {
             ctx.adopt_loops(previous);
@@ -155,8 +233,11 @@ pub async fn run_controllers(
     });
     let loops_ctx = ctx.clone();
     let so_shutdown = shutdown.clone();
-    Controller::for_stream(so_stream, reader)
+    Controller::for_stream(so_stream, reader.clone())
         .owns_stream(hpa_stream)
+        .watches_stream(auth_stream, referrers(&reader, false))
+        .watches_stream(cluster_auth_stream, referrers(&reader, true))
+        .reconcile_on(rebuilds)
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(async move { so_shutdown.cancelled().await })
         .run(scaledobject::reconcile, scaledobject::error_policy, ctx)

@@ -2,6 +2,7 @@
 //! `swell_scaling::decide`, act on `/scale`, and record status and events.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,17 @@ pub struct LoopState {
     pub triggers: Vec<TriggerRuntime>,
     /// The (Cluster)TriggerAuthentications the triggers read (status `authenticationsTypes`).
     pub auth_names: Vec<String>,
+    /// Their resourceVersions when the scalers were built (one per trigger, `None` without
+    /// an authenticationRef): a changed one means the scalers are rebuilt.
+    pub auth_versions: Vec<Option<i64>>,
+    /// When the scalers were built: a failing loop asks for new ones at most once per
+    /// polling interval.
+    pub built_at: Instant,
+    /// A trigger failed: the next reconcile rebuilds the scalers, re-reading credentials
+    /// (KEDA's `refreshScaler`), so a rotated Secret is picked up without a spec change.
+    pub stale: AtomicBool,
+    /// Built to replace stale scalers of the same generation.
+    pub rebuilt: bool,
     /// The last reading of each metric, by metric name.
     pub last: Mutex<HashMap<String, Result<Sample, String>>>,
     /// Live reads for the metrics API; concurrent identical requests share one.
@@ -46,14 +58,34 @@ pub struct LoopState {
 }
 
 impl LoopState {
-    pub fn new(target: Target, triggers: Vec<TriggerRuntime>, auth_names: Vec<String>) -> Self {
+    pub fn new(
+        target: Target,
+        triggers: Vec<TriggerRuntime>,
+        auth_names: Vec<String>,
+        auth_versions: Vec<Option<i64>>,
+    ) -> Self {
         LoopState {
             target,
             triggers,
             auth_names,
+            auth_versions,
+            built_at: Instant::now(),
+            stale: AtomicBool::new(false),
+            rebuilt: false,
             last: Default::default(),
             live: Default::default(),
         }
+    }
+
+    /// Whether these scalers still stand for the ScaledObject's inputs: not failed since
+    /// they were built, and built from the (Cluster)TriggerAuthentications it names now.
+    pub fn current(&self, auth_versions: &[Option<i64>]) -> bool {
+        !self.stale.load(Ordering::Relaxed) && self.auth_versions == auth_versions
+    }
+
+    /// After a failed reading: whether to ask for a rebuild now (once per `polling`).
+    fn rebuild_due(&self, polling: Duration) -> bool {
+        self.built_at.elapsed() >= polling && !self.stale.swap(true, Ordering::Relaxed)
     }
 
     pub fn specs(&self) -> Vec<MetricSpec> {
@@ -195,8 +227,21 @@ fn condition(type_: &str, status: ConditionStatus, reason: &str, message: &str) 
     Condition::new(type_, status, reason, message)
 }
 
+/// A ScaledObject's polling interval (at least a second).
+pub fn polling_of(so: &ScaledObject) -> Duration {
+    Duration::from_secs(
+        u64::try_from(so.spec.polling_interval())
+            .unwrap_or(30)
+            .max(1),
+    )
+}
+
 async fn tick(ctx: &Ctx, key: &ObjectRef<ScaledObject>, so: &ScaledObject, state: &LoopState) {
     let readings = read_all(ctx, so, state).await;
+    if readings.iter().any(|(_, r)| r.is_err()) && state.rebuild_due(polling_of(so)) {
+        tracing::info!(scaledobject = %key, "a trigger failed: rebuilding its scalers with fresh credentials");
+        ctx.request_reconcile(key.clone());
+    }
     if let Ok(mut last) = state.last.lock() {
         for (m, r) in &readings {
             last.insert(m.clone(), r.clone());

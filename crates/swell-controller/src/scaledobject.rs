@@ -135,23 +135,8 @@ async fn observe(so: &ScaledObject, ctx: &Ctx) -> Action {
         ctx.stop_loop(&key);
         return Action::await_change();
     }
-    let generation = so.metadata.generation.unwrap_or_default();
-    if ctx.loop_state(&key, generation).is_some() {
-        return Action::requeue(Duration::from_secs(300));
-    }
-    match build(ctx, so).await {
-        Ok(b) => {
-            ctx.set_loop(
-                key,
-                LoopHandle {
-                    generation,
-                    cancel: tokio_util::sync::CancellationToken::new(),
-                    state: Arc::new(b.into_state()),
-                    spawned: false,
-                },
-            );
-            Action::requeue(Duration::from_secs(300))
-        }
+    match state_for(ctx, so, &key).await {
+        Ok(_) => Action::requeue(Duration::from_secs(300)),
         Err(_) => {
             ctx.stop_loop(&key);
             Action::requeue(Duration::from_secs(30))
@@ -167,23 +152,43 @@ struct Built {
 }
 
 impl Built {
-    fn into_state(self) -> LoopState {
-        LoopState::new(self.target, self.triggers, self.auth_names)
+    fn into_state(self, auth_versions: Vec<Option<i64>>) -> LoopState {
+        LoopState::new(self.target, self.triggers, self.auth_names, auth_versions)
     }
 }
 
 /// The loop state for this generation: the one already built (our running loop's, or a
-/// follower's adopted at leadership handover), else built now.
+/// follower's adopted at leadership handover) while it is current, else built now.
 async fn state_for(
     ctx: &Ctx,
     so: &ScaledObject,
     key: &ObjectRef<ScaledObject>,
 ) -> Result<Arc<LoopState>, BuildError> {
     let generation = so.metadata.generation.unwrap_or_default();
-    if let Some(state) = ctx.loop_state(key, generation) {
-        return Ok(state);
+    let versions =
+        crate::triggers::auth_versions(ctx, so.namespace().as_deref(), &so.spec.triggers);
+    let existing = ctx.loop_state(key, generation);
+    if let Some(state) = existing.as_ref().filter(|s| s.current(&versions)) {
+        return Ok(state.clone());
     }
-    Ok(Arc::new(build(ctx, so).await?.into_state()))
+    if existing.is_some() {
+        tracing::info!(scaledobject = %key, "rebuilding scalers: a trigger failed or its authentication changed");
+    }
+    let mut state = build(ctx, so).await?.into_state(versions);
+    state.rebuilt = existing.is_some();
+    let state = Arc::new(state);
+    // Serve the metrics API from it at once: the HPA applied next is read by the HPA
+    // controller before the loop starts (after the status write), and must not get 404.
+    ctx.set_loop(
+        key.clone(),
+        LoopHandle {
+            generation,
+            cancel: tokio_util::sync::CancellationToken::new(),
+            state: state.clone(),
+            spawned: false,
+        },
+    );
+    Ok(state)
 }
 
 /// Resolves the target, authentication and environment, and builds every trigger's scaler.
@@ -398,11 +403,8 @@ async fn start_loop(
     }
     let types: Vec<String> = state.triggers.iter().map(|t| t.type_.clone()).collect();
     let cancel = tokio_util::sync::CancellationToken::new();
-    let polling = Duration::from_secs(
-        u64::try_from(so.spec.polling_interval())
-            .unwrap_or(30)
-            .max(1),
-    );
+    let polling = scale_loop::polling_of(so);
+    let rebuilt = state.rebuilt;
     ctx.set_loop(
         key.clone(),
         LoopHandle {
@@ -413,6 +415,10 @@ async fn start_loop(
         },
     );
     scale_loop::spawn(ctx.clone(), key, state, polling, cancel);
+    // Scalers rebuilt for the same generation (new credentials) announce nothing new.
+    if rebuilt {
+        return;
+    }
     ctx.event(
         so,
         EventType::Normal,

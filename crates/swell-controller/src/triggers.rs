@@ -39,6 +39,33 @@ impl BuildError {
     }
 }
 
+/// The generation of each trigger's (Cluster)TriggerAuthentication as the watch caches see
+/// it now (`None` without an authenticationRef, or when it does not exist).
+pub fn auth_versions(
+    ctx: &Ctx,
+    namespace: Option<&str>,
+    triggers: &[ScaleTriggers],
+) -> Vec<Option<i64>> {
+    use kube::runtime::reflector::ObjectRef;
+    use swell_api::AuthenticationRefKind as Kind;
+    triggers
+        .iter()
+        .map(|t| {
+            let r = t.authentication_ref.as_ref()?;
+            match r.kind() {
+                Kind::TriggerAuthentication => {
+                    let key = ObjectRef::new(&r.name).within(namespace.unwrap_or_default());
+                    ctx.auths.get(&key)?.metadata.generation
+                }
+                Kind::ClusterTriggerAuthentication => {
+                    let key = ObjectRef::new(&r.name);
+                    ctx.cluster_auths.get(&key)?.metadata.generation
+                }
+            }
+        })
+        .collect()
+}
+
 /// Every trigger's scaler, and the names of the authentications they use.
 pub async fn build(
     ctx: &Ctx,

@@ -181,7 +181,9 @@ impl swell_metrics_api::MetricSource for Source {
         selector: &str,
     ) -> Result<Vec<swell_metrics_api::MetricValue>, swell_metrics_api::MetricError> {
         let result = self.values(namespace, metric, selector).await;
-        let code = result.as_ref().map_or_else(|e| e.status().as_u16(), |_| 200);
+        let code = result
+            .as_ref()
+            .map_or_else(|e| e.status().as_u16(), |_| 200);
         self.metrics.metrics_api_request(code);
         result
     }

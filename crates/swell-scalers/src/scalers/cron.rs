@@ -248,7 +248,10 @@ mod tests {
             ("desiredReplicas", "2"),
         ])
         .unwrap();
-        assert_eq!(s.metric_spec().name(), "s1-cron-Europe-Berlin-08xx1Cm3-018Qmxx");
+        assert_eq!(
+            s.metric_spec().name(),
+            "s1-cron-Europe-Berlin-08xx1Cm3-018Qmxx"
+        );
     }
 
     #[test]
