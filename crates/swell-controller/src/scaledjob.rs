@@ -280,20 +280,8 @@ pub async fn reconcile(sj: Arc<ScaledJob>, ctx: Arc<JobCtx>) -> Result<Action, E
         }
     }
 
-    let ns = job_namespace(&sj);
-    let pod = sj.spec.job_target_ref.template.spec.as_ref();
-    let built = triggers::build(
-        &ctx.base,
-        triggers::Owner {
-            namespace: &ns,
-            name: &sj.name_any(),
-            triggers: &sj.spec.triggers,
-            pod,
-            env_source_container_name: sj.spec.env_source_container_name.as_deref(),
-            polling_interval: sj.spec.polling_interval(),
-        },
-    )
-    .await;
+    let versions = auth_versions(&ctx, &sj);
+    let built = build_triggers(&ctx, &sj).await;
     let (triggers, auth_names) = match built {
         Ok(b) => b,
         Err(BuildError {
@@ -392,7 +380,12 @@ pub async fn reconcile(sj: Arc<ScaledJob>, ctx: Arc<JobCtx>) -> Result<Action, E
             .unwrap_or(30)
             .max(1),
     );
-    tokio::spawn(job_loop(ctx.clone(), key, triggers, polling, cancel));
+    let scalers = Scalers {
+        triggers,
+        versions,
+        built_at: Instant::now(),
+    };
+    tokio::spawn(job_loop(ctx.clone(), key, scalers, polling, cancel));
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
@@ -648,10 +641,70 @@ fn calculation_of(sj: &ScaledJob) -> Calculation {
     }
 }
 
+/// A ScaledJob's triggers, built as a ScaledObject's are.
+async fn build_triggers(
+    ctx: &JobCtx,
+    sj: &ScaledJob,
+) -> Result<(Vec<TriggerRuntime>, Vec<String>), BuildError> {
+    let ns = job_namespace(sj);
+    triggers::build(
+        &ctx.base,
+        triggers::Owner {
+            namespace: &ns,
+            name: &sj.name_any(),
+            triggers: &sj.spec.triggers,
+            pod: sj.spec.job_target_ref.template.spec.as_ref(),
+            env_source_container_name: sj.spec.env_source_container_name.as_deref(),
+            polling_interval: sj.spec.polling_interval(),
+        },
+    )
+    .await
+}
+
+fn auth_versions(ctx: &JobCtx, sj: &ScaledJob) -> Vec<Option<i64>> {
+    triggers::auth_versions(&ctx.base, Some(&job_namespace(sj)), &sj.spec.triggers)
+}
+
+/// A job loop's scalers and what they were built from.
+struct Scalers {
+    triggers: Vec<TriggerRuntime>,
+    /// The generations of the (Cluster)TriggerAuthentications they read.
+    versions: Vec<Option<i64>>,
+    built_at: Instant,
+}
+
+impl Scalers {
+    /// Rebuilds the scalers, re-reading their credentials, when a (Cluster)TriggerAuthentication
+    /// they read has changed, or (at most once per `polling`) after a trigger failed, as
+    /// KEDA's `refreshScaler`: a rotated Secret is picked up without a spec change.
+    async fn refresh(
+        &mut self,
+        ctx: &JobCtx,
+        key: &ObjectRef<ScaledJob>,
+        sj: &ScaledJob,
+        failed: bool,
+        polling: Duration,
+    ) {
+        let versions = auth_versions(ctx, sj);
+        if versions == self.versions && !(failed && self.built_at.elapsed() >= polling) {
+            return;
+        }
+        self.built_at = Instant::now();
+        match build_triggers(ctx, sj).await {
+            Ok((triggers, _)) => {
+                tracing::info!(scaledjob = %key, "rebuilt scalers: a trigger failed or its authentication changed");
+                self.triggers = triggers;
+                self.versions = versions;
+            }
+            Err(e) => tracing::warn!(scaledjob = %key, error = %e.message, "rebuilding scalers"),
+        }
+    }
+}
+
 async fn job_loop(
     ctx: Arc<JobCtx>,
     key: ObjectRef<ScaledJob>,
-    triggers: Vec<TriggerRuntime>,
+    mut scalers: Scalers,
     polling: Duration,
     cancel: CancellationToken,
 ) {
@@ -673,7 +726,11 @@ async fn job_loop(
             _ = interval.tick() => {}
         }
         let Some(sj) = ctx.store.get(&key) else { break };
-        tick(&ctx, &key, &sj, &triggers, &mut state).await;
+        scalers.refresh(&ctx, &key, &sj, false, polling).await;
+        tick(&ctx, &key, &sj, &scalers.triggers, &mut state).await;
+        scalers
+            .refresh(&ctx, &key, &sj, state.failed, polling)
+            .await;
     }
     tracing::debug!(scaledjob = %key, "job loop stopped");
 }
@@ -685,6 +742,8 @@ struct LoopMemory {
     unseen: HashMap<String, Instant>,
     /// The last error reported per trigger, so one failure is one event, not one per poll.
     last_errors: HashMap<usize, String>,
+    /// A trigger failed on the last poll.
+    failed: bool,
 }
 
 async fn tick(
@@ -765,6 +824,7 @@ async fn tick(
         }
     }
 
+    mem.failed = !errors.is_empty();
     let min = i64::from(sj.spec.min_replica_count());
     let max = jobs::effective_max_replicas(min, i64::from(sj.spec.max_replica_count()));
     let load = jobs::combine(&loads, calculation_of(sj), min, max);

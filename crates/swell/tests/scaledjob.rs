@@ -442,3 +442,48 @@ async fn pause_stops_new_jobs_and_a_new_generation_replaces_running_ones() {
         })
         .await;
 }
+
+/// A ScaledJob's credentials rotate without a spec change: its metrics-api source starts
+/// wanting a new bearer token (the trigger fails, KEDAScalerFailed names the 401); the
+/// Secret behind its TriggerAuthentication gets the token, the job loop rebuilds its
+/// scalers after the failure, and the source's 2 become Jobs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_secret_is_picked_up_by_the_job_loop() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("sj-rotate", |ns| async move {
+            let source = MetricServer::start(0.0).await;
+            source.require_bearer("old-token");
+            let secret = |token: &str| {
+                format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: tok}}\nstringData: {{token: {token}}}\n")
+            };
+            ns.apply(cluster, &secret("old-token")).unwrap();
+            ns.apply(
+                cluster,
+                "apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {name: tok}\nspec:\n  secretTargetRef: [{parameter: token, name: tok, key: token}]\n",
+            )
+            .unwrap();
+            let trigger = format!(
+                "  - type: metrics-api\n    metadata: {{url: \"{}\", valueLocation: value, targetValue: \"1\", authMode: bearer}}\n    authenticationRef: {{name: tok}}",
+                source.url
+            );
+            ns.apply(cluster, &scaled_job("rotate", "  maxReplicaCount: 2", "", "", &trigger))
+                .unwrap();
+            let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_sj_condition(&ns, "rotate", "Ready", "True/ScaledJobReady").await;
+
+            source.require_bearer("new-token");
+            wait_event(&ns, "KEDAScalerFailed", "401").await;
+            assert!(jobs(&ns, "rotate").await.is_empty());
+            ns.apply(cluster, &secret("new-token")).unwrap();
+            source.set(swell_testkit::Reply::Value(2.0));
+            wait_until("2 Jobs from the rotated credentials", WAIT, || async {
+                match jobs(&ns, "rotate").await.len() {
+                    n if n >= 2 => Ok(()),
+                    n => Err(format!("{n} Jobs")),
+                }
+            })
+            .await;
+        })
+        .await;
+}
