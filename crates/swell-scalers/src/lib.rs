@@ -217,8 +217,8 @@ pub fn build(input: &TriggerInput, shared: &Shared) -> Result<Box<dyn Scaler>, S
 }
 
 /// Trigger types Swell knows.
-pub fn known_types() -> &'static [&'static str] {
-    scalers::TYPES
+pub fn known_types() -> impl Iterator<Item = &'static str> {
+    scalers::REGISTRY.iter().map(|e| e.name)
 }
 
 /// Helper for scalers' tests: trigger `index` of `type_` with these metadata and

@@ -16,41 +16,141 @@ pub mod prometheus;
 use crate::aws::IDENTITY_FIELDS;
 use crate::{Field, ParamError, Params, Scaler, ScalerError, Shared, TriggerInput};
 
-pub const TYPES: &[&str] = &[
-    "aws-cloudwatch",
-    "aws-dynamodb",
-    "aws-kinesis-stream",
-    "aws-sqs-queue",
-    "cpu",
-    "cron",
-    "external",
-    "external-push",
-    "kafka",
-    "kubernetes-workload",
-    "memory",
-    "metrics-api",
-    "prometheus",
+/// One trigger type: how `swell check` and the webhook parse its parameters (without I/O),
+/// which metadata keys it knows, and how the operator builds it. One row per type; the
+/// registry is this table and nothing else.
+pub struct Entry {
+    pub name: &'static str,
+    /// Metadata keys it reads (others are warned about); `None`: every key is passed on
+    /// (the external scalers send the whole metadata to their server).
+    fields: Option<&'static [&'static [Field]]>,
+    parse: fn(&TriggerInput, &mut Params<'_>),
+    build: fn(&TriggerInput, &Shared) -> Built,
+}
+
+type Built = Result<Box<dyn Scaler>, ScalerError>;
+
+fn boxed<S: Scaler + 'static>(s: Result<S, ScalerError>) -> Built {
+    Ok(Box::new(s?))
+}
+
+/// Every trigger type Swell knows, in KEDA's names, sorted.
+pub const REGISTRY: &[Entry] = &[
+    Entry {
+        name: "aws-cloudwatch",
+        fields: Some(&[aws_cloudwatch::FIELDS, IDENTITY_FIELDS]),
+        parse: |i, p| {
+            let _ = aws_cloudwatch::CloudwatchScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(aws_cloudwatch::CloudwatchScaler::new(i, s)),
+    },
+    Entry {
+        name: "aws-dynamodb",
+        fields: Some(&[aws_dynamodb::FIELDS, IDENTITY_FIELDS]),
+        parse: |i, p| {
+            let _ = aws_dynamodb::parse(i, p);
+        },
+        build: |i, s| boxed(aws_dynamodb::DynamoDbScaler::new(i, s)),
+    },
+    Entry {
+        name: "aws-kinesis-stream",
+        fields: Some(&[aws_kinesis_stream::FIELDS, IDENTITY_FIELDS]),
+        parse: |i, p| {
+            let _ = aws_kinesis_stream::parse(i, p);
+        },
+        build: |i, s| boxed(aws_kinesis_stream::KinesisScaler::new(i, s)),
+    },
+    Entry {
+        name: "aws-sqs-queue",
+        fields: Some(&[aws_sqs_queue::FIELDS, IDENTITY_FIELDS]),
+        parse: |i, p| {
+            let _ = aws_sqs_queue::parse(i, p);
+        },
+        build: |i, s| boxed(aws_sqs_queue::SqsScaler::new(i, s)),
+    },
+    Entry {
+        name: "cpu",
+        fields: Some(&[cpu_memory::FIELDS]),
+        parse: |i, p| {
+            let _ = cpu_memory::parse(i, p);
+        },
+        build: |i, _| boxed(cpu_memory::ResourceScaler::new(i)),
+    },
+    Entry {
+        name: "cron",
+        fields: Some(&[cron::FIELDS]),
+        parse: |_, p| {
+            let _ = cron::parse(p);
+        },
+        build: |i, _| boxed(cron::CronScaler::new(i)),
+    },
+    Entry {
+        name: "external",
+        fields: None,
+        parse: |i, p| {
+            let _ = external::ExternalScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(external::ExternalScaler::new(i, s)),
+    },
+    Entry {
+        name: "external-push",
+        fields: None,
+        parse: |i, p| {
+            let _ = external::ExternalScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(external::ExternalScaler::new(i, s)),
+    },
+    Entry {
+        name: "kafka",
+        fields: Some(&[kafka::FIELDS]),
+        parse: |i, p| {
+            let _ = kafka::KafkaScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(kafka::KafkaScaler::new(i, s)),
+    },
+    Entry {
+        name: "kubernetes-workload",
+        fields: Some(&[kubernetes_workload::FIELDS]),
+        parse: |_, p| {
+            let _ = kubernetes_workload::parse(p);
+        },
+        build: |i, s| boxed(kubernetes_workload::WorkloadScaler::new(i, s)),
+    },
+    Entry {
+        name: "memory",
+        fields: Some(&[cpu_memory::FIELDS]),
+        parse: |i, p| {
+            let _ = cpu_memory::parse(i, p);
+        },
+        build: |i, _| boxed(cpu_memory::ResourceScaler::new(i)),
+    },
+    Entry {
+        name: "metrics-api",
+        fields: Some(&[metrics_api::FIELDS]),
+        parse: |_, p| {
+            let _ = metrics_api::parse(p);
+        },
+        build: |i, _| boxed(metrics_api::MetricsApiScaler::new(i)),
+    },
+    Entry {
+        name: "prometheus",
+        fields: Some(&[prometheus::FIELDS, IDENTITY_FIELDS]),
+        parse: |i, p| {
+            let _ = prometheus::PrometheusScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(prometheus::PrometheusScaler::new(i, s)),
+    },
 ];
 
-pub fn build(input: &TriggerInput, shared: &Shared) -> Result<Box<dyn Scaler>, ScalerError> {
-    Ok(match input.type_.as_str() {
-        "aws-cloudwatch" => Box::new(aws_cloudwatch::CloudwatchScaler::new(input, shared)?),
-        "aws-dynamodb" => Box::new(aws_dynamodb::DynamoDbScaler::new(input, shared)?),
-        "aws-kinesis-stream" => Box::new(aws_kinesis_stream::KinesisScaler::new(input, shared)?),
-        "aws-sqs-queue" => Box::new(aws_sqs_queue::SqsScaler::new(input, shared)?),
-        "cpu" | "memory" => Box::new(cpu_memory::ResourceScaler::new(input)?),
-        "cron" => Box::new(cron::CronScaler::new(input)?),
-        "external" | "external-push" => Box::new(external::ExternalScaler::new(input, shared)?),
-        "kafka" => Box::new(kafka::KafkaScaler::new(input, shared)?),
-        "kubernetes-workload" => Box::new(kubernetes_workload::WorkloadScaler::new(input, shared)?),
-        "metrics-api" => Box::new(metrics_api::MetricsApiScaler::new(input)?),
-        "prometheus" => Box::new(prometheus::PrometheusScaler::new(input, shared)?),
-        other => return Err(unknown_type(other)),
+fn entry(type_: &str) -> Result<&'static Entry, ScalerError> {
+    REGISTRY.iter().find(|e| e.name == type_).ok_or_else(|| {
+        let known: Vec<&str> = REGISTRY.iter().map(|e| e.name).collect();
+        ScalerError::UnknownType(type_.to_string(), known.join(", "))
     })
 }
 
-fn unknown_type(other: &str) -> ScalerError {
-    ScalerError::UnknownType(other.to_string(), TYPES.join(", "))
+pub fn build(input: &TriggerInput, shared: &Shared) -> Built {
+    (entry(&input.type_)?.build)(input, shared)
 }
 
 /// What [`check`] found in one trigger's parameters.
@@ -64,57 +164,12 @@ pub struct Checked {
 /// Parses a trigger's parameters exactly as [`build`] does, without building clients or
 /// calling anything. Only an unknown trigger type is an `Err`.
 pub fn check(input: &TriggerInput) -> Result<Checked, ScalerError> {
+    let entry = entry(&input.type_)?;
     let mut p = Params::new(&input.params);
-    let fields: &[&[Field]] = match input.type_.as_str() {
-        "aws-sqs-queue" => {
-            aws_sqs_queue::parse(input, &mut p);
-            &[aws_sqs_queue::FIELDS, IDENTITY_FIELDS]
-        }
-        "aws-dynamodb" => {
-            aws_dynamodb::parse(input, &mut p);
-            &[aws_dynamodb::FIELDS, IDENTITY_FIELDS]
-        }
-        "aws-kinesis-stream" => {
-            aws_kinesis_stream::parse(input, &mut p);
-            &[aws_kinesis_stream::FIELDS, IDENTITY_FIELDS]
-        }
-        "cpu" | "memory" => {
-            cpu_memory::parse(input, &mut p);
-            &[cpu_memory::FIELDS]
-        }
-        "cron" => {
-            cron::parse(&mut p);
-            &[cron::FIELDS]
-        }
-        "kubernetes-workload" => {
-            kubernetes_workload::parse(&mut p);
-            &[kubernetes_workload::FIELDS]
-        }
-        "metrics-api" => {
-            metrics_api::parse(&mut p);
-            &[metrics_api::FIELDS]
-        }
-        "aws-cloudwatch" => {
-            let _ = aws_cloudwatch::CloudwatchScaler::parse(input, &Shared::default(), &mut p);
-            &[aws_cloudwatch::FIELDS, IDENTITY_FIELDS]
-        }
-        "kafka" => {
-            let _ = kafka::KafkaScaler::parse(input, &Shared::default(), &mut p);
-            &[kafka::FIELDS]
-        }
-        "prometheus" => {
-            let _ = prometheus::PrometheusScaler::parse(input, &Shared::default(), &mut p);
-            &[prometheus::FIELDS, IDENTITY_FIELDS]
-        }
-        // Every metadata key goes to the external scaler, so none is unknown.
-        "external" | "external-push" => {
-            let _ = external::ExternalScaler::parse(input, &Shared::default(), &mut p);
-            let (errors, warnings) = p.into_parts();
-            return Ok(Checked { errors, warnings });
-        }
-        other => return Err(unknown_type(other)),
-    };
-    p.warn_unknown_keys(&input.type_, &fields.concat());
+    (entry.parse)(input, &mut p);
+    if let Some(fields) = entry.fields {
+        p.warn_unknown_keys(&input.type_, &fields.concat());
+    }
     let (errors, warnings) = p.into_parts();
     Ok(Checked { errors, warnings })
 }
