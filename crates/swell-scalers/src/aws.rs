@@ -8,7 +8,6 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,26 +21,7 @@ use crate::{
     Field, MetricSpec, MetricType, Params, Sample, ScalerError, Shared, Source, TriggerInput,
 };
 
-/// A secret value: compared and hashed by content, never printed.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-
-    /// The secret itself, to hand to a client; never to a message.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::tls::Secret;
 
 /// Whose credentials a trigger uses.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -361,8 +341,8 @@ impl AwsClients {
             } => {
                 let creds = Credentials::new(
                     access_key_id,
-                    &secret_access_key.0,
-                    session_token.as_ref().map(|t| t.0.clone()),
+                    secret_access_key.expose(),
+                    session_token.as_ref().map(|t| t.expose().to_string()),
                     None,
                     "swell-trigger-authentication",
                 );

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::aws::Secret;
+use crate::tls::Secret;
 
 /// What makes two clients different. Holds key material, so it is never printed.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]

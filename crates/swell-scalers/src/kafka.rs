@@ -28,7 +28,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-use crate::aws::Secret;
+use crate::tls::Secret;
 
 /// SASL mechanism and credentials.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -481,9 +481,7 @@ fn tls_config(tls: &Tls) -> Result<Arc<rustls::ClientConfig>, KafkaError> {
     let builder = if tls.unsafe_ssl {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(
-                crate::scalers::external::insecure::AcceptAnyCert::new(),
-            ))
+            .with_custom_certificate_verifier(Arc::new(crate::tls::AcceptAnyCert::new()))
     } else {
         let mut roots = rustls::RootCertStore::empty();
         for c in rustls_native_certs::load_native_certs().certs {

@@ -8,6 +8,7 @@ pub mod http;
 pub mod kafka;
 pub mod metadata;
 pub mod scalers;
+pub mod tls;
 
 /// KEDA's external scaler gRPC contract, generated from `proto/externalscaler.proto`.
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]

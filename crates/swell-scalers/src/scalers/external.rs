@@ -14,9 +14,9 @@ use swell_scaling::naming::normalize;
 use tokio::sync::Notify;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::aws::Secret;
 use crate::externalscaler::external_scaler_client::ExternalScalerClient;
 use crate::externalscaler::{GetMetricsRequest, ScaledObjectRef};
+use crate::tls::Secret;
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
 
 const ADDRESS: Field = Field::new("scalerAddress")
@@ -89,7 +89,7 @@ fn connect(key: &ChannelKey) -> Result<Channel, String> {
             tls = tls.identity(Identity::from_pem(cert, k.expose()));
         }
         endpoint = if key.unsafe_ssl {
-            endpoint.tls_config_with_verifier(tls, Arc::new(insecure::AcceptAnyCert::new()))
+            endpoint.tls_config_with_verifier(tls, Arc::new(crate::tls::AcceptAnyCert::new()))
         } else {
             tls = match &key.ca {
                 Some(ca) => tls.ca_certificate(Certificate::from_pem(ca)),
@@ -105,69 +105,6 @@ fn connect(key: &ChannelKey) -> Result<Channel, String> {
         })?;
     }
     Ok(endpoint.connect_lazy())
-}
-
-/// `unsafeSsl: true`: the server's certificate is not checked (as KEDA's
-/// `InsecureSkipVerify`); signatures still are, so the handshake stays well-formed.
-pub(crate) mod insecure {
-    use rustls::DigitallySignedStruct;
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-
-    #[derive(Debug)]
-    pub struct AcceptAnyCert(CryptoProvider);
-
-    impl AcceptAnyCert {
-        pub fn new() -> AcceptAnyCert {
-            AcceptAnyCert(rustls::crypto::aws_lc_rs::default_provider())
-        }
-    }
-
-    impl ServerCertVerifier for AcceptAnyCert {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp_response: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
 }
 
 /// The latest answer of the `StreamIsActive` stream, and the task reading it.
