@@ -514,7 +514,7 @@ fn is_comparison(op: BinOp) -> bool {
     matches!(op, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge)
 }
 
-fn op_str(op: BinOp) -> &'static str {
+pub(super) fn op_str(op: BinOp) -> &'static str {
     match op {
         BinOp::Add => "+",
         BinOp::Sub => "-",

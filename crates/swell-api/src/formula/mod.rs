@@ -15,12 +15,17 @@
 //! do not need them): maps, member access, slices, ranges, `matches`/`contains`/`startsWith`/
 //! `endsWith`, bytes literals and the other builtins.
 //!
-//! Differences from expr-lang, all on inputs KEDA formulas do not meet: types are checked when
-//! the formula runs, not when it compiles (KEDA's webhook also runs it once, with every trigger
-//! at -1, which [`Formula::eval`] with `Some(-1.0)` mirrors); `int()` of a float out of range
+//! Types are checked as far as they are certain when compiling (triggers are floats, as in
+//! KEDA's typed environment), fully when running; KEDA's webhook also runs the formula once with
+//! every trigger at -1, which [`Formula::eval`] with `Some(-1.0)` mirrors.
+//!
+//! Differences from expr-lang, all on inputs KEDA formulas do not meet: a type error that needs
+//! expr-lang's finer types (array element types, `max` results) shows only when the formula
+//! runs on it; `int()` of a float out of range
 //! saturates where Go's conversion is undefined; a formula starting with `float(` whose result is
 //! an int is converted, where KEDA returns an error at every evaluation.
 
+mod check;
 mod eval;
 mod lexer;
 mod parser;
@@ -186,6 +191,13 @@ pub enum FormulaError {
         names: Vec<String>,
         known: Vec<String>,
     },
+    /// An operation that fails for any trigger values, which KEDA's type checker refuses.
+    #[error("{at}: {error} (whatever the trigger values)")]
+    Type {
+        at: Position,
+        span: Span,
+        error: EvalErrorKind,
+    },
 }
 
 /// A compiled formula over the variables given to [`compile`].
@@ -239,6 +251,11 @@ pub fn compile_with(
             known: variables.iter().map(|v| (*v).to_owned()).collect(),
         });
     }
+    check::check(&parsed.root).map_err(|(span, error)| FormulaError::Type {
+        at: Position::of(src, span.start),
+        span,
+        error,
+    })?;
     Ok(Formula {
         root: parsed.root,
         source: src.to_owned(),

@@ -416,6 +416,76 @@ fn eval_errors() {
     assert_eq!(formula.map(|f| f.eval_map(&values)), Ok(Ok(Some(5.0))));
 }
 
+/// Errors KEDA's type checker finds on a branch no run takes (triggers are float64 there).
+#[test]
+fn type_errors_are_found_without_running() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "a > 5 ? a && true : 1",
+            "line 1, column 11: `&&`/`and` needs a bool, not float",
+        ),
+        (
+            "a > 5 ? a % 2 : 1",
+            "line 1, column 11: invalid operation: float % int",
+        ),
+        ("a > 5 ? 'x' - 1 : 1", "invalid operation: string - int"),
+        (
+            "a > 5 ? float(true) : 1",
+            "invalid argument for float (type bool)",
+        ),
+        (
+            "a > 5 ? count(a, # > 1) : 1",
+            "invalid argument for count (type float)",
+        ),
+        (
+            "a > 5 ? (a ? 1 : 2) : 1",
+            "line 1, column 10: the condition of `?:` or `if` needs a bool",
+        ),
+        ("a > 5 ? -true : 1", "invalid operation: -bool"),
+        ("a > 5 ? 2 ** 'x' : 1", "invalid operation: int ** string"),
+        (
+            "a > 5 ? max(a, 'x') : 1",
+            "invalid argument for max (type string)",
+        ),
+        (
+            "a > 5 ? all([a], 1 + 1) : 1",
+            "the closure of a predicate builtin needs a bool, not",
+        ),
+        ("a > 5 ? len(3) : 1", "invalid argument for len (type int)"),
+        ("a > 5 ? 1 < 'x' : 1", "invalid operation: int < string"),
+        ("a > 5 ? a in 3 : 1", "invalid operation: float in int"),
+        ("a > 5 ? a[0] : 1", "invalid operation: float [] int"),
+        (
+            "let x = a; x > 5 ? x && x : 1",
+            "`&&`/`and` needs a bool, not float",
+        ),
+        ("(a < 5) == (1 > a)", "the formula evaluated to a bool"),
+        (
+            "a < 5 == 1 > a",
+            "line 1, column 12: invalid operation: bool > float",
+        ),
+    ];
+    for (src, want) in cases {
+        let err = compile(src, &["a"]);
+        let Err(FormulaError::Type { .. } | FormulaError::Syntax { .. }) = &err else {
+            panic!("{src}: {err:?}");
+        };
+        let got = err.map(|_| ()).unwrap_err().to_string();
+        assert!(got.contains(want), "{src}: {got}");
+    }
+    // What needs finer types than these passes to the run: closure elements, `??`, `max`.
+    for src in [
+        "a > 5 ? int(a) % 2 : 1",
+        "count([a], #) > 0 ? 1 : 0",
+        "max(a, 1) % 2",
+        "(a ?? 1) + 1",
+        "a > 5 ? nil : 1",
+        "[a][0] + 1",
+    ] {
+        assert!(compile(src, &["a"]).is_ok(), "{src}");
+    }
+}
+
 fn terms(n: usize) -> String {
     vec!["a"; n].join(" + ")
 }
@@ -491,8 +561,12 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
     for _ in 0..31 {
         worst = format!("(a || a && a == a + a * a ** {worst} ?? a)");
     }
+    // It parses (its types are wrong, which the checker reports without recursing deeper).
     let formula = compile(&worst, &["a"]);
-    assert!(formula.is_ok(), "{formula:?}");
+    assert!(
+        matches!(formula, Err(FormulaError::Type { .. })),
+        "{formula:?}"
+    );
     let mut worst = "a".to_owned();
     for _ in 0..31 {
         worst = format!("(a - a + a * -{worst})");
