@@ -6,6 +6,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::parser::{BinOp, Builtin, Expr, Node, UnOp};
 use super::{Formula, Position, Span};
@@ -16,7 +17,7 @@ enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(Rc<str>),
+    Str(Arc<str>),
     Array(Rc<[Value]>),
 }
 
@@ -171,7 +172,7 @@ impl Machine<'_> {
             Node::Bool(b) => Value::Bool(*b),
             Node::Int(i) => Value::Int(*i),
             Node::Float(f) => Value::Float(*f),
-            Node::Str(s) => Value::Str(Rc::from(s.as_str())),
+            Node::Str(s) => Value::Str(Arc::clone(s)),
             Node::Var(i) => self
                 .vars
                 .get(*i)
@@ -269,6 +270,7 @@ impl Machine<'_> {
                 BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                     // A comparison chain: `acc` is the last operand, not a running result.
                     let value = self.eval(right)?;
+                    self.tick(*span, text_cost(&acc) + text_cost(&value))?;
                     if !compare(*op, &acc, &value).map_err(|k| (*span, k))? {
                         return Ok(Value::Bool(false));
                     }
@@ -288,6 +290,7 @@ impl Machine<'_> {
 
     fn binary(&mut self, op: BinOp, l: Value, r: Value, span: Span) -> VResult {
         use Value::{Float, Int, Str};
+        self.tick(span, text_cost(&l) + text_cost(&r))?;
         let fail = |l: &Value, r: &Value| (span, invalid(op_str(op), l, r));
         Ok(match (op, &l, &r) {
             (BinOp::Add, Int(a), Int(b)) => Int(a.wrapping_add(*b)),
@@ -297,7 +300,7 @@ impl Machine<'_> {
             (BinOp::Mod, Int(a), Int(b)) => Int(a.wrapping_rem(*b)),
             (BinOp::Add, Str(a), Str(b)) => {
                 self.tick(span, (a.len() + b.len()) as u64)?;
-                Str(Rc::from(format!("{a}{b}")))
+                Str(Arc::from(format!("{a}{b}")))
             }
             (BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div, _, _) => {
                 let (Some(a), Some(b)) = (l.number(), r.number()) else {
@@ -330,7 +333,7 @@ impl Machine<'_> {
     /// expr-lang's `runtime.Equal`: numbers by value across int and float, arrays element-wise,
     /// different types unequal.
     fn equal(&mut self, l: &Value, r: &Value, span: Span) -> Result<bool, Fail> {
-        self.tick(span, 1)?;
+        self.tick(span, 1 + text_cost(l) + text_cost(r))?;
         Ok(match (l, r) {
             (Value::Array(a), Value::Array(b)) => {
                 if a.len() != b.len() {
@@ -373,6 +376,7 @@ impl Machine<'_> {
             Builtin::Mean | Builtin::Median => self.average(builtin, values, span),
             _ => {
                 let value = values.into_iter().next().unwrap_or(Value::Nil);
+                self.tick(span, text_cost(&value))?;
                 scalar(builtin, value).map_err(|k| (span, k))
             }
         }
@@ -507,6 +511,14 @@ impl Machine<'_> {
         } else {
             (floats[n / 2 - 1] + floats[n / 2]) / 2.0
         }))
+    }
+}
+
+/// Steps for reading a string: comparing, concatenating or parsing it is linear in its length.
+fn text_cost(value: &Value) -> u64 {
+    match value {
+        Value::Str(s) => s.len() as u64 / 16,
+        _ => 0,
     }
 }
 

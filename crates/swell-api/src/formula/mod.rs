@@ -48,8 +48,9 @@ pub const BUILTINS: [&str; 19] = [
 /// Bounds on the work [`compile`] and [`Formula::eval`] do for one formula.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Bytes of formula text. Kubernetes caps an object at about 1.5 MiB; a real formula is a
-    /// few hundred bytes, so this only stops a pathological one early.
+    /// Bytes of formula text. KEDA has no such limit, but its 10,000-node limit keeps a real
+    /// formula far below this (5,000 terms `trigger_name + ...` are about 80 KiB); it bounds the
+    /// tokens lexed before parsing (48 bytes each, one per byte at worst).
     pub max_len: usize,
     /// Nesting of brackets, calls, closures, unary operators, `**`, ternaries and `let`s.
     pub max_depth: usize,
@@ -64,7 +65,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_len: 1 << 20,
+            max_len: 256 << 10,
             max_depth: 64,
             max_nodes: 10_000,
             max_steps: 1_000_000,

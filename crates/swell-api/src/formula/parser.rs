@@ -7,6 +7,7 @@
 //! `let`s. Every other recursion is bounded by the number of precedence levels.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::lexer::{Lexed, Tok};
 use super::{Limits, Position, Span, SyntaxError};
@@ -195,7 +196,8 @@ pub(super) enum Node {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
+    /// Shared with the values built from it, so a closure does not copy it per element.
+    Str(Arc<str>),
     /// A variable, by its index in `compile`'s `variables`.
     Var(usize),
     /// A `let` binding, by its depth in the scope stack.
@@ -689,7 +691,7 @@ impl<'a> Parser<'_, 'a, '_> {
             }
             Tok::Str(s) => {
                 self.advance();
-                Node::Str(s)
+                Node::Str(Arc::from(s))
             }
             Tok::Op("[") => {
                 let array = self.array()?;
