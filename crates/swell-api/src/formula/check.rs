@@ -3,7 +3,8 @@
 //! values (`a && b`, `a % 2`, `a ? 1 : 0`, a bool result) is refused at admission even on a
 //! branch the webhook's run at -1 does not take. Only definite errors are reported: whatever
 //! this cannot type (closure elements, `??`, `max`, indexing) is unknown and passes, as an
-//! interface does in expr-lang.
+//! interface does in expr-lang. A literal `nil` is no type at all there: only `==`, `!=`, `??`
+//! and the left of `in` take it.
 
 use super::Span;
 use super::eval::{EvalErrorKind, op_str};
@@ -12,6 +13,7 @@ use super::parser::{BinOp, Builtin, Expr, Node, UnOp};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ty {
     Unknown,
+    Nil,
     Bool,
     Int,
     Float,
@@ -23,6 +25,7 @@ impl Ty {
     fn name(self) -> &'static str {
         match self {
             Ty::Unknown => "unknown",
+            Ty::Nil => "nil",
             Ty::Bool => "bool",
             Ty::Int => "int",
             Ty::Float => "float",
@@ -35,9 +38,18 @@ impl Ty {
         matches!(self, Ty::Int | Ty::Float)
     }
 
-    /// Unknown, or one of `allowed`.
+    /// Unknown, or one of `allowed`; never nil.
     fn maybe(self, allowed: &[Ty]) -> bool {
         self == Ty::Unknown || allowed.contains(&self)
+    }
+
+    /// What `==` compares alike: ints with floats, otherwise the same type.
+    fn kind(self) -> Option<Ty> {
+        match self {
+            Ty::Unknown | Ty::Nil => None,
+            Ty::Int => Some(Ty::Float),
+            t => Some(t),
+        }
     }
 }
 
@@ -45,14 +57,17 @@ const NUMBERS: [Ty; 2] = [Ty::Int, Ty::Float];
 
 type Fail = (Span, EvalErrorKind);
 
-/// Checks `root` as KEDA's `float(root)` wrapper would see it.
-pub(super) fn check(root: &Expr) -> Result<(), Fail> {
+/// Checks `root` as KEDA's `float(root)` wrapper would see it; `nil_allowed` is its `??` form.
+pub(super) fn check(root: &Expr, nil_allowed: bool) -> Result<(), Fail> {
     let mut checker = Checker { locals: Vec::new() };
-    let ty = checker.ty(root)?;
-    if matches!(ty, Ty::Bool | Ty::Array) {
-        return Err((root.span, EvalErrorKind::NotANumber { found: ty.name() }));
+    match checker.ty(root)? {
+        Ty::Nil if !nil_allowed => Err((root.span, EvalErrorKind::NilResult)),
+        ty @ (Ty::Bool | Ty::Array) => {
+            let found = ty.name();
+            Err((root.span, EvalErrorKind::NotANumber { found }))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 struct Checker {
@@ -90,7 +105,8 @@ fn need_bool(context: &'static str, found: Ty, span: Span) -> Result<(), Fail> {
 impl Checker {
     fn ty(&mut self, e: &Expr) -> Result<Ty, Fail> {
         Ok(match &e.node {
-            Node::Nil | Node::Element => Ty::Unknown,
+            Node::Nil => Ty::Nil,
+            Node::Element => Ty::Unknown,
             Node::Bool(_) => Ty::Bool,
             Node::Int(_) | Node::ElementIndex => Ty::Int,
             Node::Float(_) | Node::Var(_) => Ty::Float,
@@ -227,21 +243,21 @@ impl Checker {
                 {
                     return Err(argument(builtin, *bad, span));
                 }
-                match builtin {
-                    Builtin::Mean | Builtin::Median => Ty::Float,
-                    _ => Ty::Unknown,
-                }
+                // expr-lang types these as their first argument; unknown is the safe reading.
+                Ty::Unknown
             }
             _ => {
                 check(first.maybe(&[Ty::Array]))?;
-                let body = types.get(1).copied().unwrap_or(Ty::Unknown);
-                if !matches!(builtin, Builtin::Map | Builtin::Sum) {
+                let body = types.get(1).copied();
+                if !matches!(builtin, Builtin::Map | Builtin::Sum) || body == Some(Ty::Nil) {
+                    let body = body.unwrap_or(Ty::Unknown);
                     need_bool("the closure of a predicate builtin", body, span)?;
                 }
                 match builtin {
                     Builtin::Map | Builtin::Filter => Ty::Array,
                     Builtin::Count => Ty::Int,
-                    Builtin::Sum => Ty::Unknown,
+                    // expr-lang types a sum as its closure's result.
+                    Builtin::Sum => body.unwrap_or(Ty::Unknown),
                     _ => Ty::Bool,
                 }
             }
@@ -253,7 +269,8 @@ impl Checker {
 fn binary(op: BinOp, l: Ty, r: Ty, span: Span) -> Result<Ty, Fail> {
     let both = |allowed: &[Ty]| l.maybe(allowed) && r.maybe(allowed);
     let ok = match op {
-        BinOp::Eq | BinOp::Ne | BinOp::Coalesce => true,
+        BinOp::Eq | BinOp::Ne => l.kind().zip(r.kind()).is_none_or(|(a, b)| a == b),
+        BinOp::Coalesce => true,
         BinOp::And | BinOp::Or => {
             let context = if op == BinOp::And {
                 "`&&`/`and`"
@@ -268,7 +285,7 @@ fn binary(op: BinOp, l: Ty, r: Ty, span: Span) -> Result<Ty, Fail> {
         BinOp::Add => both(&NUMBERS) || both(&[Ty::Str]),
         BinOp::Sub | BinOp::Mul | BinOp::Div => both(&NUMBERS),
         BinOp::Mod => both(&[Ty::Int]),
-        BinOp::In | BinOp::NotIn => r.maybe(&[Ty::Array, Ty::Str]),
+        BinOp::In | BinOp::NotIn => r.maybe(&[Ty::Array]),
     };
     if !ok {
         return Err(invalid(op_str(op), l, r, span));
@@ -279,6 +296,7 @@ fn binary(op: BinOp, l: Ty, r: Ty, span: Span) -> Result<Ty, Fail> {
         BinOp::Add | BinOp::Sub | BinOp::Mul if l.number() && r.number() => Ty::Float,
         BinOp::Div => Ty::Float,
         BinOp::Mod => Ty::Int,
+        BinOp::Coalesce if l == r => l,
         BinOp::Coalesce | BinOp::Add | BinOp::Sub | BinOp::Mul => Ty::Unknown,
         _ => Ty::Bool,
     })

@@ -249,6 +249,9 @@ impl Machine<'_> {
     }
 
     fn chain(&mut self, first: &Expr, rest: &[(BinOp, Span, Expr)]) -> VResult {
+        if let Some(decided) = decided_bool(first, rest) {
+            return Ok(Value::Bool(decided));
+        }
         let mut acc = self.eval(first)?;
         for (op, span, right) in rest {
             acc = match op {
@@ -522,6 +525,30 @@ fn text_cost(value: &Value) -> u64 {
     }
 }
 
+/// expr-lang's optimizer folds `x or true` to `true` and `x and false` to `false` (fold.go),
+/// so `x` is never run: the same chains are decided here without running any operand.
+fn decided_bool(first: &Expr, rest: &[(BinOp, Span, Expr)]) -> Option<bool> {
+    let op = rest.first()?.0;
+    if !matches!(op, BinOp::And | BinOp::Or) {
+        return None;
+    }
+    let decisive = op == BinOp::Or;
+    let mut operands = std::iter::once(first).chain(rest.iter().map(|(_, _, e)| e));
+    operands
+        .any(|e| constant_bool(e) == Some(decisive))
+        .then_some(decisive)
+}
+
+/// A bool the optimizer knows before running: a literal, its negation, or a decided chain.
+fn constant_bool(e: &Expr) -> Option<bool> {
+    match &e.node {
+        Node::Bool(b) => Some(*b),
+        Node::Unary(UnOp::Not, operand) => constant_bool(operand).map(|b| !b),
+        Node::Chain(first, rest) => decided_bool(first, rest),
+        _ => None,
+    }
+}
+
 fn is_comparison(op: BinOp) -> bool {
     matches!(op, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge)
 }
@@ -602,7 +629,8 @@ fn unary(op: UnOp, value: Value) -> Result<Value, EvalErrorKind> {
     Ok(match (op, value) {
         (UnOp::Neg, Value::Int(i)) => Value::Int(i.wrapping_neg()),
         (UnOp::Neg, Value::Float(f)) => Value::Float(-f),
-        (UnOp::Plus, v @ (Value::Int(_) | Value::Float(_))) => v,
+        // expr-lang's VM passes any value through a unary `+` (only its checker minds).
+        (UnOp::Plus, v) => v,
         (UnOp::Not, Value::Bool(b)) => Value::Bool(!b),
         (op, v) => {
             let op = match op {
@@ -631,6 +659,16 @@ fn subscript(array: &Value, index: &Value) -> Result<Value, EvalErrorKind> {
         .ok_or(EvalErrorKind::IndexOutOfRange { index: *i, len })
 }
 
+/// Go's `int(f)` on amd64, where KEDA runs: NaN and out-of-range values give the minimum.
+fn go_int(f: f64) -> i64 {
+    // -2^63 and 2^63, both exact as f64.
+    let (low, high) = (i64::MIN as f64, -(i64::MIN as f64));
+    if f.is_nan() || !(low..high).contains(&f) {
+        return i64::MIN;
+    }
+    f as i64
+}
+
 /// The one-argument builtins (builtin/lib.go).
 fn scalar(builtin: Builtin, value: Value) -> Result<Value, EvalErrorKind> {
     let function = builtin.name();
@@ -645,7 +683,7 @@ fn scalar(builtin: Builtin, value: Value) -> Result<Value, EvalErrorKind> {
         // Go's math.Round: half away from zero, as f64::round.
         (Builtin::Round, Value::Float(f)) => Value::Float(f.round()),
         (Builtin::Int, Value::Int(i)) => Value::Int(i),
-        (Builtin::Int, Value::Float(f)) => Value::Int(f as i64),
+        (Builtin::Int, Value::Float(f)) => Value::Int(go_int(f)),
         (Builtin::Int, Value::Str(s)) => {
             Value::Int(
                 s.parse::<i64>()

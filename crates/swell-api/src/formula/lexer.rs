@@ -60,13 +60,16 @@ struct Lexer<'a> {
     src: &'a str,
     pos: usize,
     out: Lexed<'a>,
+    wrapped: bool,
 }
 
-pub(super) fn tokenize(src: &str) -> Result<Lexed<'_>, (Span, SyntaxError)> {
+/// `wrapped`: KEDA wraps the formula in `float(...)`, so a `//` comment must end in a newline.
+pub(super) fn tokenize(src: &str, wrapped: bool) -> Result<Lexed<'_>, (Span, SyntaxError)> {
     let mut lexer = Lexer {
         src,
         pos: 0,
         out: Vec::new(),
+        wrapped,
     };
     lexer.run()?;
     let end = Span::new(src.len(), src.len());
@@ -111,6 +114,13 @@ impl<'a> Lexer<'a> {
                 self.push(Tok::Pointer(name), start);
             } else if is_word_char(c) {
                 let word = self.word();
+                if matches!(word, "b" | "B") && matches!(self.peek(), Some('\'' | '"')) {
+                    let what = "a bytes literal `b'...'`".to_owned();
+                    return Err((
+                        Span::new(start, self.pos + 1),
+                        SyntaxError::Unsupported(what),
+                    ));
+                }
                 let tok = if OPERATOR_WORDS.contains(&word) {
                     Tok::Op(word)
                 } else {
@@ -159,7 +169,15 @@ impl<'a> Lexer<'a> {
         let start = self.pos;
         let rest = &self.src[start + 2..];
         if self.peek_at(1) == Some(b'/') {
-            self.pos = start + 2 + rest.find('\n').unwrap_or(rest.len());
+            let Some(end) = rest.find('\n') else {
+                if self.wrapped {
+                    let span = Span::new(start, self.src.len());
+                    return Err((span, SyntaxError::TrailingLineComment));
+                }
+                self.pos = self.src.len();
+                return Ok(());
+            };
+            self.pos = start + 2 + end;
             return Ok(());
         }
         match rest.find("*/") {
@@ -243,7 +261,7 @@ impl<'a> Lexer<'a> {
                 continue;
             }
             let escape_start = self.pos - 1;
-            match self.escape() {
+            match self.escape(quote) {
                 Some(e) => out.push(e),
                 None => {
                     let span = Span::new(escape_start, self.pos);
@@ -253,8 +271,9 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    /// One escape after `\`, as Go's strconv (plus expr-lang's `\u{...}`).
-    fn escape(&mut self) -> Option<char> {
+    /// One escape after `\`, as expr-lang's `scanEscape`: the other quote, `` \` `` and `\?` are
+    /// not escapes there.
+    fn escape(&mut self, quote: char) -> Option<char> {
         let c = self.peek()?;
         self.pos += c.len_utf8();
         let simple = match c {
@@ -265,12 +284,13 @@ impl<'a> Lexer<'a> {
             'r' => '\r',
             't' => '\t',
             'v' => '\x0b',
-            '\\' | '\'' | '"' | '`' | '?' => c,
-            'x' | 'X' => return self.hex(2),
+            '\\' => c,
+            _ if c == quote => c,
+            'x' => return self.hex(2),
             'u' if self.peek() == Some('{') => {
                 let rest = &self.src[self.pos + 1..];
                 let end = rest.find('}').filter(|e| (1..=6).contains(e))?;
-                let code = u32::from_str_radix(&rest[..end], 16).ok()?;
+                let code = hex_value(&rest[..end])?;
                 self.pos += end + 2;
                 return char::from_u32(code);
             }
@@ -278,6 +298,9 @@ impl<'a> Lexer<'a> {
             'U' => return self.hex(8),
             '0'..='7' => {
                 let digits = self.src.get(self.pos - 1..self.pos + 2)?;
+                if !digits.bytes().all(|b| matches!(b, b'0'..=b'7')) {
+                    return None;
+                }
                 let code = u32::from_str_radix(digits, 8).ok().filter(|c| *c <= 255)?;
                 self.pos += 2;
                 return char::from_u32(code);
@@ -288,8 +311,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn hex(&mut self, len: usize) -> Option<char> {
-        let digits = self.src.get(self.pos..self.pos + len)?;
-        let code = u32::from_str_radix(digits, 16).ok()?;
+        let code = hex_value(self.src.get(self.pos..self.pos + len)?)?;
         self.pos += len;
         char::from_u32(code)
     }
@@ -304,6 +326,14 @@ impl<'a> Lexer<'a> {
         self.pos = start + 1 + end + 1;
         Ok(rest[..end].to_owned())
     }
+}
+
+/// Hex digits only (`from_str_radix` alone would take a leading `+`).
+fn hex_value(digits: &str) -> Option<u32> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(digits, 16).ok()
 }
 
 /// The value of a number token, as expr-lang's parser reads it; `None` when it does not fit.

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::lexer::{Lexed, Tok};
-use super::{Limits, Position, Span, SyntaxError};
+use super::{Limits, Position, Span, SyntaxError, Wrap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum BinOp {
@@ -247,9 +247,11 @@ struct Parser<'t, 'a, 'v> {
     pos: usize,
     vars: HashMap<&'v str, usize>,
     locals: Vec<&'a str>,
-    closures: usize,
+    /// The builtins whose closures are being parsed, innermost last.
+    closures: Vec<Builtin>,
     depth: usize,
     nodes: usize,
+    wrap: Wrap,
     limits: Limits,
     seen: Vec<bool>,
     used: Vec<usize>,
@@ -257,14 +259,14 @@ struct Parser<'t, 'a, 'v> {
     unknown_seen: HashSet<&'a str>,
 }
 
-/// Parses the whole token stream; `wrapper_nodes` are the nodes of KEDA's `float(...)` wrapper,
-/// counted against `max_nodes` as expr-lang does.
+/// Parses the whole token stream as KEDA's `wrap` of it would parse; the wrapper's nodes count
+/// against `max_nodes`, as in expr-lang.
 pub(super) fn parse<'a>(
     src: &'a str,
     toks: &Lexed<'a>,
     variables: &[&str],
     limits: &Limits,
-    wrapper_nodes: usize,
+    wrap: Wrap,
 ) -> PResult<Parsed<'a>> {
     let mut p = Parser {
         src,
@@ -272,9 +274,10 @@ pub(super) fn parse<'a>(
         pos: 0,
         vars: variables.iter().enumerate().map(|(i, v)| (*v, i)).collect(),
         locals: Vec::new(),
-        closures: 0,
+        closures: Vec::new(),
         depth: 0,
-        nodes: wrapper_nodes,
+        nodes: wrap.nodes(),
+        wrap,
         limits: *limits,
         seen: vec![false; variables.len()],
         used: Vec::new(),
@@ -282,6 +285,10 @@ pub(super) fn parse<'a>(
         unknown_seen: HashSet::new(),
     };
     let root = p.sequence()?;
+    // `float(F,)` parses: a trailing comma is an empty last argument to expr-lang.
+    if wrap == Wrap::Float && p.tok().is_op(",") && *p.peek() == Tok::Eof {
+        p.advance();
+    }
     match p.tok() {
         Tok::Eof => {}
         Tok::Op(close @ (")" | "]" | "}")) => {
@@ -292,7 +299,7 @@ pub(super) fn parse<'a>(
         _ => return Err(p.unexpected("an operator or the end of the formula")),
     }
     // KEDA compiles `float(F)`, where a bare `a; b` does not parse; `??` formulas get `(F)`.
-    if matches!(root.node, Node::Seq(_)) && wrapper_nodes == 1 {
+    if matches!(root.node, Node::Seq(_)) && wrap == Wrap::Float {
         return Err((root.span, SyntaxError::TopLevelSequence));
     }
     Ok(Parsed {
@@ -399,11 +406,18 @@ impl<'a> Parser<'_, 'a, '_> {
         }
         let mut items = vec![first];
         while self.tok().is_op(";") {
-            self.advance();
+            let semicolon = self.advance();
             if *self.tok() == Tok::Eof {
+                // Wrapped, the `;` is followed by KEDA's `)`, where no expression starts.
+                if self.wrap != Wrap::None {
+                    return Err((semicolon, SyntaxError::TrailingSemicolon));
+                }
                 break;
             }
             items.push(self.expression(0)?);
+        }
+        if items.len() == 1 {
+            return Ok(items.remove(0));
         }
         let span = items[0].span.to(items[items.len() - 1].span);
         self.make(Node::Seq(items), span)
@@ -579,6 +593,16 @@ impl<'a> Parser<'_, 'a, '_> {
         let Tok::Ident(name) = *self.tok() else {
             return Err(self.unexpected("a name after `let`"));
         };
+        // expr-lang's checker refuses shadowing anything, KEDA's own `??` wrapper variable too.
+        let wrapper = self.wrap == Wrap::Coalesce && name == "_kedaCompositeResult";
+        if self.vars.contains_key(name)
+            || Builtin::lookup(name).is_some()
+            || OTHER_EXPR_BUILTINS.contains(&name)
+            || self.locals.contains(&name)
+            || wrapper
+        {
+            return Err((self.span(), SyntaxError::Redeclared(name.to_owned())));
+        }
         self.advance();
         self.expect("=", "`=` after the name of the `let`")?;
         self.enter()?;
@@ -650,11 +674,12 @@ impl<'a> Parser<'_, 'a, '_> {
             Tok::Pointer(name) => {
                 self.advance();
                 let node = match name {
-                    _ if self.closures == 0 => {
+                    _ if self.closures.is_empty() => {
                         return Err((span, SyntaxError::PointerOutsideClosure(name.into())));
                     }
                     "" => Node::Element,
-                    "index" => Node::ElementIndex,
+                    // expr-lang 1.17 (KEDA's) gives `#index` to map's closure only.
+                    "index" if self.closures.last() == Some(&Builtin::Map) => Node::ElementIndex,
                     _ => return Err((span, SyntaxError::UnknownPointer(name.into()))),
                 };
                 let node = self.make(node, span)?;
@@ -807,7 +832,7 @@ impl<'a> Parser<'_, 'a, '_> {
                 }
             }
             if closure && args.len() == 1 {
-                args.push(self.closure()?);
+                args.push(self.closure(builtin)?);
             } else {
                 args.push(self.expression(0)?);
             }
@@ -832,10 +857,10 @@ impl<'a> Parser<'_, 'a, '_> {
     }
 
     /// A closure argument: `{ seq }` or a bare expression, in which `#` is the element.
-    fn closure(&mut self) -> PResult<Expr> {
+    fn closure(&mut self, builtin: Builtin) -> PResult<Expr> {
         let start = self.span();
         self.enter()?;
-        self.closures += 1;
+        self.closures.push(builtin);
         let body = if self.tok().is_op("{") {
             self.advance();
             let body = self.sequence()?;
@@ -848,7 +873,7 @@ impl<'a> Parser<'_, 'a, '_> {
             }
             body
         };
-        self.closures -= 1;
+        self.closures.pop();
         self.leave();
         let span = start.to(body.span);
         self.make(Node::Closure(Box::new(body)), span)

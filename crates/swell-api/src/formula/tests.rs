@@ -157,7 +157,7 @@ fn precedence_and_associativity() {
         ("1e3 + 2.5e-1 + .5 + 1.", 1001.75),
         ("1E2", 100.0),
         ("let x = 2; x * 3", 6.0),
-        ("let x = 2; let y = x + 1; let x = 10; x * y", 30.0),
+        ("let x = 2; let y = x + 1; x * y", 6.0),
         ("if 1 > 2 { 1 } else { 2 }", 2.0),
         ("if false { 1 } else if true { 5 } else { 3 }", 5.0),
         ("(1; 2) + 1", 3.0),
@@ -171,14 +171,21 @@ fn precedence_and_associativity() {
         ("'b' > 'a' ? 1 : 0", 1.0),
         ("\"3\"", 3.0),
         ("'\\x41\\u00e9\\n' == \"A\u{e9}\\n\" ? 1 : 0", 1.0),
-        ("1 + /* two */ 2 // the end", 3.0),
+        ("+(['3'][0])", 3.0),
+        ("1 + /* two */ 2 // the end\n", 3.0),
+        ("float(2) // KEDA does not wrap this one", 2.0),
+        ("float(2);", 2.0),
+        ("1 + 2,", 3.0),
         ("nil == nil ? 1 : 0", 1.0),
+        // expr-lang's optimizer folds these without running `n > 1` (nil > int fails).
+        ("n > 1 or !false ? 1 : 0", 1.0),
+        ("n > 1 and (false and n > 2) ? 1 : 0", 0.0),
         ("nil ?? 4", 4.0),
         ("[1, [2, 3]] == [1, [2, 3]] ? 1 : 0", 1.0),
         ("9223372036854775807 + 1 < 0 ? 1 : 0", 1.0),
     ];
     for (src, want) in cases {
-        assert_eq!(run(src, &[]), Ok(Some(*want)), "{src}");
+        assert_eq!(run(src, &[("n", None)]), Ok(Some(*want)), "{src}");
     }
 }
 
@@ -205,6 +212,8 @@ fn builtins() {
         ("int(3.9)", 3.0),
         ("int(-3.9)", -3.0),
         ("int('7')", 7.0),
+        ("int(0.0 / 0.0) < 0 ? 1 : 0", 1.0),
+        ("int(1e300) == int(-1e300) ? 1 : 0", 1.0),
         ("int(a) % 2", 1.0),
         ("len([1, 2, 3])", 3.0),
         ("len('h\u{e9}llo')", 5.0),
@@ -225,6 +234,7 @@ fn builtins() {
         ("sum([])", 0.0),
         ("sum(map([1, 2], # * 10))", 30.0),
         ("sum(map([5, 6, 7], #index))", 3.0),
+        ("sum(map([5, 6], count([1], # > 0) + #index))", 3.0),
         ("sum(map([1, 2], sum(map([10, 20], #))))", 60.0),
         ("sum(map([1, 2], {let d = # * 2; d + 1}))", 8.0),
         ("mean([1, 2, 3, 4])", 2.5),
@@ -297,7 +307,11 @@ fn compile_errors_name_the_position_and_the_fix() {
             "# > 1",
             "line 1, column 1: `#` is only valid inside a closure",
         ),
-        ("map([a], #acc)", "`#acc` is not supported"),
+        ("map([a], #acc)", "`#acc` is not available here"),
+        (
+            "sum([a], #index)",
+            "line 1, column 10: `#index` is not available here",
+        ),
         ("count([a], # > 1; 2)", "wrap the closure in { and }"),
         (
             "a ?? b + 1",
@@ -309,6 +323,10 @@ fn compile_errors_name_the_position_and_the_fix() {
         ),
         ("{x: a}", "a map `{...}` is not supported"),
         ("1..3", "the range operator `..` is not supported"),
+        (
+            "len(b'x')",
+            "line 1, column 5: a bytes literal `b'...'` is not supported",
+        ),
         ("'a' contains 'b'", "a string operator is not supported"),
         (
             "\"abc",
@@ -323,6 +341,34 @@ fn compile_errors_name_the_position_and_the_fix() {
         ("a @ b", "line 1, column 3: unrecognized character '@'"),
         ("/* x", "comment not closed"),
         ("a; b", "a top-level `;` is refused by KEDA"),
+        ("a;", "line 1, column 2: a trailing `;` is refused by KEDA"),
+        ("a ?? (b; 1);", "a trailing `;` is refused by KEDA"),
+        ("let x = a; x;", "a trailing `;` is refused by KEDA"),
+        (
+            "a + 1 // one more",
+            "line 1, column 7: a `//` comment at the end is refused by KEDA",
+        ),
+        ("\"\\'\"", "unknown escape sequence"),
+        ("'\\\"'", "unknown escape sequence"),
+        ("'\\?'", "unknown escape sequence"),
+        ("'\\X41'", "unknown escape sequence"),
+        ("'\\x+1'", "unknown escape sequence"),
+        ("'\\u{+1F600}'", "unknown escape sequence"),
+        ("'\\u+041'", "unknown escape sequence"),
+        ("'\\18'", "unknown escape sequence"),
+        (
+            "let a = 1; a",
+            "line 1, column 5: `a` is already a name here",
+        ),
+        ("let max = 1; max", "`max` is already a name here"),
+        (
+            "let x = 1; let x = 2; x",
+            "line 1, column 16: `x` is already a name here",
+        ),
+        (
+            "a ?? (let _kedaCompositeResult = 1; _kedaCompositeResult)",
+            "already a name",
+        ),
         ("let = 1; a", "expected a name after `let`"),
         ("if a { b }", "expected `else`"),
         ("a[1:2]", "a slice is not supported"),
@@ -460,9 +506,26 @@ fn type_errors_are_found_without_running() {
             "`&&`/`and` needs a bool, not float",
         ),
         ("(a < 5) == (1 > a)", "the formula evaluated to a bool"),
+        ("a > 5 ? nil * a : 1", "invalid operation: nil * float"),
+        (
+            "a > 5 ? (nil ? 1 : 2) : 1",
+            "the condition of `?:` or `if` needs a bool, not nil",
+        ),
+        ("a > 5 ? 'x' == a : 1", "invalid operation: string == float"),
+        ("a > 5 ? a != [a] : 1", "invalid operation: float != array"),
+        (
+            "a > 5 ? 'a' in 'abc' : 1",
+            "invalid operation: string in string",
+        ),
+        (
+            "a > 5 ? abs(nil) : 1",
+            "invalid argument for abs (type nil)",
+        ),
+        ("sum([a], # > 0)", "the formula evaluated to a bool"),
+        ("nil", "the formula evaluated to nil"),
         (
             "a < 5 == 1 > a",
-            "line 1, column 12: invalid operation: bool > float",
+            "line 1, column 7: invalid operation: bool == int",
         ),
     ];
     for (src, want) in cases {
@@ -476,6 +539,9 @@ fn type_errors_are_found_without_running() {
     // What needs finer types than these passes to the run: closure elements, `??`, `max`.
     for src in [
         "a > 5 ? int(a) % 2 : 1",
+        "nil == a ? 1 : 0",
+        "nil in [a] ? 1 : 0",
+        "1 == 1.5 ? 1 : 0",
         "count([a], #) > 0 ? 1 : 0",
         "max(a, 1) % 2",
         "(a ?? 1) + 1",
@@ -543,7 +609,6 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
         deep("a ** ", "a", ""),
         deep("abs(", "a", ")"),
         deep("a ? a : ", "a", ""),
-        deep("let x = 1; ", "a", ""),
         deep("if a { a } else ", "{ a }", ""),
         deep("map([a], ", "#", ")"),
         deep("a[", "0", "]"),
@@ -554,6 +619,18 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
         };
         assert_eq!(*error, SyntaxError::TooDeep { max: 64 }, "{}", &src[..20]);
     }
+    let lets: String = (0..10_000).map(|i| format!("let x{i} = 1; ")).collect();
+    let err = compile(&format!("{lets} a"), &["a"]);
+    assert!(
+        matches!(
+            &err,
+            Err(FormulaError::Syntax {
+                error: SyntaxError::TooDeep { max: 64 },
+                ..
+            })
+        ),
+        "{err:?}"
+    );
     let nested = format!("{}a{}", "(".repeat(64), ")".repeat(64));
     assert!(compile(&nested, &["a"]).is_ok());
     // The deepest recursion the limit allows: every level climbs all the precedences.
@@ -585,10 +662,10 @@ fn evaluation_is_bounded() {
     let err = error(&src, &[]);
     assert!(err.contains("more than 1000000 evaluation steps"), "{err}");
     // A string doubled 64 times.
-    let doubled = format!(
-        "let s = 'xxxxxxxx'; {} len(s)",
-        "let s = s + s; ".repeat(60)
-    );
+    let doubling: String = (1..=60)
+        .map(|i| format!("let s{i} = s{} + s{0}; ", i - 1))
+        .collect();
+    let doubled = format!("let s0 = 'xxxxxxxx'; {doubling} len(s60)");
     let err = error(&doubled, &[]);
     assert!(err.contains("evaluation steps"), "{err}");
     // A long string compared once per element: string work is charged by length.
@@ -598,9 +675,11 @@ fn evaluation_is_bounded() {
     let err = error(&src, &[]);
     assert!(err.contains("evaluation steps"), "{err}");
     // An array nested 60 levels, each level twice the one below, flattened by max.
-    let mut nest = "let v = [1, 2]; ".to_owned();
-    nest += &"let v = [v, v]; ".repeat(60);
-    let err = error(&format!("{nest} max(v)"), &[]);
+    let mut nest = "let v0 = [1, 2]; ".to_owned();
+    nest += &(1..=60)
+        .map(|i| format!("let v{i} = [v{}, v{0}]; ", i - 1))
+        .collect::<String>();
+    let err = error(&format!("{nest} max(v60)"), &[]);
     assert!(err.contains("evaluation steps"), "{err}");
 }
 
