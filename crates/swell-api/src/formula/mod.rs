@@ -285,9 +285,10 @@ pub fn compile_with(
         span,
         error,
     };
-    let tokens = lexer::tokenize(src, Wrap::of(src) != Wrap::None).map_err(syntax)?;
+    let wrap = Wrap::of(src);
+    let tokens = lexer::tokenize(src, wrap != Wrap::None).map_err(syntax)?;
     let nil_allowed = src.contains("??");
-    let parsed = parser::parse(src, &tokens, variables, limits, Wrap::of(src)).map_err(syntax)?;
+    let parsed = parser::parse(src, &tokens, variables, limits, wrap).map_err(syntax)?;
     if let Some(first) = parsed.unknown.first() {
         return Err(FormulaError::UnknownNames {
             at: Position::of(src, first.1.start),

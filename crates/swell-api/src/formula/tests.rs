@@ -408,6 +408,15 @@ fn unknown_names_are_listed_with_the_known_ones() {
     ));
 }
 
+/// A compiled formula can be cached and shared across the operator's tasks.
+#[test]
+fn formula_is_send_and_sync() {
+    fn shared<T: Send + Sync + Clone>() {}
+    shared::<super::Formula>();
+    shared::<FormulaError>();
+    shared::<super::EvalError>();
+}
+
 #[test]
 fn free_variables_in_order_of_first_use() {
     let formula = compile("b + a * b ?? max(c, a)", &["a", "b", "c", "d"]);
