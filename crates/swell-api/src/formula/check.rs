@@ -18,8 +18,42 @@ enum Ty {
     Int,
     Float,
     Str,
-    Array,
+    /// An array; its elements' type when an array literal's elements all have one.
+    Array(Elem),
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elem {
+    Unknown,
+    Bool,
+    Int,
+    Float,
+    Str,
+}
+
+impl Elem {
+    fn of(ty: Ty) -> Elem {
+        match ty {
+            Ty::Bool => Elem::Bool,
+            Ty::Int => Elem::Int,
+            Ty::Float => Elem::Float,
+            Ty::Str => Elem::Str,
+            _ => Elem::Unknown,
+        }
+    }
+
+    fn ty(self) -> Ty {
+        match self {
+            Elem::Unknown => Ty::Unknown,
+            Elem::Bool => Ty::Bool,
+            Elem::Int => Ty::Int,
+            Elem::Float => Ty::Float,
+            Elem::Str => Ty::Str,
+        }
+    }
+}
+
+const ARRAY: Ty = Ty::Array(Elem::Unknown);
 
 impl Ty {
     fn name(self) -> &'static str {
@@ -30,7 +64,7 @@ impl Ty {
             Ty::Int => "int",
             Ty::Float => "float",
             Ty::Str => "string",
-            Ty::Array => "array",
+            Ty::Array(_) => "array",
         }
     }
 
@@ -38,9 +72,10 @@ impl Ty {
         matches!(self, Ty::Int | Ty::Float)
     }
 
-    /// Unknown, or one of `allowed`; never nil.
+    /// Unknown, or one of `allowed` (arrays whatever their elements); never nil.
     fn maybe(self, allowed: &[Ty]) -> bool {
-        self == Ty::Unknown || allowed.contains(&self)
+        let alike = |a: &Ty| *a == self || matches!((a, self), (Ty::Array(_), Ty::Array(_)));
+        self == Ty::Unknown || allowed.iter().any(alike)
     }
 
     /// What `==` compares alike: ints with floats, otherwise the same type.
@@ -48,6 +83,7 @@ impl Ty {
         match self {
             Ty::Unknown | Ty::Nil => None,
             Ty::Int => Some(Ty::Float),
+            Ty::Array(_) => Some(ARRAY),
             t => Some(t),
         }
     }
@@ -59,10 +95,13 @@ type Fail = (Span, EvalErrorKind);
 
 /// Checks `root` as KEDA's `float(root)` wrapper would see it; `nil_allowed` is its `??` form.
 pub(super) fn check(root: &Expr, nil_allowed: bool) -> Result<(), Fail> {
-    let mut checker = Checker { locals: Vec::new() };
+    let mut checker = Checker {
+        locals: Vec::new(),
+        elements: Vec::new(),
+    };
     match checker.ty(root)? {
         Ty::Nil if !nil_allowed => Err((root.span, EvalErrorKind::NilResult)),
-        ty @ (Ty::Bool | Ty::Array) => {
+        ty @ (Ty::Bool | Ty::Array(_)) => {
             let found = ty.name();
             Err((root.span, EvalErrorKind::NotANumber { found }))
         }
@@ -72,6 +111,8 @@ pub(super) fn check(root: &Expr, nil_allowed: bool) -> Result<(), Fail> {
 
 struct Checker {
     locals: Vec<Ty>,
+    /// The element type of each closure being checked, innermost last.
+    elements: Vec<Elem>,
 }
 
 fn invalid(op: &'static str, l: Ty, r: Ty, span: Span) -> Fail {
@@ -106,17 +147,24 @@ impl Checker {
     fn ty(&mut self, e: &Expr) -> Result<Ty, Fail> {
         Ok(match &e.node {
             Node::Nil => Ty::Nil,
-            Node::Element => Ty::Unknown,
+            Node::Element => self.elements.last().map_or(Ty::Unknown, |e| e.ty()),
             Node::Bool(_) => Ty::Bool,
             Node::Int(_) | Node::ElementIndex => Ty::Int,
             Node::Float(_) | Node::Var(_) => Ty::Float,
             Node::Str(_) => Ty::Str,
             Node::Local(slot) => self.locals.get(*slot).copied().unwrap_or(Ty::Unknown),
             Node::Array(items) => {
+                // expr-lang: an array of one type when every element has it.
+                let mut elem = None;
                 for item in items {
-                    self.ty(item)?;
+                    let e = Elem::of(self.ty(item)?);
+                    elem = Some(if elem.is_none_or(|prev| prev == e) {
+                        e
+                    } else {
+                        Elem::Unknown
+                    });
                 }
-                Ty::Array
+                Ty::Array(elem.unwrap_or(Elem::Unknown))
             }
             Node::Unary(op, operand) => {
                 let t = self.ty(operand)?;
@@ -175,10 +223,13 @@ impl Checker {
             Node::Closure(body) => self.ty(body)?,
             Node::Subscript(array, index) => {
                 let (a, i) = (self.ty(array)?, self.ty(index)?);
-                if !a.maybe(&[Ty::Array, Ty::Str]) || !i.maybe(&[Ty::Int]) {
+                if !a.maybe(&[ARRAY, Ty::Str]) || !i.maybe(&[Ty::Int]) {
                     return Err(invalid("[]", a, i, e.span));
                 }
-                Ty::Unknown
+                match a {
+                    Ty::Array(elem) => elem.ty(),
+                    _ => Ty::Unknown,
+                }
             }
         })
     }
@@ -205,7 +256,20 @@ impl Checker {
     fn call(&mut self, builtin: Builtin, args: &[Expr], span: Span) -> Result<Ty, Fail> {
         let mut types = Vec::with_capacity(args.len());
         for arg in args {
-            types.push(self.ty(arg)?);
+            // A closure's `#` is an element of the first argument.
+            let closure = matches!(arg.node, Node::Closure(_));
+            if closure {
+                let elem = match types.first() {
+                    Some(Ty::Array(elem)) => *elem,
+                    _ => Elem::Unknown,
+                };
+                self.elements.push(elem);
+            }
+            let ty = self.ty(arg);
+            if closure {
+                self.elements.pop();
+            }
+            types.push(ty?);
         }
         let first = types.first().copied().unwrap_or(Ty::Unknown);
         let check = |ok: bool| {
@@ -233,13 +297,13 @@ impl Checker {
                 }
             }
             Builtin::Len => {
-                check(first.maybe(&[Ty::Array, Ty::Str]))?;
+                check(first.maybe(&[ARRAY, Ty::Str]))?;
                 Ty::Int
             }
             Builtin::Max | Builtin::Min | Builtin::Mean | Builtin::Median => {
                 if let Some(bad) = types
                     .iter()
-                    .find(|t| !t.maybe(&[Ty::Int, Ty::Float, Ty::Array]))
+                    .find(|t| !t.maybe(&[Ty::Int, Ty::Float, ARRAY]))
                 {
                     return Err(argument(builtin, *bad, span));
                 }
@@ -247,14 +311,15 @@ impl Checker {
                 Ty::Unknown
             }
             _ => {
-                check(first.maybe(&[Ty::Array]))?;
+                check(first.maybe(&[ARRAY]))?;
                 let body = types.get(1).copied();
                 if !matches!(builtin, Builtin::Map | Builtin::Sum) || body == Some(Ty::Nil) {
                     let body = body.unwrap_or(Ty::Unknown);
                     need_bool("the closure of a predicate builtin", body, span)?;
                 }
                 match builtin {
-                    Builtin::Map | Builtin::Filter => Ty::Array,
+                    Builtin::Map => Ty::Array(body.map_or(Elem::Unknown, Elem::of)),
+                    Builtin::Filter => first,
                     Builtin::Count => Ty::Int,
                     // expr-lang types a sum as its closure's result.
                     Builtin::Sum => body.unwrap_or(Ty::Unknown),
@@ -285,7 +350,14 @@ fn binary(op: BinOp, l: Ty, r: Ty, span: Span) -> Result<Ty, Fail> {
         BinOp::Add => both(&NUMBERS) || both(&[Ty::Str]),
         BinOp::Sub | BinOp::Mul | BinOp::Div => both(&NUMBERS),
         BinOp::Mod => both(&[Ty::Int]),
-        BinOp::In | BinOp::NotIn => r.maybe(&[Ty::Array]),
+        BinOp::In | BinOp::NotIn => {
+            let elem = match r {
+                Ty::Array(elem) => elem.ty(),
+                _ => Ty::Unknown,
+            };
+            let comparable = l.kind().zip(elem.kind()).is_none_or(|(a, b)| a == b);
+            r.maybe(&[ARRAY]) && comparable
+        }
     };
     if !ok {
         return Err(invalid(op_str(op), l, r, span));
@@ -296,7 +368,9 @@ fn binary(op: BinOp, l: Ty, r: Ty, span: Span) -> Result<Ty, Fail> {
         BinOp::Add | BinOp::Sub | BinOp::Mul if l.number() && r.number() => Ty::Float,
         BinOp::Div => Ty::Float,
         BinOp::Mod => Ty::Int,
-        BinOp::Coalesce if l == r => l,
+        // expr-lang: the side that is not nil, or the left when both have its type.
+        BinOp::Coalesce if r == Ty::Nil || l == r => l,
+        BinOp::Coalesce if l == Ty::Nil => r,
         BinOp::Coalesce | BinOp::Add | BinOp::Sub | BinOp::Mul => Ty::Unknown,
         _ => Ty::Bool,
     })

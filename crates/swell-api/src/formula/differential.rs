@@ -235,8 +235,7 @@ fn differential_against_expr_lang() {
                 .join("\n  ")
         );
     }
-    // Known: a few type errors only expr-lang's array element types reveal, and formulas that
-    // KEDA's textual float(...) wrapper happens to fix, such as `a + b) // 2`.
+    // Known: formulas that KEDA's textual float(...) wrapper happens to mend, e.g. `a + b) // 2`.
     assert!(
         total * 1000 <= cases.len(),
         "{total} of {} differ",

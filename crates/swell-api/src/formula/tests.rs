@@ -171,7 +171,7 @@ fn precedence_and_associativity() {
         ("'b' > 'a' ? 1 : 0", 1.0),
         ("\"3\"", 3.0),
         ("'\\x41\\u00e9\\n' == \"A\u{e9}\\n\" ? 1 : 0", 1.0),
-        ("+(['3'][0])", 3.0),
+        ("+([1, '3'][1])", 3.0),
         ("1 + /* two */ 2 // the end\n", 3.0),
         ("float(2) // KEDA does not wrap this one", 2.0),
         ("float(2);", 2.0),
@@ -533,6 +533,27 @@ fn type_errors_are_found_without_running() {
         ("sum([a], # > 0)", "the formula evaluated to a bool"),
         ("nil", "the formula evaluated to nil"),
         (
+            "count([a], #) > 0 ? 1 : 0",
+            "the closure of a predicate builtin needs a bool, not float",
+        ),
+        ("+(['3'][0])", "invalid operation: +string"),
+        (
+            "a > 5 ? count([a, a], # && true) : 1",
+            "`&&`/`and` needs a bool, not float",
+        ),
+        (
+            "a > 5 ? [a][0] && true : 1",
+            "`&&`/`and` needs a bool, not float",
+        ),
+        (
+            "a > 5 ? true in [a, 2.5] : 1",
+            "invalid operation: bool in array",
+        ),
+        (
+            "a > 5 ? map([1, 2], # > 0)[0] + 1 : 1",
+            "invalid operation: bool + int",
+        ),
+        (
             "a < 5 == 1 > a",
             "line 1, column 7: invalid operation: bool == int",
         ),
@@ -551,11 +572,12 @@ fn type_errors_are_found_without_running() {
         "nil == a ? 1 : 0",
         "nil in [a] ? 1 : 0",
         "1 == 1.5 ? 1 : 0",
-        "count([a], #) > 0 ? 1 : 0",
         "max(a, 1) % 2",
         "(a ?? 1) + 1",
         "a > 5 ? nil : 1",
         "[a][0] + 1",
+        "count([a, 'x'], # == 1) > 0 ? 1 : 0",
+        "count([], #) > 0 ? 1 : 0",
     ] {
         assert!(compile(src, &["a"]).is_ok(), "{src}");
     }
