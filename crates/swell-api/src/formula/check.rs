@@ -168,23 +168,7 @@ impl Checker {
             }
             Node::Unary(op, operand) => {
                 let t = self.ty(operand)?;
-                let ok = match op {
-                    UnOp::Not => t.maybe(&[Ty::Bool]),
-                    UnOp::Neg | UnOp::Plus => t.maybe(&NUMBERS),
-                };
-                if !ok {
-                    let op = match op {
-                        UnOp::Not => "!",
-                        UnOp::Neg => "-",
-                        UnOp::Plus => "+",
-                    };
-                    let kind = EvalErrorKind::InvalidUnary {
-                        op,
-                        operand: t.name(),
-                    };
-                    return Err((e.span, kind));
-                }
-                if *op == UnOp::Not { Ty::Bool } else { t }
+                unary(*op, t, e.span)?
             }
             Node::Chain(first, rest) => self.chain(first, rest)?,
             Node::Pow(base, exp) => {
@@ -328,6 +312,19 @@ impl Checker {
             }
         })
     }
+}
+
+fn unary(op: UnOp, t: Ty, span: Span) -> Result<Ty, Fail> {
+    let (ok, op) = match op {
+        UnOp::Not => (t.maybe(&[Ty::Bool]), "!"),
+        UnOp::Neg => (t.maybe(&NUMBERS), "-"),
+        UnOp::Plus => (t.maybe(&NUMBERS), "+"),
+    };
+    if !ok {
+        let operand = t.name();
+        return Err((span, EvalErrorKind::InvalidUnary { op, operand }));
+    }
+    Ok(if op == "!" { Ty::Bool } else { t })
 }
 
 /// The type of `l op r`, or the error expr-lang's checker reports for it.
