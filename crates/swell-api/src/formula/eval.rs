@@ -45,7 +45,7 @@ impl Value {
 /// What went wrong while running a formula.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EvalErrorKind {
-    #[error("invalid operation: {left} {op} {right}")]
+    #[error("invalid operation: {left} {op} {right}{}", operation_hint(.op))]
     InvalidOperation {
         op: &'static str,
         left: &'static str,
@@ -83,6 +83,13 @@ pub enum EvalErrorKind {
     NotANumber { found: &'static str },
     #[error("the formula needs more than {max} evaluation steps; simplify it")]
     TooManySteps { max: u64 },
+}
+
+fn operation_hint(op: &str) -> &'static str {
+    match op {
+        "%" => "; `%` takes ints, e.g. int(a) % 2",
+        _ => "",
+    }
 }
 
 /// An [`EvalErrorKind`] and where in the formula it happened (`None`: the result itself).

@@ -481,7 +481,7 @@ fn type_errors_are_found_without_running() {
         ),
         (
             "a > 5 ? a % 2 : 1",
-            "line 1, column 11: invalid operation: float % int",
+            "line 1, column 11: invalid operation: float % int; `%` takes ints, e.g. int(a) % 2",
         ),
         ("a > 5 ? 'x' - 1 : 1", "invalid operation: string - int"),
         (
