@@ -13,7 +13,7 @@ pub mod conditions;
 mod crd;
 pub mod defaults;
 pub mod events;
-mod formula;
+pub mod formula;
 mod scaled_job;
 mod scaled_object;
 pub mod status;

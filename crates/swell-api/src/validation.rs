@@ -5,6 +5,7 @@
 //! objects that never went through an API server (files, tests) get the same answer. Every rule
 //! reports the JSON path of the field and how to fix it; all problems are returned at once.
 
+use crate::formula::FormulaError;
 use crate::scaled_object::{
     FallbackBehavior, ScaledObject, ScaledObjectSpec, ScalingModifiersMetricType,
 };
@@ -274,7 +275,8 @@ impl ScaledObjectSpec {
         }
     }
 
-    /// KEDA's `ValidateAndCompileScalingModifiers`, minus running the expression.
+    /// KEDA's `ValidateAndCompileScalingModifiers`: compile the formula over the named
+    /// triggers, then run it once with every trigger at -1.
     fn validate_scaling_modifiers(&self, errors: &mut Errors) {
         let Some(modifiers) = self.scaling_modifiers() else {
             return;
@@ -320,23 +322,36 @@ impl ScaledObjectSpec {
             .filter(|t| !t.is_resource_metric())
             .filter_map(ScaleTriggers::name)
             .collect();
-        let unknown: Vec<&str> = crate::formula::free_variables(formula)
-            .into_iter()
-            .filter(|v| !known.contains(v))
-            .collect();
-        if !unknown.is_empty() {
-            let hint = if known.is_empty() {
-                "no trigger has a name yet".to_owned()
-            } else {
-                format!("named triggers: {}", known.join(", "))
-            };
-            errors.push(
-                format!("{PATH}.formula"),
-                format!(
-                    "refers to {} which is not the name of a trigger; set `name` on the trigger (cpu/memory triggers cannot be used) ({hint})",
-                    unknown.join(", ")
-                ),
-            );
+        match crate::formula::compile(formula, &known) {
+            Ok(compiled) => {
+                // KEDA's webhook also runs the formula once, with every trigger at -1.
+                if let Err(e) = compiled.eval(&vec![Some(-1.0); known.len()]) {
+                    errors.push(
+                        format!("{PATH}.formula"),
+                        format!("fails when run with every trigger at -1, as KEDA's webhook runs it: {e}"),
+                    );
+                }
+            }
+            Err(FormulaError::UnknownNames { at, names, .. }) => {
+                let hint = if known.is_empty() {
+                    "no trigger has a name yet".to_owned()
+                } else {
+                    format!("named triggers: {}", known.join(", "))
+                };
+                let which = if names.len() == 1 {
+                    "which is not the name of a trigger"
+                } else {
+                    "which are not the names of triggers"
+                };
+                errors.push(
+                    format!("{PATH}.formula"),
+                    format!(
+                        "refers to {} {which}, at {at}; set `name` on the trigger (cpu/memory triggers cannot be used) ({hint})",
+                        names.join(", ")
+                    ),
+                );
+            }
+            Err(e) => errors.push(format!("{PATH}.formula"), e.to_string()),
         }
     }
 

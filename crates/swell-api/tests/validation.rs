@@ -672,6 +672,47 @@ fn scaled_object_rules() {
             expect: Some(("spec.advanced.scalingModifiers.formula", "refers to load")),
         },
         Case {
+            name: "formula with unbalanced parentheses",
+            mutate: |so| {
+                so.spec.triggers[0].name = Some("q".into());
+                so.spec.advanced = modifiers("(q + 1", "5")
+            },
+            expect: Some((
+                "spec.advanced.scalingModifiers.formula",
+                "line 1, column 7: `(` at line 1, column 1 is not closed; add `)`",
+            )),
+        },
+        Case {
+            name: "formula with a stray operator",
+            mutate: |so| {
+                so.spec.triggers[0].name = Some("q".into());
+                so.spec.advanced = modifiers("q + * 2", "5")
+            },
+            expect: Some((
+                "spec.advanced.scalingModifiers.formula",
+                "line 1, column 5: unexpected `*`",
+            )),
+        },
+        Case {
+            name: "formula with a bool result, refused when run at -1 as KEDA does",
+            mutate: |so| {
+                so.spec.triggers[0].name = Some("q".into());
+                so.spec.advanced = modifiers("q > 1", "5")
+            },
+            expect: Some((
+                "spec.advanced.scalingModifiers.formula",
+                "evaluated to a bool, not a number",
+            )),
+        },
+        Case {
+            name: "formula with nil coalescing and a closure",
+            mutate: |so| {
+                so.spec.triggers = vec![named("aws-sqs-queue", "a"), named("kafka", "b")];
+                so.spec.advanced = modifiers("count([a, b], {# > 1}) > 1 ? 5 : a ?? b ?? 0", "5")
+            },
+            expect: None,
+        },
+        Case {
             name: "formula with functions and literals",
             mutate: |so| {
                 so.spec.triggers[0].name = Some("q".into());
