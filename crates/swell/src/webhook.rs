@@ -288,6 +288,10 @@ mod tests {
 
     /// POSTs `body` to the webhook router over plain HTTP: the status line and the body.
     async fn post(body: &[u8]) -> (String, String) {
+        post_with(body, "10s").await
+    }
+
+    async fn post_with(body: &[u8], timeout: &str) -> (String, String) {
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
         let router = router(kube::Client::try_from(config).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -295,7 +299,7 @@ mod tests {
         let server = tokio::spawn(async move { axum::serve(listener, router).await });
         let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let head = format!(
-            "POST {}?timeout=10s HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            "POST {}?timeout={timeout} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             PATHS[0],
             body.len()
         );
@@ -341,6 +345,19 @@ mod tests {
         let answer: Value = serde_json::from_str(&answer).unwrap();
         assert_eq!(answer["response"]["uid"], "u-1");
         assert_eq!(answer["response"]["allowed"], true, "{answer}");
+        // Past its deadline (from the API server's timeout), a review is refused with a
+        // message rather than left to hold the webhook.
+        let (status, answer) = post_with(&body, "1ms").await;
+        assert!(status.contains(" 200 "), "{status}");
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["response"]["allowed"], false, "{answer}");
+        let message = answer["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            message.contains("could not check this object within 0 ms"),
+            "{message}"
+        );
         // Past the limit: refused before it is read into memory.
         let (status, _) = post(&vec![b' '; MAX_REVIEW_BYTES + 1]).await;
         assert!(status.contains(" 413 "), "{status}");
