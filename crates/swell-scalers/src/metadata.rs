@@ -432,6 +432,17 @@ impl<'a> Params<'a> {
             .enumerate()
         {
             match part.split_once('=') {
+                // Entries become HTTP headers or query parameters: a CR/LF would smuggle more.
+                Some(_) if part.chars().any(char::is_control) => {
+                    let field = self.path(Source::Metadata, f.name);
+                    self.errors.push(ParamError {
+                        field,
+                        message: format!(
+                            "entry {} contains a line break or other control character; remove it",
+                            n + 1
+                        ),
+                    });
+                }
                 Some((k, val)) if !k.trim().is_empty() => {
                     out.push((k.trim().to_string(), val.trim().to_string()));
                 }
@@ -795,6 +806,23 @@ mod tests {
         );
         assert!(err.contains("metadata.missing: required"), "{err}");
         assert!(!err.contains("metadata.plain"), "{err}");
+        // Header and query-parameter maps: the entry is named, never its (secret) text.
+        let r = raw(
+            &[("customHeaders", "A=1,X=secret\r\nInjected: 1")],
+            &[],
+            &[],
+        );
+        let mut p = Params::new(&r);
+        assert_eq!(
+            p.map(Field::new("customHeaders")),
+            vec![("A".into(), "1".into())]
+        );
+        let err = p.finish().expect_err("invalid").to_string();
+        assert!(
+            err.contains("customHeaders: entry 2 contains a line break"),
+            "{err}"
+        );
+        assert!(!err.contains("secret"), "{err}");
     }
 
     #[test]

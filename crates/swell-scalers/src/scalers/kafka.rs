@@ -247,13 +247,16 @@ impl KafkaScaler {
             .filter(|s| !s.is_empty())
             .collect();
         for b in &bootstrap {
-            let port_ok = b
-                .rsplit_once(':')
-                .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok());
+            let port_ok = !b.chars().any(|c| c.is_control() || c.is_whitespace())
+                && b.rsplit_once(':')
+                    .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok());
             if !port_ok {
                 p.error(
                     "bootstrapServers",
-                    format!("{b:?} is not host:port (e.g. kafka:9092)"),
+                    format!(
+                        "{} is not host:port (e.g. kafka:9092)",
+                        crate::metadata::shown(b)
+                    ),
                 );
             }
         }
