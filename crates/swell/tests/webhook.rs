@@ -405,3 +405,74 @@ async fn objects_near_a_megabyte_get_a_finalizer_and_a_status() {
         })
         .await;
 }
+
+/// The operator's peak resident memory (VmHWM) in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_default()
+}
+
+/// Issue 17's hostile manifests through the real API server: each is refused with its field,
+/// the operator's memory stays bounded (7,000 kafka ranges of 100,001 ids were 2.8 GB of ids
+/// before) and a good ScaledObject is still accepted and gets its status afterwards.
+#[tokio::test]
+async fn hostile_objects_are_refused_with_their_field() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("webhook-hostile", |ns| async move {
+            let n = ns.name.clone();
+            ns.apply(cluster, &deployment("app", 1)).unwrap();
+            let (op, config_name, vwcs) = serve_webhook(cluster, &ns).await;
+            let so = |name: &str, trigger: &str, annotations: &str| {
+                format!("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: {name}, annotations: {{{annotations}}}}}\nspec:\n  scaleTargetRef: {{name: app}}\n  triggers:\n  - {trigger}\n")
+            };
+            let kafka = |ranges: usize| {
+                // No consumerGroup: refused, after the partitions are parsed.
+                let limitation = vec!["0-100000"; ranges].join(",");
+                format!("{{type: kafka, metadata: {{bootstrapServers: \"k:9092\", topic: t, partitionLimitation: \"{limitation}\"}}}}")
+            };
+            let metrics_api = |url: &str, target: &str| {
+                format!("{{type: metrics-api, metadata: {{url: \"{url}\", valueLocation: v, targetValue: \"{target}\"}}}}")
+            };
+            let cron = "{type: cron, metadata: {timezone: UTC, start: \"0 0 * * *\", end: \"59 23 * * *\", desiredReplicas: \"1\"}}";
+            let cases = [
+                (so("ranges", &kafka(7_000), ""), "spec.triggers[0].metadata.consumerGroup: required"),
+                (so("ranges-long", &kafka(12_000), ""), "spec.triggers[0].metadata.partitionLimitation: is 107999 bytes long; the limit is 65536"),
+                (so("nan", &metrics_api("http://api/", "NaN"), ""), "spec.triggers[0].metadata.targetValue: \"NaN\" is not a finite number"),
+                (so("negative", &metrics_api("http://api/", "-5"), ""), "spec.triggers[0].metadata.targetValue: must be greater than 0"),
+                (so("crlf", &metrics_api("http://api/\\r\\nX-Injected: 1", "5"), ""), "spec.triggers[0].metadata.url: contains whitespace or a control character"),
+                (so("paused", cron, "autoscaling.keda.sh/paused-replicas: \"-5\""), "metadata.annotations.autoscaling.keda.sh/paused-replicas: \"-5\" is not a whole number of replicas"),
+            ];
+            let mut first = true;
+            for (yaml, want) in cases {
+                let got = if first {
+                    // The API server may not have seen the caBundle yet.
+                    first = false;
+                    wait_until("the webhook to refuse the first hostile object", WAIT, || async {
+                        match kubectl_apply(cluster, &n, &yaml) {
+                            (false, out) if out.contains("denied the request") => Ok(out),
+                            (_, out) => Err(out),
+                        }
+                    })
+                    .await
+                } else {
+                    let (ok, out) = kubectl_apply(cluster, &n, &yaml);
+                    assert!(!ok, "{out}");
+                    out
+                };
+                assert!(got.contains(want), "want {want:?}, got {got}");
+            }
+            let peak = peak_rss_kib(op.pid());
+            assert!(peak < 400 * 1024, "the operator peaked at {peak} KiB");
+            eprintln!("operator peak RSS after the hostile objects: {peak} KiB");
+            let (ok, out) = kubectl_apply(cluster, &n, &so("good", cron, ""));
+            assert!(ok, "{out}");
+            wait_condition(&ns, "good", "Ready", "True").await;
+            let _ = vwcs.delete(&config_name, &DeleteParams::default()).await;
+        })
+        .await;
+}
