@@ -46,12 +46,27 @@ pub fn bool_annotation(annotations: Option<&BTreeMap<String, String>>, key: &str
         .is_some_and(|v| parse_go_bool(v).unwrap_or(true))
 }
 
-/// `paused-replicas` when present: `Some(Ok(n))`, or `Some(Err(raw))` if it is not an int32.
+/// `paused-replicas` when present: `Some(Ok(n))`, or `Some(Err(raw))` if it is not an int32
+/// of 0 or more (KEDA's `ParseInt` refuses `NaN` or `1.5`; the /scale subresource refuses a
+/// negative count).
 pub fn paused_replicas(
     annotations: Option<&BTreeMap<String, String>>,
 ) -> Option<Result<i32, &str>> {
     let raw = annotations?.get(PAUSED_REPLICAS)?;
-    Some(raw.trim().parse::<i32>().map_err(|_| raw.as_str()))
+    Some(
+        raw.trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or(raw.as_str()),
+    )
+}
+
+/// Why a `paused-replicas` value is refused, with the value cut short if it is long.
+pub fn paused_replicas_error(raw: &str) -> String {
+    let shown: String = raw.chars().take(64).collect();
+    let cut = if shown.len() < raw.len() { "…" } else { "" };
+    format!("{shown:?}{cut} is not a whole number of replicas (0 or more)")
 }
 
 /// The label keys listed in `hpa-excluded-labels`, trimmed, empties dropped.
@@ -101,8 +116,12 @@ mod tests {
         assert_eq!(paused_replicas(None), None);
         let ok = ann(&[(PAUSED_REPLICAS, "3")]);
         assert_eq!(paused_replicas(Some(&ok)), Some(Ok(3)));
-        let bad = ann(&[(PAUSED_REPLICAS, "three")]);
-        assert_eq!(paused_replicas(Some(&bad)), Some(Err("three")));
+        let zero = ann(&[(PAUSED_REPLICAS, "0")]);
+        assert_eq!(paused_replicas(Some(&zero)), Some(Ok(0)));
+        for raw in ["three", "-5", "NaN", "inf", "1.5", "1e3", "2147483648"] {
+            let bad = ann(&[(PAUSED_REPLICAS, raw)]);
+            assert_eq!(paused_replicas(Some(&bad)), Some(Err(raw)), "{raw}");
+        }
     }
 
     #[test]

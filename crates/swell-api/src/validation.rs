@@ -78,6 +78,11 @@ fn parse_float(s: &str) -> Option<f64> {
     s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
+/// The most triggers one object may have. KEDA sets none; each trigger is a scaler polled
+/// and an HPA metric, and checking one costs up to a cluster read, so a hostile object with
+/// tens of thousands would stall admission. Only the first ones are checked further.
+pub const MAX_TRIGGERS: usize = 1000;
+
 /// Trigger rules shared by ScaledObject and ScaledJob (KEDA's `ValidateTriggers`).
 fn validate_triggers(triggers: &[ScaleTriggers], errors: &mut Errors) {
     if triggers.is_empty() {
@@ -86,7 +91,18 @@ fn validate_triggers(triggers: &[ScaleTriggers], errors: &mut Errors) {
             "no triggers defined; add at least one trigger",
         );
     }
-    let mut seen: Vec<&str> = Vec::new();
+    if triggers.len() > MAX_TRIGGERS {
+        errors.push(
+            "spec.triggers",
+            format!(
+                "has {} triggers; the limit is {MAX_TRIGGERS} (only the first {MAX_TRIGGERS} are checked)",
+                triggers.len()
+            ),
+        );
+    }
+    let triggers = &triggers[..triggers.len().min(MAX_TRIGGERS)];
+    // A set: a list scanned per trigger is quadratic in a hostile object's trigger count.
+    let mut seen: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     for (i, trigger) in triggers.iter().enumerate() {
         let path = format!("spec.triggers[{i}]");
         if trigger.type_.trim().is_empty() {
@@ -106,15 +122,13 @@ fn validate_triggers(triggers: &[ScaleTriggers], errors: &mut Errors) {
                 ),
             );
         }
-        if let Some(name) = trigger.name() {
-            if seen.contains(&name) {
-                errors.push(
-                    format!("{path}.name"),
-                    format!("triggerName {name:?} is defined multiple times, but it must be unique; rename one of them"),
-                );
-            } else {
-                seen.push(name);
-            }
+        if let Some(name) = trigger.name()
+            && !seen.insert(name)
+        {
+            errors.push(
+                format!("{path}.name"),
+                format!("triggerName {name:?} is defined multiple times, but it must be unique; rename one of them"),
+            );
         }
         if let Some(auth) = &trigger.authentication_ref
             && auth.name.trim().is_empty()
@@ -392,6 +406,17 @@ impl ScaledObject {
             errors.push(
                 field,
                 format!("HPA name {hpa_name:?} is {} characters long; must be no more than {MAX_NAME_LENGTH}; set spec.advanced.horizontalPodAutoscalerConfig.name to a shorter name or shorten the scaledobject name", hpa_name.len()),
+            );
+        }
+        if let Some(Err(raw)) =
+            crate::annotations::paused_replicas(self.metadata.annotations.as_ref())
+        {
+            errors.push(
+                format!(
+                    "metadata.annotations.{}",
+                    crate::annotations::PAUSED_REPLICAS
+                ),
+                crate::annotations::paused_replicas_error(raw),
             );
         }
         self.spec.validate_into(&mut errors);

@@ -215,7 +215,9 @@ fn check_triggers(
     auths: &[AuthKnowledge],
     out: &mut Vec<Finding>,
 ) {
-    for (index, trigger) in triggers.iter().enumerate() {
+    // Past the limit (reported by the spec validation) nothing is checked: bounded work.
+    let limit = swell_api::validation::MAX_TRIGGERS;
+    for (index, trigger) in triggers.iter().take(limit).enumerate() {
         let auth = auths.get(index).cloned().unwrap_or_default();
         if let (AuthKnowledge::Unknown, Some(r)) = (&auth, &trigger.authentication_ref)
             && !r.name.trim().is_empty()

@@ -62,7 +62,14 @@ pub async fn resolve_auths(
     out: &mut Vec<Finding>,
 ) -> Vec<AuthKnowledge> {
     auths.resize(triggers.len(), AuthKnowledge::None);
-    for (i, (trigger, auth)) in triggers.iter().zip(auths.iter_mut()).enumerate() {
+    // One read per trigger at most, and only for the triggers that are checked.
+    let limit = swell_api::validation::MAX_TRIGGERS;
+    for (i, (trigger, auth)) in triggers
+        .iter()
+        .zip(auths.iter_mut())
+        .take(limit)
+        .enumerate()
+    {
         let Some(r) = &trigger.authentication_ref else {
             continue;
         };

@@ -55,6 +55,9 @@ fn decode_error(err: &serde_path_to_error::Error<serde_json::Error>) -> Finding 
         return Finding::error(field, format!("required; set {name}"));
     }
     let field = if path == "." { String::new() } else { path };
+    if inner.starts_with("invalid type: null") {
+        return Finding::error(field, format!("{inner}; give a value or remove the field"));
+    }
     Finding::error(
         field,
         format!(
@@ -150,6 +153,11 @@ pub fn parse_doc(location: String, value: Value) -> Doc {
             .push(Finding::error("metadata.name", "required; name the object"));
     }
     let mut value = value;
+    // `triggers: null` is an empty list to KEDA (Go decodes null into a nil slice), so it gets
+    // KEDA's "no triggers defined" rather than a decoding error about types.
+    if let Some(t) = value.pointer_mut("/spec/triggers").filter(|t| t.is_null()) {
+        *t = Value::Array(Vec::new());
+    }
     stringify_metadata(&mut value, &mut doc.findings);
     let parsed = match kind.as_str() {
         "ScaledObject" => decode(value).map(|o| Object::ScaledObject(Box::new(o))),

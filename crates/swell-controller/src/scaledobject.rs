@@ -450,8 +450,9 @@ async fn pause(
                 ctx,
                 so,
                 format!(
-                    "annotation {}: {raw:?} is not a whole number of replicas",
-                    annotations::PAUSED_REPLICAS
+                    "annotation {}: {}",
+                    annotations::PAUSED_REPLICAS,
+                    annotations::paused_replicas_error(raw)
                 ),
             )
             .await;

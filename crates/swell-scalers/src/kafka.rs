@@ -540,6 +540,51 @@ pub struct TopicMeta {
     pub partitions: BTreeMap<i32, i32>,
 }
 
+/// Partition ids as sorted, disjoint, inclusive ranges (`partitionLimitation`): its size
+/// follows the text that names them, never the ids they span (`0-2000000000` is one range).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PartitionSet(Vec<std::ops::RangeInclusive<i32>>);
+
+impl PartitionSet {
+    /// The union of `ranges` (in any order, overlapping or not; empty ranges are dropped).
+    pub fn new(ranges: impl IntoIterator<Item = std::ops::RangeInclusive<i32>>) -> Self {
+        let mut all: Vec<_> = ranges.into_iter().filter(|r| !r.is_empty()).collect();
+        all.sort_by_key(|r| (*r.start(), *r.end()));
+        let mut merged: Vec<std::ops::RangeInclusive<i32>> = Vec::with_capacity(all.len());
+        for r in all {
+            match merged.last_mut() {
+                Some(last) if i64::from(*r.start()) <= i64::from(*last.end()) + 1 => {
+                    if r.end() > last.end() {
+                        *last = *last.start()..=*r.end();
+                    }
+                }
+                _ => merged.push(r),
+            }
+        }
+        PartitionSet(merged)
+    }
+
+    /// No limitation: every partition.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, partition: i32) -> bool {
+        let i = self.0.partition_point(|r| *r.end() < partition);
+        self.0.get(i).is_some_and(|r| r.contains(&partition))
+    }
+
+    pub fn ranges(&self) -> &[std::ops::RangeInclusive<i32>] {
+        &self.0
+    }
+}
+
+impl<const N: usize> From<[i32; N]> for PartitionSet {
+    fn from(ids: [i32; N]) -> Self {
+        PartitionSet::new(ids.map(|p| p..=p))
+    }
+}
+
 /// What the lag is computed from: per topic and partition, the committed offset of the
 /// group (`-1` when none) and the partition's high watermark.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -859,7 +904,7 @@ impl Cluster {
         &self,
         group: &str,
         topic: Option<&str>,
-        limit: &[i32],
+        limit: &PartitionSet,
     ) -> Result<GroupOffsets, KafkaError> {
         // Without a topic, the group's committed offsets name its topics, and they are all
         // the offsets there are: no second OffsetFetch.
@@ -884,7 +929,7 @@ impl Cluster {
         }
         for (name, m) in &mut meta {
             if !limit.is_empty() {
-                m.partitions.retain(|p, _| limit.contains(p));
+                m.partitions.retain(|p, _| limit.contains(*p));
             }
             if m.partitions.is_empty() {
                 return Err(KafkaError::Broker(format!(

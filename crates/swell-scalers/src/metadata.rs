@@ -9,6 +9,39 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
+/// The longest value a trigger metadata parameter may have. KEDA sets none, but no parameter
+/// comes near it (a PromQL query, a CloudWatch expression); TriggerAuthentication parameters
+/// (a CA bundle) are not limited.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+/// Unknown metadata keys warned about one by one (each with a suggestion); more are counted.
+pub const MAX_UNKNOWN_KEY_WARNINGS: usize = 20;
+
+/// The smallest metric target: the HPA wants a positive quantity, and KEDA writes targets in
+/// thousandths (`-5`, `0` and `1e-320` all become `0`, which the API server refuses).
+pub const MIN_TARGET: f64 = 0.001;
+
+/// A value as shown in a message: quoted, and cut after 64 characters so a huge value does
+/// not make a huge message.
+pub fn shown(v: &str) -> String {
+    match cut_at(v) {
+        None => format!("{v:?}"),
+        Some(end) => format!("{:?}… ({} bytes)", &v[..end], v.len()),
+    }
+}
+
+/// [`shown`] without the quotes, for text that is already quoted (JSON).
+pub fn cut(v: &str) -> String {
+    match cut_at(v) {
+        None => v.to_string(),
+        Some(end) => format!("{}… ({} bytes)", &v[..end], v.len()),
+    }
+}
+
+fn cut_at(v: &str) -> Option<usize> {
+    v.char_indices().nth(64).map(|(end, _)| end)
+}
+
 /// Where a parameter may be read from, in KEDA's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -150,6 +183,20 @@ impl<'a> Params<'a> {
                 Source::Env => self.raw.env.get(f.name).cloned(),
             };
             if let Some(v) = found {
+                if source == Source::Metadata && v.len() > MAX_VALUE_BYTES {
+                    // Reported once however often it is read; not "missing" afterwards.
+                    if self.deferred.insert(f.name) {
+                        let field = self.path(source, f.name);
+                        self.errors.push(ParamError {
+                            field,
+                            message: format!(
+                                "is {} bytes long; the limit is {MAX_VALUE_BYTES}",
+                                v.len()
+                            ),
+                        });
+                    }
+                    return None;
+                }
                 if let Some(note) = f.deprecated {
                     self.warnings
                         .push(format!("{}: deprecated; {note}", self.path(source, f.name)));
@@ -249,17 +296,16 @@ impl<'a> Params<'a> {
     /// An optional typed value; a present but unparsable value is an error.
     pub fn opt<T: FromStr>(&mut self, f: Field, what: &str) -> Option<T> {
         let v = self.opt_string(f)?;
-        match v.trim().parse::<T>() {
-            Ok(t) => Some(t),
-            Err(_) => {
-                let field = self.path(Source::Metadata, f.name);
-                self.errors.push(ParamError {
-                    field,
-                    message: format!("{v:?} is not {what}{}", hint_suffix(f)),
-                });
-                None
-            }
-        }
+        // Rust reads `NaN`, `inf` and `1e999` as floats; KEDA's JSON-typed numbers do not.
+        let non_finite = v.trim().parse::<f64>().is_ok_and(|n| !n.is_finite());
+        let message = match v.trim().parse::<T>() {
+            Ok(t) if !non_finite => return Some(t),
+            Ok(_) => format!("{} is not a finite number{}", shown(&v), hint_suffix(f)),
+            Err(_) => format!("{} is not {what}{}", shown(&v), hint_suffix(f)),
+        };
+        let field = self.path(Source::Metadata, f.name);
+        self.errors.push(ParamError { field, message });
+        None
     }
 
     /// A typed value with a default.
@@ -279,6 +325,55 @@ impl<'a> Params<'a> {
     /// A float (KEDA accepts any float syntax).
     pub fn float(&mut self, f: Field, default: f64) -> f64 {
         self.or(f, "a number", default)
+    }
+
+    /// An optional URL (or address): no whitespace or control character inside (a CR/LF in a
+    /// URL smuggles headers, and Go's url.Parse refuses them), and with `http_only` an
+    /// http:// or https:// scheme. Surrounding spaces are dropped, as KEDA trims values.
+    pub fn opt_url(&mut self, f: Field, http_only: bool) -> Option<String> {
+        let v = self.opt_string(f)?.trim().to_string();
+        if v.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            self.error(
+                f.name,
+                "contains whitespace or a control character (CR, LF, tab…); remove it",
+            );
+        } else if http_only && !(v.starts_with("http://") || v.starts_with("https://")) {
+            let message = format!("{} is not an http:// or https:// URL", shown(&v));
+            self.error(f.name, message);
+        }
+        Some(v)
+    }
+
+    /// A required URL, see [`Params::opt_url`].
+    pub fn url(&mut self, f: Field, http_only: bool) -> String {
+        match self.opt_url(f, http_only) {
+            Some(v) => v,
+            None => {
+                self.missing(f);
+                String::new()
+            }
+        }
+    }
+
+    /// A required metric target: a finite number of at least [`MIN_TARGET`].
+    pub fn target(&mut self, f: Field) -> f64 {
+        if self.opt_string(f).is_none() {
+            self.missing(f);
+            return 0.0;
+        }
+        let Some(value) = self.opt::<f64>(f, "a number") else {
+            return 0.0;
+        };
+        if value < MIN_TARGET {
+            let field = self.path(Source::Metadata, f.name);
+            self.errors.push(ParamError {
+                field,
+                message: format!(
+                    "must be greater than 0 (at least {MIN_TARGET}: the HPA's target is a positive quantity in thousandths), got {value}"
+                ),
+            });
+        }
+        value
     }
 
     /// A boolean, as Go's strconv.ParseBool reads it.
@@ -337,6 +432,17 @@ impl<'a> Params<'a> {
             .enumerate()
         {
             match part.split_once('=') {
+                // Entries become HTTP headers or query parameters: a CR/LF would smuggle more.
+                Some(_) if part.chars().any(char::is_control) => {
+                    let field = self.path(Source::Metadata, f.name);
+                    self.errors.push(ParamError {
+                        field,
+                        message: format!(
+                            "entry {} contains a line break or other control character; remove it",
+                            n + 1
+                        ),
+                    });
+                }
                 Some((k, val)) if !k.trim().is_empty() => {
                     out.push((k.trim().to_string(), val.trim().to_string()));
                 }
@@ -379,14 +485,23 @@ impl<'a> Params<'a> {
                     .is_some_and(|b| known.contains(&b))
         };
         let raw = self.raw;
-        for key in raw.metadata.keys() {
-            if is_known(key) {
-                continue;
-            }
+        let unknown = raw.metadata.keys().filter(|k| !is_known(k));
+        let count = raw.metadata.keys().filter(|k| !is_known(k)).count();
+        if count > MAX_UNKNOWN_KEY_WARNINGS {
+            let i = raw.trigger_index;
+            self.warnings.push(format!(
+                "triggers[{i}].metadata: {count} unknown keys for {scaler}, ignored; the first {MAX_UNKNOWN_KEY_WARNINGS} follow"
+            ));
+        }
+        for key in unknown.take(MAX_UNKNOWN_KEY_WARNINGS) {
             let base = key.strip_suffix("FromEnv").unwrap_or(key);
             let suggestion = known
                 .iter()
-                .find(|k| k.eq_ignore_ascii_case(base) || edit_distance(k, base) <= 2)
+                .find(|k| {
+                    k.eq_ignore_ascii_case(base)
+                        // At least the difference in chars (8 bytes: 2 chars of 4): skip the rest.
+                        || (k.len().abs_diff(base.len()) <= 8 && edit_distance(k, base, 2) <= 2)
+                })
                 .map(|k| {
                     let suffix = if base.len() < key.len() {
                         "FromEnv"
@@ -396,7 +511,11 @@ impl<'a> Params<'a> {
                     format!("did you mean {k}{suffix}? ")
                 })
                 .unwrap_or_default();
-            let field = self.path(Source::Metadata, key);
+            let field = if key.len() > 128 {
+                self.path(Source::Metadata, &shown(key))
+            } else {
+                self.path(Source::Metadata, key)
+            };
             self.warnings.push(format!(
                 "{field}: unknown key for {scaler}, ignored; {suggestion}known keys: {}",
                 known.join(", ")
@@ -419,17 +538,24 @@ impl<'a> Params<'a> {
     }
 }
 
-/// Levenshtein distance over chars (short metadata keys only).
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance over chars, stopping as soon as it must exceed `limit` (then any
+/// value above `limit` is returned): a key thousands of characters long costs a few rows, not
+/// its length times the known key's.
+fn edit_distance(a: &str, b: &str, limit: usize) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur: Vec<usize> = Vec::with_capacity(b.len() + 1);
     for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
+        cur.clear();
+        cur.push(i + 1);
         for (j, cb) in b.iter().enumerate() {
             let sub = prev[j] + usize::from(ca != *cb);
             cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
         }
-        prev = cur;
+        if cur.iter().all(|d| *d > limit) {
+            return limit + 1;
+        }
+        std::mem::swap(&mut prev, &mut cur);
     }
     prev.last().copied().unwrap_or_default()
 }
@@ -576,5 +702,138 @@ mod tests {
             p.finish(),
             Ok(vec!["triggers[1].metadata.old: deprecated; use new".into()])
         );
+    }
+
+    /// Issue 17: `NaN`, `Inf`, `-5` and `1e-320` targets were accepted (KEDA's JSON-typed
+    /// numbers refuse the first two, and the HPA the others, as KEDA writes them as 0).
+    #[test]
+    fn numbers_are_finite_and_targets_positive() {
+        let cases = [
+            ("NaN", "\"NaN\" is not a finite number"),
+            ("inf", "\"inf\" is not a finite number"),
+            ("-Infinity", "\"-Infinity\" is not a finite number"),
+            ("1e999", "\"1e999\" is not a finite number"),
+            ("-5", "must be greater than 0"),
+            ("0", "must be greater than 0"),
+            ("1e-320", "must be greater than 0"),
+            ("0.0009", "must be greater than 0"),
+        ];
+        for (value, want) in cases {
+            let r = raw(&[("queueLength", value), ("activation", value)], &[], &[]);
+            let mut p = Params::new(&r);
+            let _ = p.target(LEN);
+            let err = p.finish().expect_err(value).to_string();
+            assert!(
+                err.contains(&format!("triggers[1].metadata.queueLength: {want}")),
+                "{value}: {err}"
+            );
+        }
+        let r = raw(
+            &[("queueLength", "0.001"), ("a", "-5"), ("b", "NaN")],
+            &[],
+            &[],
+        );
+        let mut p = Params::new(&r);
+        assert_eq!(p.target(LEN), 0.001);
+        // Activation thresholds may be negative, as in KEDA, but not NaN.
+        assert_eq!(p.float(Field::new("a"), 0.0), -5.0);
+        assert_eq!(p.float(Field::new("b"), 0.0), 0.0);
+        let err = p.finish().expect_err("NaN").to_string();
+        assert_eq!(
+            err,
+            "triggers[1].metadata.b: \"NaN\" is not a finite number"
+        );
+        // Integers: a non-finite float is not a whole number either.
+        let r = raw(&[("n", "inf")], &[], &[]);
+        let mut p = Params::new(&r);
+        assert_eq!(p.or::<i64>(Field::new("n"), "a whole number", 3), 3);
+        assert!(p.finish().is_err());
+    }
+
+    #[test]
+    fn long_values_are_refused_once_and_cut_in_messages() {
+        let long = "x".repeat(MAX_VALUE_BYTES + 1);
+        let r = raw(
+            &[("queueURL", &long), ("queueLength", &long)],
+            &[("awsRegion", &long)],
+            &[],
+        );
+        let mut p = Params::new(&r);
+        assert_eq!(p.string(URL), "");
+        assert_eq!(p.opt_string(URL), None);
+        let _ = p.float(LEN, 1.0);
+        // TriggerAuthentication parameters (a CA bundle) are not limited.
+        assert_eq!(p.string(REGION).len(), long.len());
+        let err = p.finish().expect_err("too long").0;
+        assert_eq!(err.len(), 2, "{err:?}");
+        assert_eq!(err[0].field, "triggers[1].metadata.queueURL");
+        assert_eq!(err[0].message, "is 65537 bytes long; the limit is 65536");
+        let huge = "é".repeat(1000);
+        assert!(shown(&huge).len() < 200 && shown(&huge).ends_with("… (2000 bytes)"));
+        assert_eq!(shown("a\"b"), "\"a\\\"b\"");
+    }
+
+    #[test]
+    fn urls_refuse_line_breaks() {
+        let r = raw(
+            &[
+                ("url", "http://a/\r\nX-Injected: 1"),
+                ("plain", " http://b/ "),
+                ("ftp", "ftp://c/"),
+                ("address", "h:1\0"),
+            ],
+            &[],
+            &[],
+        );
+        let mut p = Params::new(&r);
+        let _ = p.url(Field::new("url"), true);
+        assert_eq!(p.url(Field::new("plain"), true), "http://b/");
+        let _ = p.url(Field::new("ftp"), true);
+        let _ = p.opt_url(Field::new("address"), false);
+        assert_eq!(p.url(Field::new("missing"), true), "");
+        let err = p.finish().expect_err("invalid").to_string();
+        assert!(
+            err.contains("metadata.url: contains whitespace or a control character"),
+            "{err}"
+        );
+        assert!(
+            err.contains("metadata.ftp: \"ftp://c/\" is not an http:// or https:// URL"),
+            "{err}"
+        );
+        assert!(
+            err.contains("metadata.address: contains whitespace"),
+            "{err}"
+        );
+        assert!(err.contains("metadata.missing: required"), "{err}");
+        assert!(!err.contains("metadata.plain"), "{err}");
+        // Header and query-parameter maps: the entry is named, never its (secret) text.
+        let r = raw(
+            &[("customHeaders", "A=1,X=secret\r\nInjected: 1")],
+            &[],
+            &[],
+        );
+        let mut p = Params::new(&r);
+        assert_eq!(
+            p.map(Field::new("customHeaders")),
+            vec![("A".into(), "1".into())]
+        );
+        let err = p.finish().expect_err("invalid").to_string();
+        assert!(
+            err.contains("customHeaders: entry 2 contains a line break"),
+            "{err}"
+        );
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn unknown_huge_keys_are_cheap() {
+        let key = "queueLengt".repeat(100_000);
+        let r = raw(&[(&key, "1")], &[], &[]);
+        let mut p = Params::new(&r);
+        let start = std::time::Instant::now();
+        p.warn_unknown_keys("aws-sqs-queue", &[URL, LEN, REGION]);
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        let warnings = p.finish().expect("only warnings");
+        assert!(warnings[0].len() < 400, "{}", warnings[0]);
     }
 }

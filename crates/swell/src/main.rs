@@ -1,6 +1,7 @@
 //! The `swell` binary: operator, metrics API server and CLI in one executable.
 
 mod check;
+mod logging;
 mod operator;
 mod serve;
 mod webhook;
@@ -17,9 +18,11 @@ use clap::{Parser, Subcommand};
     args_override_self = true
 )]
 struct Cli {
-    /// Log level or filter (error, warn, info, debug, trace, or an EnvFilter directive).
-    #[arg(long, global = true, env = "SWELL_LOG_LEVEL", default_value = "info")]
-    log_level: String,
+    /// Log level or filter (error, warn, info, debug, trace, or an EnvFilter directive such as
+    /// `info,swell_scalers=debug`). When neither this nor SWELL_LOG_LEVEL is set, RUST_LOG is
+    /// read, else info. AWS access key IDs are masked in every log line.
+    #[arg(long, global = true, env = "SWELL_LOG_LEVEL")]
+    log_level: Option<String>,
     /// Log format.
     #[arg(long, global = true, env = "SWELL_LOG_FORMAT", value_parser = ["text", "json"], default_value = "text")]
     log_format: String,
@@ -43,20 +46,6 @@ enum Command {
     Operator(Box<operator::OperatorArgs>),
 }
 
-fn init_logging(level: &str, format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     if let Command::Check(args) = &cli.command {
@@ -69,7 +58,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Check(_) => Ok(()),
         Command::Operator(args) => {
-            init_logging(&cli.log_level, &cli.log_format);
+            let rust_log = std::env::var("RUST_LOG").ok();
+            let (directives, from) =
+                logging::directives(cli.log_level.as_deref(), rust_log.as_deref());
+            logging::init(&directives, &cli.log_format);
+            tracing::debug!(filter = %directives, from, "logging");
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use common::metrics_api::{counter, operator_with_metrics_api};
 use common::*;
-use swell_scalers::kafka::{Cluster, ClusterKey, GroupOffsets, KafkaError, Sasl, Tls};
+use swell_scalers::kafka::{
+    Cluster, ClusterKey, GroupOffsets, KafkaError, PartitionSet, Sasl, Tls,
+};
 use swell_scalers::{RawParams, Shared, TriggerInput, map};
 use swell_testkit::{Kafka, unique_suffix};
 
@@ -58,27 +60,36 @@ async fn client_reads_a_groups_offsets_on_every_listener() {
     let (topic, group) = seeded(&c).await;
     let want = vec![(0, 10, 30), (1, 5, 5), (2, -1, 0)];
 
-    let g = c.group_offsets(&group, Some(&topic), &[]).await.unwrap();
+    let g = c
+        .group_offsets(&group, Some(&topic), &PartitionSet::default())
+        .await
+        .unwrap();
     assert_eq!(flat(&g, &topic), want);
     // No topic: every topic the group committed offsets for, all its partitions.
-    let g = c.group_offsets(&group, None, &[]).await.unwrap();
+    let g = c
+        .group_offsets(&group, None, &PartitionSet::default())
+        .await
+        .unwrap();
     assert_eq!(g.topics.len(), 1);
     assert_eq!(flat(&g, &topic), want);
     let g = c
-        .group_offsets(&group, Some(&topic), &[0, 2])
+        .group_offsets(&group, Some(&topic), &PartitionSet::from([0, 2]))
         .await
         .unwrap();
     assert_eq!(flat(&g, &topic), vec![(0, 10, 30), (2, -1, 0)]);
     // A group that never committed has no topics to read.
-    let g = c.group_offsets("nobody", None, &[]).await.unwrap();
+    let g = c
+        .group_offsets("nobody", None, &PartitionSet::default())
+        .await
+        .unwrap();
     assert!(g.topics.is_empty());
     let e = c
-        .group_offsets(&group, Some("no-such-topic"), &[])
+        .group_offsets(&group, Some("no-such-topic"), &PartitionSet::default())
         .await
         .unwrap_err();
     assert!(e.to_string().contains("UnknownTopicOrPartition"), "{e}");
     let e = c
-        .group_offsets(&group, Some(&topic), &[7])
+        .group_offsets(&group, Some(&topic), &PartitionSet::from([7]))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no active partitions"), "{e}");
@@ -109,7 +120,9 @@ async fn client_reads_a_groups_offsets_on_every_listener() {
         ),
     ] {
         let c = Cluster::new(key(&kafka.sasl_bootstrap, sasl, None)).unwrap();
-        let g = c.group_offsets(&group, Some(&topic), &[]).await;
+        let g = c
+            .group_offsets(&group, Some(&topic), &PartitionSet::default())
+            .await;
         assert_eq!(flat(&g.unwrap(), &topic), want, "{name}");
     }
     for sasl in [
@@ -125,7 +138,7 @@ async fn client_reads_a_groups_offsets_on_every_listener() {
     ] {
         let c = Cluster::new(key(&kafka.sasl_bootstrap, sasl, None)).unwrap();
         let e = c
-            .group_offsets(&group, Some(&topic), &[])
+            .group_offsets(&group, Some(&topic), &PartitionSet::default())
             .await
             .unwrap_err();
         assert!(matches!(e, KafkaError::Auth { .. }), "{e}");
@@ -145,15 +158,15 @@ async fn client_reads_a_groups_offsets_on_every_listener() {
         .unwrap()
     };
     let g = tls(Some(kafka.ca_pem.clone()), false)
-        .group_offsets(&group, Some(&topic), &[])
+        .group_offsets(&group, Some(&topic), &PartitionSet::default())
         .await;
     assert_eq!(flat(&g.unwrap(), &topic), want, "TLS with the CA");
     let g = tls(None, true)
-        .group_offsets(&group, Some(&topic), &[])
+        .group_offsets(&group, Some(&topic), &PartitionSet::default())
         .await;
     assert_eq!(flat(&g.unwrap(), &topic), want, "TLS, unsafeSsl");
     let e = tls(None, false)
-        .group_offsets(&group, Some(&topic), &[])
+        .group_offsets(&group, Some(&topic), &PartitionSet::default())
         .await
         .unwrap_err();
     assert!(e.to_string().contains("TLS handshake"), "{e}");

@@ -91,6 +91,80 @@ fn check_error(yaml: &str, ns: &str) -> String {
     line.split_once(": error: ").unwrap().1.to_string()
 }
 
+/// Registers the webhook for `ns` only with failurePolicy Fail, starts the operator serving
+/// it, and waits until the operator published its caBundle: (operator, configuration name,
+/// the configurations' Api).
+async fn serve_webhook(
+    cluster: &swell_testkit::Cluster,
+    ns: &swell_testkit::TestNamespace,
+) -> (Operator, String, Api<ValidatingWebhookConfiguration>) {
+    let n = ns.name.clone();
+    // Registered before the operator starts, for this namespace only; the operator
+    // fills in the caBundle.
+    let port = free_port();
+    let config_name = format!("swell-admission-{n}");
+    let hook = |path: &str, resource: &str| {
+        serde_json::json!({
+            "name": format!("{resource}.{n}.swell.dev"),
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "clientConfig": {"url": format!("https://127.0.0.1:{port}{path}")},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}},
+            "rules": [{
+                "apiGroups": ["keda.sh"], "apiVersions": ["v1alpha1"],
+                "operations": ["CREATE", "UPDATE"], "resources": [resource]
+            }]
+        })
+    };
+    let vwc: ValidatingWebhookConfiguration = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": config_name},
+        "webhooks": [
+            hook("/validate-keda-sh-v1alpha1-scaledobject", "scaledobjects"),
+            hook("/validate-keda-sh-v1alpha1-triggerauthentication", "triggerauthentications"),
+            hook("/validate-keda-sh-v1alpha1-scaledjob", "scaledjobs"),
+        ]
+    }))
+    .unwrap();
+    let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(ns.client.clone());
+    vwcs.create(&PostParams::default(), &vwc).await.unwrap();
+
+    let bind = format!("127.0.0.1:{port}");
+    let op = Operator::start(
+        cluster,
+        swell(),
+        &n,
+        None,
+        &[
+            "--leader-elect=false",
+            "--webhook=true",
+            "--webhook-bind-address",
+            &bind,
+            "--webhook-configuration",
+            &config_name,
+        ],
+    );
+    wait_until(
+        "the operator to publish the webhook's caBundle",
+        WAIT,
+        || async {
+            let v = vwcs.get(&config_name).await.map_err(|e| e.to_string())?;
+            let all = v
+                .webhooks
+                .unwrap_or_default()
+                .iter()
+                .all(|w| w.client_config.ca_bundle.is_some());
+            if all {
+                Ok(())
+            } else {
+                Err("caBundle not set".to_string())
+            }
+        },
+    )
+    .await;
+    (op, config_name, vwcs)
+}
+
 #[tokio::test]
 async fn api_server_calls_the_webhook() {
     let cluster = cluster();
@@ -117,61 +191,7 @@ spec:
             )
             .unwrap();
 
-            // Registered before the operator starts, for this namespace only; the operator
-            // fills in the caBundle.
-            let port = free_port();
-            let config_name = format!("swell-admission-{n}");
-            let hook = |path: &str, resource: &str| {
-                serde_json::json!({
-                    "name": format!("{resource}.{n}.swell.dev"),
-                    "admissionReviewVersions": ["v1"],
-                    "sideEffects": "None",
-                    "failurePolicy": "Fail",
-                    "clientConfig": {"url": format!("https://127.0.0.1:{port}{path}")},
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}},
-                    "rules": [{
-                        "apiGroups": ["keda.sh"], "apiVersions": ["v1alpha1"],
-                        "operations": ["CREATE", "UPDATE"], "resources": [resource]
-                    }]
-                })
-            };
-            let vwc: ValidatingWebhookConfiguration = serde_json::from_value(serde_json::json!({
-                "metadata": {"name": config_name},
-                "webhooks": [
-                    hook("/validate-keda-sh-v1alpha1-scaledobject", "scaledobjects"),
-                    hook("/validate-keda-sh-v1alpha1-triggerauthentication", "triggerauthentications"),
-                    hook("/validate-keda-sh-v1alpha1-scaledjob", "scaledjobs"),
-                ]
-            }))
-            .unwrap();
-            let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(ns.client.clone());
-            vwcs.create(&PostParams::default(), &vwc).await.unwrap();
-
-            let bind = format!("127.0.0.1:{port}");
-            let _op = Operator::start(
-                cluster,
-                swell(),
-                &n,
-                None,
-                &[
-                    "--leader-elect=false",
-                    "--webhook=true",
-                    "--webhook-bind-address",
-                    &bind,
-                    "--webhook-configuration",
-                    &config_name,
-                ],
-            );
-            wait_until("the operator to publish the webhook's caBundle", WAIT, || async {
-                let v = vwcs.get(&config_name).await.map_err(|e| e.to_string())?;
-                let all = v
-                    .webhooks
-                    .unwrap_or_default()
-                    .iter()
-                    .all(|w| w.client_config.ca_bundle.is_some());
-                if all { Ok(()) } else { Err("caBundle not set".to_string()) }
-            })
-            .await;
+            let (_op, config_name, vwcs) = serve_webhook(cluster, &ns).await;
 
             // A valid ScaledObject goes through, and the API server really calls us: wait
             // until a bad one is rejected (the API server may not have seen the caBundle yet).
@@ -332,6 +352,126 @@ spec:
                 "{out}"
             );
 
+            let _ = vwcs.delete(&config_name, &DeleteParams::default()).await;
+        })
+        .await;
+}
+
+/// Issue 17: with failurePolicy Fail, an object near 1 MB never got its finalizer (the UPDATE
+/// review carries it twice, and the webhook answered 413 above 2 MB), so `Ready` stayed empty.
+#[tokio::test]
+async fn objects_near_a_megabyte_get_a_finalizer_and_a_status() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("webhook-big", |ns| async move {
+            ns.apply(cluster, &deployment("app", 1)).unwrap();
+            let (_op, config_name, vwcs) = serve_webhook(cluster, &ns).await;
+            // 18 unknown metadata keys of 60 KB, each under the 64 KiB limit of a value: the
+            // object is ~1.1 MB (annotations cannot hold it: the API server caps them at 256 KB).
+            let mut metadata = serde_json::json!({
+                "timezone": "UTC", "start": "0 0 * * *", "end": "59 23 * * *", "desiredReplicas": "2",
+            });
+            for i in 0..18 {
+                metadata[format!("filler{i}")] = "x".repeat(60 * 1024).into();
+            }
+            let big: swell_api::ScaledObject = serde_json::from_value(serde_json::json!({
+                "apiVersion": "keda.sh/v1alpha1",
+                "kind": "ScaledObject",
+                "metadata": {"name": "big"},
+                "spec": {
+                    "scaleTargetRef": {"name": "app"},
+                    "triggers": [{"type": "cron", "metadata": metadata}],
+                },
+            }))
+            .unwrap();
+            let api = ns.api::<swell_api::ScaledObject>();
+            // The API server may not have seen the caBundle yet: retry the create.
+            wait_until("the 1.1 MB ScaledObject to be created", WAIT, || async {
+                match api.create(&PostParams::default(), &big).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+            .await;
+            let ready = wait_condition(&ns, "big", "Ready", "True").await;
+            let got = so(&ns, "big").await;
+            let finalizers = got.metadata.finalizers.unwrap_or_default();
+            assert!(
+                finalizers.contains(&"finalizer.keda.sh".to_string()),
+                "{finalizers:?} ({ready})"
+            );
+            let _ = vwcs.delete(&config_name, &DeleteParams::default()).await;
+        })
+        .await;
+}
+
+/// The operator's peak resident memory (VmHWM) in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_default()
+}
+
+/// Issue 17's hostile manifests through the real API server: each is refused with its field,
+/// the operator's memory stays bounded (7,000 kafka ranges of 100,001 ids were 2.8 GB of ids
+/// before) and a good ScaledObject is still accepted and gets its status afterwards.
+#[tokio::test]
+async fn hostile_objects_are_refused_with_their_field() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("webhook-hostile", |ns| async move {
+            let n = ns.name.clone();
+            ns.apply(cluster, &deployment("app", 1)).unwrap();
+            let (op, config_name, vwcs) = serve_webhook(cluster, &ns).await;
+            let so = |name: &str, trigger: &str, annotations: &str| {
+                format!("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: {name}, annotations: {{{annotations}}}}}\nspec:\n  scaleTargetRef: {{name: app}}\n  triggers:\n  - {trigger}\n")
+            };
+            let kafka = |ranges: usize| {
+                // No consumerGroup: refused, after the partitions are parsed.
+                let limitation = vec!["0-100000"; ranges].join(",");
+                format!("{{type: kafka, metadata: {{bootstrapServers: \"k:9092\", topic: t, partitionLimitation: \"{limitation}\"}}}}")
+            };
+            let metrics_api = |url: &str, target: &str| {
+                format!("{{type: metrics-api, metadata: {{url: \"{url}\", valueLocation: v, targetValue: \"{target}\"}}}}")
+            };
+            let cron = "{type: cron, metadata: {timezone: UTC, start: \"0 0 * * *\", end: \"59 23 * * *\", desiredReplicas: \"1\"}}";
+            let cases = [
+                (so("ranges", &kafka(7_000), ""), "spec.triggers[0].metadata.consumerGroup: required"),
+                (so("ranges-long", &kafka(12_000), ""), "spec.triggers[0].metadata.partitionLimitation: is 107999 bytes long; the limit is 65536"),
+                (so("nan", &metrics_api("http://api/", "NaN"), ""), "spec.triggers[0].metadata.targetValue: \"NaN\" is not a finite number"),
+                (so("negative", &metrics_api("http://api/", "-5"), ""), "spec.triggers[0].metadata.targetValue: must be greater than 0"),
+                (so("crlf", &metrics_api("http://api/\\r\\nX-Injected: 1", "5"), ""), "spec.triggers[0].metadata.url: contains whitespace or a control character"),
+                (so("paused", cron, "autoscaling.keda.sh/paused-replicas: \"-5\""), "metadata.annotations.autoscaling.keda.sh/paused-replicas: \"-5\" is not a whole number of replicas"),
+            ];
+            let mut first = true;
+            for (yaml, want) in cases {
+                let got = if first {
+                    // The API server may not have seen the caBundle yet.
+                    first = false;
+                    wait_until("the webhook to refuse the first hostile object", WAIT, || async {
+                        match kubectl_apply(cluster, &n, &yaml) {
+                            (false, out) if out.contains("denied the request") => Ok(out),
+                            (_, out) => Err(out),
+                        }
+                    })
+                    .await
+                } else {
+                    let (ok, out) = kubectl_apply(cluster, &n, &yaml);
+                    assert!(!ok, "{out}");
+                    out
+                };
+                assert!(got.contains(want), "want {want:?}, got {got}");
+            }
+            let peak = peak_rss_kib(op.pid());
+            assert!(peak < 400 * 1024, "the operator peaked at {peak} KiB");
+            eprintln!("operator peak RSS after the hostile objects: {peak} KiB");
+            let (ok, out) = kubectl_apply(cluster, &n, &so("good", cron, ""));
+            assert!(ok, "{out}");
+            wait_condition(&ns, "good", "Ready", "True").await;
             let _ = vwcs.delete(&config_name, &DeleteParams::default()).await;
         })
         .await;

@@ -179,7 +179,7 @@ impl CloudwatchScaler {
         if let Query::Expression(_) = &query {
             let _ = p.opt_string(STAT);
         }
-        let target = p.required::<f64>(TARGET, "a number");
+        let target = p.target(TARGET);
         let activation = p.float(ACTIVATION, 0.0);
         let min_value = p.required::<f64>(MIN_VALUE, "a number");
         let ignore_null = p.bool(IGNORE_NULL, true);
@@ -198,7 +198,7 @@ impl CloudwatchScaler {
         }
         let end_time_offset: i64 = p.or(END_TIME_OFFSET, "a whole number of seconds", 0);
         let region = p.string(REGION);
-        let endpoint = p.opt_string(ENDPOINT);
+        let endpoint = p.opt_url(ENDPOINT, false);
         let identity = require_identity(parse_identity(input, p))?;
         Ok(CloudwatchScaler {
             query,

@@ -96,31 +96,47 @@ pub fn parse_values(json: &str) -> Result<HashMap<String, AttributeValue>, Strin
     }
     map.into_iter()
         .map(|(k, v)| {
-            let av = attribute_value(&v).map_err(|e| format!("entry {k:?}: {e}"))?;
+            let av = attribute_value(&v, 1)
+                .map_err(|e| format!("entry {}: {e}", crate::metadata::shown(&k)))?;
             Ok((k, av))
         })
         .collect()
 }
 
-fn attribute_value(v: &Value) -> Result<AttributeValue, String> {
+/// DynamoDB's own limit on nested attribute values.
+pub const MAX_VALUE_DEPTH: usize = 32;
+
+fn attribute_value(v: &Value, depth: usize) -> Result<AttributeValue, String> {
+    if depth > MAX_VALUE_DEPTH {
+        return Err(format!(
+            "nests L and M deeper than {MAX_VALUE_DEPTH} levels (DynamoDB's limit)"
+        ));
+    }
     let typed = v
         .as_object()
         .filter(|o| o.len() == 1)
         .and_then(|o| o.iter().next());
     let Some((ty, val)) = typed else {
         return Err(format!(
-            "{v} is not a typed value with one type key, such as {}",
+            "{} is not a typed value with one type key, such as {}",
+            crate::metadata::cut(&v.to_string()),
             r#"{"S": "text"} or {"N": "42"}"#
         ));
     };
-    let wrong = |want: &str| format!("{ty:?} needs {want}, not {val}");
+    let wrong = |want: &str| {
+        format!(
+            "{} needs {want}, not {}",
+            crate::metadata::shown(ty),
+            crate::metadata::cut(&val.to_string())
+        )
+    };
     Ok(match ty.as_str() {
         "S" => AttributeValue::S(val.as_str().ok_or_else(|| wrong("a string"))?.into()),
         "N" => {
             let n = val
                 .as_str()
                 .ok_or_else(|| wrong("a number written as a string, e.g. \"42\""))?;
-            if n.trim().parse::<f64>().is_err() {
+            if !n.trim().parse::<f64>().is_ok_and(f64::is_finite) {
                 return Err(wrong("a number written as a string, e.g. \"42\""));
             }
             AttributeValue::N(n.into())
@@ -134,19 +150,20 @@ fn attribute_value(v: &Value) -> Result<AttributeValue, String> {
             val.as_array()
                 .ok_or_else(|| wrong("a JSON array of typed values"))?
                 .iter()
-                .map(attribute_value)
+                .map(|v| attribute_value(v, depth + 1))
                 .collect::<Result<_, _>>()?,
         ),
         "M" => AttributeValue::M(
             val.as_object()
                 .ok_or_else(|| wrong("a JSON object of typed values"))?
                 .iter()
-                .map(|(k, v)| Ok((k.clone(), attribute_value(v)?)))
+                .map(|(k, v)| Ok((k.clone(), attribute_value(v, depth + 1)?)))
                 .collect::<Result<_, String>>()?,
         ),
         other => {
             return Err(format!(
-                "type {other:?} is not supported; use one of S, N, BOOL, B, L, M, NULL"
+                "type {} is not supported; use one of S, N, BOOL, B, L, M, NULL",
+                crate::metadata::shown(other)
             ));
         }
     })
@@ -156,7 +173,7 @@ fn attribute_value(v: &Value) -> Result<AttributeValue, String> {
 pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
     let table = p.string(TABLE);
     let region = p.string(REGION);
-    let endpoint = p.opt_string(ENDPOINT);
+    let endpoint = p.opt_url(ENDPOINT, false);
     let key_condition = p.string(KEY_CONDITION);
     let names = Some(p.string(NAMES))
         .filter(|json| !json.is_empty())
@@ -309,6 +326,27 @@ mod tests {
             v.push((k, val));
         }
         v
+    }
+
+    /// DynamoDB's nesting limit bounds the recursion over `expressionAttributeValues`.
+    #[test]
+    fn attribute_values_nest_at_most_32_deep() {
+        let nested = |depth: usize| {
+            format!(
+                r#"{{":v": {}{{"S": "x"}}{}}}"#,
+                r#"{"L": ["#.repeat(depth - 1),
+                "]}".repeat(depth - 1)
+            )
+        };
+        assert!(parse_values(&nested(MAX_VALUE_DEPTH)).is_ok());
+        let e = parse_values(&nested(MAX_VALUE_DEPTH + 1))
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("deeper than 32 levels"), "{e}");
+        let e = parse_values(r#"{":v": {"N": "NaN"}}"#)
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("needs a number"), "{e}");
     }
 
     #[test]

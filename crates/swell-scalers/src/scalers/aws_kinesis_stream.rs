@@ -43,7 +43,7 @@ pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
     }
     let activation: i64 = p.or(ACTIVATION, "a whole number of shards", 0);
     let region = p.string(REGION);
-    let endpoint = p.opt_string(ENDPOINT);
+    let endpoint = p.opt_url(ENDPOINT, false);
     let identity = parse_identity(input, p);
     Config {
         stream,

@@ -100,7 +100,7 @@ pub struct Config {
 
 /// Reads and checks the trigger's parameters without I/O; every problem goes into `p`.
 pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
-    let queue_url = p.string(QUEUE_URL);
+    let queue_url = p.url(QUEUE_URL, false);
     let queue = if queue_url.is_empty() {
         String::new()
     } else {
@@ -118,7 +118,7 @@ pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
     }
     let activation: i64 = p.or(ACTIVATION, "a whole number of messages", 0);
     let region = p.string(REGION);
-    let endpoint = p.opt_string(ENDPOINT);
+    let endpoint = p.opt_url(ENDPOINT, false);
     let in_flight = p.bool(IN_FLIGHT, true);
     let delayed = p.bool(DELAYED, false);
     let identity = parse_identity(input, p);

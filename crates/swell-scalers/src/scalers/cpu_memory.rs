@@ -62,11 +62,23 @@ pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> ResourceScaler {
         }
     };
     let value = p.string(VALUE);
-    if metric_type == MetricType::Utilization && !value.is_empty() && value.parse::<i32>().is_err()
+    // The HPA refuses a utilization below 1 and an average value that is not a positive
+    // quantity, so KEDA's HPA for them is never created.
+    let shown = crate::metadata::shown(&value);
+    if value.is_empty() {
+    } else if metric_type == MetricType::Utilization {
+        if !value.trim().parse::<i32>().is_ok_and(|v| v >= 1) {
+            p.error(
+                "value",
+                format!("{shown} is not a whole percentage of 1 or more (e.g. \"60\")"),
+            );
+        }
+    } else if !swell_scaling::quantity::parse_quantity(&value)
+        .is_some_and(|q| q.is_finite() && q > 0.0)
     {
         p.error(
             "value",
-            format!("{value:?} is not a whole percentage (e.g. \"60\")"),
+            format!("{shown} is not a positive quantity (e.g. \"500m\" or \"256Mi\")"),
         );
     }
     let container = p.opt_string(CONTAINER);

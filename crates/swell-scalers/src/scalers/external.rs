@@ -141,7 +141,7 @@ impl ExternalScaler {
         shared: &Shared,
         p: &mut Params<'_>,
     ) -> Result<ExternalScaler, ScalerError> {
-        let address = p.string(ADDRESS);
+        let address = p.url(ADDRESS, false);
         let enable_tls = p.bool(ENABLE_TLS, false);
         let unsafe_ssl = p.bool(UNSAFE_SSL, false);
         let ca = p.opt_string(CA_CERT);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use swell_scaling::naming::{metric_name, normalize};
 
 use crate::aws::Secret;
-use crate::kafka::{ClusterKey, GroupOffsets, Sasl, Tls};
+use crate::kafka::{ClusterKey, GroupOffsets, PartitionSet, Sasl, Tls};
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
 
 const BOOTSTRAP: Field = Field::new("bootstrapServers")
@@ -181,40 +181,41 @@ fn next_balanced_factor(lag: i64, partitions: i64, threshold: i64) -> i64 {
         .unwrap_or(partitions)
 }
 
-/// `0,1,4-6` → [0, 1, 4, 5, 6].
-pub fn parse_partitions(s: &str) -> Result<Vec<i32>, String> {
-    let mut out = Vec::new();
+/// The most entries (ids or ranges) `partitionLimitation` may list: ranges cover any topic.
+pub const MAX_PARTITION_ENTRIES: usize = 10_000;
+
+/// `0,1,4-6` → the ranges 0-1 and 4-6. Kept as ranges, so the work and memory follow the
+/// text, not the ids it spans; KEDA expands them into a list of ids.
+pub fn parse_partitions(s: &str) -> Result<PartitionSet, String> {
+    let mut ranges = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let bad = || format!("{part:?} is not a partition id or a range such as 4-6");
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let a: i32 = a.trim().parse().map_err(|_| bad())?;
-                let b: i32 = b.trim().parse().map_err(|_| bad())?;
-                if a > b || a < 0 {
-                    return Err(bad());
-                }
-                if (b - a) > 100_000 {
-                    return Err(format!("range {part:?} is too large"));
-                }
-                out.extend(a..=b);
-            }
-            None => {
-                let p: i32 = part.parse().map_err(|_| bad())?;
-                if p < 0 {
-                    return Err(bad());
-                }
-                out.push(p);
-            }
+        if ranges.len() == MAX_PARTITION_ENTRIES {
+            return Err(format!(
+                "lists more than {MAX_PARTITION_ENTRIES} partition ids and ranges; use ranges such as 0-99"
+            ));
         }
+        let bad = || {
+            format!(
+                "{} is not a partition id or a range such as 4-6",
+                crate::metadata::shown(part)
+            )
+        };
+        let id = |t: &str| t.trim().parse::<i32>().ok().filter(|p| *p >= 0);
+        let range = match part.split_once('-') {
+            Some((a, b)) => id(a).zip(id(b)).filter(|(a, b)| a <= b),
+            None => id(part).map(|p| (p, p)),
+        };
+        let (a, b) = range.ok_or_else(bad)?;
+        ranges.push(a..=b);
     }
-    Ok(out)
+    Ok(PartitionSet::new(ranges))
 }
 
 pub struct KafkaScaler {
     cluster: ClusterKey,
     group: String,
     topic: Option<String>,
-    partitions: Vec<i32>,
+    partitions: PartitionSet,
     rules: LagRules,
     activation: i64,
     metric: String,
@@ -246,13 +247,16 @@ impl KafkaScaler {
             .filter(|s| !s.is_empty())
             .collect();
         for b in &bootstrap {
-            let port_ok = b
-                .rsplit_once(':')
-                .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok());
+            let port_ok = !b.chars().any(|c| c.is_control() || c.is_whitespace())
+                && b.rsplit_once(':')
+                    .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok());
             if !port_ok {
                 p.error(
                     "bootstrapServers",
-                    format!("{b:?} is not host:port (e.g. kafka:9092)"),
+                    format!(
+                        "{} is not host:port (e.g. kafka:9092)",
+                        crate::metadata::shown(b)
+                    ),
                 );
             }
         }
@@ -261,13 +265,13 @@ impl KafkaScaler {
         let mut partitions = match p.opt_string(PARTITION_LIMITATION) {
             Some(s) => parse_partitions(&s).unwrap_or_else(|e| {
                 p.error("partitionLimitation", e);
-                Vec::new()
+                PartitionSet::default()
             }),
-            None => Vec::new(),
+            None => PartitionSet::default(),
         };
         // As KEDA: without a topic the limitation means nothing and is dropped.
         if topic.is_none() {
-            partitions.clear();
+            partitions = PartitionSet::default();
         }
         let lag_threshold: i64 = p.or(LAG_THRESHOLD, "a whole number", 10);
         if lag_threshold <= 0 {
@@ -579,7 +583,7 @@ mod tests {
                     assert!(s.rules.allow_idle_consumers);
                     assert!(s.rules.exclude_persistent_lag);
                     assert!(s.rules.scale_to_zero_on_invalid_offset);
-                    assert_eq!(s.partitions, vec![0, 2, 4, 5, 6]);
+                    assert_eq!(s.partitions, PartitionSet::new([0..=0, 2..=2, 4..=6]));
                 },
             ),
             (
@@ -913,10 +917,73 @@ mod tests {
 
     #[test]
     fn parses_partition_lists() {
-        assert_eq!(parse_partitions("0,1, 3-5"), Ok(vec![0, 1, 3, 4, 5]));
-        assert_eq!(parse_partitions(""), Ok(vec![]));
+        assert_eq!(
+            parse_partitions("0,1, 3-5"),
+            Ok(PartitionSet::new([0..=1, 3..=5]))
+        );
+        assert_eq!(parse_partitions(""), Ok(PartitionSet::default()));
         assert!(parse_partitions("5-3").is_err());
         assert!(parse_partitions("-1").is_err());
         assert!(parse_partitions("a").is_err());
+        assert!(parse_partitions("1-2-3").is_err());
+        // Overlapping and adjacent entries merge; membership is a search, not a scan.
+        let set = parse_partitions("9, 0-3, 2-5, 6, 100-2147483647").unwrap_or_default();
+        assert_eq!(set.ranges(), &[0..=6, 9..=9, 100..=i32::MAX]);
+        for (p, want) in [
+            (0, true),
+            (6, true),
+            (7, false),
+            (9, true),
+            (99, false),
+            (i32::MAX, true),
+        ] {
+            assert_eq!(set.contains(p), want, "{p}");
+        }
+    }
+
+    /// Issue 17: 1,000 ranges of 100,000 ids took 423 MB and 3.4 s, 12,000 aborted on a 6.5 GB
+    /// allocation; the ranges are now kept as ranges, and their number is capped.
+    #[test]
+    fn partition_limitation_is_bounded_by_its_text() {
+        let trigger = |limitation: String| TriggerInput {
+            type_: "kafka".into(),
+            params: RawParams {
+                metadata: [
+                    ("bootstrapServers", "k:9092".to_string()),
+                    ("consumerGroup", "g".into()),
+                    ("topic", "t".into()),
+                    ("partitionLimitation", limitation),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let start = std::time::Instant::now();
+        let wide = vec!["0-100000"; 6_000].join(",");
+        let checked = crate::scalers::check(&trigger(wide.clone())).unwrap_or_default();
+        assert!(checked.errors.is_empty(), "{:?}", checked.errors);
+        assert_eq!(parse_partitions(&wide).map(|s| s.ranges().len()), Ok(1));
+        let ids: Vec<String> = (0..=MAX_PARTITION_ENTRIES).map(|p| p.to_string()).collect();
+        let checked = crate::scalers::check(&trigger(ids.join(","))).unwrap_or_default();
+        let text = format!("{:?}", checked.errors);
+        assert!(
+            text.contains("partitionLimitation")
+                && text.contains("lists more than 10000 partition ids and ranges"),
+            "{text}"
+        );
+        // 12,000 ranges, as in the issue: longer than any metadata value may be.
+        let longest = vec!["0-100000"; 12_000].join(",");
+        let checked = crate::scalers::check(&trigger(longest)).unwrap_or_default();
+        let text = format!("{:?}", checked.errors);
+        assert!(text.contains("the limit is 65536"), "{text}");
+        // Generous: it took seconds per check before, on any machine.
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

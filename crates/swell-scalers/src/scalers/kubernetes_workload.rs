@@ -89,13 +89,7 @@ pub fn parse(p: &mut Params<'_>) -> (String, f64, f64) {
             format!("{selector:?} is not a valid label selector"),
         );
     }
-    let value: f64 = p.required(VALUE, "a number");
-    if value <= 0.0
-        && p.opt_string(VALUE)
-            .is_some_and(|v| v.parse::<f64>().is_ok())
-    {
-        p.error("value", "must be greater than 0");
-    }
+    let value = p.target(VALUE);
     let activation = p.float(ACTIVATION, 0.0);
     (selector, value, activation)
 }

@@ -75,12 +75,9 @@ pub struct Config {
 
 /// Reads and checks the trigger's parameters; every problem goes into `p`.
 pub fn parse(p: &mut Params<'_>) -> Config {
-    let url = p.string(URL);
-    if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
-        p.error("url", format!("{url:?} is not an http:// or https:// URL"));
-    }
+    let url = p.url(URL, true);
     let location = p.string(VALUE_LOCATION);
-    let target = p.required::<f64>(TARGET, "a number");
+    let target = p.target(TARGET);
     let activation = p.float(ACTIVATION, 0.0);
     let format = p.one_of(FORMAT, &["json", "prometheus", "xml", "yaml"], "json");
     if matches!(format, "xml" | "yaml") {

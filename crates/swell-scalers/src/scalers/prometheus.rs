@@ -104,15 +104,9 @@ impl PrometheusScaler {
         shared: &Shared,
         p: &mut Params<'_>,
     ) -> Result<PrometheusScaler, ScalerError> {
-        let server = p.string(SERVER);
-        if !(server.is_empty() || server.starts_with("http://") || server.starts_with("https://")) {
-            p.error(
-                "serverAddress",
-                format!("{server:?} is not an http:// or https:// URL"),
-            );
-        }
+        let server = p.url(SERVER, true);
         let query = p.string(QUERY);
-        let threshold = p.required::<f64>(THRESHOLD, "a number");
+        let threshold = p.target(THRESHOLD);
         let activation = p.float(ACTIVATION, 0.0);
         let namespace = p.opt_string(NAMESPACE);
         let headers = p.map(CUSTOM_HEADERS);
