@@ -185,6 +185,8 @@ pub enum Reply {
     /// This JSON body, as it is.
     Json(String),
     Fail(u16),
+    /// Accept the request and never answer (a source that hangs).
+    Hang,
 }
 
 /// A tiny HTTP server on 127.0.0.1 answering `{"value": N}` for the `metrics-api` scaler.
@@ -227,6 +229,10 @@ impl MetricServer {
                     let (status, body) = match reply {
                         Reply::Value(v) => (200, format!("{{\"value\": {v}}}")),
                         Reply::Json(body) => (200, body),
+                        Reply::Hang => {
+                            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                            return;
+                        }
                         Reply::Fail(code) => (code, "{\"error\": \"down\"}".to_string()),
                     };
                     let resp = format!(

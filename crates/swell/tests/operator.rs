@@ -619,3 +619,97 @@ async fn leader_kill_keeps_the_metrics_api_answering() {
         })
         .await;
 }
+
+/// Drill: the operator killed with SIGKILL in the middle of scale cycles, three times, a new
+/// one started each time; the workload follows the source every time (0 → 1 → 0), and
+/// deleting the ScaledObject with the last operator restores the original 3 replicas and
+/// leaves no HPA and no finalizer behind.
+#[tokio::test]
+async fn kill_9_during_scale_cycles_then_delete_restores_the_original() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("op-kill9", |ns| async move {
+            let source = MetricServer::start(0.0).await;
+            ns.apply(cluster, &deployment("app", 3)).unwrap();
+            let restore = "  advanced: {restoreToOriginalReplicaCount: true}";
+            ns.apply(cluster, &scaled_object("app", "app", &source.url, restore))
+                .unwrap();
+            let start =
+                || Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            let mut op = start();
+            wait_replicas(&ns, "app", 0).await;
+            for cycle in 0..3 {
+                source.set(Reply::Value(10.0));
+                wait_replicas(&ns, "app", 1).await;
+                op.kill();
+                source.set(Reply::Value(0.0));
+                op = start();
+                wait_replicas(&ns, "app", 0).await;
+                // Killed again right after it scaled down, before anything else settles.
+                op.kill();
+                op = start();
+                eprintln!("kill -9 drill: cycle {cycle} done");
+            }
+            assert_eq!(
+                so(&ns, "app").await.status.unwrap().original_replica_count,
+                Some(3)
+            );
+            ns.api::<ScaledObject>()
+                .delete("app", &Default::default())
+                .await
+                .unwrap();
+            wait_replicas(&ns, "app", 3).await;
+            wait_until("the ScaledObject and its HPA to be gone", WAIT, || async {
+                let so = ns
+                    .api::<ScaledObject>()
+                    .get_opt("app")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let hpa = ns
+                    .api::<HorizontalPodAutoscaler>()
+                    .get_opt("keda-hpa-app")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match (so, hpa) {
+                    (None, None) => Ok(()),
+                    (so, hpa) => Err(format!(
+                        "so={:?} hpa={}",
+                        so.map(|s| s.metadata.finalizers),
+                        hpa.is_some()
+                    )),
+                }
+            })
+            .await;
+            drop(op);
+        })
+        .await;
+}
+
+/// Drill: a source that accepts the connection and never answers. The trigger fails on
+/// the scaler's timeout (named in Ready), the busy workload is never scaled to zero well
+/// past its cooldown, and it recovers when the source answers again.
+#[tokio::test]
+async fn a_hanging_source_never_scales_to_zero() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("op-hang", |ns| async move {
+            let source = MetricServer::start(10.0).await;
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(cluster, &scaled_object("app", "app", &source.url, ""))
+                .unwrap();
+            let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_replicas(&ns, "app", 1).await;
+            source.set(Reply::Hang);
+            let ready = wait_condition(&ns, "app", "Ready", "False/TriggerError").await;
+            assert!(
+                ready.to_lowercase().contains("time"),
+                "names the timeout: {ready}"
+            );
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            assert_eq!(replicas(&ns, "app").await, Ok(1), "never scaled to zero");
+            source.set(Reply::Value(10.0));
+            wait_condition(&ns, "app", "Ready", "True").await;
+            assert_eq!(replicas(&ns, "app").await, Ok(1));
+        })
+        .await;
+}

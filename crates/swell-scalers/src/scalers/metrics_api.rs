@@ -253,10 +253,11 @@ impl Scaler for MetricsApiScaler {
             Auth::Bearer(t) => req.bearer_auth(t),
         };
         // Never echo the request (it may carry a key); the URL alone names the source.
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ScalerError::Upstream(format!("GET {}: {}", self.url, e.without_url())))?;
+        let resp = req.send().await.map_err(|e| {
+            // The whole chain: "error sending request" alone hides a timeout or refusal.
+            let why = crate::aws::error_chain(&e.without_url());
+            ScalerError::Upstream(format!("GET {}: {why}", self.url))
+        })?;
         let status = resp.status();
         if !status.is_success() {
             return Err(ScalerError::Upstream(format!(
