@@ -86,13 +86,14 @@ impl crate::scale_loop::LoopState {
 }
 
 impl Ctx {
+    /// The value of `metric` for ScaledObject `namespace/name` (the name the request's label
+    /// selector gives, see [`scaled_object_from_selector`]).
     pub async fn external_metric(
         &self,
         namespace: &str,
+        name: &str,
         metric: &str,
-        selector: &str,
     ) -> Result<Vec<MetricValue>, MetricQueryError> {
-        let name = scaled_object_from_selector(selector)?;
         let key = ObjectRef::<ScaledObject>::new(name).within(namespace);
         let state = self
             .loops

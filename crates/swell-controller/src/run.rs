@@ -9,8 +9,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt as _, predicates, watcher};
 use kube::{Api, Client, ResourceExt as _};
 use swell_api::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication};
@@ -57,7 +56,6 @@ pub struct Settings {
 /// The controller context currently running, for the metrics API.
 pub type CurrentCtx = Arc<std::sync::RwLock<Option<Arc<Ctx>>>>;
 
-/// The shared state, built before leadership so every replica can serve metrics later.
 /// The watch caches a context reads.
 pub struct Stores {
     pub scaled_objects: Store<ScaledObject>,
@@ -65,6 +63,7 @@ pub struct Stores {
     pub cluster_auths: Store<ClusterTriggerAuthentication>,
 }
 
+/// The shared state, built before leadership so every replica can serve metrics later.
 pub fn context(
     client: Client,
     metrics: Arc<Metrics>,

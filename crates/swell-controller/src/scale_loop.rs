@@ -40,8 +40,8 @@ pub struct LoopState {
     pub triggers: Vec<TriggerRuntime>,
     /// The (Cluster)TriggerAuthentications the triggers read (status `authenticationsTypes`).
     pub auth_names: Vec<String>,
-    /// Their resourceVersions when the scalers were built (one per trigger, `None` without
-    /// an authenticationRef): a changed one means the scalers are rebuilt.
+    /// Their generations when the scalers were built (one per trigger, `None` without an
+    /// authenticationRef): a changed one means the scalers are rebuilt.
     pub auth_versions: Vec<Option<i64>>,
     /// When the scalers were built: a failing loop asks for new ones at most once per
     /// polling interval.
@@ -229,11 +229,12 @@ fn condition(type_: &str, status: ConditionStatus, reason: &str, message: &str) 
 
 /// A ScaledObject's polling interval (at least a second).
 pub fn polling_of(so: &ScaledObject) -> Duration {
-    Duration::from_secs(
-        u64::try_from(so.spec.polling_interval())
-            .unwrap_or(30)
-            .max(1),
-    )
+    polling_duration(so.spec.polling_interval())
+}
+
+/// `pollingInterval` seconds as a duration: at least a second, 30 s when negative.
+pub fn polling_duration(seconds: i32) -> Duration {
+    Duration::from_secs(u64::try_from(seconds).unwrap_or(30).max(1))
 }
 
 async fn tick(ctx: &Ctx, key: &ObjectRef<ScaledObject>, so: &ScaledObject, state: &LoopState) {

@@ -375,11 +375,7 @@ pub async fn reconcile(sj: Arc<ScaledJob>, ctx: Arc<JobCtx>) -> Result<Action, E
         old.cancel.cancel();
         ctx.count(&key, &old, -1);
     }
-    let polling = Duration::from_secs(
-        u64::try_from(sj.spec.polling_interval())
-            .unwrap_or(30)
-            .max(1),
-    );
+    let polling = crate::scale_loop::polling_duration(sj.spec.polling_interval());
     let scalers = Scalers {
         triggers,
         versions,

@@ -1,8 +1,6 @@
 //! Builds a ScaledObject's or ScaledJob's triggers: authentication, the workload's
 //! environment and identity, then each scaler. Reads only.
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::{PodSpec, ServiceAccount};
 use kube::Api;
 use swell_api::ScaleTriggers;
@@ -80,8 +78,7 @@ pub async fn build(
         .container_env(ns, owner.pod, owner.env_source_container_name)
         .await
         .map_err(|e| BuildError::check(e.to_string()))?;
-    let polling_interval =
-        Duration::from_secs(u64::try_from(owner.polling_interval).unwrap_or(30).max(1));
+    let polling_interval = crate::scale_loop::polling_duration(owner.polling_interval);
     let mut triggers = Vec::new();
     let mut auth_names = Vec::new();
     for (index, t) in owner.triggers.iter().enumerate() {

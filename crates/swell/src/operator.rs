@@ -147,14 +147,15 @@ impl Source {
             .ok()
             .and_then(|c| c.clone())
             .ok_or_else(|| E::Unavailable("starting".into()))?;
-        let values = ctx.external_metric(namespace, metric, selector).await;
-        let values = values.map_err(|e| match e {
+        let to_api = |e: Q| match e {
             Q::NotFound(m) => E::NotFound(m),
             Q::BadRequest(m) => E::BadRequest(m),
             Q::Unavailable(m) => E::Unavailable(m),
-        })?;
+        };
         let name = swell_controller::metric_source::scaled_object_from_selector(selector)
-            .unwrap_or_default();
+            .map_err(to_api)?;
+        let values = ctx.external_metric(namespace, name, metric).await;
+        let values = values.map_err(to_api)?;
         let labels: std::collections::BTreeMap<String, String> = [(
             swell_api::annotations::labels::SCALED_OBJECT_NAME.to_string(),
             name.to_string(),
