@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvFromSource, EnvVar, PodSpec, Secret};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 use swell_api::{
     AuthPodIdentity, AuthenticationRef, AuthenticationRefKind, ClusterTriggerAuthentication,
@@ -52,11 +53,14 @@ pub struct ResolvedAuth {
     pub label: Option<String>,
 }
 
-/// Reads Secrets and ConfigMaps on demand (reconciles only, never the scale loop).
+/// Reads Secrets and ConfigMaps on demand (reconciles only, never the scale loop), and
+/// (Cluster)TriggerAuthentications from their watch caches.
 pub struct Resolver<'a> {
     pub client: &'a Client,
     /// Where a ClusterTriggerAuthentication's secrets live (KEDA's cluster object namespace).
     pub cluster_namespace: &'a str,
+    pub auths: &'a Store<TriggerAuthentication>,
+    pub cluster_auths: &'a Store<ClusterTriggerAuthentication>,
 }
 
 impl Resolver<'_> {
@@ -151,83 +155,133 @@ impl Resolver<'_> {
             return Ok(env);
         };
         for from in c.env_from.iter().flatten() {
-            let prefix = from.prefix.clone().unwrap_or_default();
-            if let Some(r) = &from.config_map_ref {
-                let what = format!("container {} envFrom configMapRef", c.name);
-                if let Some(cm) = Api::<ConfigMap>::namespaced(self.client.clone(), ns)
-                    .get_opt(&r.name)
-                    .await
-                    .map_err(|source| AuthError::Api {
-                        what: what.clone(),
-                        source,
-                    })?
-                {
-                    for (k, v) in cm.data.unwrap_or_default() {
-                        env.insert(format!("{prefix}{k}"), v);
-                    }
-                } else if r.optional != Some(true) {
-                    return Err(AuthError::MissingObject {
-                        what,
-                        kind: "ConfigMap",
-                        namespace: ns.into(),
-                        name: r.name.clone(),
-                    });
-                }
-            }
-            if let Some(r) = &from.secret_ref {
-                let what = format!("container {} envFrom secretRef", c.name);
-                if let Some(s) = Api::<Secret>::namespaced(self.client.clone(), ns)
-                    .get_opt(&r.name)
-                    .await
-                    .map_err(|source| AuthError::Api {
-                        what: what.clone(),
-                        source,
-                    })?
-                {
-                    for (k, v) in s.data.unwrap_or_default() {
-                        env.insert(
-                            format!("{prefix}{k}"),
-                            String::from_utf8_lossy(&v.0).into_owned(),
-                        );
-                    }
-                } else if r.optional != Some(true) {
-                    return Err(AuthError::MissingObject {
-                        what,
-                        kind: "Secret",
-                        namespace: ns.into(),
-                        name: r.name.clone(),
-                    });
-                }
-            }
+            self.env_from(ns, &c.name, from, &mut env).await?;
         }
         for e in c.env.iter().flatten() {
-            let what = format!("container {} env {}", c.name, e.name);
-            let value = match (&e.value, &e.value_from) {
-                (Some(v), _) => Some(v.clone()),
-                (None, Some(from)) => {
-                    if let Some(r) = &from.secret_key_ref {
-                        match self.secret_value(&what, ns, &r.name, &r.key).await {
-                            Ok(v) => Some(v),
-                            Err(_) if r.optional == Some(true) => None,
-                            Err(e) => return Err(e),
-                        }
-                    } else if let Some(r) = &from.config_map_key_ref {
-                        match self.configmap_value(&what, ns, &r.name, &r.key).await {
-                            Ok(v) => Some(v),
-                            Err(_) if r.optional == Some(true) => None,
-                            Err(e) => return Err(e),
-                        }
-                    } else {
-                        None
-                    }
-                }
-                (None, None) => Some(String::new()),
-            };
-            if let Some(v) = value {
+            if let Some(v) = self.env_value(ns, &c.name, e).await? {
                 env.insert(e.name.clone(), v);
             }
         }
         Ok(env)
+    }
+
+    /// One `envFrom` entry: every key of a ConfigMap or Secret, with its prefix.
+    async fn env_from(
+        &self,
+        ns: &str,
+        container: &str,
+        from: &EnvFromSource,
+        env: &mut BTreeMap<String, String>,
+    ) -> Result<(), AuthError> {
+        let prefix = from.prefix.clone().unwrap_or_default();
+        if let Some(r) = &from.config_map_ref {
+            let what = format!("container {container} envFrom configMapRef");
+            let cm: Option<ConfigMap> = self.get_opt(&what, ns, &r.name).await?;
+            match cm {
+                Some(cm) => env.extend(
+                    cm.data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (format!("{prefix}{k}"), v)),
+                ),
+                None if r.optional == Some(true) => {}
+                None => return Err(missing(what, "ConfigMap", ns, &r.name)),
+            }
+        }
+        if let Some(r) = &from.secret_ref {
+            let what = format!("container {container} envFrom secretRef");
+            let secret: Option<Secret> = self.get_opt(&what, ns, &r.name).await?;
+            match secret {
+                Some(s) => env.extend(s.data.unwrap_or_default().into_iter().map(|(k, v)| {
+                    let v = String::from_utf8_lossy(&v.0).into_owned();
+                    (format!("{prefix}{k}"), v)
+                })),
+                None if r.optional == Some(true) => {}
+                None => return Err(missing(what, "Secret", ns, &r.name)),
+            }
+        }
+        Ok(())
+    }
+
+    /// One `env` entry: its value, or the Secret or ConfigMap key it names (`None` when an
+    /// optional reference is missing).
+    async fn env_value(
+        &self,
+        ns: &str,
+        container: &str,
+        e: &EnvVar,
+    ) -> Result<Option<String>, AuthError> {
+        let what = format!("container {container} env {}", e.name);
+        let from = match (&e.value, &e.value_from) {
+            (Some(v), _) => return Ok(Some(v.clone())),
+            (None, None) => return Ok(Some(String::new())),
+            (None, Some(from)) => from,
+        };
+        let (value, optional) = if let Some(r) = &from.secret_key_ref {
+            let v = self.secret_value(&what, ns, &r.name, &r.key).await;
+            (v, r.optional == Some(true))
+        } else if let Some(r) = &from.config_map_key_ref {
+            let v = self.configmap_value(&what, ns, &r.name, &r.key).await;
+            (v, r.optional == Some(true))
+        } else {
+            return Ok(None);
+        };
+        match value {
+            Ok(v) => Ok(Some(v)),
+            Err(_) if optional => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_opt<K>(&self, what: &str, ns: &str, name: &str) -> Result<Option<K>, AuthError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        Api::<K>::namespaced(self.client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(|source| AuthError::Api {
+                what: what.to_string(),
+                source,
+            })
+    }
+
+    /// The (Cluster)TriggerAuthentication a trigger names, from the watch caches: its spec,
+    /// the namespace its Secrets live in, and its kind.
+    fn authentication(
+        &self,
+        index: usize,
+        ns: &str,
+        r: &AuthenticationRef,
+    ) -> Result<(TriggerAuthenticationSpec, String, &'static str), AuthError> {
+        let not_found = |kind, scope| AuthError::NotFound {
+            index,
+            kind,
+            name: r.name.clone(),
+            scope,
+        };
+        match r.kind() {
+            AuthenticationRefKind::TriggerAuthentication => {
+                let kind = "TriggerAuthentication";
+                let key = ObjectRef::new(&r.name).within(ns);
+                let ta = self
+                    .auths
+                    .get(&key)
+                    .ok_or_else(|| not_found(kind, format!(" in namespace {ns}")))?;
+                Ok((ta.spec.clone(), ns.to_string(), kind))
+            }
+            AuthenticationRefKind::ClusterTriggerAuthentication => {
+                let kind = "ClusterTriggerAuthentication";
+                let cta = self
+                    .cluster_auths
+                    .get(&ObjectRef::new(&r.name))
+                    .ok_or_else(|| not_found(kind, String::new()))?;
+                Ok((cta.spec.0.clone(), self.cluster_namespace.to_string(), kind))
+            }
+        }
     }
 
     /// Resolves one trigger's `authenticationRef`.
@@ -241,75 +295,23 @@ impl Resolver<'_> {
         let Some(r) = auth_ref else {
             return Ok(ResolvedAuth::default());
         };
-        let (spec, secret_ns, kind): (TriggerAuthenticationSpec, &str, &'static str) =
-            match r.kind() {
-                AuthenticationRefKind::TriggerAuthentication => {
-                    let ta = Api::<TriggerAuthentication>::namespaced(self.client.clone(), ns)
-                        .get_opt(&r.name)
-                        .await
-                        .map_err(|source| AuthError::Api {
-                            what: format!("triggers[{index}].authenticationRef"),
-                            source,
-                        })?
-                        .ok_or_else(|| AuthError::NotFound {
-                            index,
-                            kind: "TriggerAuthentication",
-                            name: r.name.clone(),
-                            scope: format!(" in namespace {ns}"),
-                        })?;
-                    (ta.spec, ns, "TriggerAuthentication")
-                }
-                AuthenticationRefKind::ClusterTriggerAuthentication => {
-                    let cta = Api::<ClusterTriggerAuthentication>::all(self.client.clone())
-                        .get_opt(&r.name)
-                        .await
-                        .map_err(|source| AuthError::Api {
-                            what: format!("triggers[{index}].authenticationRef"),
-                            source,
-                        })?
-                        .ok_or_else(|| AuthError::NotFound {
-                            index,
-                            kind: "ClusterTriggerAuthentication",
-                            name: r.name.clone(),
-                            scope: String::new(),
-                        })?;
-                    (
-                        cta.spec.0,
-                        self.cluster_namespace,
-                        "ClusterTriggerAuthentication",
-                    )
-                }
-            };
+        let (spec, secret_ns, kind) = self.authentication(index, ns, r)?;
+        refuse_unsupported(&spec, kind, &r.name)?;
         let mut out = ResolvedAuth {
             label: Some(format!("{kind}/{}", r.name)),
             ..Default::default()
         };
-        let unsupported = [
-            (spec.hashi_corp_vault.is_some(), "hashiCorpVault"),
-            (spec.azure_key_vault.is_some(), "azureKeyVault"),
-            (spec.gcp_secret_manager.is_some(), "gcpSecretManager"),
-            (spec.aws_secret_manager.is_some(), "awsSecretManager"),
-            (
-                spec.bound_service_account_token.is_some(),
-                "boundServiceAccountToken",
-            ),
-            (spec.file_path.is_some(), "filePath"),
-        ];
-        if let Some((_, field)) = unsupported.iter().find(|(set, _)| *set) {
-            return Err(AuthError::Unsupported(format!(
-                "{kind} {}: spec.{field} is not supported by Swell yet; use secretTargetRef, configMapTargetRef, env or podIdentity",
-                r.name
-            )));
-        }
         for s in spec.secret_target_ref.iter().flatten() {
             let what = format!("{kind} {} secretTargetRef {}", r.name, s.parameter);
-            let v = self.secret_value(&what, secret_ns, &s.name, &s.key).await?;
+            let v = self
+                .secret_value(&what, &secret_ns, &s.name, &s.key)
+                .await?;
             out.params.insert(s.parameter.clone(), v);
         }
         for c in spec.config_map_target_ref.iter().flatten() {
             let what = format!("{kind} {} configMapTargetRef {}", r.name, c.parameter);
             let v = self
-                .configmap_value(&what, secret_ns, &c.name, &c.key)
+                .configmap_value(&what, &secret_ns, &c.name, &c.key)
                 .await?;
             out.params.insert(c.parameter.clone(), v);
         }
@@ -323,6 +325,40 @@ impl Resolver<'_> {
         }
         out.pod_identity = spec.pod_identity;
         Ok(out)
+    }
+}
+
+fn missing(what: String, kind: &'static str, ns: &str, name: &str) -> AuthError {
+    AuthError::MissingObject {
+        what,
+        kind,
+        namespace: ns.into(),
+        name: name.to_string(),
+    }
+}
+
+/// Sources Swell does not read yet are refused by name, never silently ignored.
+fn refuse_unsupported(
+    spec: &TriggerAuthenticationSpec,
+    kind: &str,
+    name: &str,
+) -> Result<(), AuthError> {
+    let unsupported = [
+        (spec.hashi_corp_vault.is_some(), "hashiCorpVault"),
+        (spec.azure_key_vault.is_some(), "azureKeyVault"),
+        (spec.gcp_secret_manager.is_some(), "gcpSecretManager"),
+        (spec.aws_secret_manager.is_some(), "awsSecretManager"),
+        (
+            spec.bound_service_account_token.is_some(),
+            "boundServiceAccountToken",
+        ),
+        (spec.file_path.is_some(), "filePath"),
+    ];
+    match unsupported.iter().find(|(set, _)| *set) {
+        Some((_, field)) => Err(AuthError::Unsupported(format!(
+            "{kind} {name}: spec.{field} is not supported by Swell yet; use secretTargetRef, configMapTargetRef, env or podIdentity"
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -1,6 +1,6 @@
 //! State shared by the reconciler and the scale loops.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -9,45 +9,65 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource};
 use swell_api::{ScaledObject, ScaledObjectStatus};
-use tokio_util::sync::CancellationToken;
 
+use crate::loop_state::LoopState;
+use crate::loops::Registry;
 use crate::metrics::Metrics;
-use crate::scale_loop::LoopState;
 use crate::target::Targets;
-
-/// A running scale loop and what it was built from.
-pub struct LoopHandle {
-    /// The ScaledObject generation the loop's scalers were built from.
-    pub generation: i64,
-    pub cancel: CancellationToken,
-    pub state: Arc<LoopState>,
-    /// A scale loop runs on `state` (the leader's); a follower's state only serves the
-    /// metrics API until a leader adopts it.
-    pub spawned: bool,
-}
+use crate::triggers::Builder;
 
 pub struct Ctx {
     pub client: Client,
     pub recorder: Recorder,
     pub targets: Targets,
     pub store: Store<ScaledObject>,
-    /// Watch caches of the authentications triggers name (a change rebuilds their scalers).
-    pub auths: Store<swell_api::TriggerAuthentication>,
-    pub cluster_auths: Store<swell_api::ClusterTriggerAuthentication>,
+    /// Builds triggers (authentications, Secrets, shared scaler clients).
+    pub builder: Builder,
     /// Asks the ScaledObject controller to reconcile an object now (a scale loop whose
     /// trigger failed wants its scalers rebuilt).
     pub reconcile_now: futures::channel::mpsc::UnboundedSender<ObjectRef<ScaledObject>>,
-    pub loops: Mutex<HashMap<ObjectRef<ScaledObject>, LoopHandle>>,
+    /// The live state of every ScaledObject this replica serves.
+    pub loops: Registry<ScaledObject, LoopState>,
     /// ScaledObjects whose metrics the external metrics API was asked for and could not
     /// serve since their loop last started (each warned about once).
     pub metric_misses: Mutex<HashSet<ObjectRef<ScaledObject>>>,
-    pub shared: swell_scalers::Shared,
-    /// Where ClusterTriggerAuthentication secrets are read (KEDA's cluster object namespace).
-    pub cluster_namespace: String,
     pub metrics: Arc<Metrics>,
     /// Only the leader scales, writes and records; followers build scalers so that they
     /// can answer the metrics API.
     pub leader: bool,
+}
+
+/// An event to record, decided by a pure status step and published by I/O.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Note {
+    pub fn normal(reason: &'static str, message: impl Into<String>) -> Note {
+        Note {
+            warning: false,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(reason: &'static str, message: impl Into<String>) -> Note {
+        Note {
+            warning: true,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// How a reconcile step ends early: a failed check `C` (written to status, retried slowly)
+/// or an error `E` (retried by the controller's error policy).
+pub enum Stop<C, E> {
+    Check(C),
+    Error(E),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +78,16 @@ pub enum StatusError {
     Api(String, kube::Error),
     #[error("status of {0} kept changing under us; will retry on the next poll")]
     Conflict(String),
+}
+
+impl StatusError {
+    pub fn category(&self) -> &'static str {
+        match self {
+            StatusError::Gone(_) => "gone",
+            StatusError::Api(..) => "kube",
+            StatusError::Conflict(_) => "conflict",
+        }
+    }
 }
 
 impl Ctx {
@@ -82,50 +112,38 @@ impl Ctx {
         }
     }
 
-    pub fn stop_loop(&self, key: &ObjectRef<ScaledObject>) -> bool {
-        let handle = self.loops.lock().ok().and_then(|mut l| l.remove(key));
-        self.forget_misses(key);
-        match handle {
-            Some(h) => {
-                h.cancel.cancel();
-                self.count_registered(key, &h.state, -1);
-                true
-            }
-            None => false,
+    /// Publishes the events a status step decided on, in order.
+    pub async fn record<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        notes: impl IntoIterator<Item = Note>,
+    ) {
+        for n in notes {
+            let type_ = if n.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            self.event(obj, type_, n.reason, n.message).await;
         }
     }
 
-    /// The loop state built from this generation of the ScaledObject, if any.
-    pub fn loop_state(
-        &self,
-        key: &ObjectRef<ScaledObject>,
-        generation: i64,
-    ) -> Option<Arc<LoopState>> {
-        let loops = self.loops.lock().ok()?;
-        let h = loops.get(key).filter(|h| h.generation == generation)?;
-        Some(h.state.clone())
+    /// Stops a ScaledObject's loop and forgets its state; whether there was one.
+    pub fn stop_loop(&self, key: &ObjectRef<ScaledObject>) -> bool {
+        self.forget_misses(key);
+        self.loops.remove(key)
     }
 
-    /// Whether a scale loop already runs for this generation.
-    pub fn loop_running(&self, key: &ObjectRef<ScaledObject>, generation: i64) -> bool {
-        self.loops.lock().ok().is_some_and(|l| {
-            l.get(key)
-                .is_some_and(|h| h.generation == generation && h.spawned)
-        })
+    /// Registers a ScaledObject's live state, replacing (and stopping) any older one.
+    pub fn set_loop(&self, key: ObjectRef<ScaledObject>, handle: crate::loops::Handle<LoopState>) {
+        self.forget_misses(&key);
+        self.loops.insert(key, handle);
     }
 
     /// Takes over a follower's loop states at leadership handover, before this context
-    /// serves the metrics API: their scalers keep answering without a gap, and the leader's
-    /// first reconcile starts its loops on them instead of building every scaler again.
+    /// serves the metrics API.
     pub fn adopt_loops(&self, from: &Ctx) {
-        let taken: Vec<_> = from
-            .loops
-            .lock()
-            .map(|mut l| l.drain().collect())
-            .unwrap_or_default();
-        if let Ok(mut mine) = self.loops.lock() {
-            mine.extend(taken);
-        }
+        self.loops.adopt(&from.loops);
     }
 
     pub fn request_reconcile(&self, key: ObjectRef<ScaledObject>) {
@@ -136,50 +154,6 @@ impl Ctx {
     fn forget_misses(&self, key: &ObjectRef<ScaledObject>) {
         if let Ok(mut m) = self.metric_misses.lock() {
             m.remove(key);
-        }
-    }
-
-    /// Records a ScaledObject's live state, replacing (and stopping) any older one.
-    pub fn set_loop(&self, key: ObjectRef<ScaledObject>, handle: LoopHandle) {
-        self.count_registered(&key, &handle.state, 1);
-        self.forget_misses(&key);
-        let old = self
-            .loops
-            .lock()
-            .ok()
-            .and_then(|mut l| l.insert(key.clone(), handle));
-        if let Some(old) = old {
-            old.cancel.cancel();
-            self.count_registered(&key, &old.state, -1);
-        }
-    }
-
-    /// `keda_resource_registered_total` and `keda_trigger_registered_total`.
-    fn count_registered(&self, key: &ObjectRef<ScaledObject>, state: &LoopState, delta: i64) {
-        let types: Vec<&str> = state.triggers.iter().map(|t| t.type_.as_str()).collect();
-        self.count_resource("scaled_object", key.namespace.as_deref(), &types, delta);
-    }
-
-    /// Counts a registered ScaledObject or ScaledJob (`kind`) and its triggers.
-    pub fn count_resource(
-        &self,
-        kind: &str,
-        namespace: Option<&str>,
-        triggers: &[&str],
-        delta: i64,
-    ) {
-        self.metrics
-            .resources
-            .get_or_create(&vec![
-                ("type", kind.to_string()),
-                ("namespace", namespace.unwrap_or_default().to_string()),
-            ])
-            .inc_by(delta);
-        for t in triggers {
-            self.metrics
-                .triggers
-                .get_or_create(&vec![("type", t.to_string())])
-                .inc_by(delta);
         }
     }
 

@@ -1,19 +1,22 @@
-//! Swell's controllers. I/O lives here; decisions come from `swell-scaling`.
+//! Swell's controllers. Each runs resolve → plan (pure) → apply → status (pure); the
+//! replica and job arithmetic comes from `swell-scaling`.
 
 pub mod auth;
 pub mod check;
 pub mod check_cluster;
 pub mod context;
 pub mod hpa;
+pub mod loop_state;
+pub mod loops;
 pub mod manifest;
 pub mod metric_source;
 pub mod metrics;
 pub mod run;
-pub mod scale_loop;
-pub mod scaledjob;
-pub mod scaledobject;
+pub mod scaled_job;
+pub mod scaled_object;
 pub mod target;
 pub mod triggers;
+pub mod watch;
 
 /// A Kubernetes API error as a person reads it: the API server's message and reason,
 /// without kube's Debug dump of the whole Status object (it goes to status and events).

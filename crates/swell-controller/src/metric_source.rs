@@ -2,6 +2,7 @@
 //! scale loop uses: the last polled value with `useCachedMetrics`, otherwise one live query
 //! per request, with concurrent identical requests sharing it; fallback applied as KEDA does.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::runtime::events::EventType;
@@ -11,6 +12,7 @@ use swell_scalers::{MetricSpec, MetricType};
 use swell_scaling::fallback::{FallbackBehavior, Health, fallback_metric_value, fallback_replicas};
 
 use crate::context::Ctx;
+use crate::loop_state::LoopState;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricValue {
@@ -77,9 +79,9 @@ pub fn metric_index<'a>(
         .or_else(|| served.into_iter().position(|n| same_metric(n, asked)))
 }
 
-impl crate::scale_loop::LoopState {
+impl LoopState {
     /// The trigger serving `metric` (see [`metric_index`]).
-    pub fn trigger_for(&self, metric: &str) -> Option<&crate::scale_loop::TriggerRuntime> {
+    pub fn trigger_for(&self, metric: &str) -> Option<&crate::triggers::TriggerRuntime> {
         let names = self.triggers.iter().map(|t| t.spec.name());
         self.triggers.get(metric_index(names, metric)?)
     }
@@ -95,12 +97,7 @@ impl Ctx {
         metric: &str,
     ) -> Result<Vec<MetricValue>, MetricQueryError> {
         let key = ObjectRef::<ScaledObject>::new(name).within(namespace);
-        let state = self
-            .loops
-            .lock()
-            .ok()
-            .and_then(|l| l.get(&key).map(|h| h.state.clone()));
-        let Some(state) = state else {
+        let Some(state) = self.loops.get(&key) else {
             let why =
                 format!("ScaledObject {namespace}/{name} is not active in Swell (see its status)");
             return Err(self.metric_miss(&key, metric, why).await);
@@ -115,36 +112,37 @@ impl Ctx {
         // From here on, the trigger's own name: state and fallback health are keyed by it.
         let metric = trigger.spec.name();
         let result = if trigger.use_cached_metrics {
-            state
-                .last
-                .lock()
-                .ok()
-                .and_then(|l| l.get(metric).cloned())
-                .unwrap_or_else(|| Err("no value polled yet".to_string()))
+            state.last.lock().ok().and_then(|l| l.get(metric).cloned())
         } else {
             let (r, upstream) = state
                 .live
                 .get(&metric.to_string(), Duration::ZERO, || async {
-                    trigger.scaler.sample().await.map_err(|e| e.to_string())
+                    trigger.scaler.sample().await.map_err(Arc::new)
                 })
                 .await;
             if let (true, Ok(mut last)) = (upstream, state.last.lock()) {
                 last.insert(metric.to_string(), r.clone());
             }
-            r
+            Some(r)
         };
-        match result {
-            Ok(s) => Ok(vec![MetricValue {
-                name: metric.to_string(),
-                value: s.value,
-            }]),
-            Err(e) => match self.fallback_value(&key, &state, &trigger.spec).await {
-                Some(v) => Ok(vec![MetricValue {
+        let failure = match result {
+            Some(Ok(s)) => {
+                return Ok(vec![MetricValue {
                     name: metric.to_string(),
-                    value: v,
-                }]),
-                None => Err(MetricQueryError::Unavailable(format!("{metric}: {e}"))),
-            },
+                    value: s.value,
+                }]);
+            }
+            Some(Err(e)) => e.to_string(),
+            None => "no value polled yet (useCachedMetrics)".to_string(),
+        };
+        match self.fallback_value(&key, &state, &trigger.spec).await {
+            Some(v) => Ok(vec![MetricValue {
+                name: metric.to_string(),
+                value: v,
+            }]),
+            None => Err(MetricQueryError::Unavailable(format!(
+                "{metric}: {failure}"
+            ))),
         }
     }
 
@@ -189,7 +187,7 @@ impl Ctx {
     async fn fallback_value(
         &self,
         key: &ObjectRef<ScaledObject>,
-        state: &crate::scale_loop::LoopState,
+        state: &LoopState,
         spec: &MetricSpec,
     ) -> Option<f64> {
         let so = self.store.get(key)?;

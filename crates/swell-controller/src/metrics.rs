@@ -110,6 +110,8 @@ pub struct Metrics {
     pub upstream_calls: swell_scalers::UpstreamCalls,
     /// Metric value requests the external metrics API answered, by HTTP status code.
     pub metrics_api_requests: Family<LabelSet, Counter>,
+    /// Reconciles that ended in an error, by controller and error category.
+    pub reconcile_errors: Family<LabelSet, Counter>,
 }
 
 impl Default for Metrics {
@@ -133,19 +135,40 @@ impl Metrics {
             triggers: Family::default(),
             upstream_calls: Default::default(),
             metrics_api_requests: Family::default(),
+            reconcile_errors: Family::default(),
             registry: Registry::default(),
         };
-        root.sub_registry_with_prefix("swell").register(
+        m.register_swell(root.sub_registry_with_prefix("swell"));
+        m.register_keda(root.sub_registry_with_prefix("keda"));
+        Metrics {
+            registry: root,
+            ..m
+        }
+    }
+
+    /// Swell's own families (`swell_…`).
+    fn register_swell(&self, registry: &mut Registry) {
+        let m = self;
+        registry.register(
             "scaler_upstream_calls",
             "Calls to event sources, after sharing between triggers",
             m.upstream_calls.clone(),
         );
-        root.sub_registry_with_prefix("swell").register(
+        registry.register(
             "metrics_api_requests",
             "Metric value requests to the external metrics API, by HTTP status code",
             m.metrics_api_requests.clone(),
         );
-        let registry = root.sub_registry_with_prefix("keda");
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by controller (scaled_object, scaled_job) and error category",
+            m.reconcile_errors.clone(),
+        );
+    }
+
+    /// KEDA's families under KEDA's names (`keda_…`), so dashboards and alerts keep working.
+    fn register_keda(&self, registry: &mut Registry) {
+        let m = self;
         let build: Family<LabelSet, Gauge> = Family::default();
         build
             .get_or_create(&vec![
@@ -212,10 +235,6 @@ impl Metrics {
             "Triggers per type and namespace",
             m.triggers.clone(),
         );
-        Metrics {
-            registry: root,
-            ..m
-        }
     }
 
     /// Counts one answered metric value request.
@@ -223,6 +242,32 @@ impl Metrics {
         self.metrics_api_requests
             .get_or_create(&vec![("code", code.to_string())])
             .inc();
+    }
+
+    /// Counts a failed reconcile of `controller` (`scaled_object`, `scaled_job`).
+    pub fn reconcile_error(&self, controller: &'static str, category: &'static str) {
+        self.reconcile_errors
+            .get_or_create(&vec![
+                ("controller", controller.to_string()),
+                ("category", category.to_string()),
+            ])
+            .inc();
+    }
+
+    /// `keda_resource_registered_total` and `keda_trigger_registered_total`: a ScaledObject
+    /// or ScaledJob (`kind`) and its triggers registered (`delta` 1) or gone (-1).
+    pub fn count_registered(&self, kind: &str, namespace: &str, triggers: &[&str], delta: i64) {
+        self.resources
+            .get_or_create(&vec![
+                ("type", kind.to_string()),
+                ("namespace", namespace.to_string()),
+            ])
+            .inc_by(delta);
+        for t in triggers {
+            self.triggers
+                .get_or_create(&vec![("type", t.to_string())])
+                .inc_by(delta);
+        }
     }
 
     pub fn encode(&self) -> String {

@@ -11,15 +11,18 @@ use kube::api::ListParams;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt as _, predicates, watcher};
-use kube::{Api, Client, ResourceExt as _};
+use kube::{Api, Client};
 use swell_api::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication};
 use swell_scalers::scalers::kubernetes_workload::PodCounter;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Ctx;
+use crate::loops::Registry;
 use crate::metrics::Metrics;
-use crate::scaledobject;
+use crate::scaled_object;
 use crate::target::Targets;
+use crate::triggers::Builder;
+use crate::watch::{reconciled_changes, scoped};
 
 /// Counts pods for `kubernetes-workload` triggers (a label-selected LIST per poll).
 struct KubePods(Client);
@@ -75,21 +78,25 @@ pub fn context(
         controller: "keda-operator".into(),
         instance: Some(settings.instance.clone()),
     };
-    Arc::new(Ctx {
-        recorder: Recorder::new(client.clone(), reporter),
-        targets: Targets::default(),
-        store: stores.scaled_objects,
-        auths: stores.auths,
-        cluster_auths: stores.cluster_auths,
-        reconcile_now,
-        loops: Default::default(),
-        metric_misses: Default::default(),
+    let builder = Builder {
+        client: client.clone(),
         shared: swell_scalers::Shared {
             workloads: Some(Arc::new(KubePods(client.clone()))),
             upstream_calls: metrics.upstream_calls.clone(),
             ..Default::default()
         },
         cluster_namespace: settings.cluster_namespace.clone(),
+        auths: stores.auths,
+        cluster_auths: stores.cluster_auths,
+    };
+    Arc::new(Ctx {
+        recorder: Recorder::new(client.clone(), reporter),
+        targets: Targets::default(),
+        store: stores.scaled_objects,
+        builder,
+        reconcile_now,
+        loops: Registry::new("scaled_object", metrics.clone()),
+        metric_misses: Default::default(),
         metrics,
         leader: settings.leader,
         client,
@@ -152,16 +159,6 @@ fn referrers<K: kube::Resource>(
     }
 }
 
-fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
 /// Runs the ScaledObject controller, and on the leader the ScaledJob controller, until
 /// `shutdown` fires. A new leader takes over the loop states of the context `current` holds
 /// (the follower's) before it answers metric requests, so the metrics API never loses an
@@ -192,25 +189,8 @@ pub async fn run_controllers(
         *c = Some(ctx.clone());
     }
 
-    // Reconcile on spec, metadata and deletion changes, not on our own status writes.
-    let so_api: Api<ScaledObject> = scoped(&client, settings.watch_namespace.as_deref());
-    let so_stream = watcher(so_api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(
-            |so: &ScaledObject| {
-                use std::hash::{Hash, Hasher};
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                so.metadata.generation.hash(&mut h);
-                so.annotations().hash(&mut h);
-                so.labels().hash(&mut h);
-                so.finalizers().hash(&mut h);
-                so.metadata.deletion_timestamp.is_some().hash(&mut h);
-                Some(h.finish())
-            },
-            Default::default(),
-        );
+    let so_stream =
+        reconciled_changes(scoped(&client, settings.watch_namespace.as_deref()), writer);
     // Only HPAs we manage, and only when their spec changes (not every status sync).
     let hpa_api: Api<HorizontalPodAutoscaler> =
         scoped(&client, settings.watch_namespace.as_deref());
@@ -223,7 +203,7 @@ pub async fn run_controllers(
     .predicate_filter(predicates::generation, Default::default());
 
     let jobs = settings.leader.then(|| {
-        tokio::spawn(crate::scaledjob::run(
+        tokio::spawn(crate::scaled_job::run(
             ctx.clone(),
             settings.watch_namespace.clone(),
             settings.concurrency,
@@ -239,7 +219,7 @@ pub async fn run_controllers(
         .reconcile_on(rebuilds)
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(async move { so_shutdown.cancelled().await })
-        .run(scaledobject::reconcile, scaledobject::error_policy, ctx)
+        .run(scaled_object::reconcile, scaled_object::error_policy, ctx)
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "reconcile");
@@ -252,12 +232,8 @@ pub async fn run_controllers(
     }
     // Leadership or the process ended: no loop may keep scaling. A follower's states stay
     // for the leader it may become (they run no loop).
-    if let Ok(mut loops) = loops_ctx.loops.lock()
-        && settings.leader
-    {
-        for (_, h) in loops.drain() {
-            h.cancel.cancel();
-        }
+    if settings.leader {
+        loops_ctx.loops.stop_all();
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
 }

@@ -2,13 +2,22 @@
 //! environment and identity, then each scaler. Reads only.
 
 use k8s_openapi::api::core::v1::{PodSpec, ServiceAccount};
-use kube::Api;
-use swell_api::ScaleTriggers;
-use swell_scalers::{MetricType, RawParams, TriggerInput};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client};
+use swell_api::{ClusterTriggerAuthentication, ScaleTriggers, TriggerAuthentication};
+use swell_scalers::{MetricSpec, MetricType, RawParams, Scaler, ScalerError, TriggerInput};
 
-use crate::auth::Resolver;
-use crate::context::Ctx;
-use crate::scale_loop::TriggerRuntime;
+use crate::auth::{AuthError, Resolver};
+use crate::target::TargetError;
+
+/// A trigger with its built scaler.
+pub struct TriggerRuntime {
+    pub index: usize,
+    pub type_: String,
+    pub spec: MetricSpec,
+    pub scaler: Box<dyn Scaler>,
+    pub use_cached_metrics: bool,
+}
 
 /// What owns the triggers.
 pub struct Owner<'a> {
@@ -21,142 +30,216 @@ pub struct Owner<'a> {
     pub polling_interval: i32,
 }
 
-/// Why the triggers could not be built. `scaler_failed` means a scaler refused its
-/// parameters (a `KEDAScalerFailed` event), not a missing object.
-pub struct BuildError {
-    pub message: String,
-    pub scaler_failed: bool,
+/// Everything building triggers reads: the API (Secrets, ConfigMaps, ServiceAccounts), the
+/// watch caches of authentications, and the clients scalers share.
+pub struct Builder {
+    pub client: Client,
+    pub shared: swell_scalers::Shared,
+    /// Where ClusterTriggerAuthentication secrets are read (KEDA's cluster object namespace).
+    pub cluster_namespace: String,
+    /// Watch caches of the authentications triggers name (a change rebuilds their scalers).
+    pub auths: Store<TriggerAuthentication>,
+    pub cluster_auths: Store<ClusterTriggerAuthentication>,
+}
+
+/// Why an object's scalers could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Target(#[from] TargetError),
+    /// The target's container environment (`…FromEnv`) could not be read.
+    #[error("{0}")]
+    Env(#[source] AuthError),
+    #[error("{0}")]
+    Auth(#[source] AuthError),
+    /// A scaler refused its parameters or its source (a `KEDAScalerFailed` event).
+    #[error("triggers[{index}] ({type_}): {source}")]
+    Scaler {
+        index: usize,
+        type_: String,
+        source: ScalerError,
+    },
+    #[error("metric name {0} is used by two triggers; give them different metadata or names")]
+    DuplicateMetric(String),
 }
 
 impl BuildError {
-    pub(crate) fn check(message: String) -> BuildError {
-        BuildError {
-            message,
-            scaler_failed: false,
+    /// Whether a scaler failed (KEDA records `KEDAScalerFailed` besides the check failure).
+    pub fn scaler_failed(&self) -> bool {
+        matches!(self, BuildError::Scaler { .. })
+    }
+
+    /// A low-cardinality label for logs and `swell_reconcile_errors_total`.
+    pub fn category(&self) -> &'static str {
+        match self {
+            BuildError::Target(_) => "target",
+            BuildError::Env(_) | BuildError::Auth(_) => "authentication",
+            BuildError::Scaler { .. } => "scaler",
+            BuildError::DuplicateMetric(_) => "invalid",
         }
     }
 }
 
-/// The generation of each trigger's (Cluster)TriggerAuthentication as the watch caches see
-/// it now (`None` without an authenticationRef, or when it does not exist).
-pub fn auth_versions(
-    ctx: &Ctx,
-    namespace: Option<&str>,
-    triggers: &[ScaleTriggers],
-) -> Vec<Option<i64>> {
-    use kube::runtime::reflector::ObjectRef;
-    use swell_api::AuthenticationRefKind as Kind;
-    triggers
-        .iter()
-        .map(|t| {
-            let r = t.authentication_ref.as_ref()?;
-            match r.kind() {
-                Kind::TriggerAuthentication => {
-                    let key = ObjectRef::new(&r.name).within(namespace.unwrap_or_default());
-                    ctx.auths.get(&key)?.metadata.generation
+impl Builder {
+    /// The generation of each trigger's (Cluster)TriggerAuthentication as the watch caches
+    /// see it now (`None` without an authenticationRef, or when it does not exist).
+    pub fn auth_versions(
+        &self,
+        namespace: Option<&str>,
+        triggers: &[ScaleTriggers],
+    ) -> Vec<Option<i64>> {
+        use swell_api::AuthenticationRefKind as Kind;
+        triggers
+            .iter()
+            .map(|t| {
+                let r = t.authentication_ref.as_ref()?;
+                match r.kind() {
+                    Kind::TriggerAuthentication => {
+                        let key = ObjectRef::new(&r.name).within(namespace.unwrap_or_default());
+                        self.auths.get(&key)?.metadata.generation
+                    }
+                    Kind::ClusterTriggerAuthentication => {
+                        let key = ObjectRef::new(&r.name);
+                        self.cluster_auths.get(&key)?.metadata.generation
+                    }
                 }
-                Kind::ClusterTriggerAuthentication => {
-                    let key = ObjectRef::new(&r.name);
-                    ctx.cluster_auths.get(&key)?.metadata.generation
-                }
-            }
-        })
-        .collect()
-}
+            })
+            .collect()
+    }
 
-/// Every trigger's scaler, and the names of the authentications they use.
-pub async fn build(
-    ctx: &Ctx,
-    owner: Owner<'_>,
-) -> Result<(Vec<TriggerRuntime>, Vec<String>), BuildError> {
-    let ns = owner.namespace;
-    let resolver = Resolver {
-        client: &ctx.client,
-        cluster_namespace: &ctx.cluster_namespace,
-    };
-    let env = resolver
-        .container_env(ns, owner.pod, owner.env_source_container_name)
-        .await
-        .map_err(|e| BuildError::check(e.to_string()))?;
-    let polling_interval = crate::scale_loop::polling_duration(owner.polling_interval);
-    let mut triggers = Vec::new();
-    let mut auth_names = Vec::new();
-    for (index, t) in owner.triggers.iter().enumerate() {
-        let auth = resolver
-            .trigger_auth(index, ns, t.authentication_ref.as_ref(), owner.pod)
-            .await
-            .map_err(|e| BuildError::check(e.to_string()))?;
-        if let Some(r) = &t.authentication_ref {
-            auth_names.push(r.name.clone());
-        }
-        let pod_identity = pod_identity_input(ctx, ns, owner.pod, auth.pod_identity.as_ref()).await;
-        let input = TriggerInput {
-            index,
-            type_: t.type_.clone(),
-            name: t.name().map(str::to_string),
-            metric_type: t
-                .metric_type
-                .as_ref()
-                .and_then(|m| MetricType::parse(Some(m.as_str()))),
-            namespace: ns.to_string(),
-            scaled_object: owner.name.to_string(),
-            params: RawParams {
-                trigger_index: index,
-                metadata: t.metadata.clone(),
-                auth: auth.params,
-                env: env.clone(),
-                ..Default::default()
-            },
-            pod_identity,
-            polling_interval,
+    /// Every trigger's scaler, and the names of the authentications they use.
+    pub async fn build(&self, owner: Owner<'_>) -> Result<Built, BuildError> {
+        let ns = owner.namespace;
+        let resolver = Resolver {
+            client: &self.client,
+            cluster_namespace: &self.cluster_namespace,
+            auths: &self.auths,
+            cluster_auths: &self.cluster_auths,
         };
+        // Authentications are read from the watch caches: wait for their first list, or a
+        // trigger would be refused at start-up for an authentication not yet seen.
+        let ready = futures::join!(
+            self.auths.wait_until_ready(),
+            self.cluster_auths.wait_until_ready()
+        );
+        if ready.0.is_err() || ready.1.is_err() {
+            tracing::debug!("authentication caches closed: the controller is stopping");
+        }
+        let env = resolver
+            .container_env(ns, owner.pod, owner.env_source_container_name)
+            .await
+            .map_err(BuildError::Env)?;
+        let polling_interval = crate::loops::polling_duration(owner.polling_interval);
+        let mut built = Built::default();
+        for (index, t) in owner.triggers.iter().enumerate() {
+            let auth = resolver
+                .trigger_auth(index, ns, t.authentication_ref.as_ref(), owner.pod)
+                .await
+                .map_err(BuildError::Auth)?;
+            if let Some(r) = &t.authentication_ref {
+                built.auth_names.push(r.name.clone());
+            }
+            let pod_identity = self
+                .pod_identity_input(ns, owner.pod, auth.pod_identity.as_ref())
+                .await;
+            let input = TriggerInput {
+                index,
+                type_: t.type_.clone(),
+                name: t.name().map(str::to_string),
+                metric_type: t
+                    .metric_type
+                    .as_ref()
+                    .and_then(|m| MetricType::parse(Some(m.as_str()))),
+                namespace: ns.to_string(),
+                scaled_object: owner.name.to_string(),
+                params: RawParams {
+                    trigger_index: index,
+                    metadata: t.metadata.clone(),
+                    auth: auth.params,
+                    env: env.clone(),
+                    ..Default::default()
+                },
+                pod_identity,
+                polling_interval,
+            };
+            let trigger = self.build_one(&input, t.use_cached_metrics()).await?;
+            built.triggers.push(trigger);
+        }
+        Ok(built)
+    }
+
+    async fn build_one(
+        &self,
+        input: &TriggerInput,
+        use_cached_metrics: bool,
+    ) -> Result<TriggerRuntime, BuildError> {
         // Some scalers ask their source first (an external scaler's GetMetricSpec).
-        let built = match swell_scalers::build(&input, &ctx.shared) {
+        let built = match swell_scalers::build(input, &self.shared) {
             Ok(mut scaler) => scaler.prepare().await.map(|()| scaler),
             Err(e) => Err(e),
         };
-        match built {
-            Ok(scaler) => triggers.push(TriggerRuntime {
-                index,
-                type_: t.type_.clone(),
-                spec: scaler.metric_spec(),
-                scaler,
-                use_cached_metrics: t.use_cached_metrics(),
-            }),
-            Err(e) => {
-                return Err(BuildError {
-                    message: format!("triggers[{index}] ({}): {e}", t.type_),
-                    scaler_failed: true,
-                });
-            }
-        }
+        let scaler = built.map_err(|source| BuildError::Scaler {
+            index: input.index,
+            type_: input.type_.clone(),
+            source,
+        })?;
+        Ok(TriggerRuntime {
+            index: input.index,
+            type_: input.type_.clone(),
+            spec: scaler.metric_spec(),
+            scaler,
+            use_cached_metrics,
+        })
     }
-    Ok((triggers, auth_names))
+
+    async fn pod_identity_input(
+        &self,
+        ns: &str,
+        pod: Option<&PodSpec>,
+        identity: Option<&swell_api::AuthPodIdentity>,
+    ) -> swell_scalers::aws::PodIdentityInput {
+        let Some(id) = identity else {
+            return Default::default();
+        };
+        let sa = pod
+            .and_then(|p| p.service_account_name.clone())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into());
+        let workload_role_arn = if crate::check::needs_workload_role(id) {
+            let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
+            api.get_opt(&sa)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| s.metadata.annotations)
+                .and_then(|a| a.get(swell_scalers::aws::ROLE_ARN_ANNOTATION).cloned())
+        } else {
+            None
+        };
+        crate::check::pod_identity_input(ns, &sa, id, workload_role_arn)
+    }
 }
 
-async fn pod_identity_input(
-    ctx: &Ctx,
-    ns: &str,
-    pod: Option<&PodSpec>,
-    identity: Option<&swell_api::AuthPodIdentity>,
-) -> swell_scalers::aws::PodIdentityInput {
-    let Some(id) = identity else {
-        return Default::default();
-    };
-    let sa = pod
-        .and_then(|p| p.service_account_name.clone())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".into());
-    let workload_role_arn = if crate::check::needs_workload_role(id) {
-        let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), ns);
-        api.get_opt(&sa)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|s| s.metadata.annotations)
-            .and_then(|a| a.get(swell_scalers::aws::ROLE_ARN_ANNOTATION).cloned())
-    } else {
-        None
-    };
-    crate::check::pod_identity_input(ns, &sa, id, workload_role_arn)
+/// An object's built triggers and the authentications they read.
+#[derive(Default)]
+pub struct Built {
+    pub triggers: Vec<TriggerRuntime>,
+    /// The (Cluster)TriggerAuthentications named (status `authenticationsTypes`).
+    pub auth_names: Vec<String>,
+}
+
+impl Built {
+    /// The first metric name two triggers share (the HPA would read one value for both).
+    pub fn duplicate_metric(&self) -> Option<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.triggers
+            .iter()
+            .map(|t| t.spec.name())
+            .find(|n| !seen.insert(n.to_string()))
+            .map(str::to_string)
+    }
+
+    pub fn trigger_types(&self) -> Vec<&str> {
+        self.triggers.iter().map(|t| t.type_.as_str()).collect()
+    }
 }

@@ -1,0 +1,127 @@
+//! A ScaledObject's live state: its target and built triggers, what they last read, and
+//! whether they still stand for its inputs. Its scale loop and the metrics API share it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use swell_scalers::{MetricSpec, Sample, ScalerError};
+
+use crate::target::Target;
+use crate::triggers::{Built, TriggerRuntime};
+
+/// One reading of a trigger; the error keeps its structure until a message is written.
+pub type Reading = Result<Sample, Arc<ScalerError>>;
+
+pub struct LoopState {
+    pub target: Target,
+    pub triggers: Vec<TriggerRuntime>,
+    /// The (Cluster)TriggerAuthentications the triggers read (status `authenticationsTypes`).
+    pub auth_names: Vec<String>,
+    /// Their generations when the scalers were built (one per trigger, `None` without an
+    /// authenticationRef): a changed one means the scalers are rebuilt.
+    pub auth_versions: Vec<Option<i64>>,
+    /// When the scalers were built: a failing loop asks for new ones at most once per
+    /// polling interval.
+    pub built_at: Instant,
+    /// A trigger failed: the next reconcile rebuilds the scalers, re-reading credentials
+    /// (KEDA's `refreshScaler`), so a rotated Secret is picked up without a spec change.
+    pub stale: AtomicBool,
+    /// Built to replace stale scalers of the same generation.
+    pub rebuilt: bool,
+    /// The last reading of each metric, by metric name.
+    pub last: Mutex<HashMap<String, Reading>>,
+    /// Live reads for the metrics API; concurrent identical requests share one.
+    pub live: swell_scalers::coalesce::Coalescer<String, Reading>,
+    /// What the scale loop last concluded about the triggers (`None` before its first
+    /// poll): the reconciler decides Ready from it, so both agree by construction.
+    pub verdict: Mutex<Option<TriggerVerdict>>,
+}
+
+/// The scale loop's conclusion about a ScaledObject's triggers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TriggerVerdict {
+    Healthy,
+    /// Some triggers failed (and are not in fallback); the message names each.
+    Partial(String),
+    /// Every trigger failed.
+    AllFailed(String),
+}
+
+impl LoopState {
+    pub fn new(target: Target, built: Built, auth_versions: Vec<Option<i64>>) -> Self {
+        LoopState {
+            target,
+            triggers: built.triggers,
+            auth_names: built.auth_names,
+            auth_versions,
+            built_at: Instant::now(),
+            stale: AtomicBool::new(false),
+            rebuilt: false,
+            last: Default::default(),
+            live: Default::default(),
+            verdict: Mutex::new(None),
+        }
+    }
+
+    /// A state replacing `old` for the same generation: it keeps the last readings and
+    /// verdict, so status (Ready) reads the same until the new scalers have polled.
+    pub fn replacing(mut self, old: &LoopState) -> Self {
+        self.rebuilt = true;
+        if let (Ok(old_last), Ok(last)) = (old.last.lock(), self.last.get_mut()) {
+            last.clone_from(&old_last);
+        }
+        if let (Ok(old_verdict), Ok(verdict)) = (old.verdict.lock(), self.verdict.get_mut()) {
+            verdict.clone_from(&old_verdict);
+        }
+        self
+    }
+
+    pub fn verdict(&self) -> Option<TriggerVerdict> {
+        self.verdict.lock().ok().and_then(|v| v.clone())
+    }
+
+    pub fn set_verdict(&self, verdict: TriggerVerdict) {
+        if let Ok(mut v) = self.verdict.lock() {
+            *v = Some(verdict);
+        }
+    }
+
+    /// Whether these scalers still stand for the ScaledObject's inputs: not failed since
+    /// they were built, and built from the (Cluster)TriggerAuthentications it names now.
+    pub fn current(&self, auth_versions: &[Option<i64>]) -> bool {
+        !self.stale.load(Ordering::Relaxed) && self.auth_versions == auth_versions
+    }
+
+    /// After a failed reading: whether to ask for a rebuild now (once per `polling`).
+    pub fn rebuild_due(&self, polling: Duration) -> bool {
+        self.built_at.elapsed() >= polling && !self.stale.swap(true, Ordering::Relaxed)
+    }
+
+    /// Records the loop's readings for the metrics API (`useCachedMetrics`) and status.
+    pub fn remember(&self, readings: &[(String, Reading)]) {
+        if let Ok(mut last) = self.last.lock() {
+            for (m, r) in readings {
+                last.insert(m.clone(), r.clone());
+            }
+        }
+    }
+
+    pub fn specs(&self) -> Vec<MetricSpec> {
+        self.triggers.iter().map(|t| t.spec.clone()).collect()
+    }
+
+    pub fn metric_names(&self) -> Vec<String> {
+        self.triggers
+            .iter()
+            .map(|t| t.spec.name().to_string())
+            .collect()
+    }
+}
+
+impl crate::loops::Registered for LoopState {
+    fn trigger_types(&self) -> Vec<&str> {
+        self.triggers.iter().map(|t| t.type_.as_str()).collect()
+    }
+}

@@ -1,0 +1,310 @@
+//! The ScaledJob controller, as a pipeline: [`plan::admit`] (validate, pause) → check the
+//! Job template with the API server → build triggers → [`status`] → one job loop per
+//! ScaledJob ([`job_loop`]) that creates Jobs from the triggers' queue lengths.
+//!
+//! Jobs and their pods are read from watch caches (label `scaledjob.keda.sh/name`), never
+//! listed per poll.
+
+pub mod apply;
+pub mod job_loop;
+pub mod plan;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt as _;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt as _, watcher};
+use swell_api::annotations::labels;
+use swell_api::{ScaledJob, ScaledJobStatus, events};
+use swell_scalers::MetricSpec;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{Ctx, Note, StatusError, update_status};
+use crate::loops::{Handle, Registered, Registry};
+use crate::triggers::{BuildError, Built, Owner};
+use crate::watch::{reconciled_changes, scoped};
+use plan::{Admission, CheckFailed};
+
+const CONTROLLER: &str = "scaled_job";
+
+type Stop = crate::context::Stop<CheckFailed, Error>;
+
+impl From<CheckFailed> for Stop {
+    fn from(e: CheckFailed) -> Self {
+        Stop::Check(e)
+    }
+}
+
+impl From<BuildError> for Stop {
+    fn from(e: BuildError) -> Self {
+        Stop::Check(e.into())
+    }
+}
+
+impl From<StatusError> for Stop {
+    fn from(e: StatusError) -> Self {
+        Stop::Error(e.into())
+    }
+}
+
+/// What the registry holds for a running job loop (its scalers live in the loop).
+pub struct Running {
+    trigger_types: Vec<String>,
+}
+
+impl Registered for Running {
+    fn trigger_types(&self) -> Vec<&str> {
+        self.trigger_types.iter().map(String::as_str).collect()
+    }
+}
+
+pub struct JobCtx {
+    pub base: Arc<Ctx>,
+    pub store: Store<ScaledJob>,
+    pub jobs: Store<Job>,
+    pub pods: Store<Pod>,
+    loops: Registry<ScaledJob, Running>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Status(#[from] StatusError),
+}
+
+impl Error {
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Status(e) => e.category(),
+        }
+    }
+}
+
+/// Runs the ScaledJob controller, with watch caches of its Jobs and their pods, until
+/// `shutdown` fires. Only the leader runs it: followers have nothing to serve for jobs.
+pub async fn run(
+    base: Arc<Ctx>,
+    watch_namespace: Option<String>,
+    concurrency: u16,
+    shutdown: CancellationToken,
+) {
+    let client = base.client.clone();
+    let ns = watch_namespace.as_deref();
+    let selector = watcher::Config::default().labels(labels::SCALED_JOB_NAME);
+    let (jobs, jobs_writer) = reflector::store::<Job>();
+    let jobs_task = watcher(scoped::<Job>(&client, ns), selector.clone())
+        .default_backoff()
+        .reflect(jobs_writer)
+        .for_each(|_| async {});
+    let (pods, pods_writer) = reflector::store::<Pod>();
+    let pods_task = watcher(scoped::<Pod>(&client, ns), selector)
+        .default_backoff()
+        .reflect(pods_writer)
+        .for_each(|_| async {});
+    let (reader, writer) = reflector::store::<ScaledJob>();
+    let sj_stream = reconciled_changes(scoped(&client, ns), writer);
+    let loops = Registry::new(CONTROLLER, base.metrics.clone());
+    let ctx = Arc::new(JobCtx {
+        base,
+        store: reader.clone(),
+        jobs,
+        pods,
+        loops,
+    });
+    let loops_ctx = ctx.clone();
+    let controller = Controller::for_stream(sj_stream, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on({
+            let s = shutdown.clone();
+            async move { s.cancelled().await }
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "scaledjob reconcile");
+            }
+        });
+    tokio::select! {
+        _ = controller => {}
+        _ = jobs_task => {}
+        _ = pods_task => {}
+        _ = shutdown.cancelled() => {}
+    }
+    loops_ctx.loops.stop_all();
+}
+
+pub fn error_policy(sj: Arc<ScaledJob>, err: &Error, ctx: Arc<JobCtx>) -> Action {
+    tracing::warn!(scaledjob = %ObjectRef::from(sj.as_ref()), error = %err, category = err.category(), "reconcile failed");
+    ctx.base.metrics.reconcile_error(CONTROLLER, err.category());
+    Action::requeue(Duration::from_secs(10))
+}
+
+impl JobCtx {
+    async fn status(
+        &self,
+        key: &ObjectRef<ScaledJob>,
+        mutate: impl Fn(&mut ScaledJobStatus),
+    ) -> Result<bool, StatusError> {
+        update_status(&self.base.client, &self.store, key, mutate).await
+    }
+
+    /// This ScaledJob's Jobs, from the watch cache.
+    fn jobs_of(&self, sj: &ScaledJob) -> Vec<Arc<Job>> {
+        let ns = sj.namespace();
+        let name = sj.name_any();
+        self.jobs
+            .state()
+            .into_iter()
+            .filter(|j| {
+                j.namespace() == ns && j.labels().get(labels::SCALED_JOB_NAME) == Some(&name)
+            })
+            .collect()
+    }
+
+    /// A ScaledJob's triggers, built as a ScaledObject's are.
+    async fn build_triggers(&self, sj: &ScaledJob) -> Result<Built, BuildError> {
+        let ns = plan::job_namespace(sj);
+        self.base
+            .builder
+            .build(Owner {
+                namespace: &ns,
+                name: &sj.name_any(),
+                triggers: &sj.spec.triggers,
+                pod: sj.spec.job_target_ref.template.spec.as_ref(),
+                env_source_container_name: sj.spec.env_source_container_name.as_deref(),
+                polling_interval: sj.spec.polling_interval(),
+            })
+            .await
+    }
+
+    fn auth_versions(&self, sj: &ScaledJob) -> Vec<Option<i64>> {
+        let ns = plan::job_namespace(sj);
+        self.base
+            .builder
+            .auth_versions(Some(&ns), &sj.spec.triggers)
+    }
+}
+
+pub async fn reconcile(sj: Arc<ScaledJob>, ctx: Arc<JobCtx>) -> Result<Action, Error> {
+    let key = ObjectRef::from(sj.as_ref());
+    if sj.metadata.deletion_timestamp.is_some() {
+        // The Jobs go with it (owner references); only the loop needs stopping.
+        ctx.loops.remove(&key);
+        return Ok(Action::await_change());
+    }
+    let generation = sj.metadata.generation.unwrap_or_default();
+    match plan::admit(&sj) {
+        Err(failed) => check_failed(&ctx, &sj, failed).await,
+        Ok(Admission::Pause) => pause(&ctx, &sj).await,
+        Ok(Admission::Run) if ctx.loops.running(&key, generation) => {
+            Ok(Action::requeue(Duration::from_secs(300)))
+        }
+        Ok(Admission::Run) => match start(&ctx, &sj).await {
+            Ok(action) => Ok(action),
+            Err(Stop::Error(e)) => Err(e),
+            Err(Stop::Check(failed)) => check_failed(&ctx, &sj, failed).await,
+        },
+    }
+}
+
+/// Checks the template, builds the triggers, marks the ScaledJob ready and starts its loop.
+async fn start(ctx: &Arc<JobCtx>, sj: &ScaledJob) -> Result<Action, Stop> {
+    let key = ObjectRef::from(sj);
+    apply::check_job_template(&ctx.base, sj).await?;
+    let versions = ctx.auth_versions(sj);
+    let built = ctx.build_triggers(sj).await?;
+    apply::rollout_cleanup(&ctx.base, sj, &plan::stale_jobs(sj, &ctx.jobs_of(sj))).await;
+    let applied = status::Applied {
+        triggers_types: sj
+            .spec
+            .triggers
+            .iter()
+            .map(|t| t.type_.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        auth_types: (!built.auth_names.is_empty()).then(|| built.auth_names.join(",")),
+        external: built
+            .triggers
+            .iter()
+            .filter(|t| matches!(t.spec, MetricSpec::External { .. }))
+            .map(|t| t.spec.name().to_string())
+            .collect(),
+    };
+    let became_ready = ctx.status(&key, |s| status::applied(s, &applied)).await?;
+    let mut notes = Vec::new();
+    if became_ready {
+        notes.push(Note::normal(
+            events::SCALED_JOB_READY,
+            "ScaledJob is ready for scaling",
+        ));
+    }
+    notes.push(Note::normal(
+        events::KEDA_SCALERS_STARTED,
+        "Started scalers watch",
+    ));
+    ctx.base.record(sj, notes).await;
+
+    let generation = sj.metadata.generation.unwrap_or_default();
+    let running = Running {
+        trigger_types: built
+            .trigger_types()
+            .iter()
+            .map(|t| t.to_string())
+            .collect(),
+    };
+    let handle = Handle {
+        spawned: true,
+        ..Handle::idle(generation, Arc::new(running))
+    };
+    let cancel = handle.cancel.clone();
+    ctx.loops.insert(key.clone(), handle);
+    let polling = crate::loops::polling_duration(sj.spec.polling_interval());
+    let scalers = job_loop::Scalers {
+        triggers: built.triggers,
+        versions,
+        built_at: Instant::now(),
+    };
+    tokio::spawn(job_loop::run(ctx.clone(), key, scalers, polling, cancel));
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+async fn pause(ctx: &JobCtx, sj: &ScaledJob) -> Result<Action, Error> {
+    let key = ObjectRef::from(sj);
+    ctx.loops.remove(&key);
+    if ctx.status(&key, status::paused).await? {
+        let note = Note::normal(
+            events::SCALED_JOB_PAUSED,
+            swell_api::conditions::paused::SCALED_JOB_PAUSED_MESSAGE,
+        );
+        ctx.base.record(sj, [note]).await;
+    }
+    Ok(Action::await_change())
+}
+
+/// Marks the ScaledJob not ready with a message that names the problem.
+async fn check_failed(ctx: &JobCtx, sj: &ScaledJob, failed: CheckFailed) -> Result<Action, Error> {
+    let key = ObjectRef::from(sj);
+    let message = failed.to_string();
+    ctx.base
+        .metrics
+        .reconcile_error(CONTROLLER, failed.category());
+    ctx.loops.remove(&key);
+    let mut notes = Vec::new();
+    if failed.scaler_failed() {
+        notes.push(Note::warning(events::KEDA_SCALER_FAILED, message.clone()));
+    }
+    if ctx
+        .status(&key, |s| status::check_failed(s, &message))
+        .await?
+    {
+        notes.push(Note::warning(events::SCALED_JOB_CHECK_FAILED, message));
+    }
+    ctx.base.record(sj, notes).await;
+    Ok(Action::requeue(Duration::from_secs(30)))
+}

@@ -1,0 +1,215 @@
+//! One scale loop per ScaledObject: every pollingInterval, read every trigger (I/O), judge
+//! the readings ([`plan::assess`]) and decide ([`swell_scaling::decide`]) purely, act on
+//! `/scale`, and write the status and events [`status`] decides.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use jiff::Timestamp;
+use kube::runtime::reflector::ObjectRef;
+use swell_api::{Condition, ScaledObject, conditions, events};
+use swell_scaling::{Decision, decide};
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{Ctx, Note};
+use crate::loop_state::{LoopState, Reading};
+use crate::loops::Ticker;
+use crate::metrics::{ObjectLabels, ScalerLabels};
+use crate::scaled_object::plan::{self, Assessment};
+use crate::scaled_object::status::{self, Scaled};
+use crate::triggers::TriggerRuntime;
+
+pub fn spawn(
+    ctx: Arc<Ctx>,
+    key: ObjectRef<ScaledObject>,
+    state: Arc<LoopState>,
+    polling: Duration,
+    cancel: CancellationToken,
+) {
+    tokio::spawn(async move {
+        // Push triggers (external-push) wake the loop when their source says it is active.
+        let wakes: Vec<_> = state
+            .triggers
+            .iter()
+            .filter_map(|t| t.scaler.start_push())
+            .collect();
+        let labels = ObjectLabels {
+            namespace: key.namespace.clone().unwrap_or_default(),
+            scaled_object: key.name.clone(),
+        };
+        let mut ticker = Ticker::new(polling, cancel.clone(), wakes);
+        while ticker.tick().await {
+            let Some(so) = ctx.store.get(&key) else { break };
+            let started = Instant::now();
+            tick(&ctx, &key, &so, &state, &cancel).await;
+            let took = started.elapsed().as_secs_f64();
+            ctx.metrics.loop_latency.get_or_create(&labels).set(took);
+        }
+        tracing::debug!(scaledobject = %key, "scale loop stopped");
+    });
+}
+
+/// Reads every polled trigger at once, recording each one's value, latency and errors.
+async fn read_all(ctx: &Ctx, so: &ScaledObject, state: &LoopState) -> Vec<(String, Reading)> {
+    let polled = state.triggers.iter().filter(|t| t.scaler.polled());
+    let readings = join_all(polled.map(|t| async move {
+        let started = Instant::now();
+        let result = t.scaler.sample().await.map_err(Arc::new);
+        (t, result, started.elapsed())
+    }))
+    .await;
+    readings
+        .into_iter()
+        .map(|(t, result, took)| {
+            record_reading(ctx, so, t, &result, took);
+            (t.spec.name().to_string(), result)
+        })
+        .collect()
+}
+
+fn record_reading(
+    ctx: &Ctx,
+    so: &ScaledObject,
+    t: &TriggerRuntime,
+    result: &Reading,
+    took: Duration,
+) {
+    let m = &ctx.metrics;
+    let labels = ScalerLabels {
+        namespace: so.metadata.namespace.clone().unwrap_or_default(),
+        metric: t.spec.name().to_string(),
+        scaled_object: so.metadata.name.clone().unwrap_or_default(),
+        scaler: t.type_.clone(),
+        trigger_index: t.index.to_string(),
+        type_: "scaledobject".into(),
+    };
+    m.scaler_latency
+        .get_or_create(&labels)
+        .set(took.as_secs_f64());
+    match result {
+        Ok(s) => {
+            m.scaler_value.get_or_create(&labels).set(s.value);
+            let active = if s.active { 1.0 } else { 0.0 };
+            m.scaler_active.get_or_create(&labels).set(active);
+        }
+        Err(_) => {
+            m.scaler_errors.get_or_create(&labels).inc();
+        }
+    }
+}
+
+async fn tick(
+    ctx: &Ctx,
+    key: &ObjectRef<ScaledObject>,
+    so: &ScaledObject,
+    state: &LoopState,
+    cancel: &CancellationToken,
+) {
+    let readings = read_all(ctx, so, state).await;
+    state.remember(&readings);
+    let polling = crate::loops::polling_duration(so.spec.polling_interval());
+    if readings.iter().any(|(_, r)| r.is_err()) && state.rebuild_due(polling) {
+        tracing::info!(scaledobject = %key, "a trigger failed: rebuilding its scalers with fresh credentials");
+        ctx.request_reconcile(key.clone());
+    }
+    let unpolled_only =
+        !state.triggers.is_empty() && state.triggers.iter().all(|t| !t.scaler.polled());
+    let old_health = so.status.as_ref().and_then(|s| s.health.as_ref());
+    let a = plan::assess(
+        &readings,
+        old_health,
+        plan::fallback_threshold(so),
+        unpolled_only,
+    );
+    report_errors(ctx, key, so, &a).await;
+
+    let current = match state.target.replicas(&ctx.client).await {
+        Ok(n) => n,
+        Err(e) => {
+            let msg = e.to_string();
+            let _ = ctx
+                .update_status(key, |s| status::replicas_unknown(s, &msg))
+                .await;
+            return;
+        }
+    };
+    let now = Timestamp::now();
+    let decision = decide(&plan::loop_facts(so, current, &a, now));
+    if let Some(note) = act(ctx, state, decision, current, &a).await {
+        ctx.record(so, [note]).await;
+    }
+    let was_in_fallback = so
+        .condition(conditions::FALLBACK)
+        .is_some_and(Condition::is_true);
+    ctx.record(so, status::fallback_note(was_in_fallback, &a))
+        .await;
+    state.set_verdict(a.verdict());
+    // A loop being stopped (a check failed, the object paused) leaves status to the
+    // reconciler that stopped it.
+    if cancel.is_cancelled() {
+        return;
+    }
+    if let Err(e) = ctx
+        .update_status(key, |s| status::after_poll(s, &a, decision, now))
+        .await
+    {
+        tracing::warn!(scaledobject = %key, error = %e, "status update");
+    }
+}
+
+/// One `KEDAScalerFailed` event per failed trigger and poll, as KEDA records them.
+async fn report_errors(
+    ctx: &Ctx,
+    key: &ObjectRef<ScaledObject>,
+    so: &ScaledObject,
+    a: &Assessment,
+) {
+    if a.errors.is_empty() {
+        return;
+    }
+    let notes: Vec<Note> = a
+        .errors
+        .iter()
+        .map(|e| Note::warning(events::KEDA_SCALER_FAILED, e.clone()))
+        .collect();
+    ctx.record(so, notes).await;
+    let labels = ObjectLabels {
+        namespace: key.namespace.clone().unwrap_or_default(),
+        scaled_object: key.name.clone(),
+    };
+    ctx.metrics.object_errors.get_or_create(&labels).inc();
+}
+
+/// Carries out a scale decision on `/scale`; the event it calls for.
+async fn act(
+    ctx: &Ctx,
+    state: &LoopState,
+    decision: Decision,
+    current: i32,
+    a: &Assessment,
+) -> Option<Note> {
+    let (up, to) = match decision {
+        Decision::Activate { to } | Decision::RaiseToMin { to } => (true, to),
+        Decision::Deactivate { to } => (false, to),
+        Decision::KeepActive | Decision::CoolingDown | Decision::HoldOnError | Decision::Idle => {
+            return None;
+        }
+    };
+    let error = state
+        .target
+        .scale(&ctx.client, to)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    let t = &state.target;
+    let scaled = Scaled {
+        kind: &t.kind_string(),
+        target: &format!("{}/{}", t.namespace, t.name),
+        from: current,
+        to,
+        by: &a.active_metrics,
+        error,
+    };
+    Some(status::scale_note(up, &scaled))
+}

@@ -1,0 +1,468 @@
+//! A ScaledObject's conditions and events, decided from typed outcomes. No client required:
+//! the reconciler and the scale loop both write status through these functions, so `Ready`
+//! has one definition ([`ready`]) whoever writes it.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use swell_api::conditions::{self, active as act, fallback as fb, paused as pz, ready as rd};
+use swell_api::status::{find_condition, initial_conditions, set_condition};
+use swell_api::{Condition, ConditionStatus, ScaledObjectStatus, events};
+use swell_scaling::Decision;
+
+use crate::context::Note;
+use crate::loop_state::TriggerVerdict;
+use crate::scaled_object::plan::{Applied, Assessment};
+
+fn conditions_of(s: &mut ScaledObjectStatus) -> &mut Vec<Condition> {
+    s.conditions.get_or_insert_with(initial_conditions)
+}
+
+fn is_true(s: &ScaledObjectStatus, type_: &str) -> bool {
+    find_condition(s.conditions.as_deref(), type_).is_some_and(Condition::is_true)
+}
+
+/// `Ready` of a ScaledObject whose HPA is in place, from what its loop last concluded.
+pub fn ready(verdict: Option<&TriggerVerdict>) -> Condition {
+    match verdict {
+        None | Some(TriggerVerdict::Healthy) => Condition::new(
+            conditions::READY,
+            ConditionStatus::True,
+            rd::SCALED_OBJECT_READY,
+            rd::SCALED_OBJECT_READY_MESSAGE,
+        ),
+        Some(TriggerVerdict::Partial(m)) => Condition::new(
+            conditions::READY,
+            ConditionStatus::Unknown,
+            rd::PARTIAL_TRIGGER_ERROR,
+            m,
+        ),
+        Some(TriggerVerdict::AllFailed(m)) => Condition::new(
+            conditions::READY,
+            ConditionStatus::False,
+            rd::TRIGGER_ERROR,
+            m,
+        ),
+    }
+}
+
+/// The check failed: not ready, with the message that names the problem.
+pub fn check_failed(s: &mut ScaledObjectStatus, message: &str) {
+    set_condition(
+        conditions_of(s),
+        Condition::new(
+            conditions::READY,
+            ConditionStatus::False,
+            rd::SCALED_OBJECT_CHECK_FAILED,
+            message,
+        ),
+    );
+}
+
+/// The HPA is in place and the loop (re)starts.
+pub fn applied(s: &mut ScaledObjectStatus, a: &Applied) {
+    let was_paused = is_true(s, conditions::PAUSED);
+    let conds = conditions_of(s);
+    set_condition(conds, ready(a.verdict.as_ref()));
+    if was_paused {
+        set_condition(
+            conds,
+            Condition::new(
+                conditions::PAUSED,
+                ConditionStatus::False,
+                pz::SCALED_OBJECT_UNPAUSED,
+                pz::SCALED_OBJECT_UNPAUSED_MESSAGE,
+            ),
+        );
+    }
+    let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    s.paused_replica_count = None;
+    s.scale_target_kind = Some(a.target_kind.clone());
+    s.scale_target_gvkr = Some(a.gvkr.clone());
+    s.original_replica_count = a.original_replicas;
+    s.hpa_name = Some(a.hpa_name.clone());
+    s.external_metric_names = some(&a.external);
+    s.resource_metric_names = some(&a.resource);
+    s.triggers_types = Some(a.triggers_types.clone());
+    s.authentications_types.clone_from(&a.auth_types);
+}
+
+/// Events for a successful reconcile, from the status it started from.
+pub fn applied_notes(before: &ScaledObjectStatus) -> Vec<Note> {
+    let mut notes = Vec::new();
+    if is_true(before, conditions::PAUSED) {
+        notes.push(Note::normal(
+            events::SCALED_OBJECT_UNPAUSED,
+            "ScaledObject was unpaused",
+        ));
+    }
+    if !is_true(before, conditions::READY) {
+        notes.push(Note::normal(
+            events::SCALED_OBJECT_READY,
+            "ScaledObject is ready for scaling",
+        ));
+    }
+    notes
+}
+
+/// Events for a scale loop started on new scalers (not for a rebuild with new credentials).
+pub fn started_notes(trigger_types: &[&str]) -> Vec<Note> {
+    let mut notes = vec![Note::normal(
+        events::KEDA_SCALERS_STARTED,
+        "Started scalers watch",
+    )];
+    notes.extend(trigger_types.iter().map(|t| {
+        Note::normal(
+            events::KEDA_SCALERS_STARTED,
+            format!("Scaler {t} is built."),
+        )
+    }));
+    notes
+}
+
+/// Paused: the HPA is gone, the target held at `replicas` when given.
+pub fn paused(s: &mut ScaledObjectStatus, replicas: Option<i32>, kind: Option<String>) {
+    set_condition(
+        conditions_of(s),
+        Condition::new(
+            conditions::PAUSED,
+            ConditionStatus::True,
+            pz::SCALED_OBJECT_PAUSED,
+            pz::SCALED_OBJECT_PAUSED_MESSAGE,
+        ),
+    );
+    s.paused_replica_count = replicas;
+    if kind.is_some() {
+        s.scale_target_kind = kind;
+    }
+}
+
+/// The loop could not read the target's replicas.
+pub fn replicas_unknown(s: &mut ScaledObjectStatus, message: &str) {
+    set_condition(
+        conditions_of(s),
+        Condition::new(
+            conditions::READY,
+            ConditionStatus::False,
+            rd::ERROR_GETTING_CURRENT_REPLICAS,
+            message,
+        ),
+    );
+}
+
+/// After one poll: Active, Fallback, Ready, last active time, health and activity.
+pub fn after_poll(s: &mut ScaledObjectStatus, a: &Assessment, decision: Decision, now: Timestamp) {
+    let conds = conditions_of(s);
+    let active = match (a.active, decision) {
+        (true, _) => (
+            ConditionStatus::True,
+            act::SCALER_ACTIVE,
+            act::SCALER_ACTIVE_MESSAGE,
+        ),
+        (false, Decision::CoolingDown) => (
+            ConditionStatus::False,
+            act::SCALER_COOLDOWN,
+            act::SCALER_COOLDOWN_MESSAGE,
+        ),
+        (false, _) => (
+            ConditionStatus::False,
+            act::SCALER_NOT_ACTIVE,
+            act::SCALER_NOT_ACTIVE_MESSAGE,
+        ),
+    };
+    set_condition(
+        conds,
+        Condition::new(conditions::ACTIVE, active.0, active.1, active.2),
+    );
+    let fallback = if a.in_fallback {
+        (
+            ConditionStatus::True,
+            fb::FALLBACK_EXISTS,
+            fb::FALLBACK_EXISTS_MESSAGE,
+        )
+    } else {
+        (
+            ConditionStatus::False,
+            fb::NO_FALLBACK_FOUND,
+            fb::NO_FALLBACK_FOUND_MESSAGE,
+        )
+    };
+    set_condition(
+        conds,
+        Condition::new(conditions::FALLBACK, fallback.0, fallback.1, fallback.2),
+    );
+    set_condition(conds, ready(Some(&a.verdict())));
+    if a.active {
+        s.last_active_time = Some(Time(now));
+    }
+    s.health = (!a.health.is_empty()).then(|| a.health.clone());
+    s.triggers_activity = (!a.activity.is_empty()).then(|| a.activity.clone());
+}
+
+/// The event for entering or leaving fallback, when that changed.
+pub fn fallback_note(was_in_fallback: bool, a: &Assessment) -> Option<Note> {
+    match (was_in_fallback, a.in_fallback) {
+        (false, true) => Some(Note::warning(
+            events::SCALED_OBJECT_FALLBACK_ACTIVATED,
+            "At least one trigger is falling back on this scaled object",
+        )),
+        (true, false) => Some(Note::normal(
+            events::SCALED_OBJECT_FALLBACK_DEACTIVATED,
+            "No fallbacks are active on this scaled object",
+        )),
+        _ => None,
+    }
+}
+
+/// What a scale the loop attempted came to.
+pub struct Scaled<'a> {
+    /// `apps/v1.Deployment` and `namespace/name`.
+    pub kind: &'a str,
+    pub target: &'a str,
+    pub from: i32,
+    pub to: i32,
+    /// The metrics that made it active.
+    pub by: &'a [String],
+    /// The error's message when `/scale` refused.
+    pub error: Option<String>,
+}
+
+/// The event for a scale: activated (from zero or up to min) or deactivated, or its failure.
+pub fn scale_note(up: bool, s: &Scaled<'_>) -> Note {
+    let Scaled {
+        kind,
+        target,
+        from,
+        to,
+        ..
+    } = s;
+    match (up, &s.error) {
+        (true, None) => {
+            let by = if s.by.is_empty() {
+                String::new()
+            } else {
+                format!(", triggered by {}", s.by.join(","))
+            };
+            Note::normal(
+                events::KEDA_SCALE_TARGET_ACTIVATED,
+                format!("Scaled {kind} {target} from {from} to {to}{by}"),
+            )
+        }
+        (true, Some(e)) => Note::warning(
+            events::KEDA_SCALE_TARGET_ACTIVATION_FAILED,
+            format!("Failed to scale {kind} {target} from {from} to {to}: {e}"),
+        ),
+        (false, None) => Note::normal(
+            events::KEDA_SCALE_TARGET_DEACTIVATED,
+            format!("Deactivated {kind} {target} from {from} to {to}"),
+        ),
+        (false, Some(e)) => Note::warning(
+            events::KEDA_SCALE_TARGET_DEACTIVATION_FAILED,
+            format!("Failed to deactivate {kind} {target}: {e}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready_of(s: &ScaledObjectStatus) -> (ConditionStatus, String, String) {
+        let c = find_condition(s.conditions.as_deref(), conditions::READY).unwrap();
+        (
+            c.status.clone(),
+            c.reason.clone().unwrap_or_default(),
+            c.message.clone().unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn ready_follows_the_loops_verdict() {
+        let cases = [
+            (None, ConditionStatus::True, rd::SCALED_OBJECT_READY),
+            (
+                Some(TriggerVerdict::Healthy),
+                ConditionStatus::True,
+                rd::SCALED_OBJECT_READY,
+            ),
+            (
+                Some(TriggerVerdict::Partial("s1: down".into())),
+                ConditionStatus::Unknown,
+                rd::PARTIAL_TRIGGER_ERROR,
+            ),
+            (
+                Some(TriggerVerdict::AllFailed("s0: down".into())),
+                ConditionStatus::False,
+                rd::TRIGGER_ERROR,
+            ),
+        ];
+        for (verdict, status, reason) in cases {
+            let c = ready(verdict.as_ref());
+            assert_eq!(c.status, status, "{verdict:?}");
+            assert_eq!(c.reason.as_deref(), Some(reason), "{verdict:?}");
+        }
+    }
+
+    fn applied_fields() -> Applied {
+        Applied {
+            target_kind: "apps/v1.Deployment".into(),
+            gvkr: Default::default(),
+            original_replicas: Some(2),
+            hpa_name: "keda-hpa-so".into(),
+            external: vec!["s0-cron".into()],
+            resource: vec![],
+            triggers_types: "cron".into(),
+            auth_types: None,
+            verdict: None,
+        }
+    }
+
+    #[test]
+    fn check_failed_then_applied_then_trigger_error() {
+        let mut s = ScaledObjectStatus::default();
+        check_failed(&mut s, "scaleTargetRef: Deployment ns/app not found");
+        let (st, reason, msg) = ready_of(&s);
+        assert_eq!(
+            (st, reason.as_str()),
+            (ConditionStatus::False, rd::SCALED_OBJECT_CHECK_FAILED)
+        );
+        assert!(msg.contains("not found"));
+
+        let mut a = applied_fields();
+        applied(&mut s, &a);
+        assert_eq!(ready_of(&s).1, rd::SCALED_OBJECT_READY);
+        assert_eq!(s.hpa_name.as_deref(), Some("keda-hpa-so"));
+        assert_eq!(s.external_metric_names, Some(vec!["s0-cron".to_string()]));
+        assert_eq!(s.resource_metric_names, None);
+
+        // A rebuild while the loop reports failures keeps its verdict, not Ready=True.
+        a.verdict = Some(TriggerVerdict::AllFailed("s0-cron: down".into()));
+        applied(&mut s, &a);
+        assert_eq!(
+            ready_of(&s),
+            (
+                ConditionStatus::False,
+                rd::TRIGGER_ERROR.to_string(),
+                "s0-cron: down".to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn pause_and_unpause_transitions() {
+        let mut s = ScaledObjectStatus::default();
+        assert_eq!(
+            applied_notes(&s)
+                .iter()
+                .map(|n| n.reason)
+                .collect::<Vec<_>>(),
+            vec![events::SCALED_OBJECT_READY],
+            "first apply: Ready"
+        );
+        paused(&mut s, Some(0), Some("apps/v1.Deployment".into()));
+        assert!(is_true(&s, conditions::PAUSED));
+        assert_eq!(s.paused_replica_count, Some(0));
+        let notes = applied_notes(&s);
+        applied(&mut s, &applied_fields());
+        assert!(!is_true(&s, conditions::PAUSED));
+        assert_eq!(s.paused_replica_count, None);
+        let reasons: Vec<_> = notes.iter().map(|n| n.reason).collect();
+        assert_eq!(
+            reasons,
+            vec![events::SCALED_OBJECT_UNPAUSED, events::SCALED_OBJECT_READY]
+        );
+        assert!(applied_notes(&s).is_empty(), "ready and unpaused: no event");
+    }
+
+    #[test]
+    fn after_poll_sets_active_fallback_and_ready() {
+        let now = Timestamp::now();
+        let cases = [
+            (true, false, Decision::KeepActive, act::SCALER_ACTIVE, true),
+            (
+                false,
+                false,
+                Decision::CoolingDown,
+                act::SCALER_COOLDOWN,
+                false,
+            ),
+            (false, false, Decision::Idle, act::SCALER_NOT_ACTIVE, false),
+            (true, true, Decision::KeepActive, act::SCALER_ACTIVE, true),
+        ];
+        for (active, in_fallback, decision, reason, stamped) in cases {
+            let mut s = ScaledObjectStatus::default();
+            let a = Assessment {
+                active,
+                in_fallback,
+                ..Default::default()
+            };
+            after_poll(&mut s, &a, decision, now);
+            let c = find_condition(s.conditions.as_deref(), conditions::ACTIVE).unwrap();
+            assert_eq!(c.reason.as_deref(), Some(reason), "{decision:?}");
+            assert_eq!(is_true(&s, conditions::FALLBACK), in_fallback);
+            assert_eq!(s.last_active_time.is_some(), stamped);
+            assert_eq!(ready_of(&s).1, rd::SCALED_OBJECT_READY);
+        }
+    }
+
+    #[test]
+    fn fallback_events_only_on_change() {
+        let on = Assessment {
+            in_fallback: true,
+            ..Default::default()
+        };
+        let off = Assessment::default();
+        let f = |was, a| fallback_note(was, a).map(|n: Note| (n.warning, n.reason));
+        assert_eq!(
+            f(false, &on),
+            Some((true, events::SCALED_OBJECT_FALLBACK_ACTIVATED))
+        );
+        assert_eq!(
+            f(true, &off),
+            Some((false, events::SCALED_OBJECT_FALLBACK_DEACTIVATED))
+        );
+        assert_eq!(f(true, &on), None);
+        assert_eq!(f(false, &off), None);
+    }
+
+    #[test]
+    fn scale_events_say_what_was_scaled_and_why() {
+        let by = vec!["s0-aws-sqs-orders".to_string()];
+        let scaled = |error: Option<&str>| Scaled {
+            kind: "apps/v1.Deployment",
+            target: "ns/app",
+            from: 0,
+            to: 1,
+            by: &by,
+            error: error.map(str::to_string),
+        };
+        let n = scale_note(true, &scaled(None));
+        assert_eq!(
+            (n.reason, n.message.as_str()),
+            (
+                events::KEDA_SCALE_TARGET_ACTIVATED,
+                "Scaled apps/v1.Deployment ns/app from 0 to 1, triggered by s0-aws-sqs-orders"
+            )
+        );
+        let n = scale_note(true, &scaled(Some("forbidden")));
+        assert!(n.warning && n.reason == events::KEDA_SCALE_TARGET_ACTIVATION_FAILED);
+        assert!(n.message.ends_with(": forbidden"), "{}", n.message);
+        let n = scale_note(false, &scaled(None));
+        assert_eq!(n.reason, events::KEDA_SCALE_TARGET_DEACTIVATED);
+        let n = scale_note(false, &scaled(Some("gone")));
+        assert_eq!(
+            n.message,
+            "Failed to deactivate apps/v1.Deployment ns/app: gone"
+        );
+        assert_eq!(
+            started_notes(&["cron", "kafka"])
+                .iter()
+                .map(|n| n.message.as_str())
+                .collect::<Vec<_>>(),
+            vec![
+                "Started scalers watch",
+                "Scaler cron is built.",
+                "Scaler kafka is built."
+            ]
+        );
+    }
+}
