@@ -86,6 +86,29 @@ pub fn initial_conditions() -> Vec<Condition> {
 }
 
 /// Looks up a condition by type in an optional list.
+/// `Active`, as KEDA sets it: active, cooling down (ScaledObjects only), or not active.
+pub fn active_condition(active: bool, cooling_down: bool) -> Condition {
+    use conditions::active as a;
+    let (status, reason, message) = match (active, cooling_down) {
+        (true, _) => (
+            ConditionStatus::True,
+            a::SCALER_ACTIVE,
+            a::SCALER_ACTIVE_MESSAGE,
+        ),
+        (false, true) => (
+            ConditionStatus::False,
+            a::SCALER_COOLDOWN,
+            a::SCALER_COOLDOWN_MESSAGE,
+        ),
+        (false, false) => (
+            ConditionStatus::False,
+            a::SCALER_NOT_ACTIVE,
+            a::SCALER_NOT_ACTIVE_MESSAGE,
+        ),
+    };
+    Condition::new(conditions::ACTIVE, status, reason, message)
+}
+
 pub fn find_condition<'a>(
     conditions: Option<&'a [Condition]>,
     type_: &str,

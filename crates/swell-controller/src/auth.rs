@@ -61,85 +61,117 @@ pub struct Resolver<'a> {
     pub cluster_namespace: &'a str,
     pub auths: &'a Store<TriggerAuthentication>,
     pub cluster_auths: &'a Store<ClusterTriggerAuthentication>,
+    /// The Secrets and ConfigMaps read, with their versions.
+    pub read: std::sync::Mutex<Vec<SourceRef>>,
+}
+
+/// A Secret or ConfigMap that credentials or environment were read from, and its
+/// resourceVersion then (`None`: it did not exist). A newer version of it means the
+/// scalers built from it are rebuilt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceRef {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub version: Option<String>,
+}
+
+impl SourceRef {
+    /// Whether `kind` `namespace/name` at `version` is this source, changed since it was read.
+    pub fn changed(&self, kind: &str, namespace: &str, name: &str, version: Option<&str>) -> bool {
+        self.kind == kind
+            && self.namespace == namespace
+            && self.name == name
+            && self.version.as_deref() != version
+    }
+}
+
+/// A kind whose keys hold values: Secrets and ConfigMaps.
+trait KeyValues:
+    kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+    const KIND: &'static str;
+    /// The value under `key`, from either of the kind's two maps.
+    fn value(&self, key: &str) -> Option<String>;
+}
+
+impl KeyValues for Secret {
+    const KIND: &'static str = "Secret";
+    fn value(&self, key: &str) -> Option<String> {
+        let from_data = self.data.as_ref().and_then(|d| d.get(key));
+        from_data
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .or_else(|| self.string_data.as_ref()?.get(key).cloned())
+    }
+}
+
+impl KeyValues for ConfigMap {
+    const KIND: &'static str = "ConfigMap";
+    fn value(&self, key: &str) -> Option<String> {
+        let from_binary = || {
+            let b = self.binary_data.as_ref()?.get(key)?;
+            Some(String::from_utf8_lossy(&b.0).into_owned())
+        };
+        self.data
+            .as_ref()
+            .and_then(|d| d.get(key).cloned())
+            .or_else(from_binary)
+    }
 }
 
 impl Resolver<'_> {
-    async fn secret_value(
+    /// Reads a Secret or ConfigMap, remembering its version.
+    async fn get_opt<K: KeyValues>(
         &self,
         what: &str,
         ns: &str,
         name: &str,
-        key: &str,
-    ) -> Result<String, AuthError> {
-        let secret = Api::<Secret>::namespaced(self.client.clone(), ns)
+    ) -> Result<Option<K>, AuthError> {
+        let got = Api::<K>::namespaced(self.client.clone(), ns)
             .get_opt(name)
             .await
             .map_err(|source| AuthError::Api {
                 what: what.to_string(),
                 source,
             })?;
-        let secret = secret.ok_or_else(|| AuthError::MissingObject {
-            what: what.to_string(),
-            kind: "Secret",
-            namespace: ns.to_string(),
-            name: name.to_string(),
-        })?;
-        let from_data = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned());
-        let from_string = secret
-            .string_data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .cloned();
-        from_data
-            .or(from_string)
-            .ok_or_else(|| AuthError::MissingKey {
-                what: what.to_string(),
-                key: key.to_string(),
-                kind: "Secret",
+        let version = got.as_ref().and_then(|o| o.meta().resource_version.clone());
+        if let Ok(mut read) = self.read.lock() {
+            read.push(SourceRef {
+                kind: K::KIND,
                 namespace: ns.to_string(),
                 name: name.to_string(),
-            })
+                version,
+            });
+        }
+        Ok(got)
     }
 
-    async fn configmap_value(
+    async fn value<K: KeyValues>(
         &self,
         what: &str,
         ns: &str,
         name: &str,
         key: &str,
     ) -> Result<String, AuthError> {
-        let cm = Api::<ConfigMap>::namespaced(self.client.clone(), ns)
-            .get_opt(name)
-            .await
-            .map_err(|source| AuthError::Api {
-                what: what.to_string(),
-                source,
-            })?;
-        let cm = cm.ok_or_else(|| AuthError::MissingObject {
+        let obj: K = self
+            .get_opt(what, ns, name)
+            .await?
+            .ok_or_else(|| missing(what.to_string(), K::KIND, ns, name))?;
+        obj.value(key).ok_or_else(|| AuthError::MissingKey {
             what: what.to_string(),
-            kind: "ConfigMap",
+            key: key.to_string(),
+            kind: K::KIND,
             namespace: ns.to_string(),
             name: name.to_string(),
-        })?;
-        let from_data = cm.data.as_ref().and_then(|d| d.get(key)).cloned();
-        let from_binary = cm
-            .binary_data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned());
-        from_data
-            .or(from_binary)
-            .ok_or_else(|| AuthError::MissingKey {
-                what: what.to_string(),
-                key: key.to_string(),
-                kind: "ConfigMap",
-                namespace: ns.to_string(),
-                name: name.to_string(),
-            })
+        })
+    }
+
+    /// The Secrets and ConfigMaps read so far.
+    pub fn sources(&self) -> Vec<SourceRef> {
+        self.read.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// The environment of a container of the target, with `valueFrom` and `envFrom`
@@ -218,10 +250,10 @@ impl Resolver<'_> {
             (None, Some(from)) => from,
         };
         let (value, optional) = if let Some(r) = &from.secret_key_ref {
-            let v = self.secret_value(&what, ns, &r.name, &r.key).await;
+            let v = self.value::<Secret>(&what, ns, &r.name, &r.key).await;
             (v, r.optional == Some(true))
         } else if let Some(r) = &from.config_map_key_ref {
-            let v = self.configmap_value(&what, ns, &r.name, &r.key).await;
+            let v = self.value::<ConfigMap>(&what, ns, &r.name, &r.key).await;
             (v, r.optional == Some(true))
         } else {
             return Ok(None);
@@ -231,22 +263,6 @@ impl Resolver<'_> {
             Err(_) if optional => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    async fn get_opt<K>(&self, what: &str, ns: &str, name: &str) -> Result<Option<K>, AuthError>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
-        Api::<K>::namespaced(self.client.clone(), ns)
-            .get_opt(name)
-            .await
-            .map_err(|source| AuthError::Api {
-                what: what.to_string(),
-                source,
-            })
     }
 
     /// The (Cluster)TriggerAuthentication a trigger names, from the watch caches: its spec,
@@ -304,14 +320,14 @@ impl Resolver<'_> {
         for s in spec.secret_target_ref.iter().flatten() {
             let what = format!("{kind} {} secretTargetRef {}", r.name, s.parameter);
             let v = self
-                .secret_value(&what, &secret_ns, &s.name, &s.key)
+                .value::<Secret>(&what, &secret_ns, &s.name, &s.key)
                 .await?;
             out.params.insert(s.parameter.clone(), v);
         }
         for c in spec.config_map_target_ref.iter().flatten() {
             let what = format!("{kind} {} configMapTargetRef {}", r.name, c.parameter);
             let v = self
-                .configmap_value(&what, &secret_ns, &c.name, &c.key)
+                .value::<ConfigMap>(&what, &secret_ns, &c.name, &c.key)
                 .await?;
             out.params.insert(c.parameter.clone(), v);
         }

@@ -8,9 +8,9 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource};
-use swell_api::{ScaledObject, ScaledObjectStatus};
+use swell_api::{ScaledJob, ScaledObject, ScaledObjectStatus};
 
-use crate::loop_state::LoopState;
+use crate::loop_state::{JobLoopState, LoopState};
 use crate::loops::Registry;
 use crate::metrics::Metrics;
 use crate::target::Targets;
@@ -28,6 +28,8 @@ pub struct Ctx {
     pub reconcile_now: futures::channel::mpsc::UnboundedSender<ObjectRef<ScaledObject>>,
     /// The live state of every ScaledObject this replica serves.
     pub loops: Registry<ScaledObject, LoopState>,
+    /// The job loops of every ScaledJob (the leader's only).
+    pub job_loops: Registry<ScaledJob, JobLoopState>,
     /// ScaledObjects whose metrics the external metrics API was asked for and could not
     /// serve since their loop last started (each warned about once).
     pub metric_misses: Mutex<HashSet<ObjectRef<ScaledObject>>>,
@@ -155,6 +157,21 @@ impl Ctx {
         if let Ok(mut m) = self.metric_misses.lock() {
             m.remove(key);
         }
+    }
+
+    /// A Secret or ConfigMap changed (`version`): the ScaledObjects whose scalers were built
+    /// from it, now marked stale, and the job loops built from it, told to rebuild.
+    pub fn source_changed(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Vec<ObjectRef<ScaledObject>> {
+        self.job_loops
+            .select(|s| s.source_changed(kind, namespace, name, version));
+        self.loops
+            .select(|s| s.source_changed(kind, namespace, name, version))
     }
 
     /// Applies `mutate` to the latest known status and writes it only if it changed.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use swell_scalers::{MetricSpec, Sample, ScalerError};
 
+use crate::auth::SourceRef;
 use crate::target::Target;
 use crate::triggers::{Built, TriggerRuntime};
 
@@ -19,6 +20,8 @@ pub struct LoopState {
     pub triggers: Vec<TriggerRuntime>,
     /// The (Cluster)TriggerAuthentications the triggers read (status `authenticationsTypes`).
     pub auth_names: Vec<String>,
+    /// The Secrets and ConfigMaps they were built from, with versions.
+    pub sources: Vec<SourceRef>,
     /// Their generations when the scalers were built (one per trigger, `None` without an
     /// authenticationRef): a changed one means the scalers are rebuilt.
     pub auth_versions: Vec<Option<i64>>,
@@ -55,6 +58,7 @@ impl LoopState {
             target,
             triggers: built.triggers,
             auth_names: built.auth_names,
+            sources: built.sources,
             auth_versions,
             built_at: Instant::now(),
             stale: AtomicBool::new(false),
@@ -94,6 +98,25 @@ impl LoopState {
         !self.stale.load(Ordering::Relaxed) && self.auth_versions == auth_versions
     }
 
+    /// Marks the scalers stale when they were built from `kind` `namespace/name` and it has
+    /// changed (`version`); whether it did.
+    pub fn source_changed(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> bool {
+        let changed = self
+            .sources
+            .iter()
+            .any(|s| s.changed(kind, namespace, name, version));
+        if changed {
+            self.stale.store(true, Ordering::Relaxed);
+        }
+        changed
+    }
+
     /// After a failed reading: whether to ask for a rebuild now (once per `polling`).
     pub fn rebuild_due(&self, polling: Duration) -> bool {
         self.built_at.elapsed() >= polling && !self.stale.swap(true, Ordering::Relaxed)
@@ -117,6 +140,62 @@ impl LoopState {
             .iter()
             .map(|t| t.spec.name().to_string())
             .collect()
+    }
+}
+
+/// What the registry holds for a ScaledJob's job loop (its scalers live in the loop).
+pub struct JobLoopState {
+    pub trigger_types: Vec<String>,
+    /// The Secrets and ConfigMaps its scalers were built from.
+    pub sources: Mutex<Vec<SourceRef>>,
+    /// One of them changed: the loop rebuilds its scalers before the next poll.
+    pub stale: AtomicBool,
+}
+
+impl JobLoopState {
+    pub fn new(trigger_types: Vec<String>, sources: Vec<SourceRef>) -> Self {
+        JobLoopState {
+            trigger_types,
+            sources: Mutex::new(sources),
+            stale: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the scalers stale when built from `kind` `namespace/name`, changed since.
+    pub fn source_changed(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> bool {
+        let changed = self.sources.lock().is_ok_and(|sources| {
+            sources
+                .iter()
+                .any(|s| s.changed(kind, namespace, name, version))
+        });
+        if changed {
+            self.stale.store(true, Ordering::Relaxed);
+        }
+        changed
+    }
+
+    /// Whether a source changed since the last call (the loop then rebuilds).
+    pub fn take_stale(&self) -> bool {
+        self.stale.swap(false, Ordering::Relaxed)
+    }
+
+    /// The scalers were rebuilt from these sources.
+    pub fn rebuilt(&self, sources: Vec<SourceRef>) {
+        if let Ok(mut s) = self.sources.lock() {
+            *s = sources;
+        }
+    }
+}
+
+impl crate::loops::Registered for JobLoopState {
+    fn trigger_types(&self) -> Vec<&str> {
+        self.trigger_types.iter().map(String::as_str).collect()
     }
 }
 

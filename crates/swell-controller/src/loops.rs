@@ -94,6 +94,17 @@ where
         .unwrap_or(false)
     }
 
+    /// The objects whose state matches `f`.
+    pub fn select(&self, f: impl Fn(&S) -> bool) -> Vec<ObjectRef<K>> {
+        self.with(|m| {
+            m.iter()
+                .filter(|(_, h)| f(&h.state))
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
     /// Registers `handle`, stopping the one it replaces.
     pub fn insert(&self, key: ObjectRef<K>, handle: Handle<S>) {
         self.count(&key, &handle.state, 1);
@@ -143,6 +154,14 @@ where
     }
 }
 
+/// Why a loop ticked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    Interval,
+    /// A push trigger said its source is active.
+    Push,
+}
+
 /// A loop's clock: ticks every `polling` until `cancel` fires; a notification from one of
 /// `wakes` (push triggers) ticks at once and restarts the interval.
 pub struct Ticker {
@@ -162,8 +181,8 @@ impl Ticker {
         }
     }
 
-    /// Waits for the next tick; `false` once the loop is cancelled.
-    pub async fn tick(&mut self) -> bool {
+    /// Waits for the next tick and says what caused it; `None` once the loop is cancelled.
+    pub async fn tick(&mut self) -> Option<Cause> {
         let wakes = &self.wakes;
         let woken = async {
             if wakes.is_empty() {
@@ -173,11 +192,11 @@ impl Ticker {
         };
         tokio::select! {
             biased;
-            _ = self.cancel.cancelled() => false,
-            _ = self.interval.tick() => true,
+            _ = self.cancel.cancelled() => None,
+            _ = self.interval.tick() => Some(Cause::Interval),
             _ = woken => {
                 self.interval.reset();
-                true
+                Some(Cause::Push)
             }
         }
     }
@@ -266,7 +285,11 @@ mod tests {
             cancel.clone(),
             vec![wake.clone()],
         );
-        assert!(ticker.tick().await, "the first tick is immediate");
+        assert_eq!(
+            ticker.tick().await,
+            Some(Cause::Interval),
+            "the first tick is immediate"
+        );
         // Then each tick is polled once: ready or not, with no time passing.
         assert_eq!(
             ticker.tick().now_or_never(),
@@ -276,11 +299,11 @@ mod tests {
         wake.notify_one();
         assert_eq!(
             ticker.tick().now_or_never(),
-            Some(true),
+            Some(Some(Cause::Push)),
             "a push ticks at once"
         );
         assert_eq!(ticker.tick().now_or_never(), None, "and restarts the hour");
         cancel.cancel();
-        assert_eq!(ticker.tick().now_or_never(), Some(false));
+        assert_eq!(ticker.tick().now_or_never(), Some(None));
     }
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt as _, predicates, watcher};
@@ -22,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::scaled_object;
 use crate::target::Targets;
 use crate::triggers::Builder;
-use crate::watch::{reconciled_changes, scoped};
+use crate::watch::{metadata_changes, reconciled_changes, scoped, spec_watch};
 
 /// Counts pods for `kubernetes-workload` triggers (a label-selected LIST per poll).
 struct KubePods(Client);
@@ -50,6 +51,9 @@ impl PodCounter for KubePods {
 
 pub struct Settings {
     pub cluster_namespace: String,
+    /// Where Secrets and ConfigMaps are watched for rotation, when narrower than
+    /// `watch_namespace` (the chart's `rbac.restrictSecretAccess`).
+    pub credentials_namespace: Option<String>,
     pub instance: String,
     pub concurrency: u16,
     pub watch_namespace: Option<String>,
@@ -96,37 +100,12 @@ pub fn context(
         builder,
         reconcile_now,
         loops: Registry::new("scaled_object", metrics.clone()),
+        job_loops: Registry::new("scaled_job", metrics.clone()),
         metric_misses: Default::default(),
         metrics,
         leader: settings.leader,
         client,
     })
-}
-
-/// One watch of an authentication kind: its cache, and its changes for the controller.
-fn auth_watch<K>(
-    api: Api<K>,
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store::<K>();
-    // Only spec changes matter (generation), not metadata or status updates.
-    let stream = watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .reflect(writer)
-        .touched_objects()
-        .predicate_filter(predicates::generation, Default::default());
-    (store, stream)
 }
 
 /// The ScaledObjects whose triggers name this (Cluster)TriggerAuthentication.
@@ -159,6 +138,31 @@ fn referrers<K: kube::Resource>(
     }
 }
 
+/// The ScaledObjects whose scalers were built from this Secret or ConfigMap, changed since
+/// (ScaledJobs built from it are told to rebuild too).
+fn source_referrers<K: kube::Resource>(
+    ctx: Arc<Ctx>,
+    kind: &'static str,
+) -> impl Fn(PartialObjectMeta<K>) -> Vec<ObjectRef<ScaledObject>> + Send + Sync + 'static {
+    move |m| {
+        let (Some(ns), Some(name)) = (&m.metadata.namespace, &m.metadata.name) else {
+            return Vec::new();
+        };
+        let version = m.metadata.resource_version.as_deref();
+        let changed = ctx.source_changed(kind, ns, name, version);
+        if !changed.is_empty() {
+            tracing::info!(
+                kind,
+                namespace = ns,
+                name,
+                objects = changed.len(),
+                "credentials changed: rebuilding the scalers built from them"
+            );
+        }
+        changed
+    }
+}
+
 /// Runs the ScaledObject controller, and on the leader the ScaledJob controller, until
 /// `shutdown` fires. A new leader takes over the loop states of the context `current` holds
 /// (the follower's) before it answers metric requests, so the metrics API never loses an
@@ -172,9 +176,9 @@ pub async fn run_controllers(
 ) {
     let (reader, writer) = reflector::store::<ScaledObject>();
     let (auths, auth_stream) =
-        auth_watch::<TriggerAuthentication>(scoped(&client, settings.watch_namespace.as_deref()));
+        spec_watch::<TriggerAuthentication>(scoped(&client, settings.watch_namespace.as_deref()));
     let (cluster_auths, cluster_auth_stream) =
-        auth_watch::<ClusterTriggerAuthentication>(Api::all(client.clone()));
+        spec_watch::<ClusterTriggerAuthentication>(Api::all(client.clone()));
     let (reconcile_now, rebuilds) = futures::channel::mpsc::unbounded();
     let stores = Stores {
         scaled_objects: reader.clone(),
@@ -202,6 +206,14 @@ pub async fn run_controllers(
     .touched_objects()
     .predicate_filter(predicates::generation, Default::default());
 
+    // Secrets and ConfigMaps are watched for their metadata only and cached nowhere, so
+    // memory does not grow with Secrets no trigger reads (KEDA's keda#7728).
+    let credentials_ns = settings
+        .credentials_namespace
+        .as_deref()
+        .or(settings.watch_namespace.as_deref());
+    let secrets = metadata_changes::<Secret>(scoped(&client, credentials_ns));
+    let config_maps = metadata_changes::<ConfigMap>(scoped(&client, credentials_ns));
     let jobs = settings.leader.then(|| {
         tokio::spawn(crate::scaled_job::run(
             ctx.clone(),
@@ -216,6 +228,8 @@ pub async fn run_controllers(
         .owns_stream(hpa_stream)
         .watches_stream(auth_stream, referrers(&reader, false))
         .watches_stream(cluster_auth_stream, referrers(&reader, true))
+        .watches_stream(secrets, source_referrers(ctx.clone(), "Secret"))
+        .watches_stream(config_maps, source_referrers(ctx.clone(), "ConfigMap"))
         .reconcile_on(rebuilds)
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(async move { so_shutdown.cancelled().await })

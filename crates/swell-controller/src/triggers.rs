@@ -115,6 +115,7 @@ impl Builder {
             cluster_namespace: &self.cluster_namespace,
             auths: &self.auths,
             cluster_auths: &self.cluster_auths,
+            read: Default::default(),
         };
         // Authentications are read from the watch caches: wait for their first list, or a
         // trigger would be refused at start-up for an authentication not yet seen.
@@ -165,6 +166,7 @@ impl Builder {
             let trigger = self.build_one(&input, t.use_cached_metrics()).await?;
             built.triggers.push(trigger);
         }
+        built.sources = resolver.sources();
         Ok(built)
     }
 
@@ -226,6 +228,8 @@ pub struct Built {
     pub triggers: Vec<TriggerRuntime>,
     /// The (Cluster)TriggerAuthentications named (status `authenticationsTypes`).
     pub auth_names: Vec<String>,
+    /// The Secrets and ConfigMaps the credentials and environment came from.
+    pub sources: Vec<crate::auth::SourceRef>,
 }
 
 impl Built {

@@ -1,9 +1,33 @@
 //! Watch helpers both controllers use: one watch per kind, scoped to the watched namespace.
 
 use futures::Stream;
-use kube::runtime::reflector::store::Writer;
-use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, Store, store::Writer};
+use kube::runtime::{WatchStreamExt as _, predicates, watcher};
 use kube::{Api, Client, ResourceExt as _};
+
+/// What a watched kind must be.
+pub trait Watched:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 /// An API for `K` in the watched namespace, or in all of them.
 pub fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -23,13 +47,7 @@ pub fn reconciled_changes<K>(
     writer: Writer<K>,
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
@@ -48,4 +66,34 @@ where
             },
             Default::default(),
         )
+}
+
+/// A cache of `K` and its spec changes (generation), for kinds a controller reads and
+/// reacts to (TriggerAuthentications).
+pub fn spec_watch<K: Watched>(
+    api: Api<K>,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+) {
+    let (store, writer) = reflector::store::<K>();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    (store, stream)
+}
+
+/// Changes to `K`'s objects, metadata only and kept nowhere: memory does not grow with how
+/// many there are; a change is looked up by name by whoever reads the stream.
+pub fn metadata_changes<K>(
+    api: Api<PartialObjectMeta<K>>,
+) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    PartialObjectMeta<K>: Watched,
+{
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .touched_objects()
 }

@@ -195,6 +195,7 @@ pub struct MetricServer {
     reply: Arc<Mutex<Reply>>,
     requests: Arc<Mutex<u64>>,
     bearer: Arc<Mutex<Option<String>>>,
+    last_bearer: Arc<Mutex<Option<String>>>,
 }
 
 impl MetricServer {
@@ -206,16 +207,29 @@ impl MetricServer {
         let reply = Arc::new(Mutex::new(Reply::Value(initial)));
         let requests = Arc::new(Mutex::new(0u64));
         let bearer: Arc<Mutex<Option<String>>> = Arc::default();
-        let (r, n, b) = (reply.clone(), requests.clone(), bearer.clone());
+        let last_bearer: Arc<Mutex<Option<String>>> = Arc::default();
+        let (r, n, b, seen) = (
+            reply.clone(),
+            requests.clone(),
+            bearer.clone(),
+            last_bearer.clone(),
+        );
         tokio::spawn(async move {
             while let Ok((mut tcp, _)) = listener.accept().await {
-                let (r, n, b) = (r.clone(), n.clone(), b.clone());
+                let (r, n, b, seen) = (r.clone(), n.clone(), b.clone(), seen.clone());
                 tokio::spawn(async move {
                     let mut buf = [0u8; 4096];
                     let len = tcp.read(&mut buf).await.unwrap_or(0);
                     let head = String::from_utf8_lossy(&buf[..len]).to_ascii_lowercase();
                     if let Ok(mut n) = n.lock() {
                         *n += 1;
+                    }
+                    let sent = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("authorization: bearer "))
+                        .map(|t| t.trim().to_string());
+                    if let (Some(t), Ok(mut seen)) = (sent, seen.lock()) {
+                        *seen = Some(t);
                     }
                     let want = b.lock().ok().and_then(|g| g.clone());
                     let authorized = want.is_none_or(|t| {
@@ -249,7 +263,20 @@ impl MetricServer {
             reply,
             requests,
             bearer,
+            last_bearer,
         }
+    }
+
+    /// From now on, answer whatever bearer token is sent (or none).
+    pub fn accept_any_bearer(&self) {
+        if let Ok(mut b) = self.bearer.lock() {
+            *b = None;
+        }
+    }
+
+    /// The bearer token of the last request (lowercased), if it sent one.
+    pub fn last_bearer(&self) -> Option<String> {
+        self.last_bearer.lock().ok().and_then(|b| b.clone())
     }
 
     /// From now on, answer 401 unless `Authorization: Bearer <token>` is sent.

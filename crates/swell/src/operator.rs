@@ -44,6 +44,10 @@ pub struct OperatorArgs {
     /// Where ClusterTriggerAuthentication secrets live (KEDA_CLUSTER_OBJECT_NAMESPACE).
     #[arg(long, env = "KEDA_CLUSTER_OBJECT_NAMESPACE")]
     cluster_object_namespace: Option<String>,
+    /// Watch Secrets and ConfigMaps for rotation only in this namespace (set by the chart's
+    /// rbac.restrictSecretAccess; default: the watched namespace, or all).
+    #[arg(long, env = "SWELL_CREDENTIALS_NAMESPACE")]
+    credentials_namespace: Option<String>,
     /// Address for HTTPS /metrics, /healthz, /readyz.
     #[arg(
         long,
@@ -265,6 +269,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             .cluster_object_namespace
             .clone()
             .unwrap_or_else(|| args.namespace.clone()),
+        credentials_namespace: args.credentials_namespace.clone().filter(|n| !n.is_empty()),
         instance: identity.clone(),
         concurrency: args.max_reconciles,
         watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),

@@ -441,8 +441,27 @@ async fn rotated_secret_and_trigger_authentication_are_picked_up() {
                 "rotation: TriggerAuthentication changed → polled with its Secret in {:.1}s (pollingInterval 300s)",
                 patched.elapsed().as_secs_f64()
             );
+            // 3. The Secret changes while its old value still works: nothing fails, so only
+            // the Secret watch can tell; the next poll uses the new value.
+            source.accept_any_bearer();
+            let changed = std::time::Instant::now();
+            ns.apply(cluster, &token_secret("rotating", "third-token")).unwrap();
+            wait_until("the poll to send the changed Secret's token", WAIT, || async {
+                match source.last_bearer() {
+                    Some(t) if t == "third-token" => Ok(()),
+                    other => Err(format!("last token {other:?}")),
+                }
+            })
+            .await;
+            eprintln!(
+                "rotation: Secret changed (old value still valid) → used in {:.1}s (pollingInterval 2s)",
+                changed.elapsed().as_secs_f64()
+            );
+            assert!(condition(&common::so(&ns, "app").await, "Ready").starts_with("True"));
+            assert!(op.log_text().contains("credentials changed"));
             let logs = op.log_text();
             assert!(!logs.contains("second-token") && !logs.contains("beta-token"));
+            assert!(!logs.contains("third-token"));
         })
         .await;
 }

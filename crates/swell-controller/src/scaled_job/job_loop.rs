@@ -15,6 +15,7 @@ use swell_scaling::jobs::TriggerLoad;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Note;
+use crate::loop_state::JobLoopState;
 use crate::loops::Ticker;
 use crate::metrics::ScalerLabels;
 use crate::scaled_job::status::{self, Polled};
@@ -36,16 +37,26 @@ impl Scalers {
     /// Rebuilds the scalers, re-reading their credentials, when a (Cluster)TriggerAuthentication
     /// they read has changed, or (at most once per `polling`) after a trigger failed, as
     /// KEDA's `refreshScaler`: a rotated Secret is picked up without a spec change.
-    async fn refresh(&mut self, ctx: &JobCtx, sj: &ScaledJob, failed: bool, polling: Duration) {
+    async fn refresh(
+        &mut self,
+        ctx: &JobCtx,
+        sj: &ScaledJob,
+        running: &JobLoopState,
+        failed: bool,
+        polling: Duration,
+    ) {
         let versions = ctx.auth_versions(sj);
-        if versions == self.versions && !(failed && self.built_at.elapsed() >= polling) {
+        let source_changed = running.take_stale();
+        let retry = failed && self.built_at.elapsed() >= polling;
+        if versions == self.versions && !source_changed && !retry {
             return;
         }
         self.built_at = Instant::now();
         let key = ObjectRef::from(sj);
         match ctx.build_triggers(sj).await {
             Ok(built) => {
-                tracing::info!(scaledjob = %key, "rebuilt scalers: a trigger failed or its authentication changed");
+                tracing::info!(scaledjob = %key, "rebuilt scalers: a trigger failed or its credentials changed");
+                running.rebuilt(built.sources);
                 self.triggers = built.triggers;
                 self.versions = versions;
             }
@@ -69,6 +80,7 @@ pub async fn run(
     ctx: Arc<JobCtx>,
     key: ObjectRef<ScaledJob>,
     mut scalers: Scalers,
+    running: Arc<JobLoopState>,
     polling: Duration,
     cancel: CancellationToken,
 ) {
@@ -83,11 +95,13 @@ pub async fn run(
     }
     let mut mem = Memory::default();
     let mut ticker = Ticker::new(polling, cancel, Vec::new());
-    while ticker.tick().await {
+    while ticker.tick().await.is_some() {
         let Some(sj) = ctx.store.get(&key) else { break };
-        scalers.refresh(&ctx, &sj, false, polling).await;
+        scalers.refresh(&ctx, &sj, &running, false, polling).await;
         tick(&ctx, &sj, &scalers.triggers, &mut mem).await;
-        scalers.refresh(&ctx, &sj, mem.failed, polling).await;
+        scalers
+            .refresh(&ctx, &sj, &running, mem.failed, polling)
+            .await;
     }
     tracing::debug!(scaledjob = %key, "job loop stopped");
 }

@@ -26,7 +26,8 @@ use swell_scalers::MetricSpec;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{Ctx, Note, StatusError, update_status};
-use crate::loops::{Handle, Registered, Registry};
+use crate::loop_state::JobLoopState;
+use crate::loops::Handle;
 use crate::triggers::{BuildError, Built, Owner};
 use crate::watch::{reconciled_changes, scoped};
 use plan::{Admission, CheckFailed};
@@ -53,23 +54,11 @@ impl From<StatusError> for Stop {
     }
 }
 
-/// What the registry holds for a running job loop (its scalers live in the loop).
-pub struct Running {
-    trigger_types: Vec<String>,
-}
-
-impl Registered for Running {
-    fn trigger_types(&self) -> Vec<&str> {
-        self.trigger_types.iter().map(String::as_str).collect()
-    }
-}
-
 pub struct JobCtx {
     pub base: Arc<Ctx>,
     pub store: Store<ScaledJob>,
     pub jobs: Store<Job>,
     pub pods: Store<Pod>,
-    loops: Registry<ScaledJob, Running>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,13 +98,11 @@ pub async fn run(
         .for_each(|_| async {});
     let (reader, writer) = reflector::store::<ScaledJob>();
     let sj_stream = reconciled_changes(scoped(&client, ns), writer);
-    let loops = Registry::new(CONTROLLER, base.metrics.clone());
     let ctx = Arc::new(JobCtx {
         base,
         store: reader.clone(),
         jobs,
         pods,
-        loops,
     });
     let loops_ctx = ctx.clone();
     let controller = Controller::for_stream(sj_stream, reader)
@@ -136,7 +123,7 @@ pub async fn run(
         _ = pods_task => {}
         _ = shutdown.cancelled() => {}
     }
-    loops_ctx.loops.stop_all();
+    loops_ctx.base.job_loops.stop_all();
 }
 
 pub fn error_policy(sj: Arc<ScaledJob>, err: &Error, ctx: Arc<JobCtx>) -> Action {
@@ -195,14 +182,14 @@ pub async fn reconcile(sj: Arc<ScaledJob>, ctx: Arc<JobCtx>) -> Result<Action, E
     let key = ObjectRef::from(sj.as_ref());
     if sj.metadata.deletion_timestamp.is_some() {
         // The Jobs go with it (owner references); only the loop needs stopping.
-        ctx.loops.remove(&key);
+        ctx.base.job_loops.remove(&key);
         return Ok(Action::await_change());
     }
     let generation = sj.metadata.generation.unwrap_or_default();
     match plan::admit(&sj) {
         Err(failed) => check_failed(&ctx, &sj, failed).await,
         Ok(Admission::Pause) => pause(&ctx, &sj).await,
-        Ok(Admission::Run) if ctx.loops.running(&key, generation) => {
+        Ok(Admission::Run) if ctx.base.job_loops.running(&key, generation) => {
             Ok(Action::requeue(Duration::from_secs(300)))
         }
         Ok(Admission::Run) => match start(&ctx, &sj).await {
@@ -251,32 +238,38 @@ async fn start(ctx: &Arc<JobCtx>, sj: &ScaledJob) -> Result<Action, Stop> {
     ctx.base.record(sj, notes).await;
 
     let generation = sj.metadata.generation.unwrap_or_default();
-    let running = Running {
-        trigger_types: built
-            .trigger_types()
-            .iter()
-            .map(|t| t.to_string())
-            .collect(),
-    };
+    let types = built
+        .trigger_types()
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    let running = Arc::new(JobLoopState::new(types, built.sources.clone()));
     let handle = Handle {
         spawned: true,
-        ..Handle::idle(generation, Arc::new(running))
+        ..Handle::idle(generation, running.clone())
     };
     let cancel = handle.cancel.clone();
-    ctx.loops.insert(key.clone(), handle);
+    ctx.base.job_loops.insert(key.clone(), handle);
     let polling = crate::loops::polling_duration(sj.spec.polling_interval());
     let scalers = job_loop::Scalers {
         triggers: built.triggers,
         versions,
         built_at: Instant::now(),
     };
-    tokio::spawn(job_loop::run(ctx.clone(), key, scalers, polling, cancel));
+    tokio::spawn(job_loop::run(
+        ctx.clone(),
+        key,
+        scalers,
+        running,
+        polling,
+        cancel,
+    ));
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
 async fn pause(ctx: &JobCtx, sj: &ScaledJob) -> Result<Action, Error> {
     let key = ObjectRef::from(sj);
-    ctx.loops.remove(&key);
+    ctx.base.job_loops.remove(&key);
     if ctx.status(&key, status::paused).await? {
         let note = Note::normal(
             events::SCALED_JOB_PAUSED,
@@ -294,7 +287,7 @@ async fn check_failed(ctx: &JobCtx, sj: &ScaledJob, failed: CheckFailed) -> Resu
     ctx.base
         .metrics
         .reconcile_error(CONTROLLER, failed.category());
-    ctx.loops.remove(&key);
+    ctx.base.job_loops.remove(&key);
     let mut notes = Vec::new();
     if failed.scaler_failed() {
         notes.push(Note::warning(events::KEDA_SCALER_FAILED, message.clone()));

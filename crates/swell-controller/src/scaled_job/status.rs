@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use swell_api::conditions::{self, active as act, paused as pz, ready as rd};
-use swell_api::status::{find_condition, initial_conditions, set_condition};
+use swell_api::conditions::{self, paused as pz, ready as rd};
+use swell_api::status::{active_condition, find_condition, initial_conditions, set_condition};
 use swell_api::{Condition, ConditionStatus, ScaledJobStatus, TriggerActivityStatus, events};
 
 use crate::context::Note;
@@ -89,23 +89,7 @@ pub struct Polled {
 /// trigger activity.
 pub fn after_poll(s: &mut ScaledJobStatus, p: &Polled, now: &Time) {
     let conds = conditions_of(s);
-    let active = if p.active {
-        (
-            ConditionStatus::True,
-            act::SCALER_ACTIVE,
-            act::SCALER_ACTIVE_MESSAGE,
-        )
-    } else {
-        (
-            ConditionStatus::False,
-            act::SCALER_NOT_ACTIVE,
-            act::SCALER_NOT_ACTIVE_MESSAGE,
-        )
-    };
-    set_condition(
-        conds,
-        Condition::new(conditions::ACTIVE, active.0, active.1, active.2),
-    );
+    set_condition(conds, active_condition(p.active, false));
     let ready = if p.polled > 0 && p.failed == p.polled {
         ready_condition(
             ConditionStatus::False,

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::{Ctx, Note};
 use crate::loop_state::{LoopState, Reading};
-use crate::loops::Ticker;
+use crate::loops::{Cause, Ticker};
 use crate::metrics::{ObjectLabels, ScalerLabels};
 use crate::scaled_object::plan::{self, Assessment};
 use crate::scaled_object::status::{self, Scaled};
@@ -39,7 +39,10 @@ pub fn spawn(
             scaled_object: key.name.clone(),
         };
         let mut ticker = Ticker::new(polling, cancel.clone(), wakes);
-        while ticker.tick().await {
+        while let Some(cause) = ticker.tick().await {
+            if cause == Cause::Push {
+                tracing::debug!(scaledobject = %key, "woken by a push trigger");
+            }
             let Some(so) = ctx.store.get(&key) else { break };
             let started = Instant::now();
             tick(&ctx, &key, &so, &state, &cancel).await;

@@ -4,8 +4,8 @@
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use swell_api::conditions::{self, active as act, fallback as fb, paused as pz, ready as rd};
-use swell_api::status::{find_condition, initial_conditions, set_condition};
+use swell_api::conditions::{self, fallback as fb, paused as pz, ready as rd};
+use swell_api::status::{active_condition, find_condition, initial_conditions, set_condition};
 use swell_api::{Condition, ConditionStatus, ScaledObjectStatus, events};
 use swell_scaling::Decision;
 
@@ -152,27 +152,8 @@ pub fn replicas_unknown(s: &mut ScaledObjectStatus, message: &str) {
 /// After one poll: Active, Fallback, Ready, last active time, health and activity.
 pub fn after_poll(s: &mut ScaledObjectStatus, a: &Assessment, decision: Decision, now: Timestamp) {
     let conds = conditions_of(s);
-    let active = match (a.active, decision) {
-        (true, _) => (
-            ConditionStatus::True,
-            act::SCALER_ACTIVE,
-            act::SCALER_ACTIVE_MESSAGE,
-        ),
-        (false, Decision::CoolingDown) => (
-            ConditionStatus::False,
-            act::SCALER_COOLDOWN,
-            act::SCALER_COOLDOWN_MESSAGE,
-        ),
-        (false, _) => (
-            ConditionStatus::False,
-            act::SCALER_NOT_ACTIVE,
-            act::SCALER_NOT_ACTIVE_MESSAGE,
-        ),
-    };
-    set_condition(
-        conds,
-        Condition::new(conditions::ACTIVE, active.0, active.1, active.2),
-    );
+    let cooling = decision == Decision::CoolingDown;
+    set_condition(conds, active_condition(a.active, cooling));
     let fallback = if a.in_fallback {
         (
             ConditionStatus::True,
@@ -265,6 +246,7 @@ pub fn scale_note(up: bool, s: &Scaled<'_>) -> Note {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use swell_api::conditions::active as act;
 
     fn ready_of(s: &ScaledObjectStatus) -> (ConditionStatus, String, String) {
         let c = find_condition(s.conditions.as_deref(), conditions::READY).unwrap();
