@@ -76,13 +76,24 @@ pub struct SourceRef {
     pub version: Option<String>,
 }
 
-impl SourceRef {
-    /// Whether `kind` `namespace/name` at `version` is this source, changed since it was read.
-    pub fn changed(&self, kind: &str, namespace: &str, name: &str, version: Option<&str>) -> bool {
-        self.kind == kind
-            && self.namespace == namespace
-            && self.name == name
-            && self.version.as_deref() != version
+/// A Secret or ConfigMap as a watch event names it, at its current resourceVersion.
+#[derive(Clone, Copy, Debug)]
+pub struct SourceEvent<'a> {
+    pub kind: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub version: Option<&'a str>,
+}
+
+impl SourceEvent<'_> {
+    /// Whether this event says one of `sources` has changed since it was read.
+    pub fn changes_any(&self, sources: &[SourceRef]) -> bool {
+        sources.iter().any(|s| {
+            s.kind == self.kind
+                && s.namespace == self.namespace
+                && s.name == self.name
+                && s.version.as_deref() != self.version
+        })
     }
 }
 

@@ -10,6 +10,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource};
 use swell_api::{ScaledJob, ScaledObject, ScaledObjectStatus};
 
+use crate::auth::SourceEvent;
 use crate::loop_state::{JobLoopState, LoopState};
 use crate::loops::Registry;
 use crate::metrics::Metrics;
@@ -159,19 +160,11 @@ impl Ctx {
         }
     }
 
-    /// A Secret or ConfigMap changed (`version`): the ScaledObjects whose scalers were built
-    /// from it, now marked stale, and the job loops built from it, told to rebuild.
-    pub fn source_changed(
-        &self,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-        version: Option<&str>,
-    ) -> Vec<ObjectRef<ScaledObject>> {
-        self.job_loops
-            .select(|s| s.source_changed(kind, namespace, name, version));
-        self.loops
-            .select(|s| s.source_changed(kind, namespace, name, version))
+    /// A Secret or ConfigMap changed: the ScaledObjects whose scalers were built from it,
+    /// now marked stale; job loops built from it are told to rebuild.
+    pub fn source_changed(&self, e: &SourceEvent<'_>) -> Vec<ObjectRef<ScaledObject>> {
+        self.job_loops.select(|s| s.source_changed(e));
+        self.loops.select(|s| s.source_changed(e))
     }
 
     /// Applies `mutate` to the latest known status and writes it only if it changed.

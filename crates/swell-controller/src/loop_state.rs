@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use swell_scalers::{MetricSpec, Sample, ScalerError};
 
-use crate::auth::SourceRef;
+use crate::auth::{SourceEvent, SourceRef};
 use crate::target::Target;
 use crate::triggers::{Built, TriggerRuntime};
 
@@ -98,19 +98,10 @@ impl LoopState {
         !self.stale.load(Ordering::Relaxed) && self.auth_versions == auth_versions
     }
 
-    /// Marks the scalers stale when they were built from `kind` `namespace/name` and it has
-    /// changed (`version`); whether it did.
-    pub fn source_changed(
-        &self,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-        version: Option<&str>,
-    ) -> bool {
-        let changed = self
-            .sources
-            .iter()
-            .any(|s| s.changed(kind, namespace, name, version));
+    /// Marks the scalers stale when they were built from the Secret or ConfigMap `e` names
+    /// and it has changed since; whether it has.
+    pub fn source_changed(&self, e: &SourceEvent<'_>) -> bool {
+        let changed = e.changes_any(&self.sources);
         if changed {
             self.stale.store(true, Ordering::Relaxed);
         }
@@ -161,19 +152,10 @@ impl JobLoopState {
         }
     }
 
-    /// Marks the scalers stale when built from `kind` `namespace/name`, changed since.
-    pub fn source_changed(
-        &self,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-        version: Option<&str>,
-    ) -> bool {
-        let changed = self.sources.lock().is_ok_and(|sources| {
-            sources
-                .iter()
-                .any(|s| s.changed(kind, namespace, name, version))
-        });
+    /// Marks the scalers stale when built from the Secret or ConfigMap `e` names, changed
+    /// since; whether it has.
+    pub fn source_changed(&self, e: &SourceEvent<'_>) -> bool {
+        let changed = self.sources.lock().is_ok_and(|s| e.changes_any(&s));
         if changed {
             self.stale.store(true, Ordering::Relaxed);
         }

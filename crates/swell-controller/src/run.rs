@@ -9,21 +9,22 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
+use kube::runtime::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt as _, predicates, watcher};
 use kube::{Api, Client};
 use swell_api::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication};
 use swell_scalers::scalers::kubernetes_workload::PodCounter;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::SourceEvent;
 use crate::context::Ctx;
 use crate::loops::Registry;
 use crate::metrics::Metrics;
 use crate::scaled_object;
 use crate::target::Targets;
 use crate::triggers::Builder;
-use crate::watch::{metadata_changes, reconciled_changes, scoped, spec_watch};
+use crate::watch::{managed_hpas, metadata_changes, reconciled_changes, scoped, spec_watch};
 
 /// Counts pods for `kubernetes-workload` triggers (a label-selected LIST per poll).
 struct KubePods(Client);
@@ -148,8 +149,13 @@ fn source_referrers<K: kube::Resource>(
         let (Some(ns), Some(name)) = (&m.metadata.namespace, &m.metadata.name) else {
             return Vec::new();
         };
-        let version = m.metadata.resource_version.as_deref();
-        let changed = ctx.source_changed(kind, ns, name, version);
+        let event = SourceEvent {
+            kind,
+            namespace: ns,
+            name,
+            version: m.metadata.resource_version.as_deref(),
+        };
+        let changed = ctx.source_changed(&event);
         if !changed.is_empty() {
             tracing::info!(
                 kind,
@@ -195,17 +201,10 @@ pub async fn run_controllers(
 
     let so_stream =
         reconciled_changes(scoped(&client, settings.watch_namespace.as_deref()), writer);
-    // Only HPAs we manage, and only when their spec changes (not every status sync).
-    let hpa_api: Api<HorizontalPodAutoscaler> =
-        scoped(&client, settings.watch_namespace.as_deref());
-    let hpa_stream = watcher(
-        hpa_api,
-        watcher::Config::default().labels("app.kubernetes.io/managed-by=keda-operator"),
-    )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(predicates::generation, Default::default());
-
+    let hpa_stream = managed_hpas(scoped::<HorizontalPodAutoscaler>(
+        &client,
+        settings.watch_namespace.as_deref(),
+    ));
     // Secrets and ConfigMaps are watched for their metadata only and cached nowhere, so
     // memory does not grow with Secrets no trigger reads (KEDA's keda#7728).
     let credentials_ns = settings

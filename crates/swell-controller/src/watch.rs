@@ -97,3 +97,18 @@ where
         .default_backoff()
         .touched_objects()
 }
+
+/// The HPAs Swell manages (KEDA's `app.kubernetes.io/managed-by` label), when their spec
+/// changes (not on every status sync).
+pub fn managed_hpas(
+    api: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>,
+) -> impl Stream<
+    Item = Result<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler, watcher::Error>,
+> + Send
++ 'static {
+    let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=keda-operator");
+    watcher(api, managed)
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(predicates::generation, Default::default())
+}
