@@ -147,7 +147,7 @@ async fn pod_identity_input(
         .and_then(|p| p.service_account_name.clone())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "default".into());
-    let workload_role_arn = if crate::check::needs_workload_role(id) {
+    let workload_role_arn = if crate::auth::needs_workload_role(id) {
         let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), ns);
         api.get_opt(&sa)
             .await
@@ -158,5 +158,5 @@ async fn pod_identity_input(
     } else {
         None
     };
-    crate::check::pod_identity_input(ns, &sa, id, workload_role_arn)
+    crate::auth::pod_identity_input(ns, &sa, id, workload_role_arn)
 }
