@@ -9,7 +9,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 use swell_api::{
     AuthPodIdentity, AuthenticationRef, AuthenticationRefKind, ClusterTriggerAuthentication,
-    TriggerAuthentication, TriggerAuthenticationSpec,
+    IdentityOwner, PodIdentityProvider, TriggerAuthentication, TriggerAuthenticationSpec,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -396,4 +396,42 @@ fn pick_container<'a>(pod: Option<&'a PodSpec>, name: Option<&str>) -> Option<&'
         Some(n) => containers.iter().find(|c| c.name == n),
         None => containers.first(),
     }
+}
+
+/// Converts a TriggerAuthentication's `podIdentity` into what scalers read. `workload_role_arn`
+/// is the ServiceAccount's `eks.amazonaws.com/role-arn`, when known.
+pub fn pod_identity_input(
+    ns: &str,
+    service_account: &str,
+    id: &AuthPodIdentity,
+    workload_role_arn: Option<String>,
+) -> swell_scalers::aws::PodIdentityInput {
+    let provider = match id.provider {
+        PodIdentityProvider::Aws => "aws",
+        PodIdentityProvider::AwsEks => "aws-eks",
+        PodIdentityProvider::AzureWorkload => "azure-workload",
+        PodIdentityProvider::Gcp => "gcp",
+        PodIdentityProvider::None => "none",
+    };
+    swell_scalers::aws::PodIdentityInput {
+        provider: Some(provider.to_string()),
+        role_arn: id.role_arn.clone(),
+        external_id: id.external_id.clone(),
+        identity_owner: id.identity_owner.map(|o| {
+            if o == IdentityOwner::Workload {
+                "workload".into()
+            } else {
+                "keda".into()
+            }
+        }),
+        workload_role_arn,
+        workload_service_account: format!("{ns}/{service_account}"),
+    }
+}
+
+/// Whether a pod identity reads the workload ServiceAccount's IAM role.
+pub fn needs_workload_role(id: &AuthPodIdentity) -> bool {
+    matches!(id.provider, PodIdentityProvider::AwsEks)
+        || (matches!(id.provider, PodIdentityProvider::Aws)
+            && id.identity_owner == Some(IdentityOwner::Workload))
 }

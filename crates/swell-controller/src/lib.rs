@@ -2,13 +2,10 @@
 //! replica and job arithmetic comes from `swell-scaling`.
 
 pub mod auth;
-pub mod check;
-pub mod check_cluster;
 pub mod context;
 pub mod hpa;
 pub mod loop_state;
 pub mod loops;
-pub mod manifest;
 pub mod metric_source;
 pub mod metrics;
 pub mod run;

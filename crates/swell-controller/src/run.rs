@@ -14,6 +14,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::{Api, Client};
 use swell_api::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication};
+use swell_scalers::UpstreamError;
 use swell_scalers::scalers::kubernetes_workload::PodCounter;
 use tokio_util::sync::CancellationToken;
 
@@ -31,12 +32,12 @@ struct KubePods(Client);
 
 #[async_trait::async_trait]
 impl PodCounter for KubePods {
-    async fn count_pods(&self, namespace: &str, selector: &str) -> Result<usize, String> {
+    async fn count_pods(&self, namespace: &str, selector: &str) -> Result<usize, UpstreamError> {
         let pods: Api<Pod> = Api::namespaced(self.0.clone(), namespace);
         let list = pods
             .list(&ListParams::default().labels(selector))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| UpstreamError::new(swell_scalers::UpstreamKind::Other, e.to_string()))?;
         Ok(list
             .items
             .iter()

@@ -207,7 +207,7 @@ impl Builder {
             .and_then(|p| p.service_account_name.clone())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "default".into());
-        let workload_role_arn = if crate::check::needs_workload_role(id) {
+        let workload_role_arn = if crate::auth::needs_workload_role(id) {
             let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
             api.get_opt(&sa)
                 .await
@@ -218,7 +218,7 @@ impl Builder {
         } else {
             None
         };
-        crate::check::pod_identity_input(ns, &sa, id, workload_role_arn)
+        crate::auth::pod_identity_input(ns, &sa, id, workload_role_arn)
     }
 }
 

@@ -17,6 +17,10 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::origin::Origin;
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+
+use crate::upstream::{Code, UpstreamError, UpstreamKind};
 use crate::{
     Field, MetricSpec, MetricType, Params, Sample, ScalerError, Shared, Source, TriggerInput,
 };
@@ -101,20 +105,35 @@ pub struct AuthParams {
     pub session_token: Option<Secret>,
 }
 
+/// Why a trigger has no AWS identity.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error(
+        "ServiceAccount {0} has no {ROLE_ARN_ANNOTATION} annotation; annotate it with the workload's IAM role \
+         or use identityOwner: operator"
+    )]
+    NoWorkloadRole(String),
+    #[error("podIdentity.provider {0} cannot authenticate to AWS; use aws")]
+    NotAws(String),
+    #[error("awsSecretAccessKey is missing from the TriggerAuthentication")]
+    NoSecretKey,
+    #[error(
+        "no AWS credentials for identityOwner pod: add a TriggerAuthentication with podIdentity.provider aws \
+         (or aws-eks), awsRoleArn, or awsAccessKeyID/awsSecretAccessKey; or set identityOwner: operator"
+    )]
+    NoCredentials,
+}
+
 /// KEDA's choice of identity (`pkg/scalers/aws/aws_common.go`, `scale_resolvers.go`).
 pub fn resolve_identity(
     trigger_owner: &str,
     pod: &PodIdentityInput,
     auth: &AuthParams,
-) -> Result<Identity, String> {
+) -> Result<Identity, IdentityError> {
     let workload_role = || {
-        pod.workload_role_arn.clone().ok_or_else(|| {
-            format!(
-                "ServiceAccount {} has no {ROLE_ARN_ANNOTATION} annotation; annotate it with the workload's IAM role \
-                 or use identityOwner: operator",
-                pod.workload_service_account
-            )
-        })
+        pod.workload_role_arn
+            .clone()
+            .ok_or_else(|| IdentityError::NoWorkloadRole(pod.workload_service_account.clone()))
     };
     let assume = |role_arn: String, external_id: Option<String>| Identity::AssumeRole {
         role_arn,
@@ -134,9 +153,7 @@ pub fn resolve_identity(
             })
         }
         Some("aws-eks") if trigger_owner != "operator" => Ok(assume(workload_role()?, None)),
-        Some(p @ ("azure-workload" | "gcp")) => Err(format!(
-            "podIdentity.provider {p} cannot authenticate to AWS; use aws"
-        )),
+        Some(p @ ("azure-workload" | "gcp")) => Err(IdentityError::NotAws(p.to_string())),
         _ => {
             if trigger_owner == "operator" {
                 return Ok(Identity::Operator);
@@ -150,10 +167,8 @@ pub fn resolve_identity(
                     secret_access_key: secret.clone(),
                     session_token: auth.session_token.clone(),
                 }),
-                (Some(_), None) => Err("awsSecretAccessKey is missing from the TriggerAuthentication".into()),
-                _ => Err("no AWS credentials for identityOwner pod: add a TriggerAuthentication with podIdentity.provider aws \
-                          (or aws-eks), awsRoleArn, or awsAccessKeyID/awsSecretAccessKey; or set identityOwner: operator"
-                    .into()),
+                (Some(_), None) => Err(IdentityError::NoSecretKey),
+                _ => Err(IdentityError::NoCredentials),
             }
         }
     }
@@ -186,7 +201,7 @@ pub fn parse_identity(input: &TriggerInput, p: &mut Params<'_>) -> Option<Identi
         Ok(identity) => Some(identity),
         Err(_) if input.params.auth_unknown && input.pod_identity.provider.is_none() => None,
         Err(e) => {
-            p.error(OWNER.name, e);
+            p.error(OWNER.name, e.to_string());
             None
         }
     }
@@ -195,7 +210,7 @@ pub fn parse_identity(input: &TriggerInput, p: &mut Params<'_>) -> Option<Identi
 /// The identity [`parse_identity`] found, for a scaler being built (where the parameters
 /// are known, so `None` has already been reported).
 pub fn require_identity(identity: Option<Identity>) -> Result<Identity, ScalerError> {
-    identity.ok_or_else(|| ScalerError::Upstream("no AWS identity for this trigger".into()))
+    identity.ok_or_else(|| ScalerError::Internal("no AWS identity for this trigger".into()))
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -228,7 +243,11 @@ impl AwsClients {
 
     /// An identity's credentials, resolved once and reused until five minutes before they
     /// expire (an assumed role's session), so signing a request is not an STS call.
-    async fn credentials(&self, identity: &Identity, region: &str) -> Result<Credentials, String> {
+    async fn credentials(
+        &self,
+        identity: &Identity,
+        region: &str,
+    ) -> Result<Credentials, UpstreamError> {
         use aws_credential_types::provider::ProvideCredentials as _;
         let key = ConfigKey {
             identity: identity.clone(),
@@ -242,15 +261,25 @@ impl AwsClients {
             return Ok(c.clone());
         }
         let conf = self.config(identity, region).await;
-        let provider = conf
-            .credentials_provider()
-            .ok_or_else(|| format!("no AWS credentials for {}", identity.describe()))?;
+        let provider = conf.credentials_provider().ok_or_else(|| {
+            UpstreamError::new(
+                UpstreamKind::Auth,
+                format!("no AWS credentials for {}", identity.describe()),
+            )
+        })?;
         let creds = provider.provide_credentials().await.map_err(|e| {
-            format!(
+            let kind = match e {
+                aws_credential_types::provider::error::CredentialsError::ProviderTimedOut(_) => {
+                    UpstreamKind::Timeout
+                }
+                _ => UpstreamKind::Auth,
+            };
+            let message = format!(
                 "getting AWS credentials for {}: {}",
                 identity.describe(),
                 error_chain(&e)
-            )
+            );
+            UpstreamError::new(kind, message)
         })?;
         self.credentials.lock().await.insert(key, creds.clone());
         Ok(creds)
@@ -264,8 +293,9 @@ impl AwsClients {
         region: &str,
         service: &str,
         request: &mut reqwest::Request,
-    ) -> Result<(), String> {
+    ) -> Result<(), UpstreamError> {
         use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        let failed = |what: String| UpstreamError::new(UpstreamKind::Other, what);
         let creds = self.credentials(identity, region).await?;
         let signer_identity: aws_smithy_runtime_api::client::identity::Identity = creds.into();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
@@ -275,7 +305,7 @@ impl AwsClients {
             .time(std::time::SystemTime::now())
             .settings(SigningSettings::default())
             .build()
-            .map_err(|e| format!("signing the request for {service}: {e}"))?
+            .map_err(|e| failed(format!("signing the request for {service}: {e}")))?
             .into();
         let headers: Vec<(&str, &str)> = request
             .headers()
@@ -292,15 +322,15 @@ impl AwsClients {
             headers.into_iter(),
             SignableBody::Bytes(body),
         )
-        .map_err(|e| format!("signing the request for {service}: {e}"))?;
+        .map_err(|e| failed(format!("signing the request for {service}: {e}")))?;
         let (instructions, _) = sign(signable, &params)
-            .map_err(|e| format!("signing the request for {service}: {e}"))?
+            .map_err(|e| failed(format!("signing the request for {service}: {e}")))?
             .into_parts();
         for (name, value) in instructions.headers() {
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| format!("signature header {name}: {e}"))?;
+                .map_err(|e| failed(format!("signature header {name}: {e}")))?;
             let value = reqwest::header::HeaderValue::from_str(value)
-                .map_err(|e| format!("signature header {name}: {e}"))?;
+                .map_err(|e| failed(format!("signature header {name}: {e}")))?;
             request.headers_mut().insert(name, value);
         }
         Ok(())
@@ -454,9 +484,14 @@ impl AwsTrigger {
     }
 
     /// [`explain_sdk_error`] as this trigger's identity.
-    pub fn explain<E>(&self, e: &E, resource: &str, action: &str) -> String
+    pub fn explain<E>(
+        &self,
+        e: &SdkError<E, HttpResponse>,
+        resource: &str,
+        action: &str,
+    ) -> UpstreamError
     where
-        E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error,
+        E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
         explain_sdk_error(e, &self.identity, resource, action)
     }
@@ -475,7 +510,7 @@ impl AwsTrigger {
     ) -> Result<Sample, ScalerError>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<f64, String>>,
+        Fut: std::future::Future<Output = Result<f64, UpstreamError>>,
     {
         let key = format!(
             "{}|{}|{}",
@@ -506,23 +541,51 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// Shared handle.
 pub type SharedAws = Arc<AwsClients>;
 
-/// [`explain`] for an error of any AWS SDK call: its service error code and its chain.
-pub fn explain_sdk_error<E>(e: &E, identity: &Identity, resource: &str, action: &str) -> String
+/// [`explain`] for an error of any AWS SDK call: its service error code, HTTP status and
+/// chain; a call that got no answer is a timeout or a connection failure.
+pub fn explain_sdk_error<E>(
+    e: &SdkError<E, HttpResponse>,
+    identity: &Identity,
+    resource: &str,
+    action: &str,
+) -> UpstreamError
 where
-    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error,
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    explain(e.code(), &error_chain(e), identity, resource, action)
+    use aws_sdk_sqs::error::ProvideErrorMetadata as _;
+    let mut err = explain(e.code(), &error_chain(e), identity, resource, action);
+    if err.kind == UpstreamKind::Other {
+        err.kind = transport_kind(e);
+    }
+    if let Some(r) = e.raw_response() {
+        err.status = Some(r.status().as_u16());
+        if err.kind == UpstreamKind::Other && err.code.is_none() {
+            err.kind = UpstreamKind::from_http_status(r.status().as_u16());
+        }
+    }
+    err
 }
 
-/// Turns an SDK error into a message that says what to fix. `code` is the service error
-/// code when the SDK parsed one; `text` is the full error chain.
+/// What an SDK error without a service error code says about the call.
+fn transport_kind<E>(e: &SdkError<E, HttpResponse>) -> UpstreamKind {
+    match e {
+        SdkError::TimeoutError(_) => UpstreamKind::Timeout,
+        SdkError::DispatchFailure(d) if d.is_timeout() => UpstreamKind::Timeout,
+        SdkError::DispatchFailure(d) if d.is_io() => UpstreamKind::Connect,
+        SdkError::ResponseError(_) => UpstreamKind::BadResponse,
+        _ => UpstreamKind::Other,
+    }
+}
+
+/// Turns an SDK error into a message that says what to fix, keeping its code and kind.
+/// `code` is the service error code when the SDK parsed one; `text` is the full error chain.
 pub fn explain(
     code: Option<&str>,
     text: &str,
     identity: &Identity,
     resource: &str,
     action: &str,
-) -> String {
+) -> UpstreamError {
     explain_with(
         code,
         text,
@@ -541,28 +604,54 @@ pub fn explain_with(
     resource: &str,
     action: &str,
     irsa: bool,
-) -> String {
+) -> UpstreamError {
+    let (kind, message) = explain_message(code, text, identity, resource, action, irsa);
+    let err = UpstreamError::new(kind, message);
+    match code {
+        Some(c) => err.with_code(Code::Aws(c.to_string())),
+        None => err,
+    }
+}
+
+/// [`explain_with`]'s kind and message.
+fn explain_message(
+    code: Option<&str>,
+    text: &str,
+    identity: &Identity,
+    resource: &str,
+    action: &str,
+    irsa: bool,
+) -> (UpstreamKind, String) {
     let assume_denied = text.contains("sts:AssumeRole")
         && (text.contains("AccessDenied") || text.contains("not authorized"));
     let own_credentials_failed =
         text.contains("loading credentials") || text.contains("failed to load credentials");
     let uses_own = !matches!(identity, Identity::Static { .. });
     if let (Identity::AssumeRole { role_arn, .. }, true) = (identity, assume_denied) {
-        {
-            return format!(
+        return (
+            UpstreamKind::Auth,
+            format!(
                 "AccessDenied: Swell's identity may not sts:AssumeRole {role_arn} ({text}); check both policies: \
                  (1) the trust policy of {role_arn} must allow Swell's role to assume it, and \
                  (2) Swell's own role must have an identity policy allowing sts:AssumeRole on {role_arn}"
-            );
-        }
-    }
-    if text.contains("AssumeRoleWithWebIdentity") || (irsa && uses_own && own_credentials_failed) {
-        return format!(
-            "WebIdentityErr: Swell's own IRSA credentials failed ({text}); check the trust policy of the role in AWS_ROLE_ARN \
-             names this cluster's OIDC provider and Swell's ServiceAccount"
+            ),
         );
     }
-    match code {
+    if text.contains("AssumeRoleWithWebIdentity") || (irsa && uses_own && own_credentials_failed) {
+        return (
+            UpstreamKind::Auth,
+            format!(
+                "WebIdentityErr: Swell's own IRSA credentials failed ({text}); check the trust policy of the role in AWS_ROLE_ARN \
+                 names this cluster's OIDC provider and Swell's ServiceAccount"
+            ),
+        );
+    }
+    let kind = match code {
+        Some(c) => UpstreamKind::from_aws_code(c),
+        None if own_credentials_failed => UpstreamKind::Auth,
+        None => UpstreamKind::Other,
+    };
+    let message = match code {
         Some("AccessDenied" | "AccessDeniedException") => format!(
             "AccessDenied: {} lacks {action} on {resource}; grant it in that identity's IAM policy ({text})",
             identity.describe()
@@ -586,7 +675,8 @@ pub fn explain_with(
             )
         }
         _ => text.to_string(),
-    }
+    };
+    (kind, message)
 }
 
 #[cfg(test)]
@@ -680,10 +770,13 @@ mod tests {
         assert!(!id.key().contains(":s"));
         let e = resolve_identity("pod", &PodIdentityInput::default(), &AuthParams::default())
             .unwrap_err();
-        assert!(e.contains("identityOwner: operator"), "{e}");
+        assert_eq!(e, IdentityError::NoCredentials);
+        assert!(e.to_string().contains("identityOwner: operator"), "{e}");
         let mut p = pod(Some("aws-eks"));
         p.workload_role_arn = None;
-        let e = resolve_identity("pod", &p, &AuthParams::default()).unwrap_err();
+        let e = resolve_identity("pod", &p, &AuthParams::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains(
                 "ServiceAccount demo-ns/demo-app-sa has no eks.amazonaws.com/role-arn annotation"
@@ -702,6 +795,9 @@ mod tests {
             "q",
             "sqs:GetQueueAttributes",
         );
+        assert_eq!(m.kind, UpstreamKind::Auth);
+        assert_eq!(m.code, Some(Code::Aws("AccessDenied".into())));
+        let m = m.message;
         assert!(
             m.contains("(1) the trust policy of arn:aws:iam::1:role/demo-app")
                 && m.contains("(2) Swell's own role"),
@@ -714,6 +810,8 @@ mod tests {
             "arn:aws:sqs:r:1:q",
             "sqs:GetQueueAttributes",
         );
+        assert_eq!(m.category(), "auth");
+        let m = m.message;
         assert!(
             m.contains("Swell's own identity lacks sqs:GetQueueAttributes on arn:aws:sqs:r:1:q"),
             "{m}"
@@ -725,7 +823,8 @@ mod tests {
             "q",
             "a",
         );
-        assert!(m.starts_with("WebIdentityErr"), "{m}");
+        assert!(m.message.starts_with("WebIdentityErr"), "{m}");
+        assert_eq!(m.kind, UpstreamKind::Auth);
         let m = explain_with(
             None,
             "an error occurred while loading credentials: No such file",
@@ -734,7 +833,7 @@ mod tests {
             "a",
             true,
         );
-        assert!(m.starts_with("WebIdentityErr"), "{m}");
+        assert!(m.message.starts_with("WebIdentityErr"), "{m}");
         let m = explain_with(
             None,
             "an error occurred while loading credentials: No such file",
@@ -743,6 +842,75 @@ mod tests {
             "a",
             false,
         );
-        assert!(!m.starts_with("WebIdentityErr"), "{m}");
+        assert!(!m.message.starts_with("WebIdentityErr"), "{m}");
+        assert_eq!(m.kind, UpstreamKind::Auth);
+    }
+
+    /// Each AWS family's codes keep their kind, code and a message naming what to fix.
+    #[test]
+    fn codes_survive_into_the_error() {
+        let table = [
+            (
+                "AccessDenied",
+                "sqs:GetQueueAttributes",
+                "auth",
+                "lacks sqs:GetQueueAttributes",
+            ),
+            (
+                "AccessDeniedException",
+                "dynamodb:Query",
+                "auth",
+                "lacks dynamodb:Query",
+            ),
+            (
+                "AWS.SimpleQueueService.NonExistentQueue",
+                "sqs:GetQueueAttributes",
+                "not_found",
+                "NonExistentQueue",
+            ),
+            (
+                "ResourceNotFoundException",
+                "kinesis:DescribeStreamSummary",
+                "not_found",
+                "does not exist",
+            ),
+            (
+                "InvalidClientTokenId",
+                "cloudwatch:GetMetricData",
+                "auth",
+                "does not recognise the access key",
+            ),
+            (
+                "SignatureDoesNotMatch",
+                "cloudwatch:GetMetricData",
+                "auth",
+                "secret key",
+            ),
+            (
+                "ThrottlingException",
+                "kinesis:DescribeStreamSummary",
+                "throttled",
+                "ThrottlingException",
+            ),
+            (
+                "InternalFailure",
+                "sqs:GetQueueAttributes",
+                "upstream",
+                "InternalFailure",
+            ),
+        ];
+        for (code, action, category, said) in table {
+            let e = explain_with(
+                Some(code),
+                &format!("service error: {code}"),
+                &Identity::Operator,
+                "r",
+                action,
+                false,
+            );
+            assert_eq!(e.category(), category, "{code}");
+            assert_eq!(e.code, Some(Code::Aws(code.into())), "{code}");
+            assert!(e.message.contains(said), "{code}: {e}");
+        }
     }
 }

@@ -40,6 +40,13 @@ pub enum HttpClientError {
     Build(String),
 }
 
+impl From<HttpClientError> for crate::UpstreamError {
+    /// A client that cannot be built cannot connect: its TLS settings are wrong.
+    fn from(e: HttpClientError) -> crate::UpstreamError {
+        crate::UpstreamError::new(crate::UpstreamKind::Connect, e.to_string())
+    }
+}
+
 /// The cache.
 #[derive(Default)]
 pub struct HttpClients {

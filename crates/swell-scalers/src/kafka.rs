@@ -89,8 +89,44 @@ pub enum KafkaError {
     Auth { addr: String, msg: String },
     #[error("Kafka TLS settings: {0}")]
     Tls(String),
+    /// The broker answered with an error code; `msg` names it (see [`error_name`]).
+    #[error("{msg}")]
+    Refused { code: i16, msg: String },
     #[error("{0}")]
     Broker(String),
+}
+
+impl KafkaError {
+    /// The broker refused `what` with `code`: `what: NAME (code)`.
+    fn refused(code: i16, what: String) -> KafkaError {
+        KafkaError::Refused {
+            code,
+            msg: format!("{what}: {}", error_name(code)),
+        }
+    }
+}
+
+impl From<KafkaError> for crate::UpstreamError {
+    fn from(e: KafkaError) -> crate::UpstreamError {
+        use crate::upstream::{Code, UpstreamError, UpstreamKind};
+        let kind = match &e {
+            KafkaError::Connect { .. } | KafkaError::Tls(_) => UpstreamKind::Connect,
+            KafkaError::Timeout { .. } => UpstreamKind::Timeout,
+            KafkaError::Auth { .. } => UpstreamKind::Auth,
+            KafkaError::Refused { code, .. } => UpstreamKind::from_kafka(*code),
+            KafkaError::Io { .. } | KafkaError::Broker(_) => UpstreamKind::Other,
+        };
+        let code = match &e {
+            KafkaError::Refused { code, .. } => Some(Code::Kafka(*code)),
+            _ => None,
+        };
+        UpstreamError {
+            kind,
+            code,
+            status: None,
+            message: e.to_string(),
+        }
+    }
 }
 
 /// `NAME (code)` for a Kafka error code.
@@ -162,10 +198,10 @@ impl Conn {
         req.client_software_version = StrBytes::from_static_str(env!("CARGO_PKG_VERSION"));
         let resp = conn.call_version(&req, API_VERSIONS_V).await?;
         if resp.error_code != 0 {
-            return Err(KafkaError::Broker(format!(
-                "Kafka broker {addr} refused ApiVersions: {}",
-                error_name(resp.error_code)
-            )));
+            return Err(KafkaError::refused(
+                resp.error_code,
+                format!("Kafka broker {addr} refused ApiVersions"),
+            ));
         }
         conn.versions = resp
             .api_keys
@@ -298,9 +334,13 @@ impl Conn {
                 let mut scram = scram::Client::new(*sha512, user, password.expose());
                 let first = scram.first();
                 let server_first = self.sasl_round(first.into_bytes()).await?;
-                let last = scram.last(&server_first).map_err(|m| self.auth_err(m))?;
+                let last = scram
+                    .last(&server_first)
+                    .map_err(|e| self.auth_err(e.to_string()))?;
                 let server_last = self.sasl_round(last.into_bytes()).await?;
-                scram.verify(&server_last).map_err(|m| self.auth_err(m))
+                scram
+                    .verify(&server_last)
+                    .map_err(|e| self.auth_err(e.to_string()))
             }
         }
     }
@@ -335,6 +375,27 @@ fn host_of(addr: &str) -> &str {
 /// SCRAM (RFC 5802) as Kafka speaks it, with aws-lc's primitives.
 mod scram {
     use aws_lc_rs::{digest, hmac, pbkdf2, rand::SecureRandom as _};
+
+    /// Why the server's side of a SCRAM exchange is not acceptable.
+    #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+    pub enum ScramError {
+        #[error("the server's SCRAM message is not UTF-8")]
+        NotUtf8,
+        #[error("the server refused: {0}")]
+        Refused(String),
+        #[error("the server's SCRAM message has no nonce")]
+        NoNonce,
+        #[error("the server's SCRAM nonce does not extend ours")]
+        ForeignNonce,
+        #[error("the server's SCRAM message has no salt")]
+        NoSalt,
+        #[error("the server's SCRAM message has no iteration count")]
+        NoIterations,
+        #[error("the server's final SCRAM message has no signature")]
+        NoSignature,
+        #[error("the server's SCRAM signature does not match")]
+        WrongSignature,
+    }
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD as B64;
 
@@ -377,9 +438,9 @@ mod scram {
         }
 
         /// The client-final message for the server-first message.
-        pub fn last(&mut self, server_first: &[u8]) -> Result<String, String> {
-            let server_first = std::str::from_utf8(server_first)
-                .map_err(|_| "the server's SCRAM message is not UTF-8".to_string())?;
+        pub fn last(&mut self, server_first: &[u8]) -> Result<String, ScramError> {
+            let server_first =
+                std::str::from_utf8(server_first).map_err(|_| ScramError::NotUtf8)?;
             let field = |k: &str| {
                 server_first
                     .split(',')
@@ -387,19 +448,19 @@ mod scram {
                     .map(str::to_string)
             };
             if let Some(e) = field("e=") {
-                return Err(format!("the server refused: {e}"));
+                return Err(ScramError::Refused(e));
             }
-            let nonce = field("r=").ok_or("the server's SCRAM message has no nonce")?;
+            let nonce = field("r=").ok_or(ScramError::NoNonce)?;
             if !nonce.starts_with(&self.nonce) {
-                return Err("the server's SCRAM nonce does not extend ours".into());
+                return Err(ScramError::ForeignNonce);
             }
             let salt = field("s=")
                 .and_then(|s| B64.decode(s).ok())
-                .ok_or("the server's SCRAM message has no salt")?;
+                .ok_or(ScramError::NoSalt)?;
             let iterations = field("i=")
                 .and_then(|i| i.parse::<u32>().ok())
                 .and_then(std::num::NonZeroU32::new)
-                .ok_or("the server's SCRAM message has no iteration count")?;
+                .ok_or(ScramError::NoIterations)?;
             let (alg, dig, len) = if self.sha512 {
                 (pbkdf2::PBKDF2_HMAC_SHA512, &digest::SHA512, 64)
             } else {
@@ -429,18 +490,18 @@ mod scram {
         }
 
         /// Checks the server-final message: the server knew the password too.
-        pub fn verify(&self, server_last: &[u8]) -> Result<(), String> {
+        pub fn verify(&self, server_last: &[u8]) -> Result<(), ScramError> {
             let s = String::from_utf8_lossy(server_last);
             if let Some(e) = s.strip_prefix("e=") {
-                return Err(format!("the server refused: {e}"));
+                return Err(ScramError::Refused(e.to_string()));
             }
             let v = s
                 .split(',')
                 .find_map(|kv| kv.strip_prefix("v="))
                 .and_then(|v| B64.decode(v).ok())
-                .ok_or("the server's final SCRAM message has no signature")?;
+                .ok_or(ScramError::NoSignature)?;
             if v != self.server_signature {
-                return Err("the server's SCRAM signature does not match".into());
+                return Err(ScramError::WrongSignature);
             }
             Ok(())
         }
@@ -723,10 +784,10 @@ impl Cluster {
         for t in resp.topics {
             let name = t.name.map(|n| n.0.to_string()).unwrap_or_default();
             if t.error_code != 0 {
-                return Err(KafkaError::Broker(format!(
-                    "describing topic {name:?}: {}",
-                    error_name(t.error_code)
-                )));
+                return Err(KafkaError::refused(
+                    t.error_code,
+                    format!("describing topic {name:?}"),
+                ));
             }
             let partitions = t
                 .partitions
@@ -791,11 +852,13 @@ impl Cluster {
                 let name = t.name.0.to_string();
                 for p in t.partitions {
                     if p.error_code != 0 {
-                        return Err(KafkaError::Broker(format!(
-                            "latest offset of topic {name:?} partition {}: {}",
-                            p.partition_index,
-                            error_name(p.error_code)
-                        )));
+                        return Err(KafkaError::refused(
+                            p.error_code,
+                            format!(
+                                "latest offset of topic {name:?} partition {}",
+                                p.partition_index
+                            ),
+                        ));
                     }
                     out.entry(name.clone())
                         .or_default()
@@ -820,10 +883,10 @@ impl Cluster {
         req.key_type = 0;
         let (_, resp) = self.call_any(&req, FIND_COORDINATOR_V).await?;
         if resp.error_code != 0 {
-            return Err(KafkaError::Broker(format!(
-                "finding the coordinator of consumer group {group:?}: {}",
-                error_name(resp.error_code)
-            )));
+            return Err(KafkaError::refused(
+                resp.error_code,
+                format!("finding the coordinator of consumer group {group:?}"),
+            ));
         }
         let addr = format!("{}:{}", resp.host, resp.port);
         self.coordinators
@@ -873,21 +936,23 @@ impl Cluster {
             if matches!(resp.error_code, 15 | 16) {
                 self.forget_coordinator(group);
             }
-            return Err(KafkaError::Broker(format!(
-                "error listing consumer group offsets of {group:?}: {}",
-                error_name(resp.error_code)
-            )));
+            return Err(KafkaError::refused(
+                resp.error_code,
+                format!("error listing consumer group offsets of {group:?}"),
+            ));
         }
         let mut out: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
         for t in resp.topics {
             let name = t.name.0.to_string();
             for p in t.partitions {
                 if p.error_code != 0 {
-                    return Err(KafkaError::Broker(format!(
-                        "offset block error for topic {name:?} partition {}: {}",
-                        p.partition_index,
-                        error_name(p.error_code)
-                    )));
+                    return Err(KafkaError::refused(
+                        p.error_code,
+                        format!(
+                            "offset block error for topic {name:?} partition {}",
+                            p.partition_index
+                        ),
+                    ));
                 }
                 out.entry(name.clone())
                     .or_default()
@@ -1168,11 +1233,13 @@ impl Cluster {
         for t in resp.topics {
             for p in t.partitions {
                 if p.error_code != 0 {
-                    return Err(KafkaError::Broker(format!(
-                        "committing {group:?} {topic:?} partition {}: {}",
-                        p.partition_index,
-                        error_name(p.error_code)
-                    )));
+                    return Err(KafkaError::refused(
+                        p.error_code,
+                        format!(
+                            "committing {group:?} {topic:?} partition {}",
+                            p.partition_index
+                        ),
+                    ));
                 }
             }
         }
@@ -1189,7 +1256,9 @@ where
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         match f().await {
-            Err(KafkaError::Broker(_)) if tokio::time::Instant::now() < deadline => {
+            Err(KafkaError::Broker(_) | KafkaError::Refused { .. })
+                if tokio::time::Instant::now() < deadline =>
+            {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             other => return other,

@@ -9,6 +9,7 @@ pub mod kafka;
 pub mod metadata;
 pub mod scalers;
 pub mod tls;
+pub mod upstream;
 
 /// KEDA's external scaler gRPC contract, generated from `proto/externalscaler.proto`.
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
@@ -18,7 +19,8 @@ pub mod externalscaler {
 
 use std::collections::BTreeMap;
 
-pub use metadata::{Field, MetadataError, ParamError, Params, RawParams, Source};
+pub use metadata::{Field, Invalid, MetadataError, ParamError, Params, RawParams, Source};
+pub use upstream::{UpstreamError, UpstreamKind};
 
 /// How the HPA compares a metric with its target (`triggers[i].metricType`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,11 +93,48 @@ pub enum ScalerError {
     #[error("unknown trigger type {0:?}; use one of: {1}")]
     UnknownType(String, String),
     #[error("{0}")]
-    Upstream(String),
+    Upstream(#[from] UpstreamError),
+    /// A state a built scaler should not be in (a client Swell did not give it, a schedule
+    /// with no next time): said, never panicked on.
+    #[error("{0}")]
+    Internal(String),
     #[error(
         "this trigger has no external metric to read ({0} is read by the HPA from the metrics server)"
     )]
     NotPolled(&'static str),
+}
+
+impl ScalerError {
+    /// A low-cardinality label for logs and metrics (`swell_reconcile_errors_total`).
+    pub fn category(&self) -> &'static str {
+        match self {
+            ScalerError::Metadata(_) => "metadata",
+            ScalerError::UnknownType(..) | ScalerError::NotPolled(_) => "unsupported",
+            ScalerError::Upstream(e) => e.category(),
+            ScalerError::Internal(_) => "internal",
+        }
+    }
+
+    /// The KEDA reason for the condition and event this error gives a ScaledObject
+    /// (`pkg/eventreason`): a trigger that cannot be built from its spec fails the check,
+    /// one that cannot read its source is a failed scaler. (For a ScaledJob the check
+    /// reason is `ScaledJobCheckFailed`.)
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ScalerError::Metadata(_) | ScalerError::UnknownType(..) => "ScaledObjectCheckFailed",
+            ScalerError::Upstream(_) | ScalerError::Internal(_) | ScalerError::NotPolled(_) => {
+                "KEDAScalerFailed"
+            }
+        }
+    }
+
+    /// The upstream failure, when that is what this is.
+    pub fn upstream(&self) -> Option<&UpstreamError> {
+        match self {
+            ScalerError::Upstream(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Everything a scaler may need to build itself.
@@ -162,19 +201,19 @@ pub struct Shared {
     pub workloads: Option<std::sync::Arc<dyn scalers::kubernetes_workload::PodCounter>>,
     pub aws: aws::SharedAws,
     pub sqs_counts: std::sync::Arc<
-        coalesce::Coalescer<String, Result<scalers::aws_sqs_queue::QueueCounts, String>>,
+        coalesce::Coalescer<String, Result<scalers::aws_sqs_queue::QueueCounts, UpstreamError>>,
     >,
     /// HTTP clients per TLS configuration (prometheus, …).
     pub http: std::sync::Arc<http::HttpClients>,
     /// Single numeric answers shared by triggers asking the same question (prometheus, …).
-    pub values: std::sync::Arc<coalesce::Coalescer<String, Result<f64, String>>>,
+    pub values: std::sync::Arc<coalesce::Coalescer<String, Result<f64, UpstreamError>>>,
     /// gRPC channels per address and TLS configuration (external, external-push).
     pub grpc: std::sync::Arc<scalers::external::GrpcChannels>,
     /// Kafka clusters per bootstrap servers and credentials (kafka).
     pub kafka: std::sync::Arc<kafka::KafkaClients>,
     /// Offsets read for a consumer group, shared by triggers asking the same (kafka).
     pub kafka_offsets:
-        std::sync::Arc<coalesce::Coalescer<String, Result<kafka::GroupOffsets, String>>>,
+        std::sync::Arc<coalesce::Coalescer<String, Result<kafka::GroupOffsets, UpstreamError>>>,
     pub upstream_calls: UpstreamCalls,
 }
 
@@ -198,7 +237,7 @@ impl Shared {
     ) -> Result<Sample, ScalerError>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<f64, String>>,
+        Fut: std::future::Future<Output = Result<f64, UpstreamError>>,
     {
         let (value, upstream) = self.values.get(&key.to_string(), polling, fetch).await;
         if upstream {
@@ -255,4 +294,56 @@ pub fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 /// Checks a trigger's parameters without I/O, with the same parsing as [`build`].
 pub fn check(input: &TriggerInput) -> Result<scalers::Checked, ScalerError> {
     scalers::check(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of error has its label and its KEDA reason.
+    #[test]
+    fn categories_and_reasons() {
+        let metadata = ScalerError::Metadata(MetadataError(vec![ParamError {
+            field: "triggers[0].metadata.queueURL".into(),
+            message: "is required".into(),
+        }]));
+        let mut table = vec![
+            (metadata, "metadata", "ScaledObjectCheckFailed"),
+            (
+                ScalerError::UnknownType("nope".into(), "cron".into()),
+                "unsupported",
+                "ScaledObjectCheckFailed",
+            ),
+            (
+                ScalerError::NotPolled("cpu"),
+                "unsupported",
+                "KEDAScalerFailed",
+            ),
+            (
+                ScalerError::Internal("no client".into()),
+                "internal",
+                "KEDAScalerFailed",
+            ),
+        ];
+        for (kind, category) in [
+            (UpstreamKind::Auth, "auth"),
+            (UpstreamKind::NotFound, "not_found"),
+            (UpstreamKind::Throttled, "throttled"),
+            (UpstreamKind::Timeout, "timeout"),
+            (UpstreamKind::Connect, "connect"),
+            (UpstreamKind::BadResponse, "bad_response"),
+            (UpstreamKind::Unsupported, "unsupported"),
+            (UpstreamKind::Other, "upstream"),
+        ] {
+            let e = UpstreamError::new(kind, "GET http://p: refused").with_status(500);
+            table.push((e.into(), category, "KEDAScalerFailed"));
+        }
+        for (e, category, reason) in table {
+            assert_eq!((e.category(), e.reason()), (category, reason), "{e:?}");
+        }
+        // The message is the upstream's own, unchanged by the structure around it.
+        let e = ScalerError::from(UpstreamError::http(403, "GET http://p returned 403"));
+        assert_eq!(e.to_string(), "GET http://p returned 403");
+        assert_eq!(e.upstream().and_then(|u| u.status), Some(403));
+    }
 }

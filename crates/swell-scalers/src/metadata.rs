@@ -100,6 +100,18 @@ impl fmt::Display for ParamError {
     }
 }
 
+/// Why one value is wrong, said as the message of the field it came from: parsers of a
+/// single value return it and the caller places it on its field ([`Params::error`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<Invalid> for String {
+    fn from(e: Invalid) -> String {
+        e.0
+    }
+}
+
 /// All the problems of one trigger's metadata.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct MetadataError(pub Vec<ParamError>);

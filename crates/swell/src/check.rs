@@ -3,8 +3,8 @@
 
 use std::io::{Read as _, Write as _};
 
-use swell_controller::check::{self, Severity};
-pub use swell_controller::manifest::{
+use swell_check::check::{self, Severity};
+pub use swell_check::manifest::{
     DEFAULT_NAMESPACE, Doc, check_offline, check_with_cluster, parse_text,
 };
 

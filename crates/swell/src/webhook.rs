@@ -12,11 +12,11 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::routing::post;
 use serde_json::{Value, json};
-use swell_controller::check::{self, AuthKnowledge, Finding, Severity};
-use swell_controller::check_cluster::{self, Mode};
+use swell_check::check::{self, AuthKnowledge, Finding, Severity};
+use swell_check::check_cluster::{self, Mode};
 use tokio::sync::Semaphore;
 
-use swell_controller::manifest::{Doc, Object, parse_doc};
+use swell_check::manifest::{Doc, Object, parse_doc};
 
 /// KEDA's webhook paths; every one accepts any of the four kinds.
 pub const PATHS: [&str; 4] = [

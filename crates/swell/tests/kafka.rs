@@ -143,6 +143,11 @@ async fn client_reads_a_groups_offsets_on_every_listener() {
             .unwrap_err();
         assert!(matches!(e, KafkaError::Auth { .. }), "{e}");
         assert!(!e.to_string().contains("wrong"), "{e}");
+        let upstream = swell_scalers::UpstreamError::from(e.clone());
+        assert_eq!(
+            (upstream.category(), upstream.message),
+            ("auth", e.to_string())
+        );
     }
 
     let tls = |ca: Option<String>, unsafe_ssl: bool| {
@@ -170,6 +175,21 @@ async fn client_reads_a_groups_offsets_on_every_listener() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("TLS handshake"), "{e}");
+    assert_eq!(swell_scalers::UpstreamError::from(e).category(), "connect");
+
+    // A topic the cluster does not have: the broker's code survives as not_found.
+    let e = plain(kafka)
+        .group_offsets(&group, Some("no-such-topic"), &PartitionSet::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, KafkaError::Refused { code: 3, .. }), "{e:?}");
+    let upstream = swell_scalers::UpstreamError::from(e);
+    assert_eq!(upstream.category(), "not_found", "{upstream}");
+    assert_eq!(upstream.code, Some(swell_scalers::upstream::Code::Kafka(3)));
+    assert!(
+        upstream.message.contains("UnknownTopicOrPartition (3)"),
+        "{upstream}"
+    );
 }
 
 fn trigger(index: usize, meta: &[(&str, &str)], auth: &[(&str, &str)]) -> TriggerInput {

@@ -89,20 +89,21 @@ pub struct CloudwatchScaler {
 }
 
 /// KEDA's `checkMetricStatPeriod`.
-fn check_period(period: i64) -> Result<(), String> {
+fn check_period(period: i64) -> Result<(), crate::Invalid> {
+    let invalid = |m: String| Err(crate::Invalid(m));
     if period < 1 {
-        return Err(format!("must be at least 1, {period} is given"));
+        return invalid(format!("must be at least 1, {period} is given"));
     }
     if period <= 60 {
         return match period {
             1 | 5 | 10 | 30 | 60 => Ok(()),
-            _ => Err(format!(
+            _ => invalid(format!(
                 "below 60 it must be one of 1, 5, 10, 30; {period} is given"
             )),
         };
     }
     if period % 60 != 0 {
-        return Err(format!(
+        return invalid(format!(
             "from 60 on it must be a multiple of 60; {period} is given"
         ));
     }
@@ -263,7 +264,7 @@ impl CloudwatchScaler {
         }
     }
 
-    async fn fetch(&self) -> Result<f64, String> {
+    async fn fetch(&self) -> Result<f64, crate::UpstreamError> {
         let client = self
             .shared
             .aws
@@ -304,12 +305,12 @@ fn pick_value(
     values: Option<&[f64]>,
     ignore_null: bool,
     min_value: f64,
-) -> Result<f64, String> {
+) -> Result<f64, crate::UpstreamError> {
     match values {
         Some([v, ..]) => Ok(*v),
-        _ if !no_results && !ignore_null => {
-            Err("empty metric data received, ignoreNullValues is false, returning error".into())
-        }
+        _ if !no_results && !ignore_null => Err(crate::UpstreamError::bad_response(
+            "empty metric data received, ignoreNullValues is false, returning error",
+        )),
         _ => Ok(min_value),
     }
 }

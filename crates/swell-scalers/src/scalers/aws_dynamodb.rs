@@ -13,7 +13,9 @@ use serde_json::Value;
 use swell_scaling::naming::{metric_name, normalize};
 
 use crate::aws::{AwsTrigger, Identity, parse_identity, require_identity};
-use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
+use crate::{
+    Field, Invalid, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput,
+};
 
 const TABLE: Field = Field::new("tableName");
 const REGION: Field = Field::new("awsRegion")
@@ -67,16 +69,21 @@ pub struct Config {
     activation: i64,
 }
 
+/// `expressionAttributeNames`: placeholder to attribute name.
+pub type AttributeNames = HashMap<String, String>;
+
 /// `expressionAttributeNames`: a non-empty JSON object of strings.
-pub fn parse_names(json: &str) -> Result<HashMap<String, String>, String> {
-    let names: HashMap<String, String> = serde_json::from_str(json).map_err(|e| {
-        format!(
+pub fn parse_names(json: &str) -> Result<AttributeNames, Invalid> {
+    let names: AttributeNames = serde_json::from_str(json).map_err(|e| {
+        Invalid(format!(
             "is not a JSON object of strings ({e}); write it as {}",
             r##"{"#k": "queue"}"##
-        )
+        ))
     })?;
     if names.is_empty() {
-        return Err("is an empty object; name at least one placeholder".into());
+        return Err(Invalid(
+            "is an empty object; name at least one placeholder".into(),
+        ));
     }
     Ok(names)
 }
@@ -84,20 +91,22 @@ pub fn parse_names(json: &str) -> Result<HashMap<String, String>, String> {
 /// `expressionAttributeValues`: a non-empty JSON object of DynamoDB typed values, read as
 /// KEDA reads them (`S`, `N` as a string, `BOOL`, `B` as the string's bytes, `L`, `M`,
 /// `NULL`).
-pub fn parse_values(json: &str) -> Result<HashMap<String, AttributeValue>, String> {
+pub fn parse_values(json: &str) -> Result<HashMap<String, AttributeValue>, Invalid> {
     let map: serde_json::Map<String, Value> = serde_json::from_str(json).map_err(|e| {
-        format!(
+        Invalid(format!(
             "is not a JSON object ({e}); write it as {}",
             r#"{":k": {"S": "orders"}}"#
-        )
+        ))
     })?;
     if map.is_empty() {
-        return Err("is an empty object; give a value for each :placeholder".into());
+        return Err(Invalid(
+            "is an empty object; give a value for each :placeholder".into(),
+        ));
     }
     map.into_iter()
         .map(|(k, v)| {
             let av = attribute_value(&v, 1)
-                .map_err(|e| format!("entry {}: {e}", crate::metadata::shown(&k)))?;
+                .map_err(|e| Invalid(format!("entry {}: {e}", crate::metadata::shown(&k))))?;
             Ok((k, av))
         })
         .collect()
@@ -106,29 +115,29 @@ pub fn parse_values(json: &str) -> Result<HashMap<String, AttributeValue>, Strin
 /// DynamoDB's own limit on nested attribute values.
 pub const MAX_VALUE_DEPTH: usize = 32;
 
-fn attribute_value(v: &Value, depth: usize) -> Result<AttributeValue, String> {
+fn attribute_value(v: &Value, depth: usize) -> Result<AttributeValue, Invalid> {
     if depth > MAX_VALUE_DEPTH {
-        return Err(format!(
+        return Err(Invalid(format!(
             "nests L and M deeper than {MAX_VALUE_DEPTH} levels (DynamoDB's limit)"
-        ));
+        )));
     }
     let typed = v
         .as_object()
         .filter(|o| o.len() == 1)
         .and_then(|o| o.iter().next());
     let Some((ty, val)) = typed else {
-        return Err(format!(
+        return Err(Invalid(format!(
             "{} is not a typed value with one type key, such as {}",
             crate::metadata::cut(&v.to_string()),
             r#"{"S": "text"} or {"N": "42"}"#
-        ));
+        )));
     };
     let wrong = |want: &str| {
-        format!(
+        Invalid(format!(
             "{} needs {want}, not {}",
             crate::metadata::shown(ty),
             crate::metadata::cut(&val.to_string())
-        )
+        ))
     };
     Ok(match ty.as_str() {
         "S" => AttributeValue::S(val.as_str().ok_or_else(|| wrong("a string"))?.into()),
@@ -158,13 +167,13 @@ fn attribute_value(v: &Value, depth: usize) -> Result<AttributeValue, String> {
                 .ok_or_else(|| wrong("a JSON object of typed values"))?
                 .iter()
                 .map(|(k, v)| Ok((k.clone(), attribute_value(v, depth + 1)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, Invalid>>()?,
         ),
         other => {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "type {} is not supported; use one of S, N, BOOL, B, L, M, NULL",
                 crate::metadata::shown(other)
-            ));
+            )));
         }
     })
 }
@@ -250,7 +259,7 @@ impl DynamoDbScaler {
         }
     }
 
-    async fn fetch(&self) -> Result<f64, String> {
+    async fn fetch(&self) -> Result<f64, crate::UpstreamError> {
         let client = self.aws.client(aws_sdk_dynamodb::Client::new).await;
         let q = &self.query;
         let mut total: i64 = 0;
@@ -341,10 +350,12 @@ mod tests {
         assert!(parse_values(&nested(MAX_VALUE_DEPTH)).is_ok());
         let e = parse_values(&nested(MAX_VALUE_DEPTH + 1))
             .err()
+            .map(String::from)
             .unwrap_or_default();
         assert!(e.contains("deeper than 32 levels"), "{e}");
         let e = parse_values(r#"{":v": {"N": "NaN"}}"#)
             .err()
+            .map(String::from)
             .unwrap_or_default();
         assert!(e.contains("needs a number"), "{e}");
     }

@@ -82,7 +82,7 @@ impl KinesisScaler {
         })
     }
 
-    async fn fetch(&self) -> Result<f64, String> {
+    async fn fetch(&self) -> Result<f64, crate::UpstreamError> {
         let client = self.aws.client(aws_sdk_kinesis::Client::new).await;
         let out = client
             .describe_stream_summary()
@@ -96,7 +96,11 @@ impl KinesisScaler {
             })?;
         out.stream_description_summary
             .map(|s| f64::from(s.open_shard_count))
-            .ok_or_else(|| "DescribeStreamSummary returned no StreamDescriptionSummary".into())
+            .ok_or_else(|| {
+                crate::UpstreamError::bad_response(
+                    "DescribeStreamSummary returned no StreamDescriptionSummary",
+                )
+            })
     }
 }
 

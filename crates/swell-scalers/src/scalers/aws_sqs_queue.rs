@@ -45,7 +45,7 @@ pub struct SqsScaler {
 
 /// The queue name: the second path segment of `https://host/<account>/<queue>`, or the
 /// whole value when it is not a URL (as KEDA does).
-pub fn queue_name(url: &str) -> Result<String, String> {
+pub fn queue_name(url: &str) -> Result<String, crate::Invalid> {
     let Some(rest) = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
@@ -56,9 +56,9 @@ pub fn queue_name(url: &str) -> Result<String, String> {
     let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match parts.as_slice() {
         [_account, queue] => Ok((*queue).to_string()),
-        _ => Err(format!(
+        _ => Err(crate::Invalid(format!(
             "{url:?} is not a queue URL of the form https://sqs.<region>.amazonaws.com/<account>/<queue>"
-        )),
+        ))),
     }
 }
 
@@ -175,7 +175,7 @@ impl SqsScaler {
         })
     }
 
-    async fn fetch(&self) -> Result<QueueCounts, String> {
+    async fn fetch(&self) -> Result<QueueCounts, crate::UpstreamError> {
         let client = self
             .shared
             .aws
@@ -198,17 +198,15 @@ impl SqsScaler {
                 )
             })?;
         let attrs = out.attributes.unwrap_or_default();
-        let get = |n: QueueAttributeName| -> Result<i64, String> {
+        let get = |n: QueueAttributeName| -> Result<i64, crate::UpstreamError> {
+            let bad = |what: &str| {
+                crate::UpstreamError::bad_response(format!("GetQueueAttributes returned {what}"))
+            };
             attrs
                 .get(&n)
-                .ok_or_else(|| format!("GetQueueAttributes returned no {}", n.as_str()))?
+                .ok_or_else(|| bad(&format!("no {}", n.as_str())))?
                 .parse()
-                .map_err(|_| {
-                    format!(
-                        "GetQueueAttributes returned a non-number for {}",
-                        n.as_str()
-                    )
-                })
+                .map_err(|_| bad(&format!("a non-number for {}", n.as_str())))
         };
         Ok(QueueCounts {
             visible: get(QueueAttributeName::ApproximateNumberOfMessages)?,

@@ -122,7 +122,7 @@ impl CronScaler {
         } = parse(&mut p);
         p.finish()?;
         let (Some(tz), Some(start), Some(end)) = (tz, start, end) else {
-            return Err(ScalerError::Upstream("cron metadata incomplete".into()));
+            return Err(ScalerError::Internal("cron metadata incomplete".into()));
         };
         let metric = metric_name(
             input.index,
@@ -148,7 +148,7 @@ impl CronScaler {
         let now = Zoned::new(now, self.tz.clone());
         let next = |c: &Cron| {
             c.find_next_occurrence(&now, false)
-                .map_err(|e| ScalerError::Upstream(format!("cron: no next occurrence: {e}")))
+                .map_err(|e| ScalerError::Internal(format!("cron: no next occurrence: {e}")))
         };
         let (start, end) = (next(&self.start)?, next(&self.end)?);
         let active = start >= end;

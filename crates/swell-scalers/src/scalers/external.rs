@@ -17,7 +17,10 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use crate::externalscaler::external_scaler_client::ExternalScalerClient;
 use crate::externalscaler::{GetMetricsRequest, ScaledObjectRef};
 use crate::tls::Secret;
-use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
+use crate::{
+    Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput,
+    UpstreamError, UpstreamKind,
+};
 
 const ADDRESS: Field = Field::new("scalerAddress")
     .hint("the gRPC server's host:port, e.g. my-scaler.default.svc:6000");
@@ -48,7 +51,7 @@ pub struct GrpcChannels {
 
 impl GrpcChannels {
     /// The channel for `key`; it connects on first use and reconnects on its own.
-    pub fn get(&self, key: &ChannelKey) -> Result<Channel, String> {
+    pub fn get(&self, key: &ChannelKey) -> Result<Channel, UpstreamError> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = channels.get(key) {
             return Ok(c.clone());
@@ -70,7 +73,8 @@ impl GrpcChannels {
     }
 }
 
-fn connect(key: &ChannelKey) -> Result<Channel, String> {
+fn connect(key: &ChannelKey) -> Result<Channel, UpstreamError> {
+    let failed = |m: String| UpstreamError::new(UpstreamKind::Connect, m);
     let address = &key.address;
     let uri = if address.contains("://") {
         address.clone()
@@ -80,7 +84,7 @@ fn connect(key: &ChannelKey) -> Result<Channel, String> {
         format!("http://{address}")
     };
     let mut endpoint = Endpoint::from_shared(uri)
-        .map_err(|e| format!("scalerAddress {address:?} is not host:port: {e}"))?
+        .map_err(|e| failed(format!("scalerAddress {address:?} is not host:port: {e}")))?
         .connect_timeout(Duration::from_secs(3))
         .tcp_keepalive(Some(Duration::from_secs(30)));
     if key.tls {
@@ -98,10 +102,10 @@ fn connect(key: &ChannelKey) -> Result<Channel, String> {
             endpoint.tls_config(tls)
         }
         .map_err(|e| {
-            format!(
+            failed(format!(
                 "TLS settings for {address}: {}",
                 crate::aws::error_chain(&e)
-            )
+            ))
         })?;
     }
     Ok(endpoint.connect_lazy())
@@ -202,19 +206,22 @@ impl ExternalScaler {
     }
 
     fn client(&self) -> Result<ExternalScalerClient<Channel>, ScalerError> {
-        let channel = self
-            .shared
-            .grpc
-            .get(&self.channel_key)
-            .map_err(ScalerError::Upstream)?;
+        let channel = self.shared.grpc.get(&self.channel_key)?;
         Ok(ExternalScalerClient::new(channel))
     }
 
-    fn failed(&self, call: &str, e: impl std::fmt::Display) -> ScalerError {
-        ScalerError::Upstream(format!(
-            "{call} on external scaler {}: {e}",
-            self.channel_key.address
-        ))
+    /// `e` said as the failure of `call` on this trigger's server.
+    fn failed(&self, call: &str, e: UpstreamError) -> ScalerError {
+        let message = format!(
+            "{call} on external scaler {}: {}",
+            self.channel_key.address, e.message
+        );
+        UpstreamError { message, ..e }.into()
+    }
+
+    /// An answer of `call` that Swell cannot use.
+    fn bad_answer(&self, call: &str, what: impl Into<String>) -> ScalerError {
+        self.failed(call, UpstreamError::bad_response(what))
     }
 
     async fn call<T, F>(&self, name: &str, f: F) -> Result<T, ScalerError>
@@ -224,10 +231,16 @@ impl ExternalScaler {
         self.shared.count_upstream(self.type_);
         match tokio::time::timeout(CALL_TIMEOUT, f).await {
             Ok(Ok(r)) => Ok(r.into_inner()),
-            Ok(Err(status)) => Err(self.failed(name, status_text(&status))),
+            Ok(Err(status)) => Err(self.failed(
+                name,
+                UpstreamError::grpc(status.code(), status_text(&status)),
+            )),
             Err(_) => Err(self.failed(
                 name,
-                format!("no answer within {}s", CALL_TIMEOUT.as_secs()),
+                UpstreamError::new(
+                    UpstreamKind::Timeout,
+                    format!("no answer within {}s", CALL_TIMEOUT.as_secs()),
+                ),
             )),
         }
     }
@@ -283,11 +296,11 @@ impl Scaler for ExternalScaler {
             .await?;
         let spec = match resp.metric_specs.as_slice() {
             [] => {
-                return Err(self.failed("GetMetricSpec", "the answer holds no metric spec"));
+                return Err(self.bad_answer("GetMetricSpec", "the answer holds no metric spec"));
             }
             [one] => one.clone(),
             many => {
-                return Err(self.failed(
+                return Err(self.bad_answer(
                     "GetMetricSpec",
                     format!(
                         "the answer holds {} metric specs; Swell reads one per trigger",
@@ -297,7 +310,7 @@ impl Scaler for ExternalScaler {
             }
         };
         if spec.metric_name.is_empty() {
-            return Err(self.failed("GetMetricSpec", "the metric spec has no metricName"));
+            return Err(self.bad_answer("GetMetricSpec", "the metric spec has no metricName"));
         }
         self.spec = Some((spec.metric_name.clone(), target_of(&spec)));
         Ok(())
@@ -305,7 +318,7 @@ impl Scaler for ExternalScaler {
 
     async fn sample(&self) -> Result<Sample, ScalerError> {
         let Some((name, _)) = &self.spec else {
-            return Err(ScalerError::Upstream(
+            return Err(ScalerError::Internal(
                 "the external scaler's metric spec is not known yet".into(),
             ));
         };
@@ -321,7 +334,7 @@ impl Scaler for ExternalScaler {
             .find(|v| v.metric_name == *name)
             .or(metrics.metric_values.first())
             .map(value_of)
-            .ok_or_else(|| self.failed("GetMetrics", "the answer holds no metric value"))?;
+            .ok_or_else(|| self.bad_answer("GetMetrics", "the answer holds no metric value"))?;
         let active = self
             .call("IsActive", client.is_active(self.reference.clone()))
             .await?
@@ -764,11 +777,29 @@ mod tests {
         assert!(plain.start_push().is_none());
         // A server that refuses: the error names the call and the address.
         let mut bad = scaler("external", &[("scalerAddress", &address)], &[], &[]).unwrap();
-        let e = bad.prepare().await.unwrap_err().to_string();
+        let err = bad.prepare().await.unwrap_err();
+        let code = err.upstream().and_then(|u| u.code.clone());
+        assert_eq!(
+            code,
+            Some(crate::upstream::Code::Grpc(tonic::Code::InvalidArgument))
+        );
+        assert_eq!(
+            (err.category(), err.reason()),
+            ("upstream", "KEDAScalerFailed")
+        );
+        let e = err.to_string();
         assert!(
             e.contains(&format!("GetMetricSpec on external scaler {address}"))
                 && e.contains("queue metadata missing"),
             "{e}"
         );
+        // Nobody listening: the status gRPC gives is Unavailable, a connection failure.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let mut gone = scaler("external", &[("scalerAddress", &closed)], &[], &[]).unwrap();
+        let err = gone.prepare().await.unwrap_err();
+        assert_eq!(err.category(), "connect", "{err}");
     }
 }

@@ -186,19 +186,19 @@ pub const MAX_PARTITION_ENTRIES: usize = 10_000;
 
 /// `0,1,4-6` → the ranges 0-1 and 4-6. Kept as ranges, so the work and memory follow the
 /// text, not the ids it spans; KEDA expands them into a list of ids.
-pub fn parse_partitions(s: &str) -> Result<PartitionSet, String> {
+pub fn parse_partitions(s: &str) -> Result<PartitionSet, crate::Invalid> {
     let mut ranges = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         if ranges.len() == MAX_PARTITION_ENTRIES {
-            return Err(format!(
+            return Err(crate::Invalid(format!(
                 "lists more than {MAX_PARTITION_ENTRIES} partition ids and ranges; use ranges such as 0-99"
-            ));
+            )));
         }
         let bad = || {
-            format!(
+            crate::Invalid(format!(
                 "{} is not a partition id or a range such as 4-6",
                 crate::metadata::shown(part)
-            )
+            ))
         };
         let id = |t: &str| t.trim().parse::<i32>().ok().filter(|p| *p >= 0);
         let range = match part.split_once('-') {
@@ -454,16 +454,11 @@ impl KafkaScaler {
         )
     }
 
-    async fn fetch(&self) -> Result<GroupOffsets, String> {
-        let cluster = self
-            .shared
-            .kafka
-            .get(&self.cluster)
-            .map_err(|e| e.to_string())?;
-        cluster
+    async fn fetch(&self) -> Result<GroupOffsets, crate::UpstreamError> {
+        let cluster = self.shared.kafka.get(&self.cluster)?;
+        Ok(cluster
             .group_offsets(&self.group, self.topic.as_deref(), &self.partitions)
-            .await
-            .map_err(|e| e.to_string())
+            .await?)
     }
 }
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use swell_scaling::naming::{metric_name, normalize};
 
-use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, TriggerInput};
+use crate::{
+    Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, TriggerInput, UpstreamError,
+};
 
 const SELECTOR: Field = Field::new("podSelector").hint("a label selector such as app=worker");
 const VALUE: Field = Field::new("value").hint("pods per replica, greater than 0");
@@ -14,7 +16,7 @@ const ACTIVATION: Field = Field::new("activationValue");
 /// Counts pods that are not Succeeded or Failed; implemented by the operator over its client.
 #[async_trait::async_trait]
 pub trait PodCounter: Send + Sync {
-    async fn count_pods(&self, namespace: &str, selector: &str) -> Result<usize, String>;
+    async fn count_pods(&self, namespace: &str, selector: &str) -> Result<usize, UpstreamError>;
 }
 
 pub struct WorkloadScaler {
@@ -100,7 +102,7 @@ impl WorkloadScaler {
         let (selector, value, activation) = parse(&mut p);
         p.finish()?;
         let counter = shared.workloads.clone().ok_or_else(|| {
-            ScalerError::Upstream("no Kubernetes client for kubernetes-workload".into())
+            ScalerError::Internal("no Kubernetes client for kubernetes-workload".into())
         })?;
         Ok(WorkloadScaler {
             metric: metric_name(
@@ -132,8 +134,9 @@ impl Scaler for WorkloadScaler {
             .counter
             .count_pods(&self.namespace, &self.selector)
             .await
-            .map_err(|e| {
-                ScalerError::Upstream(format!("counting pods matching {:?}: {e}", self.selector))
+            .map_err(|e| UpstreamError {
+                message: format!("counting pods matching {:?}: {e}", self.selector),
+                ..e
             })?;
         let value = n as f64;
         Ok(Sample {
@@ -159,7 +162,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl PodCounter for Fixed {
-        async fn count_pods(&self, _: &str, _: &str) -> Result<usize, String> {
+        async fn count_pods(&self, _: &str, _: &str) -> Result<usize, UpstreamError> {
             Ok(self.0)
         }
     }

@@ -7,7 +7,9 @@ use serde_json::Value;
 use swell_scaling::naming::{metric_name, normalize};
 use swell_scaling::quantity::parse_quantity;
 
-use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Source, TriggerInput};
+use crate::{
+    Field, MetricSpec, Params, Sample, Scaler, ScalerError, Source, TriggerInput, UpstreamError,
+};
 
 const URL: Field = Field::new("url").hint("the endpoint's http(s) URL");
 const VALUE_LOCATION: Field =
@@ -145,7 +147,7 @@ impl MetricsApiScaler {
             .timeout(Duration::from_secs(3))
             .danger_accept_invalid_certs(unsafe_ssl)
             .build()
-            .map_err(|e| ScalerError::Upstream(format!("building the HTTP client: {e}")))?;
+            .map_err(|e| ScalerError::Internal(format!("building the HTTP client: {e}")))?;
         Ok(MetricsApiScaler {
             metric: metric_name(input.index, &normalize(&format!("metric-api-{location}"))),
             url,
@@ -162,19 +164,22 @@ impl MetricsApiScaler {
     fn extract(&self, body: &str) -> Result<f64, ScalerError> {
         if self.prometheus {
             return prometheus_value(body, &self.location).ok_or_else(|| {
-                ScalerError::Upstream(format!(
+                UpstreamError::bad_response(format!(
                     "metric {:?} not found in the Prometheus text from {}",
                     self.location, self.url
                 ))
+                .into()
             });
         }
-        let json: Value = serde_json::from_str(body)
-            .map_err(|e| ScalerError::Upstream(format!("{} did not return JSON: {e}", self.url)))?;
+        let json: Value = serde_json::from_str(body).map_err(|e| {
+            UpstreamError::bad_response(format!("{} did not return JSON: {e}", self.url))
+        })?;
         json_value(&json, &self.location).ok_or_else(|| {
-            ScalerError::Upstream(format!(
+            UpstreamError::bad_response(format!(
                 "valueLocation {:?} holds no number in the JSON from {}",
                 self.location, self.url
             ))
+            .into()
         })
     }
 }
@@ -255,18 +260,18 @@ impl Scaler for MetricsApiScaler {
         // Never echo the request (it may carry a key); the URL alone names the source.
         let resp = req.send().await.map_err(|e| {
             // The whole chain: "error sending request" alone hides a timeout or refusal.
-            let why = crate::aws::error_chain(&e.without_url());
-            ScalerError::Upstream(format!("GET {}: {why}", self.url))
+            let e = e.without_url();
+            let why = crate::aws::error_chain(&e);
+            UpstreamError::reqwest(&e, format!("GET {}: {why}", self.url))
         })?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(ScalerError::Upstream(format!(
-                "GET {} returned {status}",
-                self.url
-            )));
+            let message = format!("GET {} returned {status}", self.url);
+            return Err(UpstreamError::http(status.as_u16(), message).into());
         }
         let body = resp.text().await.map_err(|e| {
-            ScalerError::Upstream(format!("reading {}: {}", self.url, e.without_url()))
+            let e = e.without_url();
+            UpstreamError::reqwest(&e, format!("reading {}: {e}", self.url))
         })?;
         let value = self.extract(&body)?;
         Ok(Sample {

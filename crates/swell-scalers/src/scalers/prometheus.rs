@@ -7,7 +7,10 @@ use swell_scaling::naming::{metric_name, normalize};
 
 use crate::aws::{Identity, Secret, parse_identity};
 use crate::http::HttpClientKey;
-use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
+use crate::{
+    Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput,
+    UpstreamError,
+};
 
 const SERVER: Field =
     Field::new("serverAddress").hint("the Prometheus base URL, e.g. http://prometheus:9090");
@@ -210,12 +213,8 @@ impl PrometheusScaler {
         format!("{}|{}|{:x}", self.server, self.query, h.finish())
     }
 
-    async fn fetch(&self) -> Result<f64, String> {
-        let client = self
-            .shared
-            .http
-            .get(&self.client_key)
-            .map_err(|e| e.to_string())?;
+    async fn fetch(&self) -> Result<f64, UpstreamError> {
+        let client = self.shared.http.get(&self.client_key)?;
         let url = format!("{}/api/v1/query", self.server);
         let time = jiff::Timestamp::now()
             .strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -239,30 +238,32 @@ impl PrometheusScaler {
             Auth::Basic { user, password } => req.basic_auth(user, Some(password.expose())),
             Auth::Custom { header, value } => req.header(header.as_str(), value.expose()),
         };
-        let mut request = req
-            .build()
-            .map_err(|e| format!("GET {url}: {}", e.without_url()))?;
+        let mut request = req.build().map_err(|e| {
+            let message = format!("GET {url}: {}", e.without_url());
+            UpstreamError::new(crate::UpstreamKind::Other, message)
+        })?;
         if let Some((region, identity)) = &self.sigv4 {
             self.shared
                 .aws
                 .sign(identity, region, "aps", &mut request)
                 .await?;
         }
-        let resp = client
-            .execute(request)
-            .await
-            .map_err(|e| format!("GET {url}: {}", crate::aws::error_chain(&e.without_url())))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(format!(
-                "prometheus query api returned error. status: {}",
-                status.as_u16()
+        let resp = client.execute(request).await.map_err(|e| {
+            let e = e.without_url();
+            let message = format!("GET {url}: {}", crate::aws::error_chain(&e));
+            UpstreamError::reqwest(&e, message)
+        })?;
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            return Err(UpstreamError::http(
+                status,
+                format!("prometheus query api returned error. status: {status}"),
             ));
         }
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| format!("reading the answer of {url}: {}", e.without_url()))?;
+        let body = resp.text().await.map_err(|e| {
+            let e = e.without_url();
+            UpstreamError::reqwest(&e, format!("reading the answer of {url}: {e}"))
+        })?;
         query_value(&body, &self.query, self.ignore_null)
     }
 }
@@ -270,9 +271,11 @@ impl PrometheusScaler {
 /// KEDA's reading of a `/api/v1/query` answer: no element is 0 with `ignoreNullValues`
 /// (an error otherwise), more than one element is an error, NaN and ±Inf are 0 with
 /// `ignoreNullValues` (an error otherwise).
-pub fn query_value(body: &str, query: &str, ignore_null: bool) -> Result<f64, String> {
-    let json: Value = serde_json::from_str(body)
-        .map_err(|e| format!("the Prometheus answer is not JSON: {e}"))?;
+pub fn query_value(body: &str, query: &str, ignore_null: bool) -> Result<f64, UpstreamError> {
+    let bad = |m: String| Err(UpstreamError::bad_response(m));
+    let json: Value = serde_json::from_str(body).map_err(|e| {
+        UpstreamError::bad_response(format!("the Prometheus answer is not JSON: {e}"))
+    })?;
     let empty = Vec::new();
     let result = json
         .pointer("/data/result")
@@ -281,7 +284,7 @@ pub fn query_value(body: &str, query: &str, ignore_null: bool) -> Result<f64, St
     let first = match result.as_slice() {
         [] if ignore_null => return Ok(0.0),
         [] => {
-            return Err(
+            return bad(
                 "prometheus metrics 'prometheus' target may be lost, the result is empty \
                  (set ignoreNullValues: true to read it as 0)"
                     .into(),
@@ -289,7 +292,7 @@ pub fn query_value(body: &str, query: &str, ignore_null: bool) -> Result<f64, St
         }
         [one] => one,
         _ => {
-            return Err(format!(
+            return bad(format!(
                 "prometheus query {query} returned multiple elements"
             ));
         }
@@ -302,22 +305,25 @@ pub fn query_value(body: &str, query: &str, ignore_null: bool) -> Result<f64, St
     let v = match value.as_slice() {
         [] if ignore_null => return Ok(0.0),
         [] => {
-            return Err(
+            return bad(
                 "prometheus metrics 'prometheus' target may be lost, the value list is empty"
                     .into(),
             );
         }
         [_] => {
-            return Err(format!(
+            return bad(format!(
                 "prometheus query {query} didn't return enough values"
             ));
         }
         [_, v, ..] => match v {
-            Value::String(s) => parse_go_float(s)
-                .ok_or_else(|| format!("prometheus query {query} returned {s:?}, not a number"))?,
+            Value::String(s) => parse_go_float(s).ok_or_else(|| {
+                UpstreamError::bad_response(format!(
+                    "prometheus query {query} returned {s:?}, not a number"
+                ))
+            })?,
             Value::Null => -1.0,
             other => {
-                return Err(format!(
+                return bad(format!(
                     "prometheus query {query} returned {other}, not a number"
                 ));
             }
@@ -327,7 +333,7 @@ pub fn query_value(body: &str, query: &str, ignore_null: bool) -> Result<f64, St
         if ignore_null {
             return Ok(0.0);
         }
-        return Err(format!("prometheus query returns {v}"));
+        return bad(format!("prometheus query returns {v}"));
     }
     Ok(v)
 }
@@ -605,27 +611,33 @@ mod tests {
         assert!(
             query_value(none, "q", false)
                 .unwrap_err()
+                .message
                 .contains("the result is empty")
         );
         assert_eq!(
             query_value(two, "q", true),
-            Err("prometheus query q returned multiple elements".into())
+            Err(UpstreamError::bad_response(
+                "prometheus query q returned multiple elements"
+            ))
         );
         assert_eq!(query_value(nan, "q", true), Ok(0.0));
         assert!(
             query_value(nan, "q", false)
                 .unwrap_err()
+                .message
                 .contains("returns NaN")
         );
         assert_eq!(query_value(inf, "q", true), Ok(0.0));
         assert!(
             query_value(inf, "q", false)
                 .unwrap_err()
+                .message
                 .contains("returns inf")
         );
         assert!(
             query_value(short, "q", true)
                 .unwrap_err()
+                .message
                 .contains("enough values")
         );
         // A scalar result is not a list of elements: KEDA cannot read it either.

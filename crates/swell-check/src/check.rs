@@ -9,9 +9,9 @@
 use std::fmt;
 
 use swell_api::{
-    AuthPodIdentity, IdentityOwner, PodIdentityProvider, ScaleTriggers, ScaledJob, ScaledObject,
-    TriggerAuthenticationSpec, ValidationError,
+    ScaleTriggers, ScaledJob, ScaledObject, TriggerAuthenticationSpec, ValidationError,
 };
+use swell_controller::auth::pod_identity_input;
 use swell_scalers::{MetricType, RawParams, ScalerError, TriggerInput};
 
 /// How bad a finding is: errors fail the check, warnings and notes do not.
@@ -88,44 +88,6 @@ pub enum AuthKnowledge {
 
 /// The workload role placeholder used when the ServiceAccount cannot be read.
 const ROLE_CHECKED_LATER: &str = "arn:aws:iam::000000000000:role/checked-with-cluster";
-
-/// Converts a TriggerAuthentication's `podIdentity` into what scalers read. `workload_role_arn`
-/// is the ServiceAccount's `eks.amazonaws.com/role-arn`, when known.
-pub fn pod_identity_input(
-    ns: &str,
-    service_account: &str,
-    id: &AuthPodIdentity,
-    workload_role_arn: Option<String>,
-) -> swell_scalers::aws::PodIdentityInput {
-    let provider = match id.provider {
-        PodIdentityProvider::Aws => "aws",
-        PodIdentityProvider::AwsEks => "aws-eks",
-        PodIdentityProvider::AzureWorkload => "azure-workload",
-        PodIdentityProvider::Gcp => "gcp",
-        PodIdentityProvider::None => "none",
-    };
-    swell_scalers::aws::PodIdentityInput {
-        provider: Some(provider.to_string()),
-        role_arn: id.role_arn.clone(),
-        external_id: id.external_id.clone(),
-        identity_owner: id.identity_owner.map(|o| {
-            if o == IdentityOwner::Workload {
-                "workload".into()
-            } else {
-                "keda".into()
-            }
-        }),
-        workload_role_arn,
-        workload_service_account: format!("{ns}/{service_account}"),
-    }
-}
-
-/// Whether a pod identity reads the workload ServiceAccount's IAM role.
-pub fn needs_workload_role(id: &AuthPodIdentity) -> bool {
-    matches!(id.provider, PodIdentityProvider::AwsEks)
-        || (matches!(id.provider, PodIdentityProvider::Aws)
-            && id.identity_owner == Some(IdentityOwner::Workload))
-}
 
 /// Whether a TriggerAuthentication provides parameters whose values live outside its spec.
 fn provides_parameters(spec: &TriggerAuthenticationSpec) -> bool {

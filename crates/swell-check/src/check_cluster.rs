@@ -13,8 +13,9 @@ use swell_api::{
     TriggerAuthentication,
 };
 
-use crate::check::{AuthKnowledge, Finding, needs_workload_role};
-use crate::target::{TargetError, Targets};
+use crate::check::{AuthKnowledge, Finding};
+use swell_controller::auth::needs_workload_role;
+use swell_controller::target::{TargetError, Targets};
 
 /// Who asks. Admission must not depend on the order objects are applied in, so what may
 /// simply not exist yet (the target, a TriggerAuthentication, the ServiceAccount) is a warning

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use swell_controller::manifest::exercise;
+use swell_check::manifest::exercise;
 
 /// xorshift64*: reproducible without a dependency.
 struct Rng(u64);
