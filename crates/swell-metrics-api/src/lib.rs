@@ -15,6 +15,7 @@
 mod api;
 mod authn;
 mod authz;
+pub mod delegate;
 mod server;
 mod tls;
 
@@ -104,6 +105,8 @@ pub struct Config {
     pub authz_cache_ttl: Duration,
     /// At most this many cached decisions.
     pub authz_cache_size: usize,
+    /// Other external-metrics servers for the metrics Swell does not own; off when `None`.
+    pub delegation: Option<delegate::DelegationConfig>,
 }
 
 impl Config {
@@ -114,6 +117,7 @@ impl Config {
             cert,
             authz_cache_ttl: Duration::from_secs(10),
             authz_cache_size: 16_384,
+            delegation: None,
         }
     }
 }
@@ -133,6 +137,8 @@ pub enum Error {
     Certificate(String),
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("metrics API delegation: {0}")]
+    Delegation(#[from] delegate::DelegateError),
 }
 
 /// Serves the external metrics API until `shutdown` fires. `client` reads the
