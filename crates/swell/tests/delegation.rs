@@ -608,3 +608,79 @@ async fn delegated_read_latency() {
         })
         .await;
 }
+
+/// The chart's `metricsApi.delegates` becomes the operator's flags, parsed by the same
+/// function the operator uses, and one read-only Secret volume per delegate at the
+/// directory the flag names; `helm lint --strict` passes with it.
+#[test]
+fn chart_renders_delegates() {
+    let cluster = Cluster::shared();
+    let chart = swell_testkit::repo_root().join("charts/swell");
+    let values = r#"[{"name":"prometheus","url":"https://prometheus-adapter.monitoring.svc:443","secretName":"swell-delegate-prometheus"},{"name":"datadog","url":"https://datadog-cluster-agent-metrics-api.datadog.svc:8443","secretName":"swell-delegate-datadog"}]"#;
+    let helm = |args: &[&str]| {
+        let out = Command::new(cluster.bin.join("helm"))
+            .args(args)
+            .arg(&chart)
+            .args(["--set-json", &format!("metricsApi.delegates={values}")])
+            .env("HELM_CACHE_HOME", cluster.dir.join("helm/cache"))
+            .env("HELM_CONFIG_HOME", cluster.dir.join("helm/config"))
+            .env("HELM_DATA_HOME", cluster.dir.join("helm/data"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    helm(&["lint", "--strict"]);
+    let yaml = helm(&[
+        "template",
+        "swell",
+        "--show-only",
+        "templates/deployment.yaml",
+    ]);
+    let flag = |name: &str| {
+        yaml.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("- --{name}=")))
+            .unwrap_or_else(|| panic!("no --{name} in\n{yaml}"))
+            .to_string()
+    };
+    let specs =
+        swell_metrics_api::delegate::parse_delegates(&flag("metrics-api-delegate")).unwrap();
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["prometheus", "datadog"]);
+    assert_eq!(
+        specs[1].base_url,
+        "https://datadog-cluster-agent-metrics-api.datadog.svc:8443"
+    );
+    let dir = flag("metrics-api-delegate-tls-dir");
+    assert_eq!(flag("metrics-api-delegate-refresh"), "30");
+    for (name, secret) in [
+        ("prometheus", "swell-delegate-prometheus"),
+        ("datadog", "swell-delegate-datadog"),
+    ] {
+        assert!(
+            yaml.contains(&format!(
+                "mountPath: {dir}/{name}\n              readOnly: true"
+            )),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains(&format!(
+                "- name: delegate-{name}\n          secret:\n            secretName: {secret}"
+            )),
+            "{yaml}"
+        );
+    }
+    // Off unless configured.
+    let out = Command::new(cluster.bin.join("helm"))
+        .args(["template", "swell"])
+        .arg(&chart)
+        .args(["--show-only", "templates/deployment.yaml"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("delegate"));
+}
