@@ -122,10 +122,7 @@ impl Delegation {
             Ok((status, body)) => relay(&client.name, status, body),
             Err(e) => {
                 tracing::warn!(delegate = %client.name, category = e.category(), error = %e, metric, "delegated read failed");
-                let message = format!(
-                    "metric {metric} is served by delegate {:?}: {e}",
-                    client.name
-                );
+                let message = format!("metric {metric}: {e}");
                 api::status(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "ServiceUnavailable",
