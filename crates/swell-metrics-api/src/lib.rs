@@ -6,6 +6,9 @@
 //! certificates, from `kube-system/extension-apiserver-authentication`) and authorized with
 //! delegated SubjectAccessReviews.
 //!
+//! With [`delegate`] configured, metrics it does not own are read from other
+//! external-metrics servers, as their front proxy, after its own authorization.
+//!
 //! The server's identity needs: a RoleBinding in `kube-system` to
 //! `extension-apiserver-authentication-reader` (get/list/watch of the ConfigMap), a
 //! ClusterRoleBinding to `system:auth-delegator` (SubjectAccessReviews), and with a
