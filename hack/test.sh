@@ -34,11 +34,16 @@ echo "== building test tools (Go) and the Rust tree (tests + clippy lints, $swel
 tools_log=$(mktemp)
 "$here/build-tools.sh" >"$tools_log.out" 2> >(tee "$tools_log" >&2) &
 tools_pid=$!
+# The second external-metrics server the delegation tests run behind Swell (cached).
+"$here/build-prometheus-adapter.sh" >"$tools_log.adapter" 2> >(tee "$tools_log.adapter-err" >&2) &
+adapter_pid=$!
 cargo fmt --all -- --check
 
 cargo test --workspace --all-targets --no-run
 phase "rust build + clippy"
 if ! wait "$tools_pid"; then echo "test: building the control-plane tools failed (log above)" >&2; exit 1; fi
+if ! wait "$adapter_pid"; then echo "test: building prometheus-adapter failed (log above)" >&2; exit 1; fi
+SWELL_PROMETHEUS_ADAPTER="$(cat "$tools_log.adapter")"; export SWELL_PROMETHEUS_ADAPTER
 phase "go tools (overlap wait)"
 
 echo "== the image: the static swell the tests run, in the Dockerfile's runtime stage, with buildah =="

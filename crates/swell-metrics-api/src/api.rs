@@ -36,19 +36,25 @@ pub(crate) fn api_group() -> Vec<u8> {
     serde_json::to_vec(&doc).unwrap_or_default()
 }
 
-/// `GET /apis/external.metrics.k8s.io/v1beta1`; also the aggregator's availability probe.
-pub(crate) fn api_resource_list() -> Vec<u8> {
+/// The `APIResource`s Swell itself lists.
+pub(crate) fn own_resources() -> Vec<serde_json::Value> {
+    vec![serde_json::json!({
+        "name": "externalmetrics",
+        "singularName": "",
+        "namespaced": true,
+        "kind": "ExternalMetricValueList",
+        "verbs": ["get"],
+    })]
+}
+
+/// `GET /apis/external.metrics.k8s.io/v1beta1` listing `resources` (Swell's and its
+/// delegates'); also the aggregator's availability probe.
+pub(crate) fn api_resource_list_of(resources: Vec<serde_json::Value>) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
         "groupVersion": group_version(),
-        "resources": [{
-            "name": "externalmetrics",
-            "singularName": "",
-            "namespaced": true,
-            "kind": "ExternalMetricValueList",
-            "verbs": ["get"],
-        }],
+        "resources": resources,
     }))
     .unwrap_or_default()
 }
@@ -195,7 +201,7 @@ mod tests {
         assert_eq!(group["kind"], "APIGroup");
         assert_eq!(group["apiVersion"], "v1");
         assert_eq!(group["preferredVersion"]["version"], "v1beta1");
-        let res = parse(&api_resource_list());
+        let res = parse(&api_resource_list_of(own_resources()));
         assert_eq!(res["groupVersion"], "external.metrics.k8s.io/v1beta1");
         assert_eq!(
             res["resources"][0],

@@ -6,6 +6,9 @@
 //! certificates, from `kube-system/extension-apiserver-authentication`) and authorized with
 //! delegated SubjectAccessReviews.
 //!
+//! With [`delegate`] configured, metrics it does not own are read from other
+//! external-metrics servers, as their front proxy, after its own authorization.
+//!
 //! The server's identity needs: a RoleBinding in `kube-system` to
 //! `extension-apiserver-authentication-reader` (get/list/watch of the ConfigMap), a
 //! ClusterRoleBinding to `system:auth-delegator` (SubjectAccessReviews), and with a
@@ -15,6 +18,7 @@
 mod api;
 mod authn;
 mod authz;
+pub mod delegate;
 mod server;
 mod tls;
 
@@ -104,6 +108,8 @@ pub struct Config {
     pub authz_cache_ttl: Duration,
     /// At most this many cached decisions.
     pub authz_cache_size: usize,
+    /// Other external-metrics servers for the metrics Swell does not own; off when `None`.
+    pub delegation: Option<delegate::DelegationConfig>,
 }
 
 impl Config {
@@ -114,6 +120,7 @@ impl Config {
             cert,
             authz_cache_ttl: Duration::from_secs(10),
             authz_cache_size: 16_384,
+            delegation: None,
         }
     }
 }
@@ -133,6 +140,8 @@ pub enum Error {
     Certificate(String),
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("metrics API delegation: {0}")]
+    Delegation(#[from] delegate::DelegateError),
 }
 
 /// Serves the external metrics API until `shutdown` fires. `client` reads the

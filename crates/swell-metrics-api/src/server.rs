@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{Extension, Path, RawQuery, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get};
@@ -23,10 +23,11 @@ use tokio_util::sync::CancellationToken;
 use tower::Service as _;
 
 use crate::authn::{CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, Peer, provider};
+use crate::delegate::{self, Delegation, Route};
 use crate::tls::{Certs, MinTls, Resolver};
 use crate::{
     Attributes, Authentication, Authorizer, CachedAuthorizer, Config, Error, MetricSource,
-    SubjectAccessReviewAuthorizer, api,
+    SubjectAccessReviewAuthorizer, UserInfo, api,
 };
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -113,6 +114,7 @@ struct Shared {
     source: Arc<dyn MetricSource>,
     authorizer: Arc<dyn Authorizer>,
     live: ArcSwap<Live>,
+    delegation: Option<Arc<Delegation>>,
 }
 
 /// A bound, not yet running server.
@@ -164,6 +166,10 @@ impl Server {
         client: Option<kube::Client>,
     ) -> Result<Server, Error> {
         let certs = Arc::new(Certs::new(config.cert.clone())?);
+        let delegation = match &config.delegation {
+            Some(d) => Some(Arc::new(Delegation::new(d)?)),
+            None => None,
+        };
         let live = Live::new(0, authn, certs.resolver.clone(), config.min_tls)?;
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
@@ -177,6 +183,7 @@ impl Server {
                 source,
                 authorizer,
                 live: ArcSwap::from_pointee(live),
+                delegation,
             }),
             certs,
             min_tls: config.min_tls,
@@ -210,6 +217,10 @@ impl Server {
         {
             let (certs, client, token) = (certs.clone(), client.clone(), background.clone());
             tokio::spawn(async move { certs.maintain(client, token).await });
+        }
+        if let Some(delegation) = shared.delegation.clone() {
+            let token = background.clone();
+            tokio::spawn(async move { delegation.maintain(token).await });
         }
         if let Some(client) = client {
             let (shared, resolver, token) =
@@ -337,7 +348,7 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/apis/external.metrics.k8s.io/v1beta1",
-            get_only(doc(api::api_resource_list())),
+            get_only(resource_list),
         )
         .route(
             "/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/{metric}",
@@ -360,8 +371,9 @@ fn is_health(path: &str) -> bool {
         .any(|p| path == *p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
 }
 
-/// Authenticates and authorizes everything except the health endpoints.
-async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+/// Authenticates and authorizes everything except the health endpoints; the handlers
+/// find the authenticated caller in the request's extensions.
+async fn guard(State(shared): State<Arc<Shared>>, mut req: Request, next: Next) -> Response {
     if is_health(req.uri().path()) {
         return next.run(req).await;
     }
@@ -379,10 +391,14 @@ async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> R
     tracing::debug!(user = %user.name, groups = ?user.groups, method = %req.method(), path = %req.uri().path(), version = ?req.version(), "request");
     // As Go's delegating authorizer: system:masters skips the SubjectAccessReview.
     if user.groups.iter().any(|g| g == "system:masters") {
+        req.extensions_mut().insert(Arc::new(user));
         return next.run(req).await;
     }
     match shared.authorizer.authorize(&user, &attributes).await {
-        Ok(d) if d.allowed => next.run(req).await,
+        Ok(d) if d.allowed => {
+            req.extensions_mut().insert(Arc::new(user));
+            next.run(req).await
+        }
         Ok(d) => {
             let mut message = attributes.forbidden_message(&user.name);
             if !d.reason.is_empty() {
@@ -401,12 +417,30 @@ async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> R
     }
 }
 
+/// Swell's resources, and with delegation its delegates' too.
+async fn resource_list(State(shared): State<Arc<Shared>>) -> Response {
+    let own = api::own_resources();
+    let resources = match &shared.delegation {
+        Some(d) => d.catalog().union(own),
+        None => own,
+    };
+    api::json(StatusCode::OK, api::api_resource_list_of(resources))
+}
+
 async fn external_metric(
     State(shared): State<Arc<Shared>>,
+    Extension(user): Extension<Arc<UserInfo>>,
     Path((namespace, metric)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let selector = api::label_selector(query.as_deref());
+    if let Some(delegation) = &shared.delegation
+        && let Route::Delegate(i) = delegate::route(&metric, &selector, &delegation.catalog())
+    {
+        return delegation
+            .forward(i, &user, &namespace, &metric, &selector)
+            .await;
+    }
     match shared
         .source
         .external_metric(&namespace, &metric, &selector)
@@ -468,6 +502,7 @@ mod tests {
             source: Arc::new(Nothing),
             authorizer: Arc::new(Nothing),
             live: ArcSwap::from_pointee(live),
+            delegation: None,
         };
         let user = |conn: &ConnPeer| {
             let live = shared.live.load();

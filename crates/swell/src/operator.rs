@@ -96,6 +96,21 @@ pub struct OperatorArgs {
         requires = "metrics_api_cert_file"
     )]
     metrics_api_key_file: Option<PathBuf>,
+    /// Other external-metrics servers (`NAME=URL[,…]`, HTTPS) asked for the metrics Swell
+    /// does not own; off when empty. See the README's "Beside other metrics adapters".
+    #[arg(long, env = "SWELL_METRICS_API_DELEGATES", default_value = "")]
+    metrics_api_delegate: String,
+    /// Holds `<NAME>/ca.crt` (verifies the delegate) and `<NAME>/tls.crt`, `<NAME>/tls.key`
+    /// (the front-proxy client certificate Swell presents to it) for each delegate.
+    #[arg(
+        long,
+        env = "SWELL_METRICS_API_DELEGATE_TLS_DIR",
+        default_value = "/etc/swell/delegates"
+    )]
+    metrics_api_delegate_tls_dir: PathBuf,
+    /// Seconds between reads of each delegate's metric list.
+    #[arg(long, env = "SWELL_METRICS_API_DELEGATE_REFRESH", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    metrics_api_delegate_refresh: u64,
     /// Serve the validating admission webhook (the same checks as `swell check --cluster`).
     #[arg(long, env = "SWELL_WEBHOOK", default_value_t = false, action = clap::ArgAction::Set)]
     webhook: bool,
@@ -293,6 +308,11 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             }
         };
         let mut config = swell_metrics_api::Config::new(args.metrics_api_bind_address, cert);
+        config.delegation = swell_metrics_api::delegate::DelegationConfig::from_flags(
+            &args.metrics_api_delegate,
+            &args.metrics_api_delegate_tls_dir,
+            Duration::from_secs(args.metrics_api_delegate_refresh),
+        )?;
         config.min_tls = match args.min_tls_version {
             MinTls::Tls12 => swell_metrics_api::MinTls::Tls12,
             MinTls::Tls13 => swell_metrics_api::MinTls::Tls13,
