@@ -24,9 +24,9 @@ command -v cargo >/dev/null || { echo "test: cargo is not installed (install Rus
 # One Rust build for tests, lint and image (see hack/lib/rust-build.sh).
 . "$here/lib/rust-build.sh"
 
-echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven =="
+echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven, redis =="
 "$here/debian-packages.sh" musl-gcc=musl-tools buildah=buildah prometheus=prometheus \
-  java=openjdk-17-jre-headless mvn=maven openssl=openssl
+  java=openjdk-17-jre-headless mvn=maven openssl=openssl redis-server=redis-server
 swell_rust_target_add
 phase "debian packages"
 
@@ -50,18 +50,26 @@ echo "== Kafka broker jars (Maven Central, cached in ~/.cache/swell) =="
 "$here/kafka.sh" fetch >/dev/null
 phase "kafka jars"
 
-echo "== starting local control plane, AWS and Kafka =="
+echo "== starting local control plane, AWS, Kafka and Redis =="
 state=$(mktemp -d "${TMPDIR:-/tmp}/swell-test.XXXXXX")
 cleanup() {
   "$here/cluster.sh" down "$state/cluster" || true
   "$here/aws.sh" down "$state/aws" || true
   "$here/kafka.sh" down "$state/kafka" || true
+  "$here/redis.sh" down "$state/redis" || true
   rm -rf "$state"
 }
 trap 'cleanup; report' EXIT
+# Servers that start in seconds come up in the background while the control plane does.
+redis_t0=$SECONDS
+"$here/redis.sh" up --dir "$state/redis" --owner-pid $$ >"$state/redis.env" &
+redis_pid=$!
 eval "$("$here/cluster.sh" up --dir "$state/cluster" --owner-pid $$)"
 eval "$("$here/aws.sh" up --dir "$state/aws" --owner-pid $$ --enforce)"
-phase "start cluster + aws"
+wait "$redis_pid" || { echo "test: hack/redis.sh up failed (log above)" >&2; exit 1; }
+eval "$(cat "$state/redis.env")"
+echo "redis ready $((SECONDS - redis_t0))s after its start (in parallel with the cluster)"
+phase "start cluster + aws + redis"
 eval "$("$here/kafka.sh" up --dir "$state/kafka" --owner-pid $$)"
 phase "start kafka"
 

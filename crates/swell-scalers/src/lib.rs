@@ -7,6 +7,7 @@ pub mod coalesce;
 pub mod http;
 pub mod kafka;
 pub mod metadata;
+pub mod redis_client;
 pub mod scalers;
 pub mod tls;
 
@@ -175,6 +176,8 @@ pub struct Shared {
     /// Offsets read for a consumer group, shared by triggers asking the same (kafka).
     pub kafka_offsets:
         std::sync::Arc<coalesce::Coalescer<String, Result<kafka::GroupOffsets, String>>>,
+    /// Redis connections per server, credentials and TLS settings (redis, redis-streams).
+    pub redis: std::sync::Arc<redis_client::RedisClients>,
     pub upstream_calls: UpstreamCalls,
 }
 

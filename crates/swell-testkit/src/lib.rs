@@ -11,6 +11,7 @@ mod cluster;
 mod kafka;
 mod operator;
 mod prometheus;
+mod redis;
 mod wait;
 
 pub use aws::{Aws, AwsKeys, allow, trust};
@@ -18,6 +19,7 @@ pub use cluster::{Cluster, TestNamespace};
 pub use kafka::Kafka;
 pub use operator::{MetricServer, Operator, Reply};
 pub use prometheus::{Prometheus, ScrapeTarget};
+pub use redis::Redis;
 pub use wait::{Seen, wait_until};
 
 use std::path::PathBuf;

@@ -12,8 +12,10 @@ pub mod kafka;
 pub mod kubernetes_workload;
 pub mod metrics_api;
 pub mod prometheus;
+pub mod redis;
 
 use crate::aws::IDENTITY_FIELDS;
+use crate::redis_client;
 use crate::{Field, ParamError, Params, Scaler, ScalerError, Shared, TriggerInput};
 
 /// One trigger type: how `swell check` and the webhook parse its parameters (without I/O),
@@ -139,6 +141,22 @@ pub const REGISTRY: &[Entry] = &[
             let _ = prometheus::PrometheusScaler::parse(i, &Shared::default(), p);
         },
         build: |i, s| boxed(prometheus::PrometheusScaler::new(i, s)),
+    },
+    Entry {
+        name: "redis",
+        fields: Some(&[redis::LIST_FIELDS, redis_client::FIELDS]),
+        parse: |i, p| {
+            let _ = redis::RedisScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(redis::RedisScaler::new(i, s)),
+    },
+    Entry {
+        name: "redis-streams",
+        fields: Some(&[redis::STREAM_FIELDS, redis_client::FIELDS]),
+        parse: |i, p| {
+            let _ = redis::RedisScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(redis::RedisScaler::new(i, s)),
     },
 ];
 
