@@ -178,6 +178,8 @@ pub struct Shared {
         std::sync::Arc<coalesce::Coalescer<String, Result<kafka::GroupOffsets, String>>>,
     /// Redis connections per server, credentials and TLS settings (redis, redis-streams).
     pub redis: std::sync::Arc<redis_client::RedisClients>,
+    /// PostgreSQL clients per connection string (postgresql).
+    pub postgres: std::sync::Arc<scalers::postgresql::PostgresClients>,
     pub upstream_calls: UpstreamCalls,
 }
 

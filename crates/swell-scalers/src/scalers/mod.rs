@@ -11,6 +11,7 @@ pub mod external;
 pub mod kafka;
 pub mod kubernetes_workload;
 pub mod metrics_api;
+pub mod postgresql;
 pub mod prometheus;
 pub mod redis;
 
@@ -133,6 +134,14 @@ pub const REGISTRY: &[Entry] = &[
             let _ = metrics_api::parse(p);
         },
         build: |i, _| boxed(metrics_api::MetricsApiScaler::new(i)),
+    },
+    Entry {
+        name: "postgresql",
+        fields: Some(&[postgresql::FIELDS]),
+        parse: |i, p| {
+            let _ = postgresql::PostgresScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(postgresql::PostgresScaler::new(i, s)),
     },
     Entry {
         name: "prometheus",
