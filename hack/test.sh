@@ -24,9 +24,10 @@ command -v cargo >/dev/null || { echo "test: cargo is not installed (install Rus
 # One Rust build for tests, lint and image (see hack/lib/rust-build.sh).
 . "$here/lib/rust-build.sh"
 
-echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven =="
+echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven, redis, postgresql =="
 "$here/debian-packages.sh" musl-gcc=musl-tools buildah=buildah prometheus=prometheus \
-  java=openjdk-17-jre-headless mvn=maven openssl=openssl
+  java=openjdk-17-jre-headless mvn=maven openssl=openssl redis-server=redis-server \
+  pg_ctlcluster=postgresql
 swell_rust_target_add
 phase "debian packages"
 
@@ -55,18 +56,31 @@ echo "== Kafka broker jars (Maven Central, cached in ~/.cache/swell) =="
 "$here/kafka.sh" fetch >/dev/null
 phase "kafka jars"
 
-echo "== starting local control plane, AWS and Kafka =="
+echo "== starting local control plane, AWS, Kafka, Redis and PostgreSQL =="
 state=$(mktemp -d "${TMPDIR:-/tmp}/swell-test.XXXXXX")
+chmod 711 "$state" # the postgres user runs PostgreSQL from a directory inside
 cleanup() {
   "$here/cluster.sh" down "$state/cluster" || true
   "$here/aws.sh" down "$state/aws" || true
   "$here/kafka.sh" down "$state/kafka" || true
+  "$here/redis.sh" down "$state/redis" || true
+  "$here/postgresql.sh" down "$state/postgresql" || true
   rm -rf "$state"
 }
 trap 'cleanup; report' EXIT
+# Servers that start in seconds come up in the background while the control plane does.
+servers_t0=$SECONDS
+"$here/redis.sh" up --dir "$state/redis" --owner-pid $$ >"$state/redis.env" &
+redis_pid=$!
+"$here/postgresql.sh" up --dir "$state/postgresql" --owner-pid $$ >"$state/postgresql.env" &
+postgresql_pid=$!
 eval "$("$here/cluster.sh" up --dir "$state/cluster" --owner-pid $$)"
 eval "$("$here/aws.sh" up --dir "$state/aws" --owner-pid $$ --enforce)"
-phase "start cluster + aws"
+wait "$redis_pid" || { echo "test: hack/redis.sh up failed (log above)" >&2; exit 1; }
+wait "$postgresql_pid" || { echo "test: hack/postgresql.sh up failed (log above)" >&2; exit 1; }
+eval "$(cat "$state/redis.env" "$state/postgresql.env")"
+echo "redis and postgresql ready $((SECONDS - servers_t0))s after their start (in parallel with the cluster)"
+phase "start cluster+aws+redis+pg"
 eval "$("$here/kafka.sh" up --dir "$state/kafka" --owner-pid $$)"
 phase "start kafka"
 

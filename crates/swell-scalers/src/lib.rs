@@ -7,6 +7,7 @@ pub mod coalesce;
 pub mod http;
 pub mod kafka;
 pub mod metadata;
+pub mod redis_client;
 pub mod scalers;
 pub mod tls;
 pub mod upstream;
@@ -128,6 +129,15 @@ impl ScalerError {
         }
     }
 
+    /// This error as an upstream failure (for coalesced readings, which share one): an
+    /// upstream error as it is, anything else as `Other` with its message.
+    pub fn into_upstream(self) -> UpstreamError {
+        match self {
+            ScalerError::Upstream(e) => e,
+            other => UpstreamError::new(upstream::UpstreamKind::Other, other.to_string()),
+        }
+    }
+
     /// The upstream failure, when that is what this is.
     pub fn upstream(&self) -> Option<&UpstreamError> {
         match self {
@@ -214,6 +224,10 @@ pub struct Shared {
     /// Offsets read for a consumer group, shared by triggers asking the same (kafka).
     pub kafka_offsets:
         std::sync::Arc<coalesce::Coalescer<String, Result<kafka::GroupOffsets, UpstreamError>>>,
+    /// Redis connections per server, credentials and TLS settings (redis, redis-streams).
+    pub redis: std::sync::Arc<redis_client::RedisClients>,
+    /// PostgreSQL clients per connection string (postgresql).
+    pub postgres: std::sync::Arc<scalers::postgresql::PostgresClients>,
     pub upstream_calls: UpstreamCalls,
 }
 

@@ -121,6 +121,8 @@ pub enum Code {
     Grpc(tonic::Code),
     /// A Kafka protocol error code.
     Kafka(i16),
+    /// An SQL state (`28P01`, PostgreSQL and MySQL).
+    Sql(String),
 }
 
 /// One failed upstream call. `Display` is the message; the rest is for code that decides.

@@ -10,14 +10,18 @@ mod aws;
 mod cluster;
 mod kafka;
 mod operator;
+mod postgresql;
 mod prometheus;
+mod redis;
 mod wait;
 
 pub use aws::{Aws, AwsKeys, allow, trust};
 pub use cluster::{Cluster, TestNamespace};
 pub use kafka::Kafka;
 pub use operator::{MetricServer, Operator, Reply};
+pub use postgresql::Postgres;
 pub use prometheus::{Prometheus, ScrapeTarget};
+pub use redis::Redis;
 pub use wait::{Seen, wait_until};
 
 use std::path::PathBuf;

@@ -11,9 +11,12 @@ pub mod external;
 pub mod kafka;
 pub mod kubernetes_workload;
 pub mod metrics_api;
+pub mod postgresql;
 pub mod prometheus;
+pub mod redis;
 
 use crate::aws::IDENTITY_FIELDS;
+use crate::redis_client;
 use crate::{Field, ParamError, Params, Scaler, ScalerError, Shared, TriggerInput};
 
 /// One trigger type: how `swell check` and the webhook parse its parameters (without I/O),
@@ -133,12 +136,36 @@ pub const REGISTRY: &[Entry] = &[
         build: |i, _| boxed(metrics_api::MetricsApiScaler::new(i)),
     },
     Entry {
+        name: "postgresql",
+        fields: Some(&[postgresql::FIELDS]),
+        parse: |i, p| {
+            let _ = postgresql::PostgresScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(postgresql::PostgresScaler::new(i, s)),
+    },
+    Entry {
         name: "prometheus",
         fields: Some(&[prometheus::FIELDS, IDENTITY_FIELDS]),
         parse: |i, p| {
             let _ = prometheus::PrometheusScaler::parse(i, &Shared::default(), p);
         },
         build: |i, s| boxed(prometheus::PrometheusScaler::new(i, s)),
+    },
+    Entry {
+        name: "redis",
+        fields: Some(&[redis::LIST_FIELDS, redis_client::FIELDS]),
+        parse: |i, p| {
+            let _ = redis::RedisScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(redis::RedisScaler::new(i, s)),
+    },
+    Entry {
+        name: "redis-streams",
+        fields: Some(&[redis::STREAM_FIELDS, redis_client::FIELDS]),
+        parse: |i, p| {
+            let _ = redis::RedisScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(redis::RedisScaler::new(i, s)),
     },
 ];
 

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Local Redis for tests: Debian's redis-server, one standalone server on free loopback
+# ports with its data and log in a state directory. A plain port and a TLS port (a
+# certificate for 127.0.0.1 from a CA made for the run); the default user needs a password
+# and an ACL user has its own.
+#
+#   hack/redis.sh up [--dir DIR] [--owner-pid PID]
+#        start; prints `export …` lines (eval "$(hack/redis.sh up)"), progress on stderr.
+#        --owner-pid: a watchdog stops Redis and removes DIR when PID exits.
+#   hack/redis.sh down DIR           stop Redis and watchdog, remove DIR (idempotent)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+die() { printf 'redis: %s\n' "$*" >&2; exit 1; }
+say() { printf '[redis %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+need() { command -v "$1" >/dev/null || die "$1 is not installed (needed to $2); install it and retry"; }
+
+# Test-only credentials: the default user's password, and an ACL user with its own.
+DEFAULT_PASSWORD=swell-redis-default
+ACL_USER=swell
+ACL_PASSWORD=swell-redis-secret
+
+# shellcheck source=lib/procs.sh
+source "$here/lib/procs.sh"
+
+stop_dir() { # DIR
+  local dir=$1
+  stop_pid "$dir/watchdog.pid" swell-redis-watchdog
+  stop_pid "$dir/redis.pid" "$dir/redis.conf"
+  case "$dir" in /|"$HOME"|"") ;; *) rm -rf "$dir" ;; esac
+}
+
+free_ports() { # N: N distinct free loopback ports
+  need python3 "pick free ports"
+  python3 -c '
+import socket, sys
+ss = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); ss.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
+
+make_certs() { # DIR
+  need openssl "make the TLS port's certificates"
+  mkdir -p "$1/tls"
+  (
+    cd "$1/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=swell-test-ca \
+      -keyout ca.key -out ca.crt
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+      -keyout server.key -out server.csr
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >ext.cnf
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile ext.cnf -out server.crt
+  ) >"$1/tls.log" 2>&1 || { tail -n 20 "$1/tls.log" >&2; die "making the test certificates failed"; }
+}
+
+cmd_up() {
+  local dir="" owner=""
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --dir) [ $# -ge 2 ] || die "--dir needs a directory"; dir=$2; shift 2 ;;
+      --owner-pid) [ $# -ge 2 ] || die "--owner-pid needs a PID"; owner=$2; shift 2 ;;
+      *) die "unknown argument $1 (usage: redis.sh up [--dir DIR] [--owner-pid PID])" ;;
+    esac
+  done
+  need setsid "run Redis in its own session"
+  if [ -n "$owner" ]; then
+    [[ "$owner" =~ ^[0-9]+$ ]] && kill -0 "$owner" 2>/dev/null || die "--owner-pid $owner is not a running process"
+  fi
+  local t0=$SECONDS
+  "$here/debian-packages.sh" redis-server=redis-server openssl=openssl
+  local t1=$SECONDS
+  if [ -z "$dir" ]; then dir=$(mktemp -d "${TMPDIR:-/tmp}/swell-redis.XXXXXX"); fi
+  [ -f "$dir/redis.pid" ] && die "$dir already holds a Redis; stop it first with: hack/redis.sh down $dir"
+  mkdir -p "$dir/data"
+  dir=$(cd "$dir" && pwd)
+  [[ "$dir" =~ ^[A-Za-z0-9_./+-]+$ ]] || die "state directory $dir has characters unsafe for the config"
+
+  UP_DIR=$dir UP_DONE=0
+  trap '[ "$UP_DONE" = 1 ] || stop_dir "$UP_DIR"' EXIT
+  trap 'exit 130' INT TERM
+  if [ -n "$owner" ]; then
+    start_watchdog swell-redis-watchdog "$owner" "$dir" "$here/redis.sh" "$dir"
+  fi
+  make_certs "$dir"
+
+  local attempt port tport pid
+  for attempt in 1 2 3 4 5; do
+    read -r port tport < <(free_ports 2)
+    cat >"$dir/redis.conf" <<EOF
+bind 127.0.0.1
+protected-mode yes
+port $port
+tls-port $tport
+tls-cert-file $dir/tls/server.crt
+tls-key-file $dir/tls/server.key
+tls-ca-cert-file $dir/tls/ca.crt
+tls-auth-clients no
+daemonize no
+dir $dir/data
+logfile ""
+save ""
+appendonly no
+user default on >$DEFAULT_PASSWORD ~* &* +@all
+user $ACL_USER on >$ACL_PASSWORD ~* &* +@all
+EOF
+    setsid redis-server "$dir/redis.conf" >"$dir/redis.log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$dir/redis.pid"
+    local deadline=$((SECONDS + 60)) ok=0
+    while [ $SECONDS -lt $deadline ]; do
+      if grep -q "Ready to accept connections" "$dir/redis.log" 2>/dev/null; then ok=1; break; fi
+      alive "$pid" || break
+      sleep 0.1
+    done
+    [ $ok = 1 ] && break
+    if alive "$pid"; then
+      say "not started after 60s; last lines of $dir/redis.log:"; tail -n 30 "$dir/redis.log" >&2 || true
+      exit 1
+    fi
+    grep -qi "address already in use" "$dir/redis.log" || {
+      say "redis-server exited; last lines of $dir/redis.log:"; tail -n 30 "$dir/redis.log" >&2 || true
+      exit 1
+    }
+    rm -f "$dir/redis.pid"
+    [ "$attempt" = 5 ] && die "no free port after 5 attempts"
+  done
+  UP_DONE=1
+  say "Redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') up on 127.0.0.1:$port (TLS $tport) in $((SECONDS - t1))s (package ready after $((t1 - t0))s; state: $dir)"
+  echo "export SWELL_REDIS_ADDRESS=127.0.0.1:$port"
+  echo "export SWELL_REDIS_TLS_ADDRESS=127.0.0.1:$tport"
+  echo "export SWELL_REDIS_TLS_CA=$dir/tls/ca.crt"
+  echo "export SWELL_REDIS_PASSWORD=$DEFAULT_PASSWORD"
+  echo "export SWELL_REDIS_ACL_USER=$ACL_USER"
+  echo "export SWELL_REDIS_ACL_PASSWORD=$ACL_PASSWORD"
+  echo "export SWELL_REDIS_DIR=$dir"
+}
+
+cmd_down() {
+  [ $# -eq 1 ] || die "usage: redis.sh down DIR"
+  [ -d "$1" ] || { say "$1 does not exist; nothing to stop"; return 0; }
+  stop_dir "$1"
+  say "stopped and removed $1"
+}
+
+case "${1:-}" in
+  up) shift; cmd_up "$@" ;;
+  down) shift; cmd_down "$@" ;;
+  *) die "usage: redis.sh up|down … (see the top of hack/redis.sh)" ;;
+esac
