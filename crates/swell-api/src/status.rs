@@ -109,6 +109,17 @@ pub fn active_condition(active: bool, cooling_down: bool) -> Condition {
     Condition::new(conditions::ACTIVE, status, reason, message)
 }
 
+/// Sets `Paused=False` with `reason` and `message` when the object was paused; whether it was.
+pub fn unpause(conds: &mut Vec<Condition>, reason: &str, message: &str) -> bool {
+    let was_paused =
+        find_condition(Some(conds.as_slice()), conditions::PAUSED).is_some_and(Condition::is_true);
+    if was_paused {
+        let c = Condition::new(conditions::PAUSED, ConditionStatus::False, reason, message);
+        set_condition(conds, c);
+    }
+    was_paused
+}
+
 pub fn find_condition<'a>(
     conditions: Option<&'a [Condition]>,
     type_: &str,

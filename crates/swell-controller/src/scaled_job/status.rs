@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use swell_api::conditions::{self, paused as pz, ready as rd};
-use swell_api::status::{active_condition, find_condition, initial_conditions, set_condition};
+use swell_api::status::{
+    active_condition, find_condition, initial_conditions, set_condition, unpause,
+};
 use swell_api::{Condition, ConditionStatus, ScaledJobStatus, TriggerActivityStatus, events};
 
 use crate::context::Note;
@@ -56,19 +58,11 @@ pub fn applied(s: &mut ScaledJobStatus, a: &Applied) {
         );
         set_condition(conds, c);
     }
-    let was_paused =
-        find_condition(Some(conds.as_slice()), conditions::PAUSED).is_some_and(Condition::is_true);
-    if was_paused {
-        set_condition(
-            conds,
-            Condition::new(
-                conditions::PAUSED,
-                ConditionStatus::False,
-                pz::SCALED_JOB_UNPAUSED,
-                pz::SCALED_JOB_UNPAUSED_MESSAGE,
-            ),
-        );
-    }
+    unpause(
+        conds,
+        pz::SCALED_JOB_UNPAUSED,
+        pz::SCALED_JOB_UNPAUSED_MESSAGE,
+    );
     s.paused = None;
     s.triggers_types = Some(a.triggers_types.clone());
     s.authentications_types.clone_from(&a.auth_types);

@@ -5,7 +5,9 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use swell_api::conditions::{self, fallback as fb, paused as pz, ready as rd};
-use swell_api::status::{active_condition, find_condition, initial_conditions, set_condition};
+use swell_api::status::{
+    active_condition, find_condition, initial_conditions, set_condition, unpause,
+};
 use swell_api::{Condition, ConditionStatus, ScaledObjectStatus, events};
 use swell_scaling::Decision;
 
@@ -60,20 +62,13 @@ pub fn check_failed(s: &mut ScaledObjectStatus, message: &str) {
 
 /// The HPA is in place and the loop (re)starts.
 pub fn applied(s: &mut ScaledObjectStatus, a: &Applied) {
-    let was_paused = is_true(s, conditions::PAUSED);
     let conds = conditions_of(s);
     set_condition(conds, ready(a.verdict.as_ref()));
-    if was_paused {
-        set_condition(
-            conds,
-            Condition::new(
-                conditions::PAUSED,
-                ConditionStatus::False,
-                pz::SCALED_OBJECT_UNPAUSED,
-                pz::SCALED_OBJECT_UNPAUSED_MESSAGE,
-            ),
-        );
-    }
+    unpause(
+        conds,
+        pz::SCALED_OBJECT_UNPAUSED,
+        pz::SCALED_OBJECT_UNPAUSED_MESSAGE,
+    );
     let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     s.paused_replica_count = None;
     s.scale_target_kind = Some(a.target_kind.clone());
