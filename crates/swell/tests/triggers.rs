@@ -334,18 +334,25 @@ spec:
 }
 
 async fn wait_until_metrics(addr: &str) -> String {
-    wait_until("/metrics to show a scaler value", WAIT, || async {
-        let out = std::process::Command::new("curl")
-            .args(["-sk", &format!("https://{addr}/metrics")])
-            .output()
-            .map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        if text.contains("keda_scaler_metrics_value{") {
-            Ok(text)
-        } else {
-            Err(text)
-        }
-    })
+    // The loop latency is recorded when a whole pass is done, after its scaler values.
+    wait_until(
+        "/metrics to show a finished scale loop pass",
+        WAIT,
+        || async {
+            let out = std::process::Command::new("curl")
+                .args(["-sk", &format!("https://{addr}/metrics")])
+                .output()
+                .map_err(|e| e.to_string())?;
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if text.contains("keda_scaler_metrics_value{")
+                && text.contains("keda_internal_scale_loop_latency_seconds{")
+            {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        },
+    )
     .await
 }
 
