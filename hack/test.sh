@@ -11,13 +11,13 @@ phase() { # NAME: end the current phase under NAME
   phases+=("$(printf '%-28s %5ss' "$1" $((SECONDS - phase_start)))")
   phase_start=$SECONDS
 }
-report() {
-  local rc=$?
+report() { # RC: the script's exit status, kept whatever cleanup returned
+  local rc=${1:-$?}
   echo; echo "== phase timings =="; printf '  %s\n' "${phases[@]}"
   echo "  total                        $((SECONDS))s"
   exit $rc
 }
-trap report EXIT
+trap 'report $?' EXIT
 
 command -v cargo >/dev/null || { echo "test: cargo is not installed (install Rust with rustup)" >&2; exit 1; }
 
@@ -67,7 +67,7 @@ cleanup() {
   "$here/postgresql.sh" down "$state/postgresql" || true
   rm -rf "$state"
 }
-trap 'cleanup; report' EXIT
+trap 'rc=$?; cleanup; report $rc' EXIT
 # Servers that start in seconds come up in the background while the control plane does.
 servers_t0=$SECONDS
 "$here/redis.sh" up --dir "$state/redis" --owner-pid $$ >"$state/redis.env" &
