@@ -394,11 +394,18 @@ async fn two_hpas_one_apiservice_and_a_delegate_that_goes_down() {
 
             wait_replicas(&ns, "app", 3).await; // 6 / 2, Swell's metric
             wait_replicas(&ns, "plain", 4).await; // 8 / 2, the adapter's
-            let served = adapter.requests_for(&format!(
+            // The adapter logs requests through klog, which flushes every few seconds.
+            let path = format!(
                 "/apis/external.metrics.k8s.io/v1beta1/namespaces/{}/{METRIC}",
                 ns.name
-            ));
-            assert!(served > 0, "the HPA's reads reached the adapter through Swell");
+            );
+            wait_until("the adapter to log the HPA's reads through Swell", WAIT, || async {
+                match adapter.requests_for(&path) {
+                    0 => Err("no request logged yet".to_string()),
+                    _ => Ok(()),
+                }
+            })
+            .await;
 
             adapter.stop();
             let err = wait_until("the delegated metric to fail clearly", WAIT, || async {
