@@ -198,13 +198,15 @@ async fn check_failed(ctx: &Ctx, so: &ScaledObject, failed: CheckFailed) -> Resu
             "Stopped scalers watch",
         ));
     }
+    // Recorded before the status write, which may fail and be retried.
+    ctx.record(so, notes).await;
     let changed = ctx
         .update_status(&key, |s| status::check_failed(s, &message))
         .await?;
     if changed {
-        notes.push(Note::warning(events::SCALED_OBJECT_CHECK_FAILED, message));
+        let note = Note::warning(events::SCALED_OBJECT_CHECK_FAILED, message);
+        ctx.record(so, [note]).await;
     }
-    ctx.record(so, notes).await;
     ctx.metrics.object_errors.get_or_create(&labels(so)).inc();
     // A spec change wakes us; otherwise retry slowly for things outside the spec
     // (a TriggerAuthentication or target created later).
