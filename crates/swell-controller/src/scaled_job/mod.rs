@@ -292,12 +292,14 @@ async fn check_failed(ctx: &JobCtx, sj: &ScaledJob, failed: CheckFailed) -> Resu
     if failed.scaler_failed() {
         notes.push(Note::warning(events::KEDA_SCALER_FAILED, message.clone()));
     }
+    // Recorded before the status write, which may fail and be retried.
+    ctx.base.record(sj, notes).await;
     if ctx
         .status(&key, |s| status::check_failed(s, &message))
         .await?
     {
-        notes.push(Note::warning(events::SCALED_JOB_CHECK_FAILED, message));
+        let note = Note::warning(events::SCALED_JOB_CHECK_FAILED, message);
+        ctx.base.record(sj, [note]).await;
     }
-    ctx.base.record(sj, notes).await;
     Ok(Action::requeue(Duration::from_secs(30)))
 }
