@@ -244,6 +244,36 @@ impl swell_metrics_api::MetricSource for Source {
     }
 }
 
+/// `/metrics` (OpenMetrics text), `/healthz`, `/livez` and `/readyz` (503 until `ready`).
+fn health_and_metrics(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> axum::Router {
+    let (m, r) = (metrics, ready);
+    axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    m.encode(),
+                )
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                if r.load(Ordering::Relaxed) {
+                    (axum::http::StatusCode::OK, "ok")
+                } else {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting")
+                }
+            }),
+        )
+}
+
 /// Serves the external metrics API on this replica (followers too), with the values of
 /// whichever controller context runs, and with `--cloudwatch-adapter` the ExternalMetrics.
 fn start_metrics_api(
@@ -303,6 +333,123 @@ fn start_metrics_api(
     Ok(())
 }
 
+/// Serves the validating admission webhook on this replica, keeping its certificate and the
+/// ValidatingWebhookConfiguration's caBundle current.
+fn start_webhook(
+    args: &OperatorArgs,
+    client: &Client,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut s = swell_metrics_api::SelfSigned::for_service(&args.webhook_service, &args.namespace);
+    s.dns_names
+        .extend(["localhost".to_string(), "127.0.0.1".to_string()]);
+    s.apiservice = None;
+    s.validating_webhook = Some(args.webhook_configuration.clone()).filter(|a| !a.is_empty());
+    let certs = Arc::new(
+        swell_metrics_api::Certs::new(swell_metrics_api::CertSource::SelfSigned(s))
+            .context("webhook serving certificate")?,
+    );
+    let tls = serve::resolver_config(certs.cert_resolver(), args.min_tls_version)?;
+    let (c, stop) = (client.clone(), shutdown.clone());
+    let maintained = certs.clone();
+    tokio::spawn(async move { maintained.maintain(Some(c), stop).await });
+    let (addr, router, stop) = (
+        args.webhook_bind_address,
+        crate::webhook::router(client.clone()),
+        shutdown.clone(),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = serve::serve(addr, tls, router, stop.clone()).await {
+            tracing::error!(error = %e, "admission webhook stopped");
+            stop.cancel();
+        }
+    });
+
+    Ok(())
+}
+
+/// Follows until this replica holds the Lease, then runs the controllers as leader until
+/// shutdown or until the Lease is lost (an error: the process must end).
+async fn lead(
+    args: &OperatorArgs,
+    identity: &str,
+    client: &Client,
+    metrics: &Arc<Metrics>,
+    settings: &dyn Fn(bool) -> Settings,
+    current: &CurrentCtx,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let lease =
+        kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.leader_election_id)
+            .with_namespace(&args.namespace)
+            .with_identity(identity)
+            .with_duration(args.lease_duration)
+            .with_grace(args.lease_duration.div_ceil(3).max(1))
+            .build()
+            .await
+            .with_context(|| {
+                format!(
+                    "setting up Lease {}/{}",
+                    args.namespace, args.leader_election_id
+                )
+            })?;
+    let (mut leader, lease_task) = lease.watch().await;
+    // Until we lead, keep scalers ready for metric requests without acting.
+    let follow = shutdown.child_token();
+    let follower = tokio::spawn(run_controllers(
+        client.clone(),
+        metrics.clone(),
+        settings(false),
+        follow.clone(),
+        current.clone(),
+    ));
+    tracing::info!(identity, lease = %args.leader_election_id, "waiting for leadership");
+    loop {
+        if *leader.borrow_and_update() {
+            break;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            changed = leader.changed() => changed.context("lease manager stopped")?,
+        }
+    }
+    tracing::info!(identity, "became leader");
+    follow.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), follower).await;
+    let stop = shutdown.child_token();
+    let controllers = tokio::spawn(run_controllers(
+        client.clone(),
+        metrics.clone(),
+        settings(true),
+        stop.clone(),
+        current.clone(),
+    ));
+    // Losing the lease ends the process, as controller-runtime does: a replica that
+    // might still be scaling must not keep running beside the new leader.
+    let lost = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break false,
+            changed = leader.changed() => {
+                if changed.is_err() || !*leader.borrow_and_update() {
+                    break true;
+                }
+            }
+        }
+    };
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
+    drop(leader);
+    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    if lost {
+        anyhow::bail!(
+            "lost leadership of Lease {}/{}",
+            args.namespace,
+            args.leader_election_id
+        );
+    }
+    Ok(())
+}
+
 async fn client(path: Option<&PathBuf>) -> anyhow::Result<Client> {
     let config = match path {
         Some(p) => {
@@ -332,33 +479,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
 
     let (certs, key) = serve::self_signed(vec!["localhost".into()])?;
     let tls = serve::server_config(certs, key, args.min_tls_version)?;
-    let m = metrics.clone();
-    let r = ready.clone();
-    let router = axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || async move {
-                (
-                    [(
-                        "content-type",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    m.encode(),
-                )
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/livez", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || async move {
-                if r.load(Ordering::Relaxed) {
-                    (axum::http::StatusCode::OK, "ok")
-                } else {
-                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting")
-                }
-            }),
-        );
+    let router = health_and_metrics(metrics.clone(), ready.clone());
     let server = tokio::spawn(serve::serve(
         args.metrics_bind_address,
         tls,
@@ -394,102 +515,14 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         );
     }
     if args.webhook {
-        let mut s =
-            swell_metrics_api::SelfSigned::for_service(&args.webhook_service, &args.namespace);
-        s.dns_names
-            .extend(["localhost".to_string(), "127.0.0.1".to_string()]);
-        s.apiservice = None;
-        s.validating_webhook = Some(args.webhook_configuration.clone()).filter(|a| !a.is_empty());
-        let certs = Arc::new(
-            swell_metrics_api::Certs::new(swell_metrics_api::CertSource::SelfSigned(s))
-                .context("webhook serving certificate")?,
-        );
-        let tls = serve::resolver_config(certs.cert_resolver(), args.min_tls_version)?;
-        let (c, stop) = (client.clone(), shutdown.clone());
-        let maintained = certs.clone();
-        tokio::spawn(async move { maintained.maintain(Some(c), stop).await });
-        let (addr, router, stop) = (
-            args.webhook_bind_address,
-            crate::webhook::router(client.clone()),
-            shutdown.clone(),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = serve::serve(addr, tls, router, stop.clone()).await {
-                tracing::error!(error = %e, "admission webhook stopped");
-                stop.cancel();
-            }
-        });
+        start_webhook(&args, &client, &shutdown)?;
     }
     ready.store(true, Ordering::Relaxed);
     if args.leader_elect {
-        let lease =
-            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.leader_election_id)
-                .with_namespace(&args.namespace)
-                .with_identity(&identity)
-                .with_duration(args.lease_duration)
-                .with_grace(args.lease_duration.div_ceil(3).max(1))
-                .build()
-                .await
-                .with_context(|| {
-                    format!(
-                        "setting up Lease {}/{}",
-                        args.namespace, args.leader_election_id
-                    )
-                })?;
-        let (mut leader, lease_task) = lease.watch().await;
-        // Until we lead, keep scalers ready for metric requests without acting.
-        let follow = shutdown.child_token();
-        let follower = tokio::spawn(run_controllers(
-            client.clone(),
-            metrics.clone(),
-            settings(false),
-            follow.clone(),
-            current.clone(),
-        ));
-        tracing::info!(identity, lease = %args.leader_election_id, "waiting for leadership");
-        loop {
-            if *leader.borrow_and_update() {
-                break;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                changed = leader.changed() => changed.context("lease manager stopped")?,
-            }
-        }
-        tracing::info!(identity, "became leader");
-        follow.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(10), follower).await;
-        let stop = shutdown.child_token();
-        let controllers = tokio::spawn(run_controllers(
-            client.clone(),
-            metrics.clone(),
-            settings(true),
-            stop.clone(),
-            current.clone(),
-        ));
-        // Losing the lease ends the process, as controller-runtime does: a replica that
-        // might still be scaling must not keep running beside the new leader.
-        let lost = loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break false,
-                changed = leader.changed() => {
-                    if changed.is_err() || !*leader.borrow_and_update() {
-                        break true;
-                    }
-                }
-            }
-        };
-        stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
-        drop(leader);
-        let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
-        if lost {
-            anyhow::bail!(
-                "lost leadership of Lease {}/{}",
-                args.namespace,
-                args.leader_election_id
-            );
-        }
+        lead(
+            &args, &identity, &client, &metrics, &settings, &current, &shutdown,
+        )
+        .await?;
     } else {
         run_controllers(
             client.clone(),
