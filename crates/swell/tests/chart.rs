@@ -776,6 +776,11 @@ async fn chart_rbac_is_enough_for_a_scale_cycle() {
             eprintln!("GET {path} -> {status} {body}");
             assert_eq!(status, "200", "{body}");
             assert!(body.contains(r#""value":"10""#), "{body}");
+            // A negative reading is served as 0, as KEDA 2.20.2 does: the HPA never sees it.
+            source.set(Reply::Value(-5.0));
+            let (status, body) = aggregator_get(cluster, &addr, &path);
+            assert_eq!(status, "200", "{body}");
+            assert!(body.contains(r#""value":"0""#), "{body}");
             // Publishing the CA is not run here (the cluster's APIService belongs to other
             // tests); the authorizer says the calls it makes are allowed, on that APIService only.
             let apiservice = "apiservices.apiregistration.k8s.io/v1beta1.external.metrics.k8s.io";
