@@ -9,6 +9,7 @@ pub mod loop_state;
 pub mod loops;
 pub mod metric_source;
 pub mod metrics;
+pub mod recorder;
 pub mod run;
 pub mod scaled_job;
 pub mod scaled_object;
