@@ -422,6 +422,7 @@ async fn rabbitmq_errors_name_the_server_and_the_cause() {
         let e = length(&[("host", &host), ("queueName", "q")], &[])
             .await
             .unwrap_err();
+        eprintln!("{e}");
         let scheme = &host[..4];
         assert!(
             e.contains(&format!("rabbitmq {scheme}")) && e.contains(&format!("127.0.0.1:{down}")),
@@ -440,6 +441,7 @@ async fn rabbitmq_errors_name_the_server_and_the_cause() {
     let e = length(&[("host", &amqp), ("queueName", "q")], &wrong)
         .await
         .unwrap_err();
+    eprintln!("{e}");
     assert!(
         e.contains(&format!("rabbitmq {amqp}")) && e.contains("ACCESS_REFUSED"),
         "{e}"
@@ -449,6 +451,7 @@ async fn rabbitmq_errors_name_the_server_and_the_cause() {
     let e = length(&[("host", &http), ("queueName", "q")], &wrong)
         .await
         .unwrap_err();
+    eprintln!("{e}");
     assert!(
         e.contains(&format!("rabbitmq {}", r.http_base())) && e.contains("401 Unauthorized"),
         "{e}"
