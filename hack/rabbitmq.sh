@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local RabbitMQ for tests: Debian's rabbitmq-server, one private node with the management
 # plugin, everything under a state directory and on free loopback ports: AMQP, AMQPS (a
-# certificate for 127.0.0.1 from a CA made for the run), the management API, Erlang
+# certificate for 127.0.0.1 from a CA made for the run; a client certificate from it logs in
+# the test user with SASL EXTERNAL), the management API over HTTP and HTTPS, Erlang
 # distribution and its own epmd (ERL_EPMD_PORT), so runs side by side never meet and `down`
 # leaves no Erlang process behind. The default user has a password; a second vhost is
 # made beside `/`.
@@ -53,7 +54,7 @@ urllib.request.urlopen(req, timeout=5).read()
 PY
 }
 
-write_config() { # DIR PORT TLS_PORT MGMT_PORT
+write_config() { # DIR PORT TLS_PORT MGMT_PORT MGMT_TLS_PORT
   local dir=$1
   cat >"$dir/rabbitmq.conf" <<EOF
 listeners.tcp.default = 127.0.0.1:$2
@@ -65,6 +66,16 @@ ssl_options.verify = verify_peer
 ssl_options.fail_if_no_peer_cert = false
 management.tcp.ip = 127.0.0.1
 management.tcp.port = $4
+management.ssl.ip = 127.0.0.1
+management.ssl.port = $5
+management.ssl.cacertfile = $dir/tls/ca.crt
+management.ssl.certfile = $dir/tls/server.crt
+management.ssl.keyfile = $dir/tls/server.key
+# A client certificate logs in as its common name with SASL EXTERNAL (rabbitmq_auth_mechanism_ssl).
+auth_mechanisms.1 = PLAIN
+auth_mechanisms.2 = AMQPLAIN
+auth_mechanisms.3 = EXTERNAL
+ssl_cert_login_from = common_name
 default_user = $TEST_USER
 default_pass = $TEST_PASSWORD
 default_vhost = /
@@ -83,9 +94,9 @@ management.sample_retention_policies.detailed.10 = 5
 EOF
 }
 
-start_node() { # DIR PORT TLS_PORT DIST_PORT MGMT_PORT EPMD_PORT: 0 up, 1 port taken, else die
-  local dir=$1 port=$2 tport=$3 dport=$4 mport=$5 eport=$6 pid
-  write_config "$dir" "$port" "$tport" "$mport"
+start_node() { # DIR PORT TLS_PORT DIST_PORT MGMT_PORT EPMD_PORT MGMT_TLS_PORT: 0 up, 1 port taken, else die
+  local dir=$1 port=$2 tport=$3 dport=$4 mport=$5 eport=$6 msport=$7 pid
+  write_config "$dir" "$port" "$tport" "$mport" "$msport"
   echo "$eport" >"$dir/epmd.port"
   # Our own epmd on our own port, in the foreground so its PID is known and stopped.
   setsid epmd -address 127.0.0.1 -port "$eport" >"$dir/epmd.log" 2>&1 </dev/null &
@@ -122,6 +133,17 @@ start_node() { # DIR PORT TLS_PORT DIST_PORT MGMT_PORT EPMD_PORT: 0 up, 1 port t
   exit 1
 }
 
+make_client_cert() { # DIR: DIR/tls/client.{crt,key} for the test user, from the run's CA
+  (
+    cd "$1/tls"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$TEST_USER" \
+      -keyout client.key -out client.csr
+    printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' >client.cnf
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile client.cnf -out client.crt
+  ) >>"$1/tls.log" 2>&1 || { tail -n 20 "$1/tls.log" >&2; die "making the client certificate failed"; }
+}
+
 cmd_up() {
   local dir="" owner=""
   while [ $# -gt 0 ]; do
@@ -154,15 +176,16 @@ cmd_up() {
     start_watchdog swell-rabbitmq-watchdog "$owner" "$dir" "$here/rabbitmq.sh" "$dir"
   fi
   make_certs "$dir"
-  echo '[rabbitmq_management].' >"$dir/enabled_plugins"
+  make_client_cert "$dir"
+  echo '[rabbitmq_management,rabbitmq_auth_mechanism_ssl].' >"$dir/enabled_plugins"
   : >"$dir/rabbitmq-env.conf"
   # Unique per run: two nodes of one name on one host cannot both register.
   NODENAME="swell-$(basename "$dir" | tr -c 'A-Za-z0-9\n' -)-$$@localhost"
 
-  local attempt port tport dport mport eport
+  local attempt port tport dport mport eport msport
   for attempt in 1 2 3 4 5; do
-    read -r port tport dport mport eport < <(free_ports 5)
-    start_node "$dir" "$port" "$tport" "$dport" "$mport" "$eport" && break
+    read -r port tport dport mport eport msport < <(free_ports 6)
+    start_node "$dir" "$port" "$tport" "$dport" "$mport" "$eport" "$msport" && break
     [ "$attempt" = 5 ] && die "no free ports after 5 attempts"
   done
   api PUT "$mport" "/api/vhosts/$TEST_VHOST" '{}'
@@ -170,14 +193,17 @@ cmd_up() {
   UP_DONE=1
   local version
   version=$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo '?')
-  say "RabbitMQ $version up on 127.0.0.1:$port (AMQPS $tport, management $mport, dist $dport, epmd $eport) in $((SECONDS - t1))s (package ready after $((t1 - t0))s; state: $dir)"
+  say "RabbitMQ $version up on 127.0.0.1:$port (AMQPS $tport, management $mport and TLS $msport, dist $dport, epmd $eport) in $((SECONDS - t1))s (package ready after $((t1 - t0))s; state: $dir)"
   echo "export SWELL_RABBITMQ_AMQP_PORT=$port"
   echo "export SWELL_RABBITMQ_AMQPS_PORT=$tport"
   echo "export SWELL_RABBITMQ_HTTP_PORT=$mport"
+  echo "export SWELL_RABBITMQ_HTTPS_PORT=$msport"
   echo "export SWELL_RABBITMQ_USER=$TEST_USER"
   echo "export SWELL_RABBITMQ_PASSWORD=$TEST_PASSWORD"
   echo "export SWELL_RABBITMQ_VHOST=$TEST_VHOST"
   echo "export SWELL_RABBITMQ_TLS_CA=$dir/tls/ca.crt"
+  echo "export SWELL_RABBITMQ_CLIENT_CERT=$dir/tls/client.crt"
+  echo "export SWELL_RABBITMQ_CLIENT_KEY=$dir/tls/client.key"
   echo "export SWELL_RABBITMQ_DIR=$dir"
 }
 

@@ -5,16 +5,23 @@ use std::sync::OnceLock;
 /// `SWELL_RABBITMQ_*`, or one started on first use with a watchdog that stops it when this
 /// process exits. [`RabbitMq::user`] (an administrator, with a password) may use the default
 /// vhost `/` and [`RabbitMq::vhost`]; AMQPS is offered with a certificate for 127.0.0.1 from
-/// the CA at [`RabbitMq::ca`], and the management API on [`RabbitMq::http_port`].
+/// the CA at [`RabbitMq::ca`], and the management API on [`RabbitMq::http_port`] (HTTPS on
+/// [`RabbitMq::https_port`]).
 #[derive(Debug)]
 pub struct RabbitMq {
     pub amqp_port: String,
     pub amqps_port: String,
     pub http_port: String,
+    /// The management API over HTTPS (the same certificate as AMQPS).
+    pub https_port: String,
     pub user: String,
     pub password: String,
     pub vhost: String,
     pub ca: PathBuf,
+    /// A client certificate (CN = the test user) and its key, from the same CA: with SASL
+    /// EXTERNAL it logs in as [`RabbitMq::user`] without a password.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
     pub dir: PathBuf,
 }
 
@@ -32,10 +39,13 @@ impl RabbitMq {
             amqp_port: get("SWELL_RABBITMQ_AMQP_PORT")?,
             amqps_port: get("SWELL_RABBITMQ_AMQPS_PORT")?,
             http_port: get("SWELL_RABBITMQ_HTTP_PORT")?,
+            https_port: get("SWELL_RABBITMQ_HTTPS_PORT")?,
             user: get("SWELL_RABBITMQ_USER")?,
             password: get("SWELL_RABBITMQ_PASSWORD")?,
             vhost: get("SWELL_RABBITMQ_VHOST")?,
             ca: PathBuf::from(get("SWELL_RABBITMQ_TLS_CA")?),
+            client_cert: PathBuf::from(get("SWELL_RABBITMQ_CLIENT_CERT")?),
+            client_key: PathBuf::from(get("SWELL_RABBITMQ_CLIENT_KEY")?),
             dir: PathBuf::from(get("SWELL_RABBITMQ_DIR")?),
         })
     }

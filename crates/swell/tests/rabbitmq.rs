@@ -146,8 +146,9 @@ async fn reaches(meta: &[(&str, &str)], auth: &[(&str, &str)], want: f64) {
 }
 
 /// The same queue length over AMQP (vhost in the URL, or vhostName and credentials from
-/// the TriggerAuthentication), AMQPS (the run's CA, unsafeSsl, and the system roots alone,
-/// which refuse it) and the management API (likewise, and with excludeUnacknowledged).
+/// the TriggerAuthentication), AMQPS (the run's CA, unsafeSsl, the system roots alone,
+/// which refuse it, and a client certificate with SASL EXTERNAL) and the management API
+/// (likewise, with excludeUnacknowledged, and over HTTPS).
 #[tokio::test(flavor = "multi_thread")]
 async fn rabbitmq_reads_the_queue_length() {
     let r = RabbitMq::shared();
@@ -224,6 +225,45 @@ async fn rabbitmq_reads_the_queue_length() {
             "rabbitmq amqps://127.0.0.1:{}/{}",
             r.amqps_port, r.vhost
         )) && e.contains("certificate"),
+        "{e}"
+    );
+    assert!(!e.contains(&r.password), "{e}");
+
+    // A client certificate and no password: SASL EXTERNAL logs in as its common name.
+    let (cert, key) = (
+        std::fs::read_to_string(&r.client_cert).unwrap(),
+        std::fs::read_to_string(&r.client_key).unwrap(),
+    );
+    let external = format!("amqps://127.0.0.1:{}/{}", r.amqps_port, r.vhost);
+    let mtls = [
+        ("tls", "enable"),
+        ("ca", ca.as_str()),
+        ("cert", cert.as_str()),
+        ("key", key.as_str()),
+    ];
+    assert_eq!(
+        length(&[("host", &external), ("queueName", qn)], &mtls).await,
+        Ok(5.0)
+    );
+
+    // The management API over HTTPS: the run's CA, unsafeSsl alone (as KEDA's HTTP client),
+    // and the system roots alone, which refuse it.
+    let https = format!(
+        "https://{}:{}@127.0.0.1:{}/{}",
+        r.user, r.password, r.https_port, r.vhost
+    );
+    let meta = [("host", https.as_str()), ("queueName", qn)];
+    reaches(&meta, &[("tls", "enable"), ("ca", ca.as_str())], 5.0).await;
+    let unsafe_meta = [
+        ("host", https.as_str()),
+        ("queueName", qn),
+        ("unsafeSsl", "true"),
+    ];
+    reaches(&unsafe_meta, &[], 5.0).await;
+    let e = length(&meta, &[]).await.unwrap_err();
+    assert!(
+        e.contains(&format!("rabbitmq https://127.0.0.1:{}", r.https_port))
+            && e.contains("certificate"),
         "{e}"
     );
     assert!(!e.contains(&r.password), "{e}");
