@@ -37,7 +37,17 @@ stop_dir() { # DIR
   # epmd's command line names its port.
   stop_pid "$dir/rabbitmq.pid" "$SERVER"
   [ -f "$dir/epmd.port" ] && stop_pid "$dir/epmd.pid" "-port $(cat "$dir/epmd.port")"
+  # Anything else Erlang started for this node (it names the state directory as HOME).
+  local p
+  for p in $(pgrep -x epmd; pgrep -x beam.smp); do
+    if grep -qsxzF "HOME=$dir" "/proc/$p/environ"; then kill -KILL "$p" 2>/dev/null || true; fi
+  done
   case "$dir" in /|"$HOME"|"") ;; *) rm -rf "$dir" ;; esac
+}
+
+# epmd_up PORT: an epmd answers on PORT.
+epmd_up() {
+  ERL_EPMD_PORT=$1 epmd -names >/dev/null 2>&1
 }
 
 # api METHOD PORT PATH [BODY]: one management API call as the test user; fails unless 2xx.
@@ -98,15 +108,21 @@ start_node() { # DIR PORT TLS_PORT DIST_PORT MGMT_PORT EPMD_PORT MGMT_TLS_PORT: 
   local dir=$1 port=$2 tport=$3 dport=$4 mport=$5 eport=$6 msport=$7 pid
   write_config "$dir" "$port" "$tport" "$mport" "$msport"
   echo "$eport" >"$dir/epmd.port"
-  # Our own epmd on our own port, in the foreground so its PID is known and stopped.
+  # Our own epmd on our own port, in the foreground so its PID is known and stopped; up
+  # before the node, which must not start one itself (`epmd -daemon` leaves the session and
+  # would outlive `down`).
   setsid epmd -address 127.0.0.1 -port "$eport" >"$dir/epmd.log" 2>&1 </dev/null &
   echo $! >"$dir/epmd.pid"
+  until epmd_up "$eport"; do
+    alive "$(cat "$dir/epmd.pid")" || { rm -f "$dir/epmd.pid"; return 1; } # port taken
+    sleep 0.05
+  done
   (
     export HOME=$dir ERL_EPMD_PORT=$eport ERL_EPMD_ADDRESS=127.0.0.1
     export RABBITMQ_NODENAME=$NODENAME RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$port
     export RABBITMQ_DIST_PORT=$dport RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf
     # Distribution on loopback only (it listens on every interface by default).
-    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} -start_epmd false"
     export RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config
     export RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log
     export RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins RABBITMQ_PID_FILE=$dir/node.pid
