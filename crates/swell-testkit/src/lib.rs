@@ -12,6 +12,7 @@ mod kafka;
 mod operator;
 mod postgresql;
 mod prometheus;
+mod rabbitmq;
 mod redis;
 mod wait;
 
@@ -21,6 +22,7 @@ pub use kafka::Kafka;
 pub use operator::{MetricServer, Operator, Reply};
 pub use postgresql::Postgres;
 pub use prometheus::{Prometheus, ScrapeTarget};
+pub use rabbitmq::RabbitMq;
 pub use redis::Redis;
 pub use wait::{Seen, wait_until};
 

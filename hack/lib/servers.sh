@@ -1,0 +1,33 @@
+# Helpers shared by the scripts that start a test server on loopback (redis.sh,
+# postgresql.sh, rabbitmq.sh). Source it after defining `need` and `die`.
+
+# free_ports N: N distinct free loopback ports, space-separated (all bound at once, so
+# they differ; another process may still take one before the server binds it, which the
+# callers retry).
+free_ports() {
+  need python3 "pick free ports"
+  python3 -c '
+import socket, sys
+ss = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); ss.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
+
+# make_certs DIR: DIR/tls/{ca.crt,ca.key,server.crt,server.key}, a CA made for the run and a
+# server certificate for 127.0.0.1 and localhost it signed (EC P-256, two days).
+make_certs() {
+  need openssl "make the server's certificates"
+  mkdir -p "$1/tls"
+  (
+    cd "$1/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=swell-test-ca \
+      -keyout ca.key -out ca.crt
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+      -keyout server.key -out server.csr
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >ext.cnf
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile ext.cnf -out server.crt
+    chmod 600 server.key
+  ) >"$1/tls.log" 2>&1 || { tail -n 20 "$1/tls.log" >&2; die "making the test certificates failed"; }
+}
