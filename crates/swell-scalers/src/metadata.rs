@@ -112,6 +112,18 @@ impl From<Invalid> for String {
     }
 }
 
+impl From<String> for Invalid {
+    fn from(why: String) -> Invalid {
+        Invalid(why)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(why: &str) -> Invalid {
+        Invalid(why.to_string())
+    }
+}
+
 /// All the problems of one trigger's metadata.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct MetadataError(pub Vec<ParamError>);

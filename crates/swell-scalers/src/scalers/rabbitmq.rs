@@ -15,7 +15,7 @@ use swell_scaling::naming::metric_name;
 
 use crate::coalesce::Coalescer;
 use crate::http::HttpClientKey;
-use crate::metadata::MIN_TARGET;
+use crate::metadata::{Invalid, MIN_TARGET};
 use crate::tls::Secret;
 use crate::upstream::{UpstreamError, UpstreamKind};
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
@@ -262,17 +262,17 @@ pub fn vhost_and_path(raw_path: &str, vhost_name: &str) -> (String, String) {
 
 /// Go's `time.ParseDuration` or, failing that, whole milliseconds, as KEDA's typed config
 /// reads a `time.Duration`; negative durations are refused.
-pub fn parse_timeout(v: &str) -> Result<Duration, String> {
+pub fn parse_timeout(v: &str) -> Result<Duration, Invalid> {
     if let Ok(ms) = v.parse::<i64>() {
         return u64::try_from(ms)
             .map(Duration::from_millis)
-            .map_err(|_| format!("duration cannot be negative: {ms} milliseconds"));
+            .map_err(|_| Invalid(format!("duration cannot be negative: {ms} milliseconds")));
     }
     let bad = || {
-        format!(
+        Invalid(format!(
             "{} is not a duration: give milliseconds or a Go duration such as 500ms or 5s",
             crate::metadata::shown(v)
-        )
+        ))
     };
     let (negative, mut rest) = match v.strip_prefix('-') {
         Some(r) => (true, r),
@@ -304,7 +304,7 @@ pub fn parse_timeout(v: &str) -> Result<Duration, String> {
         rest = &rest[u..];
     }
     if negative && secs > 0.0 {
-        return Err(format!("duration cannot be negative: {v:?}"));
+        return Err(Invalid(format!("duration cannot be negative: {v:?}")));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| bad())
 }
@@ -590,7 +590,7 @@ fn tls(p: &mut Params<'_>) -> (Option<Tls>, bool) {
     (enabled, unsafe_ssl)
 }
 
-fn amqp_target(host: &str, how: How) -> Result<AmqpTarget, String> {
+fn amqp_target(host: &str, how: How) -> Result<AmqpTarget, Invalid> {
     let mut t = AmqpTarget {
         host: Secret::new(host),
         vhost: Some(how.vhost).filter(|v| !v.is_empty()),
@@ -616,7 +616,7 @@ fn amqp_target(host: &str, how: How) -> Result<AmqpTarget, String> {
 
 impl AmqpTarget {
     /// The URI to connect to, with vhostName and username/password applied.
-    fn uri(&self) -> Result<AMQPUri, String> {
+    fn uri(&self) -> Result<AMQPUri, Invalid> {
         let mut uri: AMQPUri = self.host.expose().parse().map_err(|_| {
             "is not an AMQP URI; use amqp://user:password@host:5672/vhost".to_string()
         })?;
@@ -672,7 +672,7 @@ fn target(protocol: Option<Protocol>, host: &str, queue: &str, how: How) -> Targ
 }
 
 /// KEDA's `getQueueInfoViaHTTP` URL, its credentials taken out of the URL.
-fn http_target(host: &str, queue: &str, how: How) -> Result<HttpTarget, String> {
+fn http_target(host: &str, queue: &str, how: How) -> Result<HttpTarget, Invalid> {
     let bad = "is not a management API URL; use http://user:password@host:15672/vhost";
     let url = reqwest::Url::parse(host).map_err(|_| bad.to_string())?;
     if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
@@ -946,7 +946,7 @@ async fn connect(t: &AmqpTarget) -> Result<Connection, UpstreamError> {
 /// The rustls configuration for amqps://: the system roots plus `ca`, or no check with
 /// `unsafeSsl`; the client certificate when given. aws-lc-rs, as the workspace's other
 /// clients.
-fn tls_config(tls: Option<&Tls>) -> Result<rustls::ClientConfig, String> {
+fn tls_config(tls: Option<&Tls>) -> Result<rustls::ClientConfig, Invalid> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -986,7 +986,7 @@ fn tls_config(tls: Option<&Tls>) -> Result<rustls::ClientConfig, String> {
                 .map_err(|_| "key is not a PEM private key (PKCS#8, PKCS#1 or SEC1)".to_string())?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("cert/key: {e}"))
+                .map_err(|e| Invalid(format!("cert/key: {e}")))
         }
     }
 }
@@ -2073,7 +2073,7 @@ mod tests {
         ] {
             match (parse_timeout(v), want) {
                 (Ok(got), Ok(want)) => assert_eq!(got, want, "{v}"),
-                (Err(got), Err(want)) => assert!(got.contains(want), "{v}: {got}"),
+                (Err(got), Err(want)) => assert!(got.0.contains(want), "{v}: {got}"),
                 (got, want) => panic!("{v}: got {got:?}, want {want:?}"),
             }
         }
