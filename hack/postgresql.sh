@@ -24,6 +24,8 @@ TEST_DB=swell
 
 # shellcheck source=lib/procs.sh
 source "$here/lib/procs.sh"
+# shellcheck source=lib/servers.sh
+source "$here/lib/servers.sh"
 
 pg_bin() { # the newest installed server's bin directory
   local d
@@ -41,27 +43,6 @@ stop_dir() { # DIR
   stop_pid "$dir/watchdog.pid" swell-postgresql-watchdog
   stop_pid "$dir/postgres.pid" "$dir/data"
   case "$dir" in /|"$HOME"|"") ;; *) rm -rf "$dir" ;; esac
-}
-
-free_port() {
-  need python3 "pick a free port"
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-make_certs() { # DIR
-  need openssl "make the server's certificates"
-  mkdir -p "$1/tls"
-  (
-    cd "$1/tls"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=swell-test-ca \
-      -keyout ca.key -out ca.crt
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
-      -keyout server.key -out server.csr
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >ext.cnf
-    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-      -extfile ext.cnf -out server.crt
-    chmod 600 server.key
-  ) >"$1/tls.log" 2>&1 || { tail -n 20 "$1/tls.log" >&2; die "making the test certificates failed"; }
 }
 
 cmd_up() {
@@ -104,7 +85,7 @@ cmd_up() {
 
   local attempt port pid
   for attempt in 1 2 3 4 5; do
-    port=$(free_port)
+    port=$(free_ports 1)
     cat >"$dir/data/postgresql.auto.conf" <<EOF
 listen_addresses = '127.0.0.1'
 port = $port

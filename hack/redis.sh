@@ -22,37 +22,14 @@ ACL_PASSWORD=swell-redis-secret
 
 # shellcheck source=lib/procs.sh
 source "$here/lib/procs.sh"
+# shellcheck source=lib/servers.sh
+source "$here/lib/servers.sh"
 
 stop_dir() { # DIR
   local dir=$1
   stop_pid "$dir/watchdog.pid" swell-redis-watchdog
   stop_pid "$dir/redis.pid" "$dir/redis.conf"
   case "$dir" in /|"$HOME"|"") ;; *) rm -rf "$dir" ;; esac
-}
-
-free_ports() { # N: N distinct free loopback ports
-  need python3 "pick free ports"
-  python3 -c '
-import socket, sys
-ss = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); ss.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
-}
-
-make_certs() { # DIR
-  need openssl "make the TLS port's certificates"
-  mkdir -p "$1/tls"
-  (
-    cd "$1/tls"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=swell-test-ca \
-      -keyout ca.key -out ca.crt
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
-      -keyout server.key -out server.csr
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >ext.cnf
-    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-      -extfile ext.cnf -out server.crt
-  ) >"$1/tls.log" 2>&1 || { tail -n 20 "$1/tls.log" >&2; die "making the test certificates failed"; }
 }
 
 cmd_up() {

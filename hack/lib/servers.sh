@@ -1,0 +1,31 @@
+# Helpers shared by the harness scripts that start a server on loopback with TLS (redis.sh,
+# postgresql.sh, mariadb.sh). Source it after defining `die MESSAGE` and `need CMD WHY`.
+
+# free_ports N: N distinct free loopback ports, space-separated.
+free_ports() {
+  need python3 "pick free ports"
+  python3 -c '
+import socket, sys
+ss = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); ss.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
+
+# make_certs DIR: DIR/tls/ca.crt, a CA made for the run, and DIR/tls/server.{crt,key}, a
+# certificate it signed for 127.0.0.1 and localhost (key readable by its owner only).
+make_certs() {
+  need openssl "make the server's certificates"
+  mkdir -p "$1/tls"
+  (
+    cd "$1/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=swell-test-ca \
+      -keyout ca.key -out ca.crt
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+      -keyout server.key -out server.csr
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >ext.cnf
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile ext.cnf -out server.crt
+    chmod 600 server.key
+  ) >"$1/tls.log" 2>&1 || { tail -n 20 "$1/tls.log" >&2; die "making the test certificates failed"; }
+}
