@@ -5,9 +5,10 @@
 # with a password (mysql_native_password) owning a test database; TLS offered (a certificate
 # for 127.0.0.1 from a CA made for the run, so `tls=true` can be tested by trusting the CA).
 #
-#   hack/mariadb.sh up [--dir DIR] [--owner-pid PID]
+#   hack/mariadb.sh up [--dir DIR] [--owner-pid PID] [--no-tls]
 #        start; prints `export …` lines (eval "$(hack/mariadb.sh up)"), progress on stderr.
 #        --owner-pid: a watchdog stops MariaDB and removes DIR when PID exits.
+#        --no-tls: a server that offers no TLS (to test clients falling back to plaintext).
 #   hack/mariadb.sh down DIR           stop MariaDB and watchdog, remove DIR (idempotent)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,12 +40,13 @@ stop_dir() { # DIR
 as_user=()
 [ "$(id -u)" = 0 ] && as_user=(--user=root)
 
-start_server() { # DIR PORT: mariadbd in its own session; its PID in DIR/mariadbd.pid
-  local dir=$1 port=$2
+start_server() { # DIR PORT TLS(0|1): mariadbd in its own session; its PID in DIR/mariadbd.pid
+  local dir=$1 port=$2 tls=()
+  [ "$3" = 1 ] && tls=(--ssl-ca="$dir/tls/ca.crt" --ssl-cert="$dir/tls/server.crt" --ssl-key="$dir/tls/server.key")
   setsid "$MARIADBD" --no-defaults "${as_user[@]}" --datadir="$dir/data" --socket="$dir/mysqld.sock" \
     --pid-file="$dir/data/mariadbd.pid" --log-error="$dir/mariadbd.log" \
     --bind-address=127.0.0.1 --port="$port" --skip-name-resolve \
-    --ssl-ca="$dir/tls/ca.crt" --ssl-cert="$dir/tls/server.crt" --ssl-key="$dir/tls/server.key" \
+    "${tls[@]}" \
     --skip-log-bin --innodb-buffer-pool-size=16M --innodb-log-file-size=8M \
     --innodb-flush-log-at-trx-commit=0 --sync-frm=0 --max-connections=100 \
     >/dev/null 2>&1 </dev/null &
@@ -52,12 +54,13 @@ start_server() { # DIR PORT: mariadbd in its own session; its PID in DIR/mariadb
 }
 
 cmd_up() {
-  local dir="" owner=""
+  local dir="" owner="" tls=1
   while [ $# -gt 0 ]; do
     case $1 in
       --dir) [ $# -ge 2 ] || die "--dir needs a directory"; dir=$2; shift 2 ;;
       --owner-pid) [ $# -ge 2 ] || die "--owner-pid needs a PID"; owner=$2; shift 2 ;;
-      *) die "unknown argument $1 (usage: mariadb.sh up [--dir DIR] [--owner-pid PID])" ;;
+      --no-tls) tls=0; shift ;;
+      *) die "unknown argument $1 (usage: mariadb.sh up [--dir DIR] [--owner-pid PID] [--no-tls])" ;;
     esac
   done
   need setsid "run MariaDB in its own session"
@@ -84,7 +87,7 @@ cmd_up() {
   if [ -n "$owner" ]; then
     start_watchdog swell-mariadb-watchdog "$owner" "$dir" "$here/mariadb.sh" "$dir"
   fi
-  make_certs "$dir"
+  [ "$tls" = 1 ] && make_certs "$dir"
   # The current OS user gets unix_socket access as the server's administrator.
   mariadb-install-db --no-defaults "${as_user[@]}" --datadir="$dir/data" --auth-root-authentication-method=socket \
     --skip-test-db >"$dir/install-db.log" 2>&1 || { tail -n 20 "$dir/install-db.log" >&2; die "mariadb-install-db failed (log: $dir/install-db.log)"; }
@@ -92,7 +95,7 @@ cmd_up() {
   local attempt port pid
   for attempt in 1 2 3 4 5; do
     port=$(free_ports 1)
-    start_server "$dir" "$port"
+    start_server "$dir" "$port" "$tls"
     pid=$(cat "$dir/mariadbd.pid")
     local deadline=$((SECONDS + 60)) ok=0
     while [ $SECONDS -lt $deadline ]; do
@@ -125,7 +128,7 @@ cmd_up() {
   echo "export SWELL_MYSQL_USER=$TEST_USER"
   echo "export SWELL_MYSQL_PASSWORD=$TEST_PASSWORD"
   echo "export SWELL_MYSQL_DB=$TEST_DB"
-  echo "export SWELL_MYSQL_TLS_CA=$dir/tls/ca.crt"
+  if [ "$tls" = 1 ]; then echo "export SWELL_MYSQL_TLS_CA=$dir/tls/ca.crt"; fi
   echo "export SWELL_MYSQL_DIR=$dir"
 }
 

@@ -14,16 +14,35 @@ pub struct Mysql {
     pub user: String,
     pub password: String,
     pub db: String,
-    pub tls_ca: PathBuf,
+    /// `None` for [`Mysql::without_tls`].
+    pub tls_ca: Option<PathBuf>,
     pub dir: PathBuf,
 }
 
 static SHARED: OnceLock<Mysql> = OnceLock::new();
+static WITHOUT_TLS: OnceLock<Mysql> = OnceLock::new();
 
 impl Mysql {
     pub fn shared() -> &'static Mysql {
         SHARED.get_or_init(|| {
             crate::from_env_or_started("mariadb.sh", &[], "MariaDB", Self::from_exports)
+        })
+    }
+
+    /// A second server, started for this process, that offers no TLS (`--no-tls`).
+    pub fn without_tls() -> &'static Mysql {
+        WITHOUT_TLS.get_or_init(|| {
+            let pid = std::process::id().to_string();
+            let args = ["up", "--owner-pid", pid.as_str(), "--no-tls"];
+            let vars = crate::run_script("mariadb.sh", &args)
+                .unwrap_or_else(|e| panic!("no local MariaDB without TLS: {e:#}"));
+            Self::from_exports(&|k: &str| {
+                vars.iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+                    .ok_or_else(|| anyhow::anyhow!("{k} not set"))
+            })
+            .unwrap_or_else(|e| panic!("hack/mariadb.sh --no-tls: {e:#}"))
         })
     }
 
@@ -35,7 +54,7 @@ impl Mysql {
             user: get("SWELL_MYSQL_USER")?,
             password: get("SWELL_MYSQL_PASSWORD")?,
             db: get("SWELL_MYSQL_DB")?,
-            tls_ca: PathBuf::from(get("SWELL_MYSQL_TLS_CA")?),
+            tls_ca: get("SWELL_MYSQL_TLS_CA").ok().map(PathBuf::from),
             dir: PathBuf::from(get("SWELL_MYSQL_DIR")?),
         })
     }

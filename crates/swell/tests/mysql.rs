@@ -156,6 +156,35 @@ async fn mysql_reads_a_query() {
     }
 }
 
+/// A server that offers no TLS: `preferred` and `allowFallbackToPlaintext` fall back to
+/// plaintext, `skip-verify` and `true` do not.
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_falls_back_to_plaintext_only_when_the_dsn_allows() {
+    let db = Mysql::without_tls();
+    let read = |params: &str| {
+        let dsn = db.dsn(params);
+        async move {
+            let meta = [("query", ENCRYPTED), ("queryValue", "1")];
+            read(&meta, &[("connectionString", &dsn)]).await
+        }
+    };
+    assert_eq!(read("tls=preferred").await, Ok(0.0));
+    assert_eq!(
+        read("tls=skip-verify&allowFallbackToPlaintext=true").await,
+        Ok(0.0)
+    );
+    for params in ["tls=skip-verify", "tls=true"] {
+        let e = read(params).await.unwrap_err();
+        assert!(
+            e.contains(&format!(
+                "mysql {}:{}: the server does not offer TLS",
+                db.host, db.port
+            )),
+            "{params}: {e}"
+        );
+    }
+}
+
 /// Two triggers on the same server and query share one pool and one reading; another query
 /// on it shares the pool only.
 #[tokio::test(flavor = "multi_thread")]
@@ -311,7 +340,7 @@ spec:
             ns.apply(cluster, &so("wrong", "my-wrong", &fields(&db.port))).unwrap();
             ns.apply(cluster, &so("down", "my-wrong", &fields(&down))).unwrap();
 
-            let ca = db.tls_ca.display().to_string();
+            let ca = db.tls_ca.as_ref().unwrap().display().to_string();
             let (op, _guard) =
                 operator_with_metrics_api_env(cluster, &ns, &[("SSL_CERT_FILE", ca.as_str())]).await;
             wait_condition(&ns, "app", "Ready", "True").await;
