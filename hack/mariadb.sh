@@ -89,7 +89,7 @@ cmd_up() {
   fi
   [ "$tls" = 1 ] && make_certs "$dir"
   # The current OS user gets unix_socket access as the server's administrator.
-  mariadb-install-db --no-defaults "${as_user[@]}" --datadir="$dir/data" --auth-root-authentication-method=socket \
+  mariadb-install-db --no-defaults "${as_user[@]}" --datadir="$dir/data" --auth-root-authentication-method=socket --auth-root-socket-user="$(id -un)" \
     --skip-test-db >"$dir/install-db.log" 2>&1 || { tail -n 20 "$dir/install-db.log" >&2; die "mariadb-install-db failed (log: $dir/install-db.log)"; }
 
   local attempt port pid

@@ -217,6 +217,22 @@ fn read_bool(key: &str, v: &str) -> Result<bool, DsnError> {
     }
 }
 
+/// The `tls` parameter: a boolean or a mode (`skip-verify`, `preferred`, any case).
+fn tls_mode(v: &str) -> Result<Tls, DsnError> {
+    match read_bool("tls", v) {
+        Ok(true) => Ok(Tls::Verify),
+        Ok(false) => Ok(Tls::Off),
+        Err(_) if v.eq_ignore_ascii_case("skip-verify") => Ok(Tls::SkipVerify),
+        Err(_) if v.eq_ignore_ascii_case("preferred") => Ok(Tls::Preferred),
+        Err(_) => Err(param(
+            "tls",
+            format!(
+                "{v:?} is not a TLS mode; use true (verify the certificate), skip-verify, preferred or false (named TLS configurations are registered in Go code, which KEDA does not do)"
+            ),
+        )),
+    }
+}
+
 /// `parseDSNParams`.
 fn read_params(t: &mut Target, params: &str) -> Result<(), DsnError> {
     for pair in params.split('&') {
@@ -225,22 +241,7 @@ fn read_params(t: &mut Target, params: &str) -> Result<(), DsnError> {
         };
         let unescaped = || unescape(v, true).ok_or_else(|| param(key, "invalid %-escape"));
         match key {
-            "tls" => {
-                t.tls = match read_bool(key, v) {
-                    Ok(true) => Tls::Verify,
-                    Ok(false) => Tls::Off,
-                    Err(_) if v.eq_ignore_ascii_case("skip-verify") => Tls::SkipVerify,
-                    Err(_) if v.eq_ignore_ascii_case("preferred") => Tls::Preferred,
-                    Err(_) => {
-                        return Err(param(
-                            key,
-                            format!(
-                                "{v:?} is not a TLS mode; use true (verify the certificate), skip-verify, preferred or false (named TLS configurations are registered in Go code, which KEDA does not do)"
-                            ),
-                        ));
-                    }
-                }
-            }
+            "tls" => t.tls = tls_mode(v)?,
             "allowFallbackToPlaintext" => t.plaintext_fallback |= read_bool(key, v)?,
             "allowCleartextPasswords" => t.cleartext_passwords = read_bool(key, v)?,
             "compress" => t.compress = read_bool(key, v)?,

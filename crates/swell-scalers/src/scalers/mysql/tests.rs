@@ -37,22 +37,29 @@ const ENV: Pairs = &[
     ),
 ];
 
+/// KEDA's server fields, from a TriggerAuthentication.
+const FIELDS: Pairs<'static> = &[
+    ("host", "test_host"),
+    ("port", "3306"),
+    ("username", "test_username"),
+    ("password", "MYSQL_PASSWORD"),
+    ("dbName", "test_dbname"),
+];
+
+/// KEDA's query and queryValue with `extra`.
+fn with(extra: Pairs<'static>) -> Vec<(&'static str, &'static str)> {
+    [("query", "query"), ("queryValue", "12")]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect()
+}
+
 /// KEDA's `testMySQLMetadata` and `mySQLMetricIdentifiers`. KEDA's `port: test_port`
 /// parses there and fails only when connecting; Swell refuses it at once, so the accepted
 /// cases use a number and the refusal is checked on its own.
 #[test]
 fn parses_keda_metadata_table() {
-    let fields: Pairs = &[
-        ("host", "test_host"),
-        ("port", "3306"),
-        ("username", "test_username"),
-        ("password", "MYSQL_PASSWORD"),
-        ("dbName", "test_dbname"),
-    ];
-    let q: Pairs<'static> = &[("query", "query"), ("queryValue", "12")];
-    let with = |extra: Pairs<'static>| -> Vec<(&'static str, &'static str)> {
-        q.iter().chain(extra).copied().collect()
-    };
     let ok: &[Case] = &[
         (
             with(&[("connectionStringFromEnv", "MYSQL_CONN_STR")]),
@@ -81,7 +88,7 @@ fn parses_keda_metadata_table() {
             &[],
             "s2-mysql-test_dbname",
         ),
-        (with(&[]), fields, "s3-mysql-test_dbname"),
+        (with(&[]), FIELDS, "s3-mysql-test_dbname"),
     ];
     for (i, (meta, auth, metric)) in ok.iter().enumerate() {
         let s = scaler(i, meta, auth, ENV).unwrap_or_else(|e| panic!("case {i}: {e}"));
@@ -98,14 +105,18 @@ fn parses_keda_metadata_table() {
         scaler(0, &ok[0].0, &[], ENV).unwrap().target,
         Some(dsn::parse("user@tcp(http://my.mysql.dev:3306)/stats_db").unwrap())
     );
+}
 
-    let mut aa = fields.to_vec();
+/// The failing cases of KEDA's `testMySQLMetadata`, and the port KEDA takes on trust.
+#[test]
+fn refuses_keda_error_cases() {
+    let mut aa = FIELDS.to_vec();
     aa.retain(|(k, _)| *k != "username");
     for (meta, auth, env, want) in [
-        (vec![], fields, ENV, "triggers[0].metadata.query: required"),
+        (vec![], FIELDS, ENV, "triggers[0].metadata.query: required"),
         (
             with(&[("activationQueryValue", "AA")]),
-            fields,
+            FIELDS,
             ENV,
             "activationQueryValue: \"AA\" is not a number",
         ),
