@@ -3,6 +3,8 @@
 # named <group>_<plural>.yaml (keda.sh_scaledobjects.yaml …) as controller-gen names them,
 # holding that CRD's document exactly as `swell crds` prints it. Files for CRDs that no
 # longer exist are removed. The test `chart::crds_match_swell_crds` fails when they are stale.
+# Also writes charts/swell/files/metrics.aws_externalmetrics.yaml from
+# `swell crds --cloudwatch-adapter` (the chart's optional k8s-cloudwatch-adapter CRD).
 #
 #   hack/chart-crds.sh            build and run swell with cargo
 #   SWELL=path/to/swell hack/chart-crds.sh
@@ -13,11 +15,11 @@ dir="$root/charts/swell/crds"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-if [ -n "${SWELL:-}" ]; then
-  "$SWELL" crds >"$tmp/all.yaml"
-else
-  (cd "$root" && cargo run -q -p swell -- crds) >"$tmp/all.yaml"
-fi
+swell() {
+  if [ -n "${SWELL:-}" ]; then "$SWELL" "$@"; else (cd "$root" && cargo run -q -p swell -- "$@"); fi
+}
+swell crds >"$tmp/all.yaml"
+swell crds --cloudwatch-adapter >"$tmp/externalmetrics.yaml"
 
 # Split on the `---` lines; a document's file name comes from its metadata.name
 # (`<plural>.<group>`), the first two-space-indented `name:` of the document.
@@ -46,4 +48,6 @@ n=$(find "$tmp/out" -name '*.yaml' | wc -l)
 mkdir -p "$dir"
 rm -f "$dir"/*.yaml
 cp "$tmp/out"/*.yaml "$dir/"
-echo "chart-crds: wrote $n CRDs to ${dir#"$root"/}" >&2
+mkdir -p "$root/charts/swell/files"
+cp "$tmp/externalmetrics.yaml" "$root/charts/swell/files/metrics.aws_externalmetrics.yaml"
+echo "chart-crds: wrote $n CRDs to ${dir#"$root"/} and charts/swell/files/metrics.aws_externalmetrics.yaml" >&2

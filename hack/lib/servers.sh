@@ -1,7 +1,9 @@
-# Helpers shared by the harness scripts that start a server on loopback with TLS (redis.sh,
-# postgresql.sh, mariadb.sh). Source it after defining `die MESSAGE` and `need CMD WHY`.
+# Helpers shared by the scripts that start a test server on loopback (redis.sh,
+# postgresql.sh, rabbitmq.sh, mariadb.sh). Source it after defining `need` and `die`.
 
-# free_ports N: N distinct free loopback ports, space-separated.
+# free_ports N: N distinct free loopback ports, space-separated (all bound at once, so
+# they differ; another process may still take one before the server binds it, which the
+# callers retry).
 free_ports() {
   need python3 "pick free ports"
   python3 -c '
@@ -12,8 +14,8 @@ for _ in range(int(sys.argv[1])):
 print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
 }
 
-# make_certs DIR: DIR/tls/ca.crt, a CA made for the run, and DIR/tls/server.{crt,key}, a
-# certificate it signed for 127.0.0.1 and localhost (key readable by its owner only).
+# make_certs DIR: DIR/tls/{ca.crt,ca.key,server.crt,server.key}, a CA made for the run and a
+# server certificate for 127.0.0.1 and localhost it signed (EC P-256, two days).
 make_certs() {
   need openssl "make the server's certificates"
   mkdir -p "$1/tls"

@@ -56,6 +56,9 @@ pub mod active {
     pub const UNKNOWN_STATE: &str = "UnknownState";
 
     pub const SCALER_ACTIVE_MESSAGE: &str = "Scaling is performed because triggers are active";
+    /// True under `autoscaling.keda.sh/force-activation` (KEDA's message).
+    pub const SCALER_FORCED_MESSAGE: &str =
+        "Scaling is performed because activation is being forced by annotation";
     pub const SCALER_NOT_ACTIVE_MESSAGE: &str =
         "Scaling is not performed because triggers are not active";
     pub const SCALER_COOLDOWN_MESSAGE: &str = "Scaler cooling down because triggers are not active";

@@ -6,7 +6,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use crate::{ClusterTriggerAuthentication, ScaledJob, ScaledObject, TriggerAuthentication};
+use crate::{
+    ClusterTriggerAuthentication, ExternalMetric, ScaledJob, ScaledObject, TriggerAuthentication,
+};
 
 /// Errors from rendering the CRDs.
 #[derive(Debug, thiserror::Error)]
@@ -33,10 +35,29 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     crds
 }
 
+/// The `metrics.aws/v1alpha1` ExternalMetric CRD of the k8s-cloudwatch-adapter, for
+/// clusters that no longer have the adapter's own (the chart's
+/// `cloudwatchAdapter.installCRD`). Helm keeps it on uninstall: it holds the users' queries.
+pub fn cloudwatch_adapter_crd() -> CustomResourceDefinition {
+    let mut crd = ExternalMetric::crd();
+    finish(&mut crd);
+    crd.metadata.annotations = Some(
+        [("helm.sh/resource-policy".to_string(), "keep".to_string())]
+            .into_iter()
+            .collect(),
+    );
+    crd
+}
+
 /// [`crds`] as one multi-document YAML stream, ready for `kubectl apply --server-side -f -`.
 pub fn crds_yaml() -> Result<String, Error> {
+    yaml(crds())
+}
+
+/// CRDs as one multi-document YAML stream.
+pub fn yaml(crds: Vec<CustomResourceDefinition>) -> Result<String, Error> {
     let mut out = String::new();
-    for crd in crds() {
+    for crd in crds {
         let doc = serde_saphyr::to_string(&crd).map_err(|source| Error::Yaml {
             name: crd.metadata.name.clone().unwrap_or_default(),
             source,

@@ -13,6 +13,7 @@ pub mod conditions;
 mod crd;
 pub mod defaults;
 pub mod events;
+pub mod external_metric;
 pub mod formula;
 mod scaled_job;
 mod scaled_object;
@@ -21,7 +22,8 @@ mod trigger;
 mod trigger_authentication;
 pub mod validation;
 
-pub use crd::{Error, crds, crds_yaml};
+pub use crd::{Error, cloudwatch_adapter_crd, crds, crds_yaml, yaml};
+pub use external_metric::{ExternalMetric, ExternalMetricSpec};
 pub use scaled_job::*;
 pub use scaled_object::*;
 pub use status::{

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource};
 use swell_api::{ScaledJob, ScaledObject, ScaledObjectStatus};
@@ -14,6 +14,7 @@ use crate::auth::SourceEvent;
 use crate::loop_state::{JobLoopState, LoopState};
 use crate::loops::Registry;
 use crate::metrics::Metrics;
+use crate::recorder::Recorder;
 use crate::target::Targets;
 use crate::triggers::Builder;
 
@@ -103,14 +104,7 @@ impl Ctx {
     ) {
         let reference: ObjectReference = obj.object_ref(&());
         let note = truncate_note(note);
-        let ev = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: reason.into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, &reference).await {
+        if let Err(e) = self.recorder.publish(&reference, type_, reason, note).await {
             tracing::warn!(error = %e, reason, "publishing event");
         }
     }

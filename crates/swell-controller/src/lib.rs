@@ -2,12 +2,14 @@
 //! replica and job arithmetic comes from `swell-scaling`.
 
 pub mod auth;
+pub mod cloudwatch_adapter;
 pub mod context;
 pub mod hpa;
 pub mod loop_state;
 pub mod loops;
 pub mod metric_source;
 pub mod metrics;
+pub mod recorder;
 pub mod run;
 pub mod scaled_job;
 pub mod scaled_object;

@@ -10,7 +10,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::Controller;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::{Api, Client};
 use swell_api::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication};
@@ -22,6 +21,7 @@ use crate::auth::SourceEvent;
 use crate::context::Ctx;
 use crate::loops::Registry;
 use crate::metrics::Metrics;
+use crate::recorder::Recorder;
 use crate::scaled_object;
 use crate::target::Targets;
 use crate::triggers::Builder;
@@ -80,10 +80,6 @@ pub fn context(
     reconcile_now: futures::channel::mpsc::UnboundedSender<ObjectRef<ScaledObject>>,
     settings: &Settings,
 ) -> Arc<Ctx> {
-    let reporter = Reporter {
-        controller: "keda-operator".into(),
-        instance: Some(settings.instance.clone()),
-    };
     let builder = Builder {
         client: client.clone(),
         shared: swell_scalers::Shared {
@@ -96,7 +92,11 @@ pub fn context(
         cluster_auths: stores.cluster_auths,
     };
     Arc::new(Ctx {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: Recorder::new(
+            client.clone(),
+            "keda-operator".into(),
+            settings.instance.clone(),
+        ),
         targets: Targets::default(),
         store: stores.scaled_objects,
         builder,

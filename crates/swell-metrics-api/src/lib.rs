@@ -53,6 +53,13 @@ pub trait MetricSource: Send + Sync + 'static {
         metric: &str,
         selector: &str,
     ) -> Result<Vec<MetricValue>, MetricError>;
+
+    /// Whether the source answers for `metric` although its name is not one Swell gives its
+    /// ScaledObjects' metrics (e.g. a k8s-cloudwatch-adapter `ExternalMetric`), so that it
+    /// is not sent to a delegate.
+    fn serves(&self, _namespace: &str, _metric: &str, _selector: &str) -> bool {
+        false
+    }
 }
 
 /// One item of an `ExternalMetricValueList`.

@@ -434,8 +434,10 @@ async fn external_metric(
     RawQuery(query): RawQuery,
 ) -> Response {
     let selector = api::label_selector(query.as_deref());
+    let served_here = || shared.source.serves(&namespace, &metric, &selector);
     if let Some(delegation) = &shared.delegation
-        && let Route::Delegate(i) = delegate::route(&metric, &selector, &delegation.catalog())
+        && let Route::Delegate(i) =
+            delegate::route(&metric, &selector, &delegation.catalog(), served_here())
     {
         return delegation
             .forward(i, &user, &namespace, &metric, &selector)

@@ -592,20 +592,46 @@ pub fn explain(
         identity,
         resource,
         action,
-        std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE").is_some(),
+        &WebIdentity::from_env(),
     )
 }
 
-/// [`explain`], told whether Swell's own identity comes from a web identity token (IRSA).
+/// Swell's own web identity token (IRSA), as [`explain`] reports on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebIdentity {
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE` is not set.
+    None,
+    /// The token file, and why it cannot be read (`None`: it can).
+    Token {
+        path: String,
+        unreadable: Option<String>,
+    },
+}
+
+impl WebIdentity {
+    /// From `AWS_WEB_IDENTITY_TOKEN_FILE`, opening the file to see whether it can be read.
+    pub fn from_env() -> WebIdentity {
+        let Some(path) = std::env::var_os("AWS_WEB_IDENTITY_TOKEN_FILE") else {
+            return WebIdentity::None;
+        };
+        let unreadable = std::fs::File::open(&path).err().map(|e| e.to_string());
+        WebIdentity::Token {
+            path: path.to_string_lossy().into_owned(),
+            unreadable,
+        }
+    }
+}
+
+/// [`explain`], told about Swell's own web identity token.
 pub fn explain_with(
     code: Option<&str>,
     text: &str,
     identity: &Identity,
     resource: &str,
     action: &str,
-    irsa: bool,
+    web: &WebIdentity,
 ) -> UpstreamError {
-    let (kind, message) = explain_message(code, text, identity, resource, action, irsa);
+    let (kind, message) = explain_message(code, text, identity, resource, action, web);
     let err = UpstreamError::new(kind, message);
     match code {
         Some(c) => err.with_code(Code::Aws(c.to_string())),
@@ -620,7 +646,7 @@ fn explain_message(
     identity: &Identity,
     resource: &str,
     action: &str,
-    irsa: bool,
+    web: &WebIdentity,
 ) -> (UpstreamKind, String) {
     let assume_denied = text.contains("sts:AssumeRole")
         && (text.contains("AccessDenied") || text.contains("not authorized"));
@@ -634,6 +660,25 @@ fn explain_message(
                 "AccessDenied: Swell's identity may not sts:AssumeRole {role_arn} ({text}); check both policies: \
                  (1) the trust policy of {role_arn} must allow Swell's role to assume it, and \
                  (2) Swell's own role must have an identity policy allowing sts:AssumeRole on {role_arn}"
+            ),
+        );
+    }
+    let irsa = web != &WebIdentity::None;
+    if let (
+        WebIdentity::Token {
+            path,
+            unreadable: Some(why),
+        },
+        true,
+    ) = (web, uses_own)
+        && (own_credentials_failed || text.contains("AssumeRoleWithWebIdentity"))
+    {
+        return (
+            UpstreamKind::Auth,
+            format!(
+                "WebIdentityErr: Swell's own IRSA token cannot be read: AWS_WEB_IDENTITY_TOKEN_FILE={path}: {why}; \
+                 is the token mounted? EKS mounts it when Swell's ServiceAccount has the {ROLE_ARN_ANNOTATION} \
+                 annotation and the pod was created after it was added: check the pod's volumes, or restart it ({text})"
             ),
         );
     }
@@ -825,22 +870,48 @@ mod tests {
         );
         assert!(m.message.starts_with("WebIdentityErr"), "{m}");
         assert_eq!(m.kind, UpstreamKind::Auth);
-        let m = explain_with(
-            None,
-            "an error occurred while loading credentials: No such file",
-            &Identity::Operator,
-            "q",
-            "a",
-            true,
-        );
+        let failed = "an error occurred while loading credentials: No such file";
+        let readable = WebIdentity::Token {
+            path: "/var/run/secrets/eks.amazonaws.com/serviceaccount/token".into(),
+            unreadable: None,
+        };
+        let m = explain_with(None, failed, &Identity::Operator, "q", "a", &readable);
         assert!(m.message.starts_with("WebIdentityErr"), "{m}");
+        assert!(m.message.contains("trust policy"), "{m}");
+        // A token that cannot be read is named, with the path; not the trust policy.
+        let missing = WebIdentity::Token {
+            path: "/var/run/secrets/eks.amazonaws.com/serviceaccount/token".into(),
+            unreadable: Some("No such file or directory (os error 2)".into()),
+        };
+        for text in [
+            failed,
+            "failed: AssumeRoleWithWebIdentity: could not read token",
+        ] {
+            let m = explain_with(None, text, &Identity::Operator, "q", "a", &missing).message;
+            assert!(
+                m.starts_with(
+                    "WebIdentityErr: Swell's own IRSA token cannot be read: AWS_WEB_IDENTITY_TOKEN_FILE=\
+                     /var/run/secrets/eks.amazonaws.com/serviceaccount/token: No such file or directory"
+                ) && m.contains("is the token mounted?")
+                    && !m.contains("trust policy"),
+                "{m}"
+            );
+        }
+        // Static keys never use the token.
+        let keys = Identity::Static {
+            access_key_id: "AKIA".into(),
+            secret_access_key: Secret::new("s"),
+            session_token: None,
+        };
+        let m = explain_with(None, failed, &keys, "q", "a", &missing);
+        assert!(!m.message.contains("token cannot be read"), "{m}");
         let m = explain_with(
             None,
             "an error occurred while loading credentials: No such file",
             &Identity::Operator,
             "q",
             "a",
-            false,
+            &WebIdentity::None,
         );
         assert!(!m.message.starts_with("WebIdentityErr"), "{m}");
         assert_eq!(m.kind, UpstreamKind::Auth);
@@ -906,7 +977,7 @@ mod tests {
                 &Identity::Operator,
                 "r",
                 action,
-                false,
+                &WebIdentity::None,
             );
             assert_eq!(e.category(), category, "{code}");
             assert_eq!(e.code, Some(Code::Aws(code.into())), "{code}");

@@ -230,6 +230,8 @@ pub struct Shared {
     pub postgres: std::sync::Arc<scalers::postgresql::PostgresClients>,
     /// MySQL pools per server, credentials and settings (mysql).
     pub mysql: std::sync::Arc<scalers::mysql::MysqlPools>,
+    /// RabbitMQ AMQP connections per server and credentials, and shared readings (rabbitmq).
+    pub rabbitmq: std::sync::Arc<scalers::rabbitmq::RabbitMqClients>,
     pub upstream_calls: UpstreamCalls,
 }
 

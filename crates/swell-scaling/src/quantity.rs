@@ -2,10 +2,12 @@
 //! (`resource.NewMilliQuantity(int64(v*1000), DecimalSI)` in canonical form).
 
 /// Formats `value` as a canonical DecimalSI quantity with milli precision: `2.5` → `2500m`,
-/// `4` → `4`, `5000` → `5k`.
+/// `4` → `4`, `5000` → `5k`. As KEDA 2.20.2 (`quantityFromFloat64`): NaN, infinities and
+/// negative values are 0, so an HPA never scales on them; values past int64 milli-units
+/// (≈ 9.2e15) keep their magnitude rather than overflowing.
 pub fn milli_quantity(value: f64) -> String {
-    let milli = if value.is_finite() {
-        (value * 1000.0) as i64
+    let milli = if value.is_finite() && value > 0.0 {
+        (value * 1000.0) as i128
     } else {
         0
     };
@@ -59,7 +61,13 @@ mod tests {
         assert_eq!(milli_quantity(0.0), "0");
         assert_eq!(milli_quantity(5000.0), "5k");
         assert_eq!(milli_quantity(0.001), "1m");
-        assert_eq!(milli_quantity(-3.0), "-3");
+        assert_eq!(milli_quantity(-3.0), "0");
+        assert_eq!(milli_quantity(-0.5), "0");
+        assert_eq!(milli_quantity(f64::INFINITY), "0");
+        assert_eq!(milli_quantity(f64::NEG_INFINITY), "0");
+        // KEDA's overflow case (value × 1000 past i64::MAX).
+        assert_eq!(milli_quantity(1e16), "10P");
+        assert_eq!(milli_quantity(9.3e15), "9300T");
         assert_eq!(milli_quantity(f64::NAN), "0");
     }
 

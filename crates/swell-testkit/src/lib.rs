@@ -13,6 +13,7 @@ mod mysql;
 mod operator;
 mod postgresql;
 mod prometheus;
+mod rabbitmq;
 mod redis;
 mod wait;
 
@@ -23,6 +24,7 @@ pub use mysql::Mysql;
 pub use operator::{MetricServer, Operator, Reply};
 pub use postgresql::Postgres;
 pub use prometheus::{Prometheus, ScrapeTarget};
+pub use rabbitmq::RabbitMq;
 pub use redis::Redis;
 pub use wait::{Seen, wait_until};
 

@@ -37,7 +37,12 @@ enum Command {
     /// Print the keda.sh CustomResourceDefinitions as multi-document YAML.
     ///
     /// Apply with `swell crds | kubectl apply --server-side -f -`.
-    Crds,
+    Crds {
+        /// Print instead the k8s-cloudwatch-adapter's `ExternalMetric` CRD
+        /// (`metrics.aws/v1alpha1`), which Swell serves with `--cloudwatch-adapter`.
+        #[arg(long)]
+        cloudwatch_adapter: bool,
+    },
     /// Validate ScaledObjects, ScaledJobs and (Cluster)TriggerAuthentications before applying
     /// them, with the operator's own rules. Exit 0: valid (warnings allowed); 1: invalid;
     /// 2: unreadable input or YAML errors.
@@ -72,8 +77,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("swell {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Crds => {
-            let yaml = swell_api::crds_yaml()?;
+        Command::Crds { cloudwatch_adapter } => {
+            let yaml = if cloudwatch_adapter {
+                swell_api::yaml(vec![swell_api::cloudwatch_adapter_crd()])?
+            } else {
+                swell_api::crds_yaml()?
+            };
             let mut out = std::io::stdout().lock();
             match out.write_all(yaml.as_bytes()).and_then(|()| out.flush()) {
                 // `swell crds | head` is not an error.

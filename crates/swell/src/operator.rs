@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::routing::get;
 use kube::Client;
+use swell_controller::cloudwatch_adapter::CloudwatchAdapter;
 use swell_controller::metrics::Metrics;
 use swell_controller::run::{CurrentCtx, Settings, run_controllers};
 use tokio_util::sync::CancellationToken;
@@ -111,6 +112,11 @@ pub struct OperatorArgs {
     /// Seconds between reads of each delegate's metric list.
     #[arg(long, env = "SWELL_METRICS_API_DELEGATE_REFRESH", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     metrics_api_delegate_refresh: u64,
+    /// Serve the k8s-cloudwatch-adapter's `ExternalMetric` objects (metrics.aws/v1alpha1)
+    /// through the external metrics API, as the adapter did. See the README's "Migrating
+    /// from k8s-cloudwatch-adapter".
+    #[arg(long, env = "SWELL_CLOUDWATCH_ADAPTER", default_value_t = false, action = clap::ArgAction::Set)]
+    cloudwatch_adapter: bool,
     /// Serve the validating admission webhook (the same checks as `swell check --cluster`).
     #[arg(long, env = "SWELL_WEBHOOK", default_value_t = false, action = clap::ArgAction::Set)]
     webhook: bool,
@@ -149,9 +155,24 @@ pub struct OperatorArgs {
 struct Source {
     current: CurrentCtx,
     metrics: Arc<Metrics>,
+    /// With `--cloudwatch-adapter`.
+    cloudwatch: Option<Arc<CloudwatchAdapter>>,
 }
 
 impl Source {
+    /// The `ExternalMetric` answering for `metric`, unless the selector names a ScaledObject.
+    fn external_metric_for(
+        &self,
+        namespace: &str,
+        metric: &str,
+        selector: &str,
+    ) -> Option<&CloudwatchAdapter> {
+        let cw = self.cloudwatch.as_deref()?;
+        let names_scaled_object =
+            swell_controller::metric_source::scaled_object_from_selector(selector).is_ok();
+        (!names_scaled_object && cw.serves(namespace, metric)).then_some(cw)
+    }
+
     async fn values(
         &self,
         namespace: &str,
@@ -171,6 +192,15 @@ impl Source {
             Q::BadRequest(m) => E::BadRequest(m),
             Q::Unavailable(m) => E::Unavailable(m),
         };
+        if let Some(cw) = self.external_metric_for(namespace, metric, selector) {
+            let value = cw.value(namespace, metric).await.map_err(to_api)?;
+            return Ok(vec![swell_metrics_api::MetricValue {
+                metric_name: metric.to_string(),
+                metric_labels: Default::default(),
+                value,
+                timestamp: jiff::Timestamp::now(),
+            }]);
+        }
         let name = swell_controller::metric_source::scaled_object_from_selector(selector)
             .map_err(to_api)?;
         let values = ctx.external_metric(namespace, name, metric).await;
@@ -207,6 +237,217 @@ impl swell_metrics_api::MetricSource for Source {
         self.metrics.metrics_api_request(code);
         result
     }
+
+    fn serves(&self, namespace: &str, metric: &str, selector: &str) -> bool {
+        self.external_metric_for(namespace, metric, selector)
+            .is_some()
+    }
+}
+
+/// `/metrics` (OpenMetrics text), `/healthz`, `/livez` and `/readyz` (503 until `ready`).
+fn health_and_metrics(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> axum::Router {
+    let (m, r) = (metrics, ready);
+    axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    m.encode(),
+                )
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                if r.load(Ordering::Relaxed) {
+                    (axum::http::StatusCode::OK, "ok")
+                } else {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting")
+                }
+            }),
+        )
+}
+
+/// Serves the external metrics API on this replica (followers too), with the values of
+/// whichever controller context runs, and with `--cloudwatch-adapter` the ExternalMetrics.
+fn start_metrics_api(
+    args: &OperatorArgs,
+    client: &Client,
+    metrics: &Arc<Metrics>,
+    current: &CurrentCtx,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let cert = match (&args.metrics_api_cert_file, &args.metrics_api_key_file) {
+        (Some(cert), Some(key)) => swell_metrics_api::CertSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => {
+            let mut s = swell_metrics_api::SelfSigned::for_service(
+                &args.metrics_api_service,
+                &args.namespace,
+            );
+            s.apiservice = Some(args.metrics_api_apiservice.clone()).filter(|a| !a.is_empty());
+            swell_metrics_api::CertSource::SelfSigned(s)
+        }
+    };
+    let mut config = swell_metrics_api::Config::new(args.metrics_api_bind_address, cert);
+    config.delegation = swell_metrics_api::delegate::DelegationConfig::from_flags(
+        &args.metrics_api_delegate,
+        &args.metrics_api_delegate_tls_dir,
+        Duration::from_secs(args.metrics_api_delegate_refresh),
+    )?;
+    config.min_tls = match args.min_tls_version {
+        MinTls::Tls12 => swell_metrics_api::MinTls::Tls12,
+        MinTls::Tls13 => swell_metrics_api::MinTls::Tls13,
+    };
+    let cloudwatch = args.cloudwatch_adapter.then(|| {
+        let shared = swell_scalers::Shared {
+            upstream_calls: metrics.upstream_calls.clone(),
+            ..Default::default()
+        };
+        let region = std::env::var("AWS_REGION")
+            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+            .ok();
+        let ns = args.watch_namespace.as_deref().filter(|n| !n.is_empty());
+        CloudwatchAdapter::start(client, ns, shared, region, shutdown.clone())
+    });
+    let source: Arc<dyn swell_metrics_api::MetricSource> = Arc::new(Source {
+        current: current.clone(),
+        metrics: metrics.clone(),
+        cloudwatch,
+    });
+    let (c, stop) = (client.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        if let Err(e) = swell_metrics_api::serve(config, source, c, stop.clone()).await {
+            tracing::error!(error = %e, "external metrics API stopped");
+            stop.cancel();
+        }
+    });
+    Ok(())
+}
+
+/// Serves the validating admission webhook on this replica, keeping its certificate and the
+/// ValidatingWebhookConfiguration's caBundle current.
+fn start_webhook(
+    args: &OperatorArgs,
+    client: &Client,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut s = swell_metrics_api::SelfSigned::for_service(&args.webhook_service, &args.namespace);
+    s.dns_names
+        .extend(["localhost".to_string(), "127.0.0.1".to_string()]);
+    s.apiservice = None;
+    s.validating_webhook = Some(args.webhook_configuration.clone()).filter(|a| !a.is_empty());
+    let certs = Arc::new(
+        swell_metrics_api::Certs::new(swell_metrics_api::CertSource::SelfSigned(s))
+            .context("webhook serving certificate")?,
+    );
+    let tls = serve::resolver_config(certs.cert_resolver(), args.min_tls_version)?;
+    let (c, stop) = (client.clone(), shutdown.clone());
+    let maintained = certs.clone();
+    tokio::spawn(async move { maintained.maintain(Some(c), stop).await });
+    let (addr, router, stop) = (
+        args.webhook_bind_address,
+        crate::webhook::router(client.clone()),
+        shutdown.clone(),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = serve::serve(addr, tls, router, stop.clone()).await {
+            tracing::error!(error = %e, "admission webhook stopped");
+            stop.cancel();
+        }
+    });
+
+    Ok(())
+}
+
+/// Follows until this replica holds the Lease, then runs the controllers as leader until
+/// shutdown or until the Lease is lost (an error: the process must end).
+async fn lead(
+    args: &OperatorArgs,
+    identity: &str,
+    client: &Client,
+    metrics: &Arc<Metrics>,
+    settings: &dyn Fn(bool) -> Settings,
+    current: &CurrentCtx,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let lease =
+        kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.leader_election_id)
+            .with_namespace(&args.namespace)
+            .with_identity(identity)
+            .with_duration(args.lease_duration)
+            .with_grace(args.lease_duration.div_ceil(3).max(1))
+            .build()
+            .await
+            .with_context(|| {
+                format!(
+                    "setting up Lease {}/{}",
+                    args.namespace, args.leader_election_id
+                )
+            })?;
+    let (mut leader, lease_task) = lease.watch().await;
+    // Until we lead, keep scalers ready for metric requests without acting.
+    let follow = shutdown.child_token();
+    let follower = tokio::spawn(run_controllers(
+        client.clone(),
+        metrics.clone(),
+        settings(false),
+        follow.clone(),
+        current.clone(),
+    ));
+    tracing::info!(identity, lease = %args.leader_election_id, "waiting for leadership");
+    loop {
+        if *leader.borrow_and_update() {
+            break;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            changed = leader.changed() => changed.context("lease manager stopped")?,
+        }
+    }
+    tracing::info!(identity, "became leader");
+    follow.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), follower).await;
+    let stop = shutdown.child_token();
+    let controllers = tokio::spawn(run_controllers(
+        client.clone(),
+        metrics.clone(),
+        settings(true),
+        stop.clone(),
+        current.clone(),
+    ));
+    // Losing the lease ends the process, as controller-runtime does: a replica that
+    // might still be scaling must not keep running beside the new leader.
+    let lost = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break false,
+            changed = leader.changed() => {
+                if changed.is_err() || !*leader.borrow_and_update() {
+                    break true;
+                }
+            }
+        }
+    };
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
+    drop(leader);
+    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    if lost {
+        anyhow::bail!(
+            "lost leadership of Lease {}/{}",
+            args.namespace,
+            args.leader_election_id
+        );
+    }
+    Ok(())
 }
 
 async fn client(path: Option<&PathBuf>) -> anyhow::Result<Client> {
@@ -238,33 +479,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
 
     let (certs, key) = serve::self_signed(vec!["localhost".into()])?;
     let tls = serve::server_config(certs, key, args.min_tls_version)?;
-    let m = metrics.clone();
-    let r = ready.clone();
-    let router = axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || async move {
-                (
-                    [(
-                        "content-type",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    m.encode(),
-                )
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/livez", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || async move {
-                if r.load(Ordering::Relaxed) {
-                    (axum::http::StatusCode::OK, "ok")
-                } else {
-                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting")
-                }
-            }),
-        );
+    let router = health_and_metrics(metrics.clone(), ready.clone());
     let server = tokio::spawn(serve::serve(
         args.metrics_bind_address,
         tls,
@@ -293,139 +508,21 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     // The controller context serving metric values: a follower's until we lead.
     let current: CurrentCtx = Default::default();
     if args.metrics_api {
-        let cert = match (&args.metrics_api_cert_file, &args.metrics_api_key_file) {
-            (Some(cert), Some(key)) => swell_metrics_api::CertSource::Files {
-                cert: cert.clone(),
-                key: key.clone(),
-            },
-            _ => {
-                let mut s = swell_metrics_api::SelfSigned::for_service(
-                    &args.metrics_api_service,
-                    &args.namespace,
-                );
-                s.apiservice = Some(args.metrics_api_apiservice.clone()).filter(|a| !a.is_empty());
-                swell_metrics_api::CertSource::SelfSigned(s)
-            }
-        };
-        let mut config = swell_metrics_api::Config::new(args.metrics_api_bind_address, cert);
-        config.delegation = swell_metrics_api::delegate::DelegationConfig::from_flags(
-            &args.metrics_api_delegate,
-            &args.metrics_api_delegate_tls_dir,
-            Duration::from_secs(args.metrics_api_delegate_refresh),
-        )?;
-        config.min_tls = match args.min_tls_version {
-            MinTls::Tls12 => swell_metrics_api::MinTls::Tls12,
-            MinTls::Tls13 => swell_metrics_api::MinTls::Tls13,
-        };
-        let source: Arc<dyn swell_metrics_api::MetricSource> = Arc::new(Source {
-            current: current.clone(),
-            metrics: metrics.clone(),
-        });
-        let (c, stop) = (client.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            if let Err(e) = swell_metrics_api::serve(config, source, c, stop.clone()).await {
-                tracing::error!(error = %e, "external metrics API stopped");
-                stop.cancel();
-            }
-        });
+        start_metrics_api(&args, &client, &metrics, &current, &shutdown)?;
+    } else if args.cloudwatch_adapter {
+        anyhow::bail!(
+            "--cloudwatch-adapter serves ExternalMetrics through the external metrics API: it needs --metrics-api=true"
+        );
     }
     if args.webhook {
-        let mut s =
-            swell_metrics_api::SelfSigned::for_service(&args.webhook_service, &args.namespace);
-        s.dns_names
-            .extend(["localhost".to_string(), "127.0.0.1".to_string()]);
-        s.apiservice = None;
-        s.validating_webhook = Some(args.webhook_configuration.clone()).filter(|a| !a.is_empty());
-        let certs = Arc::new(
-            swell_metrics_api::Certs::new(swell_metrics_api::CertSource::SelfSigned(s))
-                .context("webhook serving certificate")?,
-        );
-        let tls = serve::resolver_config(certs.cert_resolver(), args.min_tls_version)?;
-        let (c, stop) = (client.clone(), shutdown.clone());
-        let maintained = certs.clone();
-        tokio::spawn(async move { maintained.maintain(Some(c), stop).await });
-        let (addr, router, stop) = (
-            args.webhook_bind_address,
-            crate::webhook::router(client.clone()),
-            shutdown.clone(),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = serve::serve(addr, tls, router, stop.clone()).await {
-                tracing::error!(error = %e, "admission webhook stopped");
-                stop.cancel();
-            }
-        });
+        start_webhook(&args, &client, &shutdown)?;
     }
     ready.store(true, Ordering::Relaxed);
     if args.leader_elect {
-        let lease =
-            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.leader_election_id)
-                .with_namespace(&args.namespace)
-                .with_identity(&identity)
-                .with_duration(args.lease_duration)
-                .with_grace(args.lease_duration.div_ceil(3).max(1))
-                .build()
-                .await
-                .with_context(|| {
-                    format!(
-                        "setting up Lease {}/{}",
-                        args.namespace, args.leader_election_id
-                    )
-                })?;
-        let (mut leader, lease_task) = lease.watch().await;
-        // Until we lead, keep scalers ready for metric requests without acting.
-        let follow = shutdown.child_token();
-        let follower = tokio::spawn(run_controllers(
-            client.clone(),
-            metrics.clone(),
-            settings(false),
-            follow.clone(),
-            current.clone(),
-        ));
-        tracing::info!(identity, lease = %args.leader_election_id, "waiting for leadership");
-        loop {
-            if *leader.borrow_and_update() {
-                break;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                changed = leader.changed() => changed.context("lease manager stopped")?,
-            }
-        }
-        tracing::info!(identity, "became leader");
-        follow.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(10), follower).await;
-        let stop = shutdown.child_token();
-        let controllers = tokio::spawn(run_controllers(
-            client.clone(),
-            metrics.clone(),
-            settings(true),
-            stop.clone(),
-            current.clone(),
-        ));
-        // Losing the lease ends the process, as controller-runtime does: a replica that
-        // might still be scaling must not keep running beside the new leader.
-        let lost = loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break false,
-                changed = leader.changed() => {
-                    if changed.is_err() || !*leader.borrow_and_update() {
-                        break true;
-                    }
-                }
-            }
-        };
-        stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
-        drop(leader);
-        let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
-        if lost {
-            anyhow::bail!(
-                "lost leadership of Lease {}/{}",
-                args.namespace,
-                args.leader_election_id
-            );
-        }
+        lead(
+            &args, &identity, &client, &metrics, &settings, &current, &shutdown,
+        )
+        .await?;
     } else {
         run_controllers(
             client.clone(),

@@ -255,6 +255,30 @@ fn crds_match_swell_crds() {
     );
 }
 
+/// The ExternalMetric CRD the chart installs with `cloudwatchAdapter.installCRD` is the one
+/// `swell crds --cloudwatch-adapter` prints.
+#[test]
+fn external_metric_crd_matches_swell_crds() {
+    let out = Command::new(swell())
+        .args(["crds", "--cloudwatch-adapter"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "swell crds --cloudwatch-adapter failed"
+    );
+    let want = String::from_utf8(out.stdout).unwrap();
+    assert!(want.contains("name: externalmetrics.metrics.aws"), "{want}");
+    let file = chart_dir().join("files/metrics.aws_externalmetrics.yaml");
+    let got = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        got == want,
+        "{} does not match `swell crds --cloudwatch-adapter` ({}); run hack/chart-crds.sh",
+        file.display(),
+        first_difference(&want, &got)
+    );
+}
+
 #[test]
 fn helm_lint_passes() {
     let cluster = Cluster::shared();
@@ -535,19 +559,17 @@ fn unique_release() -> String {
     format!("rbac-{}", swell_testkit::unique_suffix())
 }
 
-/// Renders only the chart's RBAC and ServiceAccount for `release` in `ns`.
-fn render_rbac(cluster: &Cluster, release: &str, ns: &TestNamespace) -> String {
-    template(
-        cluster,
-        release,
-        &ns.name,
-        &[
-            "--show-only",
-            "templates/rbac.yaml",
-            "--show-only",
-            "templates/serviceaccount.yaml",
-        ],
-    )
+/// Renders only the chart's RBAC and ServiceAccount for `release` in `ns`, with `values`
+/// (`--set …` arguments).
+fn render_rbac(cluster: &Cluster, release: &str, ns: &TestNamespace, values: &[&str]) -> String {
+    let mut args = vec![
+        "--show-only",
+        "templates/rbac.yaml",
+        "--show-only",
+        "templates/serviceaccount.yaml",
+    ];
+    args.extend(values);
+    template(cluster, release, &ns.name, &args)
 }
 
 /// The operator container's arguments (after `operator`) and literal environment, as the
@@ -556,13 +578,11 @@ fn chart_command(
     cluster: &Cluster,
     release: &str,
     ns: &TestNamespace,
+    values: &[&str],
 ) -> (Vec<String>, Vec<(String, String)>) {
-    let yaml = template(
-        cluster,
-        release,
-        &ns.name,
-        &["--show-only", "templates/deployment.yaml"],
-    );
+    let mut args = vec!["--show-only", "templates/deployment.yaml"];
+    args.extend(values);
+    let yaml = template(cluster, release, &ns.name, &args);
     let ran = run(
         cluster
             .kubectl()
@@ -591,11 +611,13 @@ async fn start_chart_operator(
     cluster: &'static Cluster,
     release: &str,
     ns: &TestNamespace,
+    values: &[&str],
+    extra_env: &[(&str, &str)],
 ) -> Operator {
     let kubeconfig = cluster
         .service_account_kubeconfig(&ns.name, SERVICE_ACCOUNT)
         .await;
-    let (mut args, mut env) = chart_command(cluster, release, ns);
+    let (mut args, mut env) = chart_command(cluster, release, ns, values);
     assert!(
         args.contains(&"--leader-elect=true".to_string()),
         "{args:?}"
@@ -615,6 +637,11 @@ async fn start_chart_operator(
     // What the downward API gives the pod.
     env.push(("POD_NAME".into(), format!("{release}-operator-0")));
     env.push(("POD_NAMESPACE".into(), ns.name.clone()));
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     Operator::start_env(cluster, swell(), &ns.name, Some(&kubeconfig), &args, &env)
@@ -699,12 +726,12 @@ async fn chart_rbac_is_enough_for_a_scale_cycle() {
     cluster
         .with_namespace("chart-rbac", |ns| async move {
             let release = unique_release();
-            let _rbac = Applied::apply(cluster, &render_rbac(cluster, &release, &ns));
+            let _rbac = Applied::apply(cluster, &render_rbac(cluster, &release, &ns, &[]));
             let source = MetricServer::start(0.0).await;
             source.require_bearer("rbac-t0ken");
             ns.apply(cluster, &scale_cycle_objects(&source.url))
                 .unwrap();
-            let op = start_chart_operator(cluster, &release, &ns).await;
+            let op = start_chart_operator(cluster, &release, &ns, &[], &[]).await;
 
             // Leader election through the Lease the Role allows.
             let holder = wait_until("the operator to hold the Lease", WAIT, || async {
@@ -749,6 +776,11 @@ async fn chart_rbac_is_enough_for_a_scale_cycle() {
             eprintln!("GET {path} -> {status} {body}");
             assert_eq!(status, "200", "{body}");
             assert!(body.contains(r#""value":"10""#), "{body}");
+            // A negative reading is served as 0, as KEDA 2.20.2 does: the HPA never sees it.
+            source.set(Reply::Value(-5.0));
+            let (status, body) = aggregator_get(cluster, &addr, &path);
+            assert_eq!(status, "200", "{body}");
+            assert!(body.contains(r#""value":"0""#), "{body}");
             // Publishing the CA is not run here (the cluster's APIService belongs to other
             // tests); the authorizer says the calls it makes are allowed, on that APIService only.
             let apiservice = "apiservices.apiregistration.k8s.io/v1beta1.external.metrics.k8s.io";
@@ -819,7 +851,7 @@ async fn a_missing_rule_is_named_in_the_scaledobject_status() {
     cluster
         .with_namespace("chart-norbac", |ns| async move {
             let release = unique_release();
-            let rendered = render_rbac(cluster, &release, &ns);
+            let rendered = render_rbac(cluster, &release, &ns, &[]);
             assert_eq!(
                 rendered.matches(HPA_WRITE_RULE).count(),
                 1,
@@ -831,7 +863,7 @@ async fn a_missing_rule_is_named_in_the_scaledobject_status() {
             ns.apply(cluster, &deployment("app", 0)).unwrap();
             ns.apply(cluster, &scaled_object("app", "app", &source.url, ""))
                 .unwrap();
-            let _op = start_chart_operator(cluster, &release, &ns).await;
+            let _op = start_chart_operator(cluster, &release, &ns, &[], &[]).await;
 
             let ready = wait_condition(&ns, "app", "Ready", "False/ScaledObjectCheckFailed").await;
             eprintln!("Ready condition: {ready}");
@@ -852,6 +884,92 @@ async fn a_missing_rule_is_named_in_the_scaledobject_status() {
                     .unwrap()
                     .is_none()
             );
+        })
+        .await;
+}
+
+/// `cloudwatchAdapter.enabled`: the chart's operator, as the chart's ServiceAccount, serves a
+/// k8s-cloudwatch-adapter ExternalMetric (the CRD from the chart's `installCRD` template)
+/// on the RBAC the value adds — list and watch of externalmetrics, nothing more.
+#[tokio::test(flavor = "multi_thread")]
+async fn chart_rbac_serves_cloudwatch_adapter_metrics() {
+    let cluster = cluster();
+    let aws = swell_testkit::Aws::shared();
+    cluster
+        .with_namespace("chart-cw", |ns| async move {
+            let release = unique_release();
+            let on = ["--set", "cloudwatchAdapter.enabled=true"];
+            // Without installCRD the chart leaves the adapter's own CRD alone.
+            let plain = template(cluster, &release, &ns.name, &on);
+            assert!(
+                !plain.contains("externalmetrics.metrics.aws\n"),
+                "the CRD is rendered only with installCRD"
+            );
+            assert!(plain.contains("- --cloudwatch-adapter=true"), "{plain}");
+            let refused = run(
+                helm(cluster)
+                    .args(["template", &release])
+                    .arg(chart_dir())
+                    .args(on)
+                    .args(["--set", "metricsApi.enabled=false"]),
+                None,
+            );
+            assert!(!refused.ok && refused.text().contains("set metricsApi.enabled too"), "{}", refused.text());
+            let only_crd = [
+                "--set",
+                "cloudwatchAdapter.installCRD=true",
+                "--show-only",
+                "templates/externalmetric-crd.yaml",
+            ];
+            let crd = template(cluster, &release, &ns.name, &[&on[..], &only_crd].concat());
+            let ran = run(cluster.kubectl().args(["apply", "--server-side", "-f", "-"]), Some(&crd));
+            assert!(ran.ok, "{}", ran.text());
+            let ran = run(cluster.kubectl().args(["wait", "--for=condition=Established", "crd/externalmetrics.metrics.aws"]), None);
+            assert!(ran.ok, "{}", ran.text());
+
+            let resource = "externalmetrics.metrics.aws";
+            let _off = Applied::apply(cluster, &render_rbac(cluster, &release, &ns, &[]));
+            assert_eq!(can_i(cluster, &ns, "list", resource), "no");
+            drop(_off);
+            let _rbac = Applied::apply(cluster, &render_rbac(cluster, &release, &ns, &on));
+            assert_eq!(can_i(cluster, &ns, "watch", resource), "yes");
+            assert_eq!(can_i(cluster, &ns, "create", resource), "no");
+
+            let me = format!("chart-cw-{}", swell_testkit::unique_suffix());
+            let keys = aws
+                .create_user(&me, Some(swell_testkit::allow(&["cloudwatch:GetMetricData"], "*")))
+                .await
+                .unwrap();
+            ns.apply(
+                cluster,
+                "apiVersion: metrics.aws/v1alpha1\nkind: ExternalMetric\nmetadata: {name: queue-length}\n\
+                 spec:\n  name: queue-length\n  queries:\n  - id: q\n    metricStat:\n      \
+                 metric: {namespace: Swell/Chart, metricName: Nothing}\n      period: 60\n      stat: Sum\n",
+            )
+            .unwrap();
+            let env = [
+                ("AWS_ACCESS_KEY_ID", keys.access_key_id.as_str()),
+                ("AWS_SECRET_ACCESS_KEY", keys.secret_access_key.as_str()),
+                ("AWS_REGION", aws.region.as_str()),
+                ("AWS_ENDPOINT_URL", aws.endpoint.as_str()),
+            ];
+            let op = start_chart_operator(cluster, &release, &ns, &on, &env).await;
+            let addr = wait_until("the metrics API to listen", WAIT, || async {
+                logged_addr(&op, "serving external.metrics.k8s.io")
+            })
+            .await;
+            let path = format!("/apis/external.metrics.k8s.io/v1beta1/namespaces/{}/queue-length", ns.name);
+            // No datapoint: the adapter's 0.
+            let body = wait_until("the ExternalMetric to be served", WAIT, || async {
+                match aggregator_get(cluster, &addr, &path) {
+                    (s, b) if s == "200" => Ok(b),
+                    other => Err(format!("{other:?}")),
+                }
+            })
+            .await;
+            assert!(body.contains(r#""metricName":"queue-length""#) && body.contains(r#""value":"0""#), "{body}");
+            let log = op.log_text();
+            assert!(!log.to_ascii_lowercase().contains("forbidden"), "{log}");
         })
         .await;
 }

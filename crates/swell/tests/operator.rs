@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::Api;
 use swell_api::ScaledObject;
 use swell_testkit::{Cluster, MetricServer, Operator, Reply, wait_until};
 
@@ -76,6 +77,23 @@ async fn activation_hpa_and_deactivation_after_cooldown() {
             source.set(Reply::Value(0.0));
             wait_replicas(&ns, "app", 0).await;
             wait_event(&ns, "KEDAScaleTargetDeactivated", "from 1 to 0").await;
+
+            // autoscaling.keda.sh/force-activation keeps the target active with an inactive
+            // source, as KEDA; taking it off lets the loop deactivate again.
+            let force = "autoscaling.keda.sh/force-activation";
+            annotate(&ns, "app", force, Some("true")).await;
+            wait_replicas(&ns, "app", 1).await;
+            wait_event(&ns, "KEDAScaleTargetActivated", "caused by forced activation annotation")
+                .await;
+            wait_condition(
+                &ns,
+                "app",
+                "Active",
+                "True/ScalerActive/Scaling is performed because activation is being forced by annotation",
+            )
+            .await;
+            annotate(&ns, "app", force, None).await;
+            wait_replicas(&ns, "app", 0).await;
         })
         .await;
 }
@@ -203,6 +221,40 @@ async fn failing_source_holds_replicas_and_reports_fallback() {
                 "the error names what failed: {ready}"
             );
             wait_event(&ns, "KEDAScalerFailed", "returned 500").await;
+            // The same failure every poll is one Event counted in its series; a failure
+            // that says something else is a new Event, not a recount of the old one.
+            let series_of = |code: &'static str| {
+                let ns = &ns;
+                async move {
+                    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+                    let list = events
+                        .list(&Default::default())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let same: Vec<_> = list
+                        .items
+                        .into_iter()
+                        .filter(|e| e.reason.as_deref() == Some("KEDAScalerFailed"))
+                        .filter(|e| e.note.as_deref().is_some_and(|n| n.contains(code)))
+                        .filter(|e| {
+                            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("plain")
+                        })
+                        .collect();
+                    match same.as_slice() {
+                        [one] => match one.series.as_ref().map(|s| s.count) {
+                            Some(n) if n >= 2 => Ok(n),
+                            other => Err(format!("series {other:?}")),
+                        },
+                        many => Err(format!("{} events", many.len())),
+                    }
+                }
+            };
+            wait_until("repeats of one failure in one event's series", WAIT, || {
+                series_of("returned 500")
+            })
+            .await;
+            failing.set(Reply::Fail(502));
+            wait_event(&ns, "KEDAScalerFailed", "returned 502").await;
             // Well past the cooldown, neither workload was scaled to zero.
             tokio::time::sleep(Duration::from_secs(5)).await;
             assert_eq!(replicas(&ns, "app").await, Ok(1));

@@ -578,8 +578,15 @@ async fn web_identity_failure_is_reported_as_webidentityerr() {
                     ("AWS_ENDPOINT_URL", seed.aws.endpoint.as_str()),
                 ],
             );
+            // The token is missing: the message names the variable, the path and the fix,
+            // not the trust policy (which is the hint when STS refuses a readable token).
             let e = wait_event(&ns, "KEDAScalerFailed", "WebIdentityErr").await;
-            assert!(e.contains("AWS_ROLE_ARN"), "{e}");
+            assert!(
+                e.contains("AWS_WEB_IDENTITY_TOKEN_FILE=/nonexistent/token")
+                    && e.contains("is the token mounted?")
+                    && !e.contains("trust policy"),
+                "{e}"
+            );
             tokio::time::sleep(std::time::Duration::from_secs(3)).await;
             assert_eq!(replicas(&ns, "app").await, Ok(1));
         })

@@ -143,6 +143,8 @@ pub fn plan(so: &ScaledObject, state: &LoopState, current_replicas: Option<i32>)
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Assessment {
     pub active: bool,
+    /// Active because of `autoscaling.keda.sh/force-activation`, whatever the triggers say.
+    pub forced: bool,
     /// A trigger failed and is not covered by fallback.
     pub error: bool,
     pub in_fallback: bool,
@@ -155,6 +157,17 @@ pub struct Assessment {
 }
 
 impl Assessment {
+    /// KEDA's `force-activation`: the target is treated as active (activated from zero or
+    /// idle, never deactivated) while the annotation is true.
+    pub fn forced_by(mut self, annotations: Option<&BTreeMap<String, String>>) -> Self {
+        use swell_api::annotations::{FORCE_ACTIVATION, bool_annotation};
+        if bool_annotation(annotations, FORCE_ACTIVATION) {
+            self.forced = true;
+            self.active = true;
+        }
+        self
+    }
+
     pub fn verdict(&self) -> TriggerVerdict {
         let message = self.errors.join("; ");
         match (self.error, self.all_failed) {
@@ -458,6 +471,39 @@ mod tests {
         assert_eq!(a.health["s1-b"].number_of_failures, Some(0));
         assert_eq!(a.health["s1-b"].status, Some(HealthStatusType::Happy));
         assert_eq!(a.active_metrics, vec!["s1-b".to_string()]);
+    }
+
+    /// `force-activation` as KEDA reads it (`getBoolAnnotation`: absent false, Go booleans,
+    /// anything else true): active whatever the triggers say, so a target at zero is
+    /// activated and one running is never deactivated.
+    #[test]
+    fn force_activation_makes_the_target_active() {
+        let inactive = vec![("s0-a".to_string(), ok(0.0, false))];
+        let cases = [
+            (None, false),
+            (Some("true"), true),
+            (Some("1"), true),
+            (Some("yes"), true),
+            (Some("false"), false),
+            (Some("F"), false),
+        ];
+        for (value, forced) in cases {
+            let ann: BTreeMap<String, String> = value
+                .map(|v| (annotations::FORCE_ACTIVATION.to_string(), v.to_string()))
+                .into_iter()
+                .collect();
+            let a = assess(&inactive, None, None, false).forced_by(Some(&ann));
+            assert_eq!((a.active, a.forced), (forced, forced), "{value:?}");
+            assert!(a.active_metrics.is_empty(), "no trigger made it active");
+            let now = Timestamp::now();
+            let so = so(serde_json::json!({}), serde_json::json!({}));
+            let want = if forced {
+                swell_scaling::Decision::Activate { to: 1 }
+            } else {
+                swell_scaling::Decision::Idle
+            };
+            assert_eq!(swell_scaling::decide(&loop_facts(&so, 0, &a, now)), want);
+        }
     }
 
     #[test]

@@ -124,7 +124,8 @@ async fn tick(
         old_health,
         plan::fallback_threshold(so),
         unpolled_only,
-    );
+    )
+    .forced_by(so.metadata.annotations.as_ref());
     report_errors(ctx, key, so, &a).await;
 
     let current = match state.target.replicas(&ctx.client).await {
@@ -212,6 +213,7 @@ async fn act(
         from: current,
         to,
         by: &a.active_metrics,
+        forced: a.forced,
         error,
     };
     Some(status::scale_note(up, &scaled))

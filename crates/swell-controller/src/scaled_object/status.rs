@@ -148,7 +148,14 @@ pub fn replicas_unknown(s: &mut ScaledObjectStatus, message: &str) {
 pub fn after_poll(s: &mut ScaledObjectStatus, a: &Assessment, decision: Decision, now: Timestamp) {
     let conds = conditions_of(s);
     let cooling = decision == Decision::CoolingDown;
-    set_condition(conds, active_condition(a.active, cooling));
+    let active = if a.forced {
+        use conditions::active as act;
+        let (reason, message) = (act::SCALER_ACTIVE, act::SCALER_FORCED_MESSAGE);
+        Condition::new(conditions::ACTIVE, ConditionStatus::True, reason, message)
+    } else {
+        active_condition(a.active, cooling)
+    };
+    set_condition(conds, active);
     let fallback = if a.in_fallback {
         (
             ConditionStatus::True,
@@ -198,6 +205,8 @@ pub struct Scaled<'a> {
     pub to: i32,
     /// The metrics that made it active.
     pub by: &'a [String],
+    /// Activated by `autoscaling.keda.sh/force-activation`.
+    pub forced: bool,
     /// The error's message when `/scale` refused.
     pub error: Option<String>,
 }
@@ -213,7 +222,9 @@ pub fn scale_note(up: bool, s: &Scaled<'_>) -> Note {
     } = s;
     match (up, &s.error) {
         (true, None) => {
-            let by = if s.by.is_empty() {
+            let by = if s.forced {
+                ", caused by forced activation annotation".to_string()
+            } else if s.by.is_empty() {
                 String::new()
             } else {
                 format!(", triggered by {}", s.by.join(","))
@@ -241,6 +252,7 @@ pub fn scale_note(up: bool, s: &Scaled<'_>) -> Note {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use swell_api::annotations;
     use swell_api::conditions::active as act;
 
     fn ready_of(s: &ScaledObjectStatus) -> (ConditionStatus, String, String) {
@@ -365,6 +377,20 @@ mod tests {
             (false, false, Decision::Idle, act::SCALER_NOT_ACTIVE, false),
             (true, true, Decision::KeepActive, act::SCALER_ACTIVE, true),
         ];
+        // Forced activation: Active=True with KEDA's message, and the activity stamped.
+        let mut s = ScaledObjectStatus::default();
+        let a = Assessment::default().forced_by(Some(
+            &[(
+                annotations::FORCE_ACTIVATION.to_string(),
+                "true".to_string(),
+            )]
+            .into(),
+        ));
+        after_poll(&mut s, &a, Decision::Activate { to: 1 }, now);
+        let c = find_condition(s.conditions.as_deref(), conditions::ACTIVE).unwrap();
+        assert_eq!(c.status, ConditionStatus::True);
+        assert_eq!(c.message.as_deref(), Some(act::SCALER_FORCED_MESSAGE));
+        assert!(s.last_active_time.is_some());
         for (active, in_fallback, decision, reason, stamped) in cases {
             let mut s = ScaledObjectStatus::default();
             let a = Assessment {
@@ -410,6 +436,7 @@ mod tests {
             from: 0,
             to: 1,
             by: &by,
+            forced: false,
             error: error.map(str::to_string),
         };
         let n = scale_note(true, &scaled(None));
@@ -419,6 +446,14 @@ mod tests {
                 events::KEDA_SCALE_TARGET_ACTIVATED,
                 "Scaled apps/v1.Deployment ns/app from 0 to 1, triggered by s0-aws-sqs-orders"
             )
+        );
+        let forced = Scaled {
+            forced: true,
+            ..scaled(None)
+        };
+        assert_eq!(
+            scale_note(true, &forced).message,
+            "Scaled apps/v1.Deployment ns/app from 0 to 1, caused by forced activation annotation"
         );
         let n = scale_note(true, &scaled(Some("forbidden")));
         assert!(n.warning && n.reason == events::KEDA_SCALE_TARGET_ACTIVATION_FAILED);

@@ -41,10 +41,12 @@ fn names_scaled_object(selector: &str) -> bool {
     })
 }
 
-/// Swell's own metric of one of its ScaledObjects goes to Swell; any other metric goes to
-/// the first delegate (in configured order) whose list holds it; the rest get Swell's 404.
-pub fn route(metric: &str, selector: &str, catalog: &Catalog) -> Route {
-    if is_swell_metric_name(metric) && names_scaled_object(selector) {
+/// Swell's own metric of one of its ScaledObjects, or one its source says it serves
+/// (`served_here`: a k8s-cloudwatch-adapter ExternalMetric), goes to Swell; any other
+/// metric goes to the first delegate (in configured order) whose list holds it; the rest get
+/// Swell's 404.
+pub fn route(metric: &str, selector: &str, catalog: &Catalog, served_here: bool) -> Route {
+    if served_here || (is_swell_metric_name(metric) && names_scaled_object(selector)) {
         return Route::Swell;
     }
     catalog
@@ -194,9 +196,19 @@ mod tests {
             ("s1-nothing", so, Route::Swell),
         ];
         for (metric, selector, want) in cases {
-            assert_eq!(route(metric, selector, &cat), want, "{metric} {selector:?}");
+            assert_eq!(
+                route(metric, selector, &cat, false),
+                want,
+                "{metric} {selector:?}"
+            );
         }
-        assert_eq!(route("queue_depth", "", &Catalog::default()), Route::Swell);
+        assert_eq!(
+            route("queue_depth", "", &Catalog::default(), false),
+            Route::Swell
+        );
+        // What Swell's source serves itself (an ExternalMetric) is never delegated.
+        assert_eq!(route("queue_depth", "", &cat, true), Route::Swell);
+        assert_eq!(route("s0-shadow", "", &cat, true), Route::Swell);
     }
 
     #[test]

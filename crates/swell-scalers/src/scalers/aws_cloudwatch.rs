@@ -89,7 +89,7 @@ pub struct CloudwatchScaler {
 }
 
 /// KEDA's `checkMetricStatPeriod`.
-fn check_period(period: i64) -> Result<(), crate::Invalid> {
+pub fn check_period(period: i64) -> Result<(), crate::Invalid> {
     let invalid = |m: String| Err(crate::Invalid(m));
     if period < 1 {
         return invalid(format!("must be at least 1, {period} is given"));
@@ -265,36 +265,79 @@ impl CloudwatchScaler {
     }
 
     async fn fetch(&self) -> Result<f64, crate::UpstreamError> {
-        let client = self
-            .shared
-            .aws
-            .cloudwatch(&self.identity, &self.region, self.endpoint.as_deref())
+        let (start, end) = query_window(
+            unix_now(),
+            self.period,
+            self.end_time_offset,
+            self.collection_time,
+        );
+        let call = MetricDataCall {
+            identity: &self.identity,
+            region: &self.region,
+            endpoint: self.endpoint.as_deref(),
+            queries: vec![self.data_query()],
+            window: (start, end),
+            resource: &self.resource(),
+        };
+        let first = call.first_values(&self.shared.aws).await?;
+        let no_results = first.is_none();
+        pick_value(
+            no_results,
+            first.flatten().as_deref(),
+            self.ignore_null,
+            self.min_value,
+        )
+    }
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// One `GetMetricData` call, newest datapoints first; also serves the k8s-cloudwatch-adapter's
+/// `ExternalMetric` queries.
+pub struct MetricDataCall<'a> {
+    pub identity: &'a Identity,
+    pub region: &'a str,
+    pub endpoint: Option<&'a str>,
+    pub queries: Vec<MetricDataQuery>,
+    /// Start and end, seconds since the epoch.
+    pub window: (i64, i64),
+    /// What is read, for messages (`metric AWS/SQS/… in eu-west-1`).
+    pub resource: &'a str,
+}
+
+impl MetricDataCall<'_> {
+    /// The values of the first result (`None`: no result at all; `Some(None)`: a result
+    /// without values), as `identity`, with errors that say what to grant or fix.
+    pub async fn first_values(
+        self,
+        aws: &crate::aws::AwsClients,
+    ) -> Result<Option<Option<Vec<f64>>>, crate::UpstreamError> {
+        let client = aws
+            .cloudwatch(self.identity, self.region, self.endpoint)
             .await;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
-        let (start, end) =
-            query_window(now, self.period, self.end_time_offset, self.collection_time);
         let out = client
             .get_metric_data()
-            .start_time(DateTime::from_secs(start))
-            .end_time(DateTime::from_secs(end))
+            .start_time(DateTime::from_secs(self.window.0))
+            .end_time(DateTime::from_secs(self.window.1))
             .scan_by(ScanBy::TimestampDescending)
-            .metric_data_queries(self.data_query())
+            .set_metric_data_queries(Some(self.queries))
             .send()
             .await
             .map_err(|e| {
-                explain_sdk_error(
-                    &e,
-                    &self.identity,
-                    &self.resource(),
-                    "cloudwatch:GetMetricData",
-                )
+                explain_sdk_error(&e, self.identity, self.resource, "cloudwatch:GetMetricData")
             })?;
-        let results = out.metric_data_results.unwrap_or_default();
-        let first = results.first().and_then(|r| r.values.as_deref());
-        pick_value(results.is_empty(), first, self.ignore_null, self.min_value)
+        Ok(out
+            .metric_data_results
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(|r| r.values))
     }
 }
 

@@ -14,6 +14,7 @@ pub mod metrics_api;
 pub mod mysql;
 pub mod postgresql;
 pub mod prometheus;
+pub mod rabbitmq;
 pub mod redis;
 
 use crate::aws::IDENTITY_FIELDS;
@@ -159,6 +160,14 @@ pub const REGISTRY: &[Entry] = &[
             let _ = prometheus::PrometheusScaler::parse(i, &Shared::default(), p);
         },
         build: |i, s| boxed(prometheus::PrometheusScaler::new(i, s)),
+    },
+    Entry {
+        name: "rabbitmq",
+        fields: Some(&[rabbitmq::FIELDS]),
+        parse: |i, p| {
+            let _ = rabbitmq::RabbitMqScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(rabbitmq::RabbitMqScaler::new(i, s)),
     },
     Entry {
         name: "redis",
