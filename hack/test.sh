@@ -24,10 +24,10 @@ command -v cargo >/dev/null || { echo "test: cargo is not installed (install Rus
 # One Rust build for tests, lint and image (see hack/lib/rust-build.sh).
 . "$here/lib/rust-build.sh"
 
-echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven, redis, postgresql, rabbitmq =="
+echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven, redis, postgresql, rabbitmq, mariadb =="
 "$here/debian-packages.sh" musl-gcc=musl-tools buildah=buildah prometheus=prometheus \
   java=openjdk-17-jre-headless mvn=maven openssl=openssl redis-server=redis-server \
-  pg_ctlcluster=postgresql rabbitmq-server=rabbitmq-server
+  pg_ctlcluster=postgresql rabbitmq-server=rabbitmq-server mariadbd=mariadb-server
 swell_rust_target_add
 phase "debian packages"
 
@@ -56,7 +56,7 @@ echo "== Kafka broker jars (Maven Central, cached in ~/.cache/swell) =="
 "$here/kafka.sh" fetch >/dev/null
 phase "kafka jars"
 
-echo "== starting local control plane, AWS, Kafka, Redis, PostgreSQL and RabbitMQ =="
+echo "== starting local control plane, AWS, Kafka, Redis, PostgreSQL, RabbitMQ and MariaDB =="
 state=$(mktemp -d "${TMPDIR:-/tmp}/swell-test.XXXXXX")
 chmod 711 "$state" # the postgres user runs PostgreSQL from a directory inside
 cleanup() {
@@ -65,6 +65,7 @@ cleanup() {
   "$here/kafka.sh" down "$state/kafka" || true
   "$here/redis.sh" down "$state/redis" || true
   "$here/postgresql.sh" down "$state/postgresql" || true
+  "$here/mariadb.sh" down "$state/mariadb" || true
   "$here/rabbitmq.sh" down "$state/rabbitmq" || true
   rm -rf "$state"
 }
@@ -75,6 +76,8 @@ servers_t0=$SECONDS
 redis_pid=$!
 "$here/postgresql.sh" up --dir "$state/postgresql" --owner-pid $$ >"$state/postgresql.env" &
 postgresql_pid=$!
+"$here/mariadb.sh" up --dir "$state/mariadb" --owner-pid $$ >"$state/mariadb.env" &
+mariadb_pid=$!
 # Erlang takes longest of these (15-25 s to start), also in parallel with the cluster.
 "$here/rabbitmq.sh" up --dir "$state/rabbitmq" --owner-pid $$ >"$state/rabbitmq.env" &
 rabbitmq_pid=$!
@@ -83,9 +86,10 @@ eval "$("$here/aws.sh" up --dir "$state/aws" --owner-pid $$ --enforce)"
 wait "$redis_pid" || { echo "test: hack/redis.sh up failed (log above)" >&2; exit 1; }
 wait "$postgresql_pid" || { echo "test: hack/postgresql.sh up failed (log above)" >&2; exit 1; }
 wait "$rabbitmq_pid" || { echo "test: hack/rabbitmq.sh up failed (log above)" >&2; exit 1; }
-eval "$(cat "$state/redis.env" "$state/postgresql.env" "$state/rabbitmq.env")"
-echo "redis, postgresql and rabbitmq ready $((SECONDS - servers_t0))s after their start (in parallel with the cluster)"
-phase "start cluster+aws+redis+pg+mq"
+wait "$mariadb_pid" || { echo "test: hack/mariadb.sh up failed (log above)" >&2; exit 1; }
+eval "$(cat "$state/redis.env" "$state/postgresql.env" "$state/rabbitmq.env" "$state/mariadb.env")"
+echo "redis, postgresql, rabbitmq and mariadb ready $((SECONDS - servers_t0))s after their start (in parallel with the cluster)"
+phase "start cluster+aws+redis+pg+mq+mariadb"
 eval "$("$here/kafka.sh" up --dir "$state/kafka" --owner-pid $$)"
 phase "start kafka"
 

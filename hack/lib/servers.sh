@@ -1,5 +1,5 @@
 # Helpers shared by the scripts that start a test server on loopback (redis.sh,
-# postgresql.sh, rabbitmq.sh). Source it after defining `need` and `die`.
+# postgresql.sh, rabbitmq.sh, mariadb.sh). Source it after defining `need` and `die`.
 
 # free_ports N: N distinct free loopback ports, space-separated (all bound at once, so
 # they differ; another process may still take one before the server binds it, which the

@@ -228,6 +228,8 @@ pub struct Shared {
     pub redis: std::sync::Arc<redis_client::RedisClients>,
     /// PostgreSQL clients per connection string (postgresql).
     pub postgres: std::sync::Arc<scalers::postgresql::PostgresClients>,
+    /// MySQL pools per server, credentials and settings (mysql).
+    pub mysql: std::sync::Arc<scalers::mysql::MysqlPools>,
     /// RabbitMQ AMQP connections per server and credentials, and shared readings (rabbitmq).
     pub rabbitmq: std::sync::Arc<scalers::rabbitmq::RabbitMqClients>,
     pub upstream_calls: UpstreamCalls,

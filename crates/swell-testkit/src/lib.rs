@@ -9,6 +9,7 @@
 mod aws;
 mod cluster;
 mod kafka;
+mod mysql;
 mod operator;
 mod postgresql;
 mod prometheus;
@@ -19,6 +20,7 @@ mod wait;
 pub use aws::{Aws, AwsKeys, allow, trust};
 pub use cluster::{Cluster, TestNamespace};
 pub use kafka::Kafka;
+pub use mysql::Mysql;
 pub use operator::{MetricServer, Operator, Reply};
 pub use postgresql::Postgres;
 pub use prometheus::{Prometheus, ScrapeTarget};

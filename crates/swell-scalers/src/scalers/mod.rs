@@ -11,6 +11,7 @@ pub mod external;
 pub mod kafka;
 pub mod kubernetes_workload;
 pub mod metrics_api;
+pub mod mysql;
 pub mod postgresql;
 pub mod prometheus;
 pub mod rabbitmq;
@@ -135,6 +136,14 @@ pub const REGISTRY: &[Entry] = &[
             let _ = metrics_api::parse(p);
         },
         build: |i, _| boxed(metrics_api::MetricsApiScaler::new(i)),
+    },
+    Entry {
+        name: "mysql",
+        fields: Some(&[mysql::FIELDS]),
+        parse: |i, p| {
+            let _ = mysql::MysqlScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(mysql::MysqlScaler::new(i, s)),
     },
     Entry {
         name: "postgresql",
