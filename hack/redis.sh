@@ -75,6 +75,9 @@ tls-key-file $dir/tls/server.key
 tls-ca-cert-file $dir/tls/ca.crt
 tls-auth-clients no
 daemonize no
+# Redis rewrites its process title; keep the config path in it so that stop_pid (which
+# checks the command line before signalling a pid) recognises the server as ours.
+proc-title-template "{title} {listen-addr} {config-file}"
 dir $dir/data
 logfile ""
 save ""
