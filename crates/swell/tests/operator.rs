@@ -53,6 +53,9 @@ async fn activation_hpa_and_deactivation_after_cooldown() {
             assert_eq!(s.scale_target_kind.as_deref(), Some("apps/v1.Deployment"));
             assert_eq!(s.hpa_name.as_deref(), Some("keda-hpa-app"));
             assert_eq!(s.original_replica_count, Some(0));
+            // KEDA's label on the ScaledObject itself.
+            let labels = so(&ns, "app").await.metadata.labels.unwrap_or_default();
+            assert_eq!(labels.get("scaledobject.keda.sh/name").map(String::as_str), Some("app"));
 
             source.set(Reply::Value(10.0));
             wait_replicas(&ns, "app", 1).await;

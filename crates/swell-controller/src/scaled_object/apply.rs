@@ -22,6 +22,23 @@ fn hpas(ctx: &Ctx, so: &ScaledObject) -> Api<HorizontalPodAutoscaler> {
     Api::namespaced(ctx.client.clone(), &so.namespace().unwrap_or_default())
 }
 
+/// Puts KEDA's `scaledobject.keda.sh/name` label on the ScaledObject when it lacks it
+/// ([`crate::scaled_object::plan::name_label_patch`]).
+pub async fn ensure_name_label(ctx: &Ctx, so: &ScaledObject) -> Result<(), kube::Error> {
+    let Some(patch) = crate::scaled_object::plan::name_label_patch(so) else {
+        return Ok(());
+    };
+    let api: Api<ScaledObject> =
+        Api::namespaced(ctx.client.clone(), &so.namespace().unwrap_or_default());
+    api.patch(
+        &so.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
 pub async fn apply_hpa(
     ctx: &Ctx,
     so: &ScaledObject,

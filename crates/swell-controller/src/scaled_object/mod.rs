@@ -148,6 +148,7 @@ async fn run(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
 /// resolve → plan → apply HPA → status → start the loop.
 async fn scale(so: &ScaledObject, ctx: &Arc<Ctx>) -> Result<Action, Stop> {
     let key = ObjectRef::from(so);
+    apply::ensure_name_label(ctx, so).await?;
     let state = resolve::state_for(ctx, so, &key).await?;
     let current = resolve::replicas_to_remember(ctx, so, &state).await;
     let plan = plan::plan(so, &state, current);

@@ -139,6 +139,17 @@ pub fn plan(so: &ScaledObject, state: &LoopState, current_replicas: Option<i32>)
     }
 }
 
+/// KEDA's `scaledobject.keda.sh/name=<name>` label on the ScaledObject itself (its metrics
+/// adapter and users select ScaledObjects by it): the merge patch that sets it, when it is
+/// missing or names something else.
+pub fn name_label_patch(so: &ScaledObject) -> Option<serde_json::Value> {
+    let name = so.metadata.name.as_deref()?;
+    let key = annotations::labels::SCALED_OBJECT_NAME;
+    let current = so.metadata.labels.as_ref().and_then(|l| l.get(key));
+    (current.map(String::as_str) != Some(name))
+        .then(|| serde_json::json!({"metadata": {"labels": {key: name}}}))
+}
+
 /// What one poll's readings say, before the replica decision.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Assessment {
@@ -504,6 +515,18 @@ mod tests {
             };
             assert_eq!(swell_scaling::decide(&loop_facts(&so, 0, &a, now)), want);
         }
+    }
+
+    #[test]
+    fn the_name_label_is_added_or_corrected_once() {
+        let label = annotations::labels::SCALED_OBJECT_NAME;
+        let mut o = so(serde_json::json!({}), serde_json::json!({}));
+        let want = serde_json::json!({"metadata": {"labels": {label: "so"}}});
+        assert_eq!(name_label_patch(&o), Some(want.clone()));
+        o.metadata.labels = Some([(label.to_string(), "other".to_string())].into());
+        assert_eq!(name_label_patch(&o), Some(want));
+        o.metadata.labels = Some([(label.to_string(), "so".to_string())].into());
+        assert_eq!(name_label_patch(&o), None);
     }
 
     #[test]
