@@ -54,19 +54,11 @@ start_server() { # DIR PORT TLS(0|1): mariadbd in its own session; its PID in DI
 }
 
 cmd_up() {
-  local dir="" owner="" tls=1
-  while [ $# -gt 0 ]; do
-    case $1 in
-      --dir) [ $# -ge 2 ] || die "--dir needs a directory"; dir=$2; shift 2 ;;
-      --owner-pid) [ $# -ge 2 ] || die "--owner-pid needs a PID"; owner=$2; shift 2 ;;
-      --no-tls) tls=0; shift ;;
-      *) die "unknown argument $1 (usage: mariadb.sh up [--dir DIR] [--owner-pid PID] [--no-tls])" ;;
-    esac
+  local dir="" owner="" tls=1 a rest=()
+  for a in "$@"; do
+    if [ "$a" = --no-tls ]; then tls=0; else rest+=("$a"); fi
   done
-  need setsid "run MariaDB in its own session"
-  if [ -n "$owner" ]; then
-    [[ "$owner" =~ ^[0-9]+$ ]] && kill -0 "$owner" 2>/dev/null || die "--owner-pid $owner is not a running process"
-  fi
+  UP_USAGE_EXTRA=" [--no-tls]" up_args ${rest[@]+"${rest[@]}"}
   local t0=$SECONDS
   [ -x "$MARIADBD" ] || "$here/debian-packages.sh" mariadbd=mariadb-server
   "$here/debian-packages.sh" openssl=openssl
@@ -130,13 +122,6 @@ cmd_up() {
   echo "export SWELL_MYSQL_DB=$TEST_DB"
   if [ "$tls" = 1 ]; then echo "export SWELL_MYSQL_TLS_CA=$dir/tls/ca.crt"; fi
   echo "export SWELL_MYSQL_DIR=$dir"
-}
-
-cmd_down() {
-  [ $# -eq 1 ] || die "usage: mariadb.sh down DIR"
-  [ -d "$1" ] || { say "$1 does not exist; nothing to stop"; return 0; }
-  stop_dir "$1"
-  say "stopped and removed $1"
 }
 
 case "${1:-}" in

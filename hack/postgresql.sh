@@ -47,17 +47,7 @@ stop_dir() { # DIR
 
 cmd_up() {
   local dir="" owner=""
-  while [ $# -gt 0 ]; do
-    case $1 in
-      --dir) [ $# -ge 2 ] || die "--dir needs a directory"; dir=$2; shift 2 ;;
-      --owner-pid) [ $# -ge 2 ] || die "--owner-pid needs a PID"; owner=$2; shift 2 ;;
-      *) die "unknown argument $1 (usage: postgresql.sh up [--dir DIR] [--owner-pid PID])" ;;
-    esac
-  done
-  need setsid "run PostgreSQL in its own session"
-  if [ -n "$owner" ]; then
-    [[ "$owner" =~ ^[0-9]+$ ]] && kill -0 "$owner" 2>/dev/null || die "--owner-pid $owner is not a running process"
-  fi
+  up_args "$@"
   local t0=$SECONDS
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || "$here/debian-packages.sh" pg_ctlcluster=postgresql
   "$here/debian-packages.sh" openssl=openssl
@@ -133,13 +123,6 @@ EOF
   echo "export SWELL_POSTGRESQL_DB=$TEST_DB"
   echo "export SWELL_POSTGRESQL_TLS_CA=$dir/tls/ca.crt"
   echo "export SWELL_POSTGRESQL_DIR=$dir"
-}
-
-cmd_down() {
-  [ $# -eq 1 ] || die "usage: postgresql.sh down DIR"
-  [ -d "$1" ] || { say "$1 does not exist; nothing to stop"; return 0; }
-  stop_dir "$1"
-  say "stopped and removed $1"
 }
 
 case "${1:-}" in

@@ -162,17 +162,7 @@ make_client_cert() { # DIR: DIR/tls/client.{crt,key} for the test user, from the
 
 cmd_up() {
   local dir="" owner=""
-  while [ $# -gt 0 ]; do
-    case $1 in
-      --dir) [ $# -ge 2 ] || die "--dir needs a directory"; dir=$2; shift 2 ;;
-      --owner-pid) [ $# -ge 2 ] || die "--owner-pid needs a PID"; owner=$2; shift 2 ;;
-      *) die "unknown argument $1 (usage: rabbitmq.sh up [--dir DIR] [--owner-pid PID])" ;;
-    esac
-  done
-  need setsid "run RabbitMQ in its own session"
-  if [ -n "$owner" ]; then
-    [[ "$owner" =~ ^[0-9]+$ ]] && kill -0 "$owner" 2>/dev/null || die "--owner-pid $owner is not a running process"
-  fi
+  up_args "$@"
   local t0=$SECONDS
   [ -x "$SERVER" ] || "$here/debian-packages.sh" rabbitmq-server=rabbitmq-server
   "$here/debian-packages.sh" openssl=openssl
@@ -221,13 +211,6 @@ cmd_up() {
   echo "export SWELL_RABBITMQ_CLIENT_CERT=$dir/tls/client.crt"
   echo "export SWELL_RABBITMQ_CLIENT_KEY=$dir/tls/client.key"
   echo "export SWELL_RABBITMQ_DIR=$dir"
-}
-
-cmd_down() {
-  [ $# -eq 1 ] || die "usage: rabbitmq.sh down DIR"
-  [ -d "$1" ] || { say "$1 does not exist; nothing to stop"; return 0; }
-  stop_dir "$1"
-  say "stopped and removed $1"
 }
 
 case "${1:-}" in

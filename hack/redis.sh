@@ -34,17 +34,7 @@ stop_dir() { # DIR
 
 cmd_up() {
   local dir="" owner=""
-  while [ $# -gt 0 ]; do
-    case $1 in
-      --dir) [ $# -ge 2 ] || die "--dir needs a directory"; dir=$2; shift 2 ;;
-      --owner-pid) [ $# -ge 2 ] || die "--owner-pid needs a PID"; owner=$2; shift 2 ;;
-      *) die "unknown argument $1 (usage: redis.sh up [--dir DIR] [--owner-pid PID])" ;;
-    esac
-  done
-  need setsid "run Redis in its own session"
-  if [ -n "$owner" ]; then
-    [[ "$owner" =~ ^[0-9]+$ ]] && kill -0 "$owner" 2>/dev/null || die "--owner-pid $owner is not a running process"
-  fi
+  up_args "$@"
   local t0=$SECONDS
   "$here/debian-packages.sh" redis-server=redis-server openssl=openssl
   local t1=$SECONDS
@@ -115,13 +105,6 @@ EOF
   echo "export SWELL_REDIS_ACL_USER=$ACL_USER"
   echo "export SWELL_REDIS_ACL_PASSWORD=$ACL_PASSWORD"
   echo "export SWELL_REDIS_DIR=$dir"
-}
-
-cmd_down() {
-  [ $# -eq 1 ] || die "usage: redis.sh down DIR"
-  [ -d "$1" ] || { say "$1 does not exist; nothing to stop"; return 0; }
-  stop_dir "$1"
-  say "stopped and removed $1"
 }
 
 case "${1:-}" in
