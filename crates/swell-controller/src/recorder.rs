@@ -87,9 +87,14 @@ impl Recorder {
             };
             let patch = serde_json::json!({ "series": series });
             let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &ns);
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-            return Ok(());
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                // The event expired (the API server's event TTL) or was deleted: a new one.
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                other => return other.map(drop),
+            }
         }
         let event = self.event(regarding, warning, reason, note, now);
         let ns = event.metadata.namespace.clone().unwrap_or_default();
