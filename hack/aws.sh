@@ -147,7 +147,10 @@ cmd_up() {
   # The launcher binds port 0 itself and writes the port the kernel gave it: no window
   # in which another process can take the port between picking and binding it.
   # -I: no PYTHONPATH, user site-packages etc. can shadow the venv's moto.
+  # moto's recorder appends every request to requests.jsonl, so tests can count the calls
+  # AWS would have received (Aws::requests in swell-testkit).
   setsid env -u MOTO_ACCOUNT_ID INITIAL_NO_AUTH_ACTION_COUNT=inf \
+    MOTO_ENABLE_RECORDING=true MOTO_RECORDER_FILEPATH="$dir/requests.jsonl" \
     "$VENV/bin/python" -I "$here/moto_launcher.py" --host 127.0.0.1 --port 0 --port-file "$dir/port" \
     >"$dir/moto.log" 2>&1 </dev/null &
   local pid=$!

@@ -4,7 +4,9 @@
 //! web identity, EKS Pod Identity / container credentials). A trigger either uses it, or
 //! assumes a role with it (sts:AssumeRole), or uses static keys from a TriggerAuthentication.
 //! One SDK client is kept per (identity, region, endpoint), so its credential cache is shared
-//! and refreshed before expiry by the SDK.
+//! and refreshed before expiry by the SDK. Swell's own credentials and each assumed role's
+//! are also held per region ([`credentials::Cached`]): one STS call per validity period,
+//! and a failing one retried after a backoff rather than on every poll.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -19,6 +21,8 @@ use aws_types::origin::Origin;
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
+
+mod credentials;
 
 use crate::upstream::{Code, UpstreamError, UpstreamKind};
 use crate::{
@@ -226,40 +230,43 @@ type ClientKey = (ConfigKey, Option<String>, TypeId);
 /// and endpoint, built once and shared.
 #[derive(Default)]
 pub struct AwsClients {
+    /// Per region: the default chain with Swell's own credentials in a [`credentials::Cached`],
+    /// shared by every identity there, so assuming several roles (or failing to) does not
+    /// resolve Swell's own identity again.
+    bases: tokio::sync::Mutex<HashMap<String, SdkConfig>>,
     configs: tokio::sync::Mutex<HashMap<ConfigKey, SdkConfig>>,
     /// Keyed by the client's type too: one map serves every service.
     clients: tokio::sync::Mutex<HashMap<ClientKey, Box<dyn Any + Send>>>,
-    /// Credentials for requests signed by hand ([`AwsClients::sign`]), until near expiry.
-    credentials: tokio::sync::Mutex<HashMap<ConfigKey, Credentials>>,
 }
 
 impl AwsClients {
-    async fn base(region: &str) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
+    async fn base(&self, region: &str) -> SdkConfig {
+        let mut bases = self.bases.lock().await;
+        if let Some(b) = bases.get(region) {
+            return b.clone();
+        }
+        let mut base = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .load()
-            .await
+            .await;
+        if let Some(own) = base.credentials_provider() {
+            base = base
+                .into_builder()
+                .credentials_provider(credentials::Cached::shared(own))
+                .build();
+        }
+        bases.insert(region.to_string(), base.clone());
+        base
     }
 
-    /// An identity's credentials, resolved once and reused until five minutes before they
-    /// expire (an assumed role's session), so signing a request is not an STS call.
+    /// An identity's credentials, from its configuration's provider, which holds them until
+    /// near expiry ([`credentials::Cached`]), so signing a request is not an STS call.
     async fn credentials(
         &self,
         identity: &Identity,
         region: &str,
     ) -> Result<Credentials, UpstreamError> {
         use aws_credential_types::provider::ProvideCredentials as _;
-        let key = ConfigKey {
-            identity: identity.clone(),
-            region: region.to_string(),
-        };
-        let fresh = |c: &Credentials| {
-            c.expiry()
-                .is_none_or(|e| e > std::time::SystemTime::now() + Duration::from_secs(300))
-        };
-        if let Some(c) = self.credentials.lock().await.get(&key).filter(|c| fresh(c)) {
-            return Ok(c.clone());
-        }
         let conf = self.config(identity, region).await;
         let provider = conf.credentials_provider().ok_or_else(|| {
             UpstreamError::new(
@@ -281,7 +288,6 @@ impl AwsClients {
             );
             UpstreamError::new(kind, message)
         })?;
-        self.credentials.lock().await.insert(key, creds.clone());
         Ok(creds)
     }
 
@@ -346,7 +352,7 @@ impl AwsClients {
         if let Some(c) = configs.get(&key) {
             return c.clone();
         }
-        let base = Self::base(region).await;
+        let base = self.base(region).await;
         let conf = match identity {
             Identity::Operator => base,
             Identity::AssumeRole {
@@ -359,9 +365,10 @@ impl AwsClients {
                 if let Some(id) = external_id {
                     b = b.external_id(id);
                 }
-                let provider = b.build().await;
+                // Cached too: a failing AssumeRole is retried after a backoff, not every poll.
+                let provider = SharedCredentialsProvider::new(b.build().await);
                 base.into_builder()
-                    .credentials_provider(SharedCredentialsProvider::new(provider))
+                    .credentials_provider(credentials::Cached::shared(provider))
                     .build()
             }
             Identity::Static {

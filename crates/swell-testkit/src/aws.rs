@@ -19,6 +19,8 @@ pub struct Aws {
     pub endpoint: String,
     pub region: String,
     pub account_id: String,
+    /// moto's request recording (`hack/aws.sh` turns the recorder on).
+    pub recording: std::path::PathBuf,
     /// An IAM user allowed everything, for test set-up while IAM is enforced.
     pub admin: AwsKeys,
 }
@@ -38,12 +40,30 @@ impl Aws {
             endpoint: get("SWELL_AWS_ENDPOINT")?,
             region: get("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
             account_id: get("MOTO_ACCOUNT_ID").unwrap_or_else(|_| "123456789012".into()),
+            recording: std::path::Path::new(&get("SWELL_AWS_DIR")?).join("requests.jsonl"),
             admin: AwsKeys {
                 access_key_id: get("SWELL_AWS_ADMIN_ACCESS_KEY_ID")?,
                 secret_access_key: get("SWELL_AWS_ADMIN_SECRET_ACCESS_KEY")?,
                 session_token: None,
             },
         })
+    }
+
+    /// Every request moto has received so far, in order.
+    pub fn requests(&self) -> anyhow::Result<Vec<Request>> {
+        let text = std::fs::read_to_string(&self.recording)
+            .with_context(|| format!("reading moto's recording {}", self.recording.display()))?;
+        text.lines().map(Request::parse).collect()
+    }
+
+    /// How many requests moto has received for `action` (e.g. `AssumeRole`, `GetQueueAttributes`)
+    /// with parameter `param` equal to `value` (e.g. `RoleArn`, `QueueUrl`).
+    pub fn count(&self, action: &str, param: &str, value: &str) -> anyhow::Result<usize> {
+        Ok(self
+            .requests()?
+            .iter()
+            .filter(|r| r.action == action && r.param(param) == Some(value))
+            .count())
     }
 
     /// SDK configuration for the given keys against the local endpoint.
@@ -199,4 +219,57 @@ pub fn trust(principals: &[&str]) -> Value {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": principals}, "Action": "sts:AssumeRole"}]
     })
+}
+
+/// One request moto received: its action and parameters, whichever protocol carried them
+/// (the query protocol's form body, or a JSON body named by `X-Amz-Target`).
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub action: String,
+    pub params: serde_json::Map<String, Value>,
+}
+
+impl Request {
+    fn parse(line: &str) -> anyhow::Result<Request> {
+        use base64::Engine as _;
+        let entry: Value = serde_json::from_str(line).context("a line of moto's recording")?;
+        let body = entry["body"].as_str().unwrap_or_default();
+        let body = if entry["body_encoded"].as_bool() == Some(true) {
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .context("a recorded body")?
+        } else {
+            body.as_bytes().to_vec()
+        };
+        let target = entry["headers"]
+            .as_object()
+            .and_then(|h| {
+                h.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
+            })
+            .and_then(|(_, v)| v.as_str());
+        Ok(match target {
+            // JSON protocols: `AmazonSQS.GetQueueAttributes` and a JSON object.
+            Some(t) => Request {
+                action: t.rsplit('.').next().unwrap_or(t).to_string(),
+                params: serde_json::from_slice(&body).unwrap_or_default(),
+            },
+            None => {
+                let params: serde_json::Map<String, Value> = form_urlencoded::parse(&body)
+                    .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+                    .collect();
+                let action = params
+                    .get("Action")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                Request { action, params }
+            }
+        })
+    }
+
+    /// A top-level parameter's value, when it is a string.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).and_then(Value::as_str)
+    }
 }

@@ -534,8 +534,32 @@ async fn seed_common_errors_are_explained_and_never_scale_to_zero() {
                     "{health:?}"
                 );
             }
+            // Polled every second, the failing sts:AssumeRole is retried only after a backoff
+            // (5 s, then 10 s, ...), and Swell's own IRSA credentials, held for their hour,
+            // are not fetched again for it (before: both calls on every poll).
+            let calls = || {
+                let assume = seed
+                    .aws
+                    .count("AssumeRole", "RoleArn", &untrusting)
+                    .unwrap();
+                let own = (seed.aws)
+                    .count("AssumeRoleWithWebIdentity", "RoleArn", &seed.operator_role)
+                    .unwrap();
+                (assume, own)
+            };
+            let before = calls();
+            tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+            let after = calls();
+            assert!(before.0 >= 1, "the AssumeRole was attempted: {before:?}");
+            assert!(
+                after.0 - before.0 <= 3,
+                "AssumeRole retried without backoff: {before:?} → {after:?}"
+            );
+            assert_eq!(
+                after.1, before.1,
+                "own credentials fetched again: {before:?} → {after:?}"
+            );
             // Well past the cooldown, nothing was scaled to zero.
-            tokio::time::sleep(std::time::Duration::from_secs(4)).await;
             for name in [
                 "assume-denied",
                 "queue-denied",
