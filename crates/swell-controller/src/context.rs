@@ -23,6 +23,8 @@ pub struct Ctx {
     pub recorder: Recorder,
     pub targets: Targets,
     pub store: Store<ScaledObject>,
+    /// The HPAs Swell manages, for their status (HPAActive).
+    pub hpas: Store<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>,
     /// Builds triggers (authentications, Secrets, shared scaler clients).
     pub builder: Builder,
     /// Asks the ScaledObject controller to reconcile an object now (a scale loop whose

@@ -68,6 +68,7 @@ pub type CurrentCtx = Arc<std::sync::RwLock<Option<Arc<Ctx>>>>;
 /// The watch caches a context reads.
 pub struct Stores {
     pub scaled_objects: Store<ScaledObject>,
+    pub hpas: Store<HorizontalPodAutoscaler>,
     pub auths: Store<TriggerAuthentication>,
     pub cluster_auths: Store<ClusterTriggerAuthentication>,
 }
@@ -99,6 +100,7 @@ pub fn context(
         ),
         targets: Targets::default(),
         store: stores.scaled_objects,
+        hpas: stores.hpas,
         builder,
         reconcile_now,
         loops: Registry::new("scaled_object", metrics.clone()),
@@ -187,8 +189,13 @@ pub async fn run_controllers(
     let (cluster_auths, cluster_auth_stream) =
         spec_watch::<ClusterTriggerAuthentication>(Api::all(client.clone()));
     let (reconcile_now, rebuilds) = futures::channel::mpsc::unbounded();
+    let (hpas, hpa_stream) = managed_hpas(scoped::<HorizontalPodAutoscaler>(
+        &client,
+        settings.watch_namespace.as_deref(),
+    ));
     let stores = Stores {
         scaled_objects: reader.clone(),
+        hpas,
         auths,
         cluster_auths,
     };
@@ -202,10 +209,6 @@ pub async fn run_controllers(
 
     let so_stream =
         reconciled_changes(scoped(&client, settings.watch_namespace.as_deref()), writer);
-    let hpa_stream = managed_hpas(scoped::<HorizontalPodAutoscaler>(
-        &client,
-        settings.watch_namespace.as_deref(),
-    ));
     // Secrets and ConfigMaps are watched for their metadata only and cached nowhere, so
     // memory does not grow with Secrets no trigger reads (KEDA's keda#7728).
     let credentials_ns = settings

@@ -98,17 +98,25 @@ where
         .touched_objects()
 }
 
-/// The HPAs Swell manages (KEDA's `app.kubernetes.io/managed-by` label), when their spec
-/// changes (not on every status sync).
+/// The HPAs Swell manages (KEDA's `app.kubernetes.io/managed-by` label): a cache (the scale
+/// loop reads their status from it, for HPAActive) and their spec changes (not every status
+/// sync), for the controller that owns them. Managed fields are dropped from the cache.
 pub fn managed_hpas(
     api: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>,
-) -> impl Stream<
-    Item = Result<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler, watcher::Error>,
-> + Send
-+ 'static {
+) -> (
+    Store<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>,
+    impl Stream<
+        Item = Result<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler, watcher::Error>,
+    > + Send
+    + 'static,
+) {
+    let (store, writer) = reflector::store();
     let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=keda-operator");
-    watcher(api, managed)
+    let stream = watcher(api, managed)
         .default_backoff()
+        .modify(|h| h.managed_fields_mut().clear())
+        .reflect(writer)
         .touched_objects()
-        .predicate_filter(predicates::generation, Default::default())
+        .predicate_filter(predicates::generation, Default::default());
+    (store, stream)
 }

@@ -45,6 +45,16 @@ pub struct LoopFacts {
     pub cooldown: SignedDuration,
     pub initial_cooldown: SignedDuration,
     pub now: Timestamp,
+    /// `autoscaling.keda.sh/paused-scale-in` / `paused-scale-out`: the loop neither
+    /// deactivates nor activates in that direction (the HPA's is disabled too).
+    pub paused: DirectionPause,
+}
+
+/// Which directions of scaling the annotations pause.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirectionPause {
+    pub scale_in: bool,
+    pub scale_out: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +71,11 @@ pub enum Decision {
     RaiseToMin { to: i32 },
     /// A trigger failed: hold the current count (fallback, if any, acts through the HPA).
     HoldOnError,
+    /// Active at zero (or idle), but `paused-scale-out` holds it there.
+    ScaleOutPaused,
+    /// Inactive above zero (or idle), but `paused-scale-in` holds it there; as KEDA, the
+    /// cooldown is not consulted.
+    ScaleInPaused,
     /// Nothing to do.
     Idle,
 }
@@ -70,6 +85,9 @@ pub fn decide(f: &LoopFacts) -> Decision {
     if f.active {
         let below_min_in_idle_mode = r.idle.is_some() && f.current < r.min;
         if f.current == 0 || below_min_in_idle_mode {
+            if f.paused.scale_out {
+                return Decision::ScaleOutPaused;
+            }
             return Decision::Activate {
                 to: r.activation_target(),
             };
@@ -82,7 +100,9 @@ pub fn decide(f: &LoopFacts) -> Decision {
     }
     let above_idle = r.idle.is_some_and(|idle| f.current > idle);
     if above_idle || (f.current > 0 && r.min == 0) {
-        return if cooldown_elapsed(f) {
+        return if f.paused.scale_in {
+            Decision::ScaleInPaused
+        } else if cooldown_elapsed(f) {
             Decision::Deactivate {
                 to: r.deactivation_target(),
             }
@@ -125,6 +145,86 @@ mod tests {
             cooldown: SignedDuration::from_secs(300),
             initial_cooldown: SignedDuration::ZERO,
             now: ts(10),
+            paused: DirectionPause::default(),
+        }
+    }
+
+    #[test]
+    fn direction_pauses_hold_the_loop_as_keda() {
+        let pause = |scale_in, scale_out| DirectionPause {
+            scale_in,
+            scale_out,
+        };
+        let cases = [
+            // (current, min, idle, active, pause, want)
+            (
+                0,
+                0,
+                None,
+                true,
+                pause(false, true),
+                Decision::ScaleOutPaused,
+            ),
+            (
+                1,
+                3,
+                Some(1),
+                true,
+                pause(false, true),
+                Decision::ScaleOutPaused,
+            ),
+            (
+                0,
+                0,
+                None,
+                true,
+                pause(true, false),
+                Decision::Activate { to: 1 },
+            ),
+            (2, 0, None, true, pause(false, true), Decision::KeepActive),
+            (
+                2,
+                0,
+                None,
+                false,
+                pause(true, false),
+                Decision::ScaleInPaused,
+            ),
+            (
+                3,
+                3,
+                Some(1),
+                false,
+                pause(true, false),
+                Decision::ScaleInPaused,
+            ),
+            (
+                2,
+                0,
+                None,
+                false,
+                pause(false, true),
+                Decision::Deactivate { to: 0 },
+            ),
+            // KEDA raises to the minimum whatever the pauses say.
+            (
+                0,
+                2,
+                None,
+                false,
+                pause(true, true),
+                Decision::RaiseToMin { to: 2 },
+            ),
+        ];
+        for (current, min, idle, active, paused, want) in cases {
+            let mut f = facts(current, min, idle, active);
+            f.now = ts(100_000);
+            f.paused = paused;
+            assert_eq!(
+                decide(&f),
+                want,
+                "{current} {min} {idle:?} {active} {paused:?}"
+            );
         }
     }
 

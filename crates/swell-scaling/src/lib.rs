@@ -9,5 +9,5 @@ pub mod jobs;
 pub mod naming;
 pub mod quantity;
 
-pub use decision::{Decision, LoopFacts, Replicas, decide};
+pub use decision::{Decision, DirectionPause, LoopFacts, Replicas, decide};
 pub use fallback::{FallbackBehavior, Health, HealthState};

@@ -59,6 +59,10 @@ async fn activation_hpa_and_deactivation_after_cooldown() {
 
             source.set(Reply::Value(10.0));
             wait_replicas(&ns, "app", 1).await;
+            // This operator serves no metrics API, so the HPA cannot read the metric: KEDA's
+            // HPAActive says so with the HPA's own reason, while Ready stays about the spec.
+            wait_condition(&ns, "app", "HPAActive", "False/FailedGetExternalMetric").await;
+            wait_condition(&ns, "app", "Ready", "True/ScaledObjectReady").await;
             let note = wait_event(&ns, "KEDAScaleTargetActivated", "from 0 to 1").await;
             assert!(
                 note.starts_with(&format!(
@@ -182,6 +186,56 @@ async fn pause_and_unpause() {
             );
             wait_replicas(&ns, "app", 0).await;
             wait_event(&ns, "ScaledObjectPaused", "").await;
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn direction_pauses_hold_the_loop() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("op-direction", |ns| async move {
+            let source = MetricServer::start(10.0).await;
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(cluster, &scaled_object("app", "app", &source.url, ""))
+                .unwrap();
+            let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            wait_replicas(&ns, "app", 1).await;
+
+            // paused-scale-in: Paused (as KEDA), and an inactive source no longer takes the
+            // target to zero, however long past the cooldown.
+            let scale_in = "autoscaling.keda.sh/paused-scale-in";
+            annotate(&ns, "app", scale_in, Some("true")).await;
+            wait_condition(&ns, "app", "Paused", "True/ScaledObjectPaused").await;
+            wait_event(&ns, "ScaledObjectPaused", "").await;
+            source.set(Reply::Value(0.0));
+            wait_condition(&ns, "app", "Active", "False/ScalerNotActive").await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            assert_eq!(replicas(&ns, "app").await, Ok(1), "scale-in is paused");
+            annotate(&ns, "app", scale_in, None).await;
+            wait_condition(&ns, "app", "Paused", "False/ScaledObjectUnpaused").await;
+            wait_replicas(&ns, "app", 0).await;
+
+            // paused-scale-out: an active source no longer takes the target from zero.
+            let scale_out = "autoscaling.keda.sh/paused-scale-out";
+            annotate(&ns, "app", scale_out, Some("true")).await;
+            wait_condition(&ns, "app", "Paused", "True/ScaledObjectPaused").await;
+            source.set(Reply::Value(10.0));
+            wait_condition(&ns, "app", "Active", "True/ScalerActive").await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            assert_eq!(replicas(&ns, "app").await, Ok(0), "scale-out is paused");
+            annotate(&ns, "app", scale_out, None).await;
+            wait_replicas(&ns, "app", 1).await;
+            let hpa = ns
+                .api::<HorizontalPodAutoscaler>()
+                .get("keda-hpa-app")
+                .await
+                .unwrap();
+            let behavior = hpa.spec.behavior.unwrap_or_default();
+            assert!(
+                behavior.scale_up.and_then(|r| r.select_policy).is_none(),
+                "the HPA's scale-up is enabled again"
+            );
         })
         .await;
 }

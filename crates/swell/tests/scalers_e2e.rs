@@ -73,6 +73,7 @@ spec:
 
             target.set(10.0);
             wait_replicas(&ns, "app", 5).await;
+            wait_condition(&ns, "app", "HPAActive", "True/HPAActive").await;
             wait_event(&ns, "KEDAScaleTargetActivated", "from 0 to 1").await;
             assert!(
                 counter(
@@ -83,6 +84,8 @@ spec:
 
             target.set(0.0);
             wait_replicas(&ns, "app", 0).await;
+            // At zero the HPA is idle by design: HPAActive stays True, as KEDA's.
+            wait_condition(&ns, "app", "HPAActive", "True/ScalingDisabled").await;
 
             // A query that selects nothing is an error with ignoreNullValues: false, and
             // errors never scale to zero... the workload is at zero already, so it stays.

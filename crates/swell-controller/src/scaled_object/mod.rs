@@ -159,7 +159,8 @@ async fn scale(so: &ScaledObject, ctx: &Arc<Ctx>) -> Result<Action, Stop> {
     // Only now: the loop's first poll may scale at once, and whoever sees that must also
     // see the status it follows from (originalReplicaCount, metric names, Ready).
     apply::start_loop(ctx, so, state).await;
-    ctx.record(so, status::applied_notes(&before)).await;
+    let notes = status::applied_notes(&before, plan.applied.direction_paused);
+    ctx.record(so, notes).await;
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
@@ -178,8 +179,7 @@ async fn pause(so: &ScaledObject, ctx: &Ctx, replicas: Option<i32>) -> Result<Ac
     ctx.update_status(&key, |s| status::paused(s, replicas, kind.clone()))
         .await?;
     if !was_paused {
-        let note = Note::normal(events::SCALED_OBJECT_PAUSED, "ScaledObject was paused");
-        ctx.record(so, [note]).await;
+        ctx.record(so, [status::paused_note()]).await;
     }
     Ok(Action::await_change())
 }

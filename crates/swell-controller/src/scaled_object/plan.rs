@@ -11,7 +11,7 @@ use swell_api::{
     ValidationError,
 };
 use swell_scalers::MetricSpec;
-use swell_scaling::{Health, HealthState, LoopFacts, Replicas};
+use swell_scaling::{DirectionPause, Health, HealthState, LoopFacts, Replicas};
 
 use crate::loop_state::{LoopState, Reading, TriggerVerdict};
 use crate::target::TargetError;
@@ -98,6 +98,9 @@ pub struct Applied {
     pub auth_types: Option<String>,
     /// What the loop last said of the triggers (Ready follows it).
     pub verdict: Option<TriggerVerdict>,
+    /// `paused-scale-in` or `paused-scale-out` is set: Paused is True, as under KEDA, while
+    /// the loop and the HPA go on in the other direction.
+    pub direction_paused: bool,
 }
 
 /// What to write for a ScaledObject that runs: its HPA and its status.
@@ -132,6 +135,7 @@ pub fn plan(so: &ScaledObject, state: &LoopState, current_replicas: Option<i32>)
         triggers_types: types.join(","),
         auth_types: (!state.auth_names.is_empty()).then(|| state.auth_names.join(",")),
         verdict: state.verdict(),
+        direction_paused: direction_pause(so) != DirectionPause::default(),
     };
     Plan {
         hpa: crate::hpa::build(so, &state.target, &specs),
@@ -253,6 +257,16 @@ pub fn loop_facts(so: &ScaledObject, current: i32, a: &Assessment, now: Timestam
         cooldown: SignedDuration::from_secs(i64::from(spec.cooldown_period())),
         initial_cooldown: SignedDuration::from_secs(i64::from(spec.initial_cooldown_period())),
         now,
+        paused: direction_pause(so),
+    }
+}
+
+/// `autoscaling.keda.sh/paused-scale-in` and `paused-scale-out`.
+pub fn direction_pause(so: &ScaledObject) -> DirectionPause {
+    let anns = so.metadata.annotations.as_ref();
+    DirectionPause {
+        scale_in: annotations::bool_annotation(anns, annotations::PAUSED_SCALE_IN),
+        scale_out: annotations::bool_annotation(anns, annotations::PAUSED_SCALE_OUT),
     }
 }
 

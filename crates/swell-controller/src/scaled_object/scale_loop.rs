@@ -154,8 +154,13 @@ async fn tick(
     if cancel.is_cancelled() {
         return;
     }
+    let hpa_key = ObjectRef::new(&so.hpa_name()).within(&state.target.namespace);
+    let hpa_active = status::hpa_active(ctx.hpas.get(&hpa_key).as_deref());
     if let Err(e) = ctx
-        .update_status(key, |s| status::after_poll(s, &a, decision, now))
+        .update_status(key, |s| {
+            status::after_poll(s, &a, decision, now);
+            status::set_hpa_active(s, hpa_active.clone());
+        })
         .await
     {
         tracing::warn!(scaledobject = %key, error = %e, "status update");
@@ -196,7 +201,12 @@ async fn act(
     let (up, to) = match decision {
         Decision::Activate { to } | Decision::RaiseToMin { to } => (true, to),
         Decision::Deactivate { to } => (false, to),
-        Decision::KeepActive | Decision::CoolingDown | Decision::HoldOnError | Decision::Idle => {
+        Decision::KeepActive
+        | Decision::CoolingDown
+        | Decision::HoldOnError
+        | Decision::ScaleOutPaused
+        | Decision::ScaleInPaused
+        | Decision::Idle => {
             return None;
         }
     };

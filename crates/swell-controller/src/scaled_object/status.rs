@@ -3,6 +3,7 @@
 //! has one definition ([`ready`]) whoever writes it.
 
 use jiff::Timestamp;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use swell_api::conditions::{self, fallback as fb, paused as pz, ready as rd};
 use swell_api::status::{
@@ -64,11 +65,15 @@ pub fn check_failed(s: &mut ScaledObjectStatus, message: &str) {
 pub fn applied(s: &mut ScaledObjectStatus, a: &Applied) {
     let conds = conditions_of(s);
     set_condition(conds, ready(a.verdict.as_ref()));
-    unpause(
-        conds,
-        pz::SCALED_OBJECT_UNPAUSED,
-        pz::SCALED_OBJECT_UNPAUSED_MESSAGE,
-    );
+    if a.direction_paused {
+        set_condition(conds, paused_condition());
+    } else {
+        unpause(
+            conds,
+            pz::SCALED_OBJECT_UNPAUSED,
+            pz::SCALED_OBJECT_UNPAUSED_MESSAGE,
+        );
+    }
     let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     s.paused_replica_count = None;
     s.scale_target_kind = Some(a.target_kind.clone());
@@ -82,9 +87,12 @@ pub fn applied(s: &mut ScaledObjectStatus, a: &Applied) {
 }
 
 /// Events for a successful reconcile, from the status it started from.
-pub fn applied_notes(before: &ScaledObjectStatus) -> Vec<Note> {
+pub fn applied_notes(before: &ScaledObjectStatus, direction_paused: bool) -> Vec<Note> {
     let mut notes = Vec::new();
-    if is_true(before, conditions::PAUSED) {
+    let was_paused = is_true(before, conditions::PAUSED);
+    if direction_paused && !was_paused {
+        notes.push(paused_note());
+    } else if was_paused && !direction_paused {
         notes.push(Note::normal(
             events::SCALED_OBJECT_UNPAUSED,
             "ScaledObject was unpaused",
@@ -114,17 +122,23 @@ pub fn started_notes(trigger_types: &[&str]) -> Vec<Note> {
     notes
 }
 
+fn paused_condition() -> Condition {
+    Condition::new(
+        conditions::PAUSED,
+        ConditionStatus::True,
+        pz::SCALED_OBJECT_PAUSED,
+        pz::SCALED_OBJECT_PAUSED_MESSAGE,
+    )
+}
+
+/// The event for a ScaledObject becoming paused (wholly or in one direction).
+pub fn paused_note() -> Note {
+    Note::normal(events::SCALED_OBJECT_PAUSED, "ScaledObject was paused")
+}
+
 /// Paused: the HPA is gone, the target held at `replicas` when given.
 pub fn paused(s: &mut ScaledObjectStatus, replicas: Option<i32>, kind: Option<String>) {
-    set_condition(
-        conditions_of(s),
-        Condition::new(
-            conditions::PAUSED,
-            ConditionStatus::True,
-            pz::SCALED_OBJECT_PAUSED,
-            pz::SCALED_OBJECT_PAUSED_MESSAGE,
-        ),
-    );
+    set_condition(conditions_of(s), paused_condition());
     s.paused_replica_count = replicas;
     if kind.is_some() {
         s.scale_target_kind = kind;
@@ -174,11 +188,57 @@ pub fn after_poll(s: &mut ScaledObjectStatus, a: &Assessment, decision: Decision
         Condition::new(conditions::FALLBACK, fallback.0, fallback.1, fallback.2),
     );
     set_condition(conds, ready(Some(&a.verdict())));
-    if a.active {
+    // As KEDA: an activation that paused-scale-out holds back is no activity yet.
+    if a.active && decision != Decision::ScaleOutPaused {
         s.last_active_time = Some(Time(now));
     }
     s.health = (!a.health.is_empty()).then(|| a.health.clone());
     s.triggers_activity = (!a.activity.is_empty()).then(|| a.activity.clone());
+}
+
+/// KEDA's HPAActive (2.20.2): the HPA's own `ScalingActive`, mirrored. True while it scales,
+/// and while it is idle by design at zero replicas (`ScalingDisabled`); False with the HPA's
+/// reason (e.g. `FailedGetExternalMetric`) when it cannot. Ready is not touched: it says
+/// whether the ScaledObject is valid. `None` (no HPA cached yet, or no ScalingActive
+/// reported yet) leaves the last observed state in place.
+pub fn hpa_active(hpa: Option<&HorizontalPodAutoscaler>) -> Option<Condition> {
+    use conditions::hpa_active as ha;
+    let conds = hpa?.status.as_ref()?.conditions.as_ref()?;
+    let c = conds.iter().find(|c| c.type_ == "ScalingActive")?;
+    let message = c.message.clone().unwrap_or_default();
+    let (status, reason, message) = match (c.status.as_str(), c.reason.as_deref()) {
+        ("True", _) => (
+            ConditionStatus::True,
+            ha::HPA_ACTIVE.to_string(),
+            "HPA is actively scaling".to_string(),
+        ),
+        (_, Some(ha::SCALING_DISABLED)) => (
+            ConditionStatus::True,
+            ha::SCALING_DISABLED.to_string(),
+            message,
+        ),
+        (_, reason) => (
+            ConditionStatus::False,
+            reason
+                .filter(|r| !r.is_empty())
+                .unwrap_or(ha::HPA_METRICS_UNAVAILABLE)
+                .to_string(),
+            format!("HPA is not actively scaling: {message}"),
+        ),
+    };
+    Some(Condition::new(
+        conditions::HPA_ACTIVE,
+        status,
+        &reason,
+        &message,
+    ))
+}
+
+/// Sets HPAActive when [`hpa_active`] observed it.
+pub fn set_hpa_active(s: &mut ScaledObjectStatus, condition: Option<Condition>) {
+    if let Some(c) = condition {
+        set_condition(conditions_of(s), c);
+    }
 }
 
 /// The event for entering or leaving fallback, when that changed.
@@ -302,6 +362,7 @@ mod tests {
             triggers_types: "cron".into(),
             auth_types: None,
             verdict: None,
+            direction_paused: false,
         }
     }
 
@@ -340,7 +401,7 @@ mod tests {
     fn pause_and_unpause_transitions() {
         let mut s = ScaledObjectStatus::default();
         assert_eq!(
-            applied_notes(&s)
+            applied_notes(&s, false)
                 .iter()
                 .map(|n| n.reason)
                 .collect::<Vec<_>>(),
@@ -350,7 +411,7 @@ mod tests {
         paused(&mut s, Some(0), Some("apps/v1.Deployment".into()));
         assert!(is_true(&s, conditions::PAUSED));
         assert_eq!(s.paused_replica_count, Some(0));
-        let notes = applied_notes(&s);
+        let notes = applied_notes(&s, false);
         applied(&mut s, &applied_fields());
         assert!(!is_true(&s, conditions::PAUSED));
         assert_eq!(s.paused_replica_count, None);
@@ -359,7 +420,31 @@ mod tests {
             reasons,
             vec![events::SCALED_OBJECT_UNPAUSED, events::SCALED_OBJECT_READY]
         );
-        assert!(applied_notes(&s).is_empty(), "ready and unpaused: no event");
+        assert!(
+            applied_notes(&s, false).is_empty(),
+            "ready and unpaused: no event"
+        );
+    }
+
+    #[test]
+    fn a_direction_pause_is_paused_with_the_loop_running() {
+        let reasons = |notes: Vec<Note>| notes.iter().map(|n| n.reason).collect::<Vec<_>>();
+        let mut s = ScaledObjectStatus::default();
+        applied(&mut s, &applied_fields());
+        let a = Applied {
+            direction_paused: true,
+            ..applied_fields()
+        };
+        let notes = applied_notes(&s, true);
+        applied(&mut s, &a);
+        assert!(is_true(&s, conditions::PAUSED) && is_true(&s, conditions::READY));
+        assert_eq!(reasons(notes), vec![events::SCALED_OBJECT_PAUSED]);
+        assert!(applied_notes(&s, true).is_empty(), "still paused: no event");
+        // The annotation removed: unpaused, with its event.
+        let notes = applied_notes(&s, false);
+        applied(&mut s, &applied_fields());
+        assert!(!is_true(&s, conditions::PAUSED));
+        assert_eq!(reasons(notes), vec![events::SCALED_OBJECT_UNPAUSED]);
     }
 
     #[test]
@@ -475,6 +560,85 @@ mod tests {
                 "Scaler cron is built.",
                 "Scaler kafka is built."
             ]
+        );
+    }
+
+    #[test]
+    fn hpa_active_mirrors_the_hpas_scaling_active() {
+        use conditions::hpa_active as ha;
+        let hpa = |conds: serde_json::Value| -> HorizontalPodAutoscaler {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "keda-hpa-so"},
+                "spec": {"maxReplicas": 3, "scaleTargetRef": {"kind": "Deployment", "name": "app"}},
+                "status": {"currentReplicas": 1, "desiredReplicas": 1, "conditions": conds}
+            }))
+            .unwrap()
+        };
+        let active = |status: &str, reason: &str, message: &str| {
+            serde_json::json!([{"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale"},
+                {"type": "ScalingActive", "status": status, "reason": reason, "message": message}])
+        };
+        use ConditionStatus::{False, True};
+        let disabled = "scaling is disabled since the replica count of the target is zero";
+        // (the HPA's ScalingActive status, reason, message) → HPAActive.
+        let cases = [
+            (
+                ("True", "ValidMetricFound", ""),
+                (True, ha::HPA_ACTIVE, "HPA is actively scaling".to_string()),
+            ),
+            (
+                ("False", ha::SCALING_DISABLED, disabled),
+                (True, ha::SCALING_DISABLED, disabled.to_string()),
+            ),
+            (
+                (
+                    "False",
+                    "FailedGetExternalMetric",
+                    "unable to get external metric",
+                ),
+                (
+                    False,
+                    "FailedGetExternalMetric",
+                    "HPA is not actively scaling: unable to get external metric".to_string(),
+                ),
+            ),
+            (
+                ("False", "", "no reason"),
+                (
+                    False,
+                    ha::HPA_METRICS_UNAVAILABLE,
+                    "HPA is not actively scaling: no reason".to_string(),
+                ),
+            ),
+        ];
+        for ((status, reason, message), (want_status, want_reason, want_message)) in cases {
+            let got = hpa_active(Some(&hpa(active(status, reason, message)))).unwrap();
+            assert_eq!(got.type_, conditions::HPA_ACTIVE);
+            assert_eq!(
+                (got.status, got.reason.as_deref(), got.message.as_deref()),
+                (want_status, Some(want_reason), Some(want_message.as_str())),
+                "{reason}"
+            );
+        }
+        // Not observed: left as it was.
+        assert_eq!(hpa_active(None), None);
+        assert_eq!(
+            hpa_active(Some(&hpa(
+                serde_json::json!([{"type": "AbleToScale", "status": "True"}])
+            ))),
+            None
+        );
+        let mut s = ScaledObjectStatus::default();
+        set_hpa_active(
+            &mut s,
+            hpa_active(Some(&hpa(active("False", "FailedGetExternalMetric", "x")))),
+        );
+        set_hpa_active(&mut s, None);
+        let c = find_condition(s.conditions.as_deref(), conditions::HPA_ACTIVE).unwrap();
+        assert_eq!(
+            c.status,
+            ConditionStatus::False,
+            "kept while the HPA cannot be observed"
         );
     }
 }
