@@ -17,6 +17,8 @@ pub const FORCE_ACTIVATION: &str = "autoscaling.keda.sh/force-activation";
 pub const TRANSFER_HPA_OWNERSHIP: &str = "scaledobject.keda.sh/transfer-hpa-ownership";
 /// Comma-separated ScaledObject labels not copied onto the HPA.
 pub const HPA_EXCLUDED_LABELS: &str = "scaledobject.keda.sh/hpa-excluded-labels";
+/// Comma-separated ScaledJob labels not copied onto the Jobs it creates.
+pub const JOB_EXCLUDED_LABELS: &str = "scaledjob.keda.sh/job-excluded-labels";
 /// On a foreign HPA: `"false"` disables the "workload already has an HPA" check.
 pub const VALIDATIONS_HPA_OWNERSHIP: &str = "validations.keda.sh/hpa-ownership";
 /// On Jobs created by a ScaledJob: the ScaledJob generation that created them.
@@ -69,10 +71,14 @@ pub fn paused_replicas_error(raw: &str) -> String {
     format!("{shown:?}{cut} is not a whole number of replicas (0 or more)")
 }
 
-/// The label keys listed in `hpa-excluded-labels`, trimmed, empties dropped.
-pub fn hpa_excluded_labels(annotations: Option<&BTreeMap<String, String>>) -> Vec<&str> {
+/// The label keys an `…-excluded-labels` annotation (`key`: [`HPA_EXCLUDED_LABELS`],
+/// [`JOB_EXCLUDED_LABELS`]) lists, trimmed, empties dropped.
+pub fn excluded_labels<'a>(
+    annotations: Option<&'a BTreeMap<String, String>>,
+    key: &str,
+) -> Vec<&'a str> {
     annotations
-        .and_then(|a| a.get(HPA_EXCLUDED_LABELS))
+        .and_then(|a| a.get(key))
         .map(|v| {
             v.split(',')
                 .map(str::trim)
@@ -127,6 +133,9 @@ mod tests {
     #[test]
     fn excluded_labels_split() {
         let map = ann(&[(HPA_EXCLUDED_LABELS, " a, b ,,c")]);
-        assert_eq!(hpa_excluded_labels(Some(&map)), vec!["a", "b", "c"]);
+        assert_eq!(
+            excluded_labels(Some(&map), HPA_EXCLUDED_LABELS),
+            vec!["a", "b", "c"]
+        );
     }
 }

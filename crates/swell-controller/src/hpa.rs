@@ -109,7 +109,8 @@ pub fn build(so: &ScaledObject, target: &Target, specs: &[MetricSpec]) -> Horizo
     let name = so.metadata.name.clone().unwrap_or_default();
     let hpa_name = so.hpa_name();
     let so_annotations = so.metadata.annotations.clone();
-    let excluded = annotations::hpa_excluded_labels(so_annotations.as_ref());
+    let excluded =
+        annotations::excluded_labels(so_annotations.as_ref(), annotations::HPA_EXCLUDED_LABELS);
     let mut hpa_labels: BTreeMap<String, String> = so
         .metadata
         .labels

@@ -186,6 +186,11 @@ async fn sqs_messages_become_jobs_up_to_max_then_more_as_they_finish() {
                     r#""pod-complete.stage.kwok.x-k8s.io/delay": "6s""#,
                     "",
                     &queue.trigger(),
+                )
+                .replace(
+                    "metadata: {name: worker}",
+                    "metadata: {name: worker, labels: {team: a, skip-me: x}, \
+                     annotations: {scaledjob.keda.sh/job-excluded-labels: skip-me}}",
                 ),
             )
             .unwrap();
@@ -210,6 +215,9 @@ async fn sqs_messages_become_jobs_up_to_max_then_more_as_they_finish() {
             let labels = j.metadata.labels.clone().unwrap();
             assert_eq!(labels["app.kubernetes.io/managed-by"], "keda-operator");
             assert_eq!(labels["scaledjob.keda.sh/name"], "worker");
+            // The ScaledJob's labels, but not those job-excluded-labels names.
+            assert_eq!(labels.get("team").map(String::as_str), Some("a"));
+            assert!(!labels.contains_key("skip-me"), "{labels:?}");
             assert_eq!(
                 j.metadata.annotations.clone().unwrap()["scaledjob.keda.sh/generation"],
                 "1"

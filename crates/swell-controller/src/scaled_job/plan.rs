@@ -111,7 +111,16 @@ pub fn job_for(sj: &ScaledJob) -> Job {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    job_labels.extend(sj.labels().clone());
+    let excluded = annotations::excluded_labels(
+        sj.metadata.annotations.as_ref(),
+        annotations::JOB_EXCLUDED_LABELS,
+    );
+    job_labels.extend(
+        sj.labels()
+            .iter()
+            .filter(|(k, _)| !excluded.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     let mut job_annotations = BTreeMap::from([(
         annotations::SCALED_JOB_GENERATION.to_string(),
         sj.metadata.generation.unwrap_or_default().to_string(),
@@ -318,7 +327,9 @@ mod tests {
             "apiVersion": "keda.sh/v1alpha1",
             "kind": "ScaledJob",
             "metadata": {"name": "worker", "namespace": "ns", "uid": "u-1", "generation": 3,
-                         "labels": {"team": "a"}, "annotations": {"note": "x"}},
+                         "labels": {"team": "a", "argocd.argoproj.io/instance": "w"},
+                         "annotations": {"note": "x",
+                                         "scaledjob.keda.sh/job-excluded-labels": "argocd.argoproj.io/instance, other"}},
             "spec": {
                 "jobTargetRef": {"template": {"spec": {"containers": [{"name": "w", "image": "busybox"}]}}},
                 "triggers": [{"type": "cron", "metadata": {"timezone": "UTC", "start": "0 * * * *",
@@ -338,6 +349,10 @@ mod tests {
         assert_eq!(labels["app.kubernetes.io/managed-by"], "keda-operator");
         assert_eq!(labels["app.kubernetes.io/part-of"], "worker");
         assert_eq!(labels["team"], "a");
+        assert!(
+            !labels.contains_key("argocd.argoproj.io/instance"),
+            "job-excluded-labels: {labels:?}"
+        );
         let anns = meta.annotations.clone().unwrap();
         assert_eq!(anns["scaledjob.keda.sh/generation"], "3");
         assert_eq!(anns["note"], "x");
