@@ -4,8 +4,11 @@
 //! other ScaledObject or HorizontalPodAutoscaler scales the same workload. Used by
 //! `swell check --cluster` and the admission webhook; only reads.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{PodSpec, ServiceAccount};
+use k8s_openapi::api::core::v1::{LimitRange, PodSpec, ResourceRequirements, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ListParams;
 use kube::{Api, Client};
 use swell_api::{
@@ -16,6 +19,7 @@ use swell_api::{
 use crate::check::{AuthKnowledge, Finding};
 use swell_controller::auth::needs_workload_role;
 use swell_controller::target::{TargetError, Targets};
+use swell_scaling::quantity::parse_quantity;
 
 /// Who asks. Admission must not depend on the order objects are applied in, so what may
 /// simply not exist yet (the target, a TriggerAuthentication, the ServiceAccount) is a warning
@@ -152,7 +156,8 @@ pub async fn scaled_object(
     }
 
     if let Some(pod) = &pod {
-        resource_requests(so, pod, &mut out);
+        let defaults = container_defaults(client, so, ns, &mut out).await;
+        resource_requests(so, pod, &defaults, &mut out);
         workload_role(mode, client, so, ns, pod, auths, &mut out).await;
     }
 
@@ -239,37 +244,114 @@ pub async fn scaled_object(
     out
 }
 
-/// cpu/memory Utilization triggers compare usage with the containers' requests; without a
-/// request the HPA cannot compute it (KEDA's webhook rejects this too).
-pub fn resource_requests(so: &ScaledObject, pod: &PodSpec, out: &mut Vec<Finding>) {
+/// Which resources a LimitRange of the namespace gives containers by default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum ContainerDefaults {
+    /// Those with a default request or limit above zero (`cpu`, `memory`).
+    Known(Vec<String>),
+    /// The LimitRanges could not be read: a missing request is then only a warning.
+    #[default]
+    Unknown,
+}
+
+/// The namespace's LimitRanges, read only when a cpu/memory Utilization trigger needs them.
+async fn container_defaults(
+    client: &Client,
+    so: &ScaledObject,
+    ns: &str,
+    out: &mut Vec<Finding>,
+) -> ContainerDefaults {
+    if !so.spec.triggers.iter().any(|t| t.is_resource_metric()) {
+        return ContainerDefaults::Known(Vec::new());
+    }
+    match Api::<LimitRange>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => ContainerDefaults::Known(limit_range_defaults(&list.items)),
+        Err(e) => {
+            out.push(Finding::note("spec.triggers", api_error("LimitRanges", &e)));
+            ContainerDefaults::Unknown
+        }
+    }
+}
+
+/// The resources some `type: Container` LimitRange item defaults (`default` or
+/// `defaultRequest`) to more than zero, as KEDA's webhook reads them.
+pub fn limit_range_defaults(ranges: &[LimitRange]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in ranges
+        .iter()
+        .filter_map(|r| r.spec.as_ref())
+        .flat_map(|s| &s.limits)
+    {
+        if item.type_ != "Container" {
+            continue;
+        }
+        for r in ["cpu", "memory"] {
+            let set =
+                positive(item.default.as_ref(), r) || positive(item.default_request.as_ref(), r);
+            if set && !out.iter().any(|o| o == r) {
+                out.push(r.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// A request or limit above zero for `resource` (Kubernetes defaults a missing request to
+/// the limit).
+fn sets(resources: Option<&ResourceRequirements>, resource: &str) -> bool {
+    resources.is_some_and(|r| {
+        positive(r.requests.as_ref(), resource) || positive(r.limits.as_ref(), resource)
+    })
+}
+
+/// `resource` is in `quantities` with a value above zero.
+fn positive(quantities: Option<&BTreeMap<String, Quantity>>, resource: &str) -> bool {
+    quantities
+        .and_then(|m| m.get(resource))
+        .and_then(|q| parse_quantity(&q.0))
+        .is_some_and(|v| v > 0.0)
+}
+
+/// cpu/memory Utilization triggers compare usage with requests; without one the HPA cannot
+/// compute it (KEDA's webhook rejects this too). A request may come from the container
+/// (its request, or its limit), from pod-level resources, or from a LimitRange default.
+pub fn resource_requests(
+    so: &ScaledObject,
+    pod: &PodSpec,
+    defaults: &ContainerDefaults,
+    out: &mut Vec<Finding>,
+) {
     for (i, t) in so.spec.triggers.iter().enumerate() {
         if !t.is_resource_metric() {
             continue;
         }
         let utilization = t.metric_type.as_ref().map(|m| m.as_str()) == Some("Utilization")
             || t.metadata.get("type").map(String::as_str) == Some("Utilization");
-        if !utilization {
+        let r = t.type_.as_str();
+        let defaulted = match defaults {
+            ContainerDefaults::Known(d) => d.iter().any(|d| d == r),
+            ContainerDefaults::Unknown => false,
+        };
+        if !utilization || defaulted || sets(pod.resources.as_ref(), r) {
             continue;
         }
         let container = t.metadata.get("containerName");
         for c in &pod.containers {
-            if container.is_some_and(|n| *n != c.name) {
+            if container.is_some_and(|n| *n != c.name) || sets(c.resources.as_ref(), r) {
                 continue;
             }
-            let has = c
-                .resources
-                .as_ref()
-                .and_then(|r| r.requests.as_ref())
-                .is_some_and(|r| r.contains_key(&t.type_));
-            if !has {
-                out.push(Finding::error(
-                    format!("spec.triggers[{i}]"),
-                    format!(
-                        "the target's container {:?} has no {} request, so {} Utilization cannot be computed; set resources.requests.{} on it",
-                        c.name, t.type_, t.type_, t.type_
-                    ),
-                ));
-            }
+            let message = format!(
+                "the target's container {:?} has no {r} request, so {r} Utilization cannot be computed; set resources.requests.{r} on it (or a LimitRange default, or pod-level resources)",
+                c.name
+            );
+            let field = format!("spec.triggers[{i}]");
+            out.push(match defaults {
+                ContainerDefaults::Known(_) => Finding::error(field, message),
+                ContainerDefaults::Unknown => Finding::warning(field, message),
+            });
         }
     }
 }
@@ -333,5 +415,110 @@ async fn workload_role(
             )),
             Err(e) => out.push(Finding::error(field, api_error("the ServiceAccount", &e))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn so(trigger: serde_json::Value) -> ScaledObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": "web", "namespace": "ns"},
+            "spec": {"scaleTargetRef": {"name": "web"}, "minReplicaCount": 1, "triggers": [trigger]}
+        }))
+        .unwrap()
+    }
+
+    fn pod(json: serde_json::Value) -> PodSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn limit_range_defaults_for_containers_only() {
+        let ranges: Vec<LimitRange> = serde_json::from_value(serde_json::json!([
+            {"spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "100m"}}]}},
+            {"spec": {"limits": [{"type": "Pod", "default": {"memory": "1Gi"}}]}},
+            {"spec": {"limits": [{"type": "Container", "default": {"memory": "0"}}]}}
+        ]))
+        .unwrap();
+        assert_eq!(limit_range_defaults(&ranges), vec!["cpu".to_string()]);
+        assert!(limit_range_defaults(&[]).is_empty());
+    }
+
+    #[test]
+    fn where_a_utilization_trigger_finds_its_request() {
+        use crate::check::Severity;
+        let cpu = so(
+            serde_json::json!({"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}),
+        );
+        let bare = serde_json::json!({"containers": [{"name": "nginx", "image": "nginx"}]});
+        let known =
+            |d: &[&str]| ContainerDefaults::Known(d.iter().map(|s| s.to_string()).collect());
+        // (pod, defaults, severity of the finding or none)
+        let cases = [
+            (
+                "no request anywhere",
+                bare.clone(),
+                known(&[]),
+                Some(Severity::Error),
+            ),
+            (
+                "LimitRanges unreadable",
+                bare.clone(),
+                ContainerDefaults::Unknown,
+                Some(Severity::Warning),
+            ),
+            ("a LimitRange default", bare.clone(), known(&["cpu"]), None),
+            (
+                "another resource's default",
+                bare.clone(),
+                known(&["memory"]),
+                Some(Severity::Error),
+            ),
+            (
+                "the container's request",
+                serde_json::json!({"containers": [{"name": "nginx", "resources": {"requests": {"cpu": "250m"}}}]}),
+                known(&[]),
+                None,
+            ),
+            (
+                "only a limit (the request defaults to it)",
+                serde_json::json!({"containers": [{"name": "nginx", "resources": {"limits": {"cpu": "1"}}}]}),
+                known(&[]),
+                None,
+            ),
+            (
+                "a zero request",
+                serde_json::json!({"containers": [{"name": "nginx", "resources": {"requests": {"cpu": "0"}}}]}),
+                known(&[]),
+                Some(Severity::Error),
+            ),
+            (
+                "pod-level resources",
+                serde_json::json!({"resources": {"requests": {"cpu": "1"}}, "containers": [{"name": "nginx"}]}),
+                known(&[]),
+                None,
+            ),
+        ];
+        for (name, p, defaults, want) in cases {
+            let mut out = Vec::new();
+            resource_requests(&cpu, &pod(p), &defaults, &mut out);
+            assert_eq!(out.first().map(|f| f.severity), want, "{name}: {out:?}");
+            if let Some(f) = out.first() {
+                assert!(
+                    f.message.contains("has no cpu request") && f.message.contains("LimitRange"),
+                    "{name}: {f:?}"
+                );
+            }
+        }
+        // AverageValue needs no request.
+        let avg = so(
+            serde_json::json!({"type": "cpu", "metricType": "AverageValue", "metadata": {"value": "500m"}}),
+        );
+        let mut out = Vec::new();
+        resource_requests(&avg, &pod(bare), &known(&[]), &mut out);
+        assert!(out.is_empty(), "{out:?}");
     }
 }

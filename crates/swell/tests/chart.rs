@@ -790,6 +790,8 @@ async fn chart_rbac_is_enough_for_a_scale_cycle() {
                 can_i(cluster, &ns, "patch", "apiservices.apiregistration.k8s.io/v1beta1.metrics.k8s.io"),
                 "no"
             );
+            // The webhook reads LimitRange defaults for cpu/memory Utilization triggers.
+            assert_eq!(can_i(cluster, &ns, "list", "limitranges"), "yes");
 
             source.set(Reply::Value(0.0));
             wait_replicas(&ns, "app", 0).await;

@@ -312,6 +312,14 @@ spec:
                 !ok && out.contains("spec.triggers[0]: the target's container \"nginx\" has no cpu request"),
                 "{out}"
             );
+            // A LimitRange default gives the container its request: accepted, as by KEDA.
+            ns.apply(
+                cluster,
+                "apiVersion: v1\nkind: LimitRange\nmetadata: {name: defaults}\nspec:\n  limits:\n  - type: Container\n    defaultRequest: {cpu: 100m}\n",
+            )
+            .unwrap();
+            let (ok, out) = kubectl_apply(cluster, &n, cpu);
+            assert!(ok, "{out}");
 
             // Updating the accepted one is still checked, and still allowed when valid.
             let (ok, out) = kubectl_apply(cluster, &n, &first.replace("queueUrl: typo", "queueLength: \"3\""));
