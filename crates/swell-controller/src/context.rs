@@ -30,6 +30,8 @@ pub struct Ctx {
     /// Asks the ScaledObject controller to reconcile an object now (a scale loop whose
     /// trigger failed wants its scalers rebuilt).
     pub reconcile_now: futures::channel::mpsc::UnboundedSender<ObjectRef<ScaledObject>>,
+    /// Wakes the authentication controllers when an object that may name one changes.
+    pub auth_wakes: crate::authentication::AuthWakes,
     /// The live state of every ScaledObject this replica serves.
     pub loops: Registry<ScaledObject, LoopState>,
     /// The job loops of every ScaledJob (the leader's only).
@@ -143,6 +145,16 @@ impl Ctx {
     /// serves the metrics API.
     pub fn adopt_loops(&self, from: &Ctx) {
         self.loops.adopt(&from.loops);
+    }
+
+    /// `object` was reconciled or deleted: the authentications it names, or that list it,
+    /// update their status.
+    pub fn authentication_users_changed<T>(&self, object: &T)
+    where
+        T: crate::authentication::Triggered + kube::Resource,
+    {
+        let (auths, cluster) = (&self.builder.auths, &self.builder.cluster_auths);
+        self.auth_wakes.users_changed(object, auths, cluster);
     }
 
     pub fn request_reconcile(&self, key: ObjectRef<ScaledObject>) {

@@ -2,6 +2,7 @@
 //! replica and job arithmetic comes from `swell-scaling`.
 
 pub mod auth;
+pub mod authentication;
 pub mod cloudwatch_adapter;
 pub mod context;
 pub mod hpa;

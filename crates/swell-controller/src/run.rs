@@ -12,12 +12,13 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::Controller;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::{Api, Client};
-use swell_api::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication};
+use swell_api::{ClusterTriggerAuthentication, ScaledJob, ScaledObject, TriggerAuthentication};
 use swell_scalers::UpstreamError;
 use swell_scalers::scalers::kubernetes_workload::PodCounter;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::SourceEvent;
+use crate::authentication::{self, AuthCtx, AuthWakes, Authentication};
 use crate::context::Ctx;
 use crate::loops::Registry;
 use crate::metrics::Metrics;
@@ -25,7 +26,7 @@ use crate::recorder::Recorder;
 use crate::scaled_object;
 use crate::target::Targets;
 use crate::triggers::Builder;
-use crate::watch::{managed_hpas, metadata_changes, reconciled_changes, scoped, spec_watch};
+use crate::watch::{managed_hpas, metadata_changes, reconciled_changes, scoped};
 
 /// Counts pods for `kubernetes-workload` triggers (a label-selected LIST per poll).
 struct KubePods(Client);
@@ -79,6 +80,7 @@ pub fn context(
     metrics: Arc<Metrics>,
     stores: Stores,
     reconcile_now: futures::channel::mpsc::UnboundedSender<ObjectRef<ScaledObject>>,
+    auth_wakes: AuthWakes,
     settings: &Settings,
 ) -> Arc<Ctx> {
     let builder = Builder {
@@ -103,6 +105,7 @@ pub fn context(
         hpas: stores.hpas,
         builder,
         reconcile_now,
+        auth_wakes,
         loops: Registry::new("scaled_object", metrics.clone()),
         job_loops: Registry::new("scaled_job", metrics.clone()),
         metric_misses: Default::default(),
@@ -110,36 +113,6 @@ pub fn context(
         leader: settings.leader,
         client,
     })
-}
-
-/// The ScaledObjects whose triggers name this (Cluster)TriggerAuthentication.
-fn referrers<K: kube::Resource>(
-    scaled_objects: &Store<ScaledObject>,
-    cluster: bool,
-) -> impl Fn(K) -> Vec<ObjectRef<ScaledObject>> + Send + Sync + 'static {
-    use swell_api::AuthenticationRefKind as Kind;
-    let store = scaled_objects.clone();
-    move |auth: K| {
-        let (name, ns) = (auth.meta().name.clone(), auth.meta().namespace.clone());
-        let wanted = if cluster {
-            Kind::ClusterTriggerAuthentication
-        } else {
-            Kind::TriggerAuthentication
-        };
-        store
-            .state()
-            .iter()
-            .filter(|so| cluster || so.metadata.namespace == ns)
-            .filter(|so| {
-                so.spec.triggers.iter().any(|t| {
-                    t.authentication_ref
-                        .as_ref()
-                        .is_some_and(|r| r.kind() == wanted && Some(&r.name) == name.as_ref())
-                })
-            })
-            .map(|so| ObjectRef::from(so.as_ref()))
-            .collect()
-    }
 }
 
 /// The ScaledObjects whose scalers were built from this Secret or ConfigMap, changed since
@@ -172,6 +145,32 @@ fn source_referrers<K: kube::Resource>(
     }
 }
 
+/// Runs one authentication kind's controller until `shutdown` fires.
+async fn auth_controller<K: Authentication>(
+    (changes, woken): (
+        impl futures::Stream<Item = Result<K, kube::runtime::watcher::Error>> + Send + 'static,
+        futures::channel::mpsc::UnboundedReceiver<ObjectRef<K>>,
+    ),
+    store: Store<K>,
+    ctx: Arc<AuthCtx>,
+    shutdown: CancellationToken,
+) {
+    Controller::for_stream(changes, store)
+        .reconcile_on(woken)
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(
+            authentication::reconcile::<K>,
+            authentication::error_policy::<K>,
+            ctx,
+        )
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "authentication reconcile");
+            }
+        })
+        .await;
+}
+
 /// Runs the ScaledObject controller, and on the leader the ScaledJob controller, until
 /// `shutdown` fires. A new leader takes over the loop states of the context `current` holds
 /// (the follower's) before it answers metric requests, so the metrics API never loses an
@@ -184,10 +183,14 @@ pub async fn run_controllers(
     current: CurrentCtx,
 ) {
     let (reader, writer) = reflector::store::<ScaledObject>();
-    let (auths, auth_stream) =
-        spec_watch::<TriggerAuthentication>(scoped(&client, settings.watch_namespace.as_deref()));
-    let (cluster_auths, cluster_auth_stream) =
-        spec_watch::<ClusterTriggerAuthentication>(Api::all(client.clone()));
+    let (auths, auth_writer) = reflector::store::<TriggerAuthentication>();
+    let auth_stream = reconciled_changes(
+        scoped(&client, settings.watch_namespace.as_deref()),
+        auth_writer,
+    );
+    let (cluster_auths, cluster_auth_writer) = reflector::store::<ClusterTriggerAuthentication>();
+    let cluster_auth_stream = reconciled_changes(Api::all(client.clone()), cluster_auth_writer);
+    let (scaled_jobs, scaled_jobs_writer) = reflector::store::<ScaledJob>();
     let (reconcile_now, rebuilds) = futures::channel::mpsc::unbounded();
     let (hpas, hpa_stream) = managed_hpas(scoped::<HorizontalPodAutoscaler>(
         &client,
@@ -196,10 +199,18 @@ pub async fn run_controllers(
     let stores = Stores {
         scaled_objects: reader.clone(),
         hpas,
-        auths,
-        cluster_auths,
+        auths: auths.clone(),
+        cluster_auths: cluster_auths.clone(),
     };
-    let ctx = context(client.clone(), metrics, stores, reconcile_now, &settings);
+    let (auth_wakes, auth_woken, cluster_auth_woken) = AuthWakes::new();
+    let ctx = context(
+        client.clone(),
+        metrics,
+        stores,
+        reconcile_now,
+        auth_wakes,
+        &settings,
+    );
     if let Ok(mut c) = current.write() {
         if let Some(previous) = c.as_ref().filter(|_| settings.leader) {
             ctx.adopt_loops(previous);
@@ -220,17 +231,33 @@ pub async fn run_controllers(
     let jobs = settings.leader.then(|| {
         tokio::spawn(crate::scaled_job::run(
             ctx.clone(),
+            (scaled_jobs.clone(), scaled_jobs_writer),
             settings.watch_namespace.clone(),
             settings.concurrency,
             shutdown.clone(),
         ))
     });
+    // The authentication controllers consume their kinds' watches; a spec change rebuilds
+    // the ScaledObjects that use it through `reconcile_now`.
+    let auth_ctx = AuthCtx::new(ctx.clone(), scaled_jobs);
+    let authentications = [
+        tokio::spawn(auth_controller(
+            (auth_stream, auth_woken),
+            auths,
+            auth_ctx.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(auth_controller(
+            (cluster_auth_stream, cluster_auth_woken),
+            cluster_auths,
+            auth_ctx,
+            shutdown.clone(),
+        )),
+    ];
     let loops_ctx = ctx.clone();
     let so_shutdown = shutdown.clone();
     Controller::for_stream(so_stream, reader.clone())
         .owns_stream(hpa_stream)
-        .watches_stream(auth_stream, referrers(&reader, false))
-        .watches_stream(cluster_auth_stream, referrers(&reader, true))
         .watches_stream(secrets, source_referrers(ctx.clone(), "Secret"))
         .watches_stream(config_maps, source_referrers(ctx.clone(), "ConfigMap"))
         .reconcile_on(rebuilds)
@@ -246,6 +273,9 @@ pub async fn run_controllers(
     shutdown.cancel();
     if let Some(jobs) = jobs {
         let _ = jobs.await;
+    }
+    for a in authentications {
+        let _ = a.await;
     }
     // Leadership or the process ended: no loop may keep scaling. A follower's states stay
     // for the leader it may become (they run no loop).

@@ -522,6 +522,39 @@ async fn missing_trigger_authentication_is_named() {
             ns.apply(cluster, "apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {name: keda-trigger-auth-missing}\nspec: {}\n").unwrap();
             wait_condition(&ns, "app", "Ready", "True").await;
             wait_replicas(&ns, "app", 1).await;
+
+            // As KEDA: the TriggerAuthentication gets KEDA's finalizer, its events, and a
+            // status naming the ScaledObjects that use it.
+            let tas = ns.api::<swell_api::TriggerAuthentication>();
+            let name = "keda-trigger-auth-missing";
+            let users = |want: Option<&'static str>| {
+                let tas = tas.clone();
+                async move {
+                    let ta = tas.get(name).await.map_err(|e| e.to_string())?;
+                    let fin = ta.metadata.finalizers.unwrap_or_default();
+                    let got = ta.status.and_then(|s| s.scaledobjects);
+                    if fin.contains(&"finalizer.keda.sh".to_string()) && got.as_deref() == want {
+                        Ok(())
+                    } else {
+                        Err(format!("finalizers {fin:?}, scaledobjects {got:?}"))
+                    }
+                }
+            };
+            wait_until("the finalizer and status.scaledobjects", WAIT, || users(Some("app"))).await;
+            wait_event(&ns, "TriggerAuthenticationAdded", "New TriggerAuthentication configured").await;
+            ns.apply(cluster, "apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {name: keda-trigger-auth-missing}\nspec: {secretTargetRef: []}\n").unwrap();
+            wait_event(&ns, "ClusterTriggerAuthenticationUpdated", "keda-trigger-auth-missing is updated").await;
+            ns.api::<ScaledObject>().delete("app", &Default::default()).await.unwrap();
+            wait_until("status.scaledobjects emptied", WAIT, || users(None)).await;
+            tas.delete(name, &Default::default()).await.unwrap();
+            wait_until("the TriggerAuthentication to be deleted", WAIT, || async {
+                match tas.get_opt(name).await.map_err(|e| e.to_string())? {
+                    None => Ok(()),
+                    Some(_) => Err("still there".to_string()),
+                }
+            })
+            .await;
+            wait_event(&ns, "TriggerAuthenticationDeleted", "TriggerAuthentication was deleted").await;
         })
         .await;
 }

@@ -79,6 +79,7 @@ impl Error {
 /// `shutdown` fires. Only the leader runs it: followers have nothing to serve for jobs.
 pub async fn run(
     base: Arc<Ctx>,
+    (reader, writer): (Store<ScaledJob>, reflector::store::Writer<ScaledJob>),
     watch_namespace: Option<String>,
     concurrency: u16,
     shutdown: CancellationToken,
@@ -96,7 +97,6 @@ pub async fn run(
         .default_backoff()
         .reflect(pods_writer)
         .for_each(|_| async {});
-    let (reader, writer) = reflector::store::<ScaledJob>();
     let sj_stream = reconciled_changes(scoped(&client, ns), writer);
     let ctx = Arc::new(JobCtx {
         base,
@@ -180,6 +180,7 @@ impl JobCtx {
 
 pub async fn reconcile(sj: Arc<ScaledJob>, ctx: Arc<JobCtx>) -> Result<Action, Error> {
     let key = ObjectRef::from(sj.as_ref());
+    ctx.base.authentication_users_changed(sj.as_ref());
     if sj.metadata.deletion_timestamp.is_some() {
         // The Jobs go with it (owner references); only the loop needs stopping.
         ctx.base.job_loops.remove(&key);

@@ -161,6 +161,7 @@ async fn scale(so: &ScaledObject, ctx: &Arc<Ctx>) -> Result<Action, Stop> {
     apply::start_loop(ctx, so, state).await;
     let notes = status::applied_notes(&before, plan.applied.direction_paused);
     ctx.record(so, notes).await;
+    ctx.authentication_users_changed(so);
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
@@ -226,5 +227,6 @@ async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> 
     apply::delete_hpa(&ctx, &so).await?;
     let note = Note::warning(events::SCALED_OBJECT_DELETED, "ScaledObject was deleted");
     ctx.record(so.as_ref(), [note]).await;
+    ctx.authentication_users_changed(so.as_ref());
     Ok(Action::await_change())
 }
