@@ -1,12 +1,15 @@
 //! `redis`: scale on the length of a list (or the size of a set, sorted set or hash), and
-//! `redis-streams`: on a stream's length, a consumer group's pending entries or its lag, on
-//! a standalone Redis server, as KEDA's `redis_scaler.go` and `redis_streams_scaler.go`.
+//! `redis-streams`: on a stream's length, a consumer group's pending entries or its lag, as
+//! KEDA's `redis_scaler.go` and `redis_streams_scaler.go`; on a standalone server, and as
+//! `redis-cluster*` on a cluster (the key's slot master) and `redis-sentinel*` on the master
+//! the sentinels name. One parser and one reading for the six types; only the connection
+//! differs.
 
 use std::time::Duration;
 
 use swell_scaling::naming::{metric_name, normalize};
 
-use crate::redis_client::{self, Target};
+use crate::redis_client::{self, Kind, Target};
 use crate::upstream::UpstreamKind;
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, TriggerInput};
 
@@ -33,6 +36,26 @@ pub const STREAM_FIELDS: &[Field] = &[
     LAG_COUNT,
     ACTIVATION_LAG_COUNT,
 ];
+
+/// The six trigger types: name, topology, and whether it reads a stream.
+const TYPES: &[(&str, Kind, bool)] = &[
+    ("redis", Kind::Standalone, false),
+    ("redis-cluster", Kind::Cluster, false),
+    ("redis-cluster-streams", Kind::Cluster, true),
+    ("redis-sentinel", Kind::Sentinel, false),
+    ("redis-sentinel-streams", Kind::Sentinel, true),
+    ("redis-streams", Kind::Standalone, true),
+];
+
+/// The topology and reading of trigger type `type_` (`redis` for a name not in [`TYPES`],
+/// which the registry never passes).
+fn type_of(type_: &str) -> (&'static str, Kind, bool) {
+    TYPES
+        .iter()
+        .find(|t| t.0 == type_)
+        .copied()
+        .unwrap_or(TYPES[0])
+}
 
 /// KEDA's script: the size of the key whatever its type, 0 when it does not exist.
 const LENGTH_SCRIPT: &str = r"
@@ -70,7 +93,7 @@ pub struct RedisScaler {
     /// `listLength`, or the stream target of the reading.
     target_value: i64,
     activation: i64,
-    /// `redis` or `redis-streams`, for the upstream call counter.
+    /// The trigger type, for the upstream call counter.
     scaler: &'static str,
     metric: String,
     metric_type: crate::MetricType,
@@ -98,11 +121,12 @@ impl RedisScaler {
         Ok(built)
     }
 
-    /// Reads a `redis` or `redis-streams` trigger into `p` without I/O (also for
-    /// `swell check` and the admission webhook).
+    /// Reads a `redis*` trigger into `p` without I/O (also for `swell check` and the
+    /// admission webhook).
     pub fn parse(input: &TriggerInput, shared: &Shared, p: &mut Params<'_>) -> RedisScaler {
-        let (_, target) = redis_client::parse(p);
-        let (scaler, reading, target_value, activation, name) = if input.type_ == "redis-streams" {
+        let (scaler, kind, streams) = type_of(&input.type_);
+        let target = redis_client::parse(p, kind);
+        let (reading, target_value, activation, name) = if streams {
             let (reading, target_value, activation) = parse_stream(p);
             let stream = match &reading {
                 Reading::StreamLength(s)
@@ -111,19 +135,13 @@ impl RedisScaler {
                 Reading::Length(_) => String::new(),
             };
             let name = format!("redis-streams-{stream}");
-            ("redis-streams", reading, target_value, activation, name)
+            (reading, target_value, activation, name)
         } else {
             let list = p.string(LIST_NAME);
             let target_value = whole_target(p, LIST_LENGTH, 5);
             let activation: i64 = p.or(ACTIVATION_LIST_LENGTH, "a whole number", 0);
             let name = format!("redis-{list}");
-            (
-                "redis",
-                Reading::Length(list),
-                target_value,
-                activation,
-                name,
-            )
+            (Reading::Length(list), target_value, activation, name)
         };
         RedisScaler {
             target,
@@ -162,12 +180,14 @@ impl RedisScaler {
         }
     }
 
-    /// KEDA's lag reading: Redis 7 or newer; no stream is 0; a group that is not there
-    /// (yet) lags by the whole stream.
+    /// KEDA's lag reading: Redis 7 or newer (asked of the server holding the stream); no
+    /// stream is 0; a group that is not there (yet) lags by the whole stream.
     async fn lag(&self, stream: &str, group: &str) -> Result<i64, ScalerError> {
         let redis = &self.shared.redis;
         let t = &self.target;
-        let info: String = redis.query(t, redis::cmd("INFO").arg("server")).await?;
+        let info: String = redis
+            .query_near(t, redis::cmd("INFO").arg("server"), Some(stream))
+            .await?;
         let major = redis_major_version(&info)
             .map_err(|why| redis_client::refused(t, UpstreamKind::BadResponse, why))?;
         if major < 7 {
@@ -526,7 +546,7 @@ mod tests {
         )
         .unwrap();
         // The first address wins for a standalone server.
-        assert_eq!(s.target.address, "none");
+        assert_eq!(s.target.addresses, vec!["none"]);
         assert_eq!(s.target.username.as_deref(), Some("u"));
         assert_eq!(s.target_value, 5, "listLength defaults to 5");
         assert_eq!(s.activation, 0);
@@ -542,12 +562,15 @@ mod tests {
         .params;
         p_raw.trigger_index = 0;
         let mut p = Params::new(&p_raw);
-        let (addresses, _) = redis_client::parse(&mut p);
+        let addresses = redis_client::parse_addresses(&mut p);
         assert_eq!(addresses, vec!["a:1", "b:2", "c:3"]);
         let mut p_raw = input("redis", 0, &[], &[("addresses", ":7001, :7002")], &[]).params;
         p_raw.trigger_index = 0;
         let mut p = Params::new(&p_raw);
-        assert_eq!(redis_client::parse(&mut p).0, vec![":7001", ":7002"]);
+        assert_eq!(
+            redis_client::parse_addresses(&mut p),
+            vec![":7001", ":7002"]
+        );
         // Metadata wins over the TriggerAuthentication, as KEDA's order says.
         let s = list(
             &[("listName", "l"), ("address", "m:1"), ("username", "meta")],
@@ -555,7 +578,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (s.target.address.as_str(), s.target.username.as_deref()),
+            (s.target.addresses[0].as_str(), s.target.username.as_deref()),
             ("m:1", Some("meta"))
         );
     }
