@@ -614,16 +614,29 @@ async fn connect_sentinel(target: &Target, s: &Sentinel) -> Result<Conn, ScalerE
         }
     }
     let mut sentinel = b.build().map_err(|e| upstream(target, &e))?;
-    let master = tokio::time::timeout(TIMEOUT, sentinel.async_get_client())
+    let at = |addr: &dyn std::fmt::Display| {
+        let sentinels = target.addresses.join(",");
+        format!(
+            "redis {addr} (master {:?} from sentinel {sentinels})",
+            s.master
+        )
+    };
+    let found = tokio::time::timeout(TIMEOUT, sentinel.async_get_client())
         .await
-        .map_err(|_| refused(target, crate::upstream::UpstreamKind::Timeout, "no answer"))?
-        .map_err(|e| upstream(target, &e))?;
-    let at = format!(
-        "redis {} (master {:?} from sentinel {})",
-        master.get_connection_info().addr(),
-        s.master,
-        target.addresses.join(",")
-    );
+        .map_err(|_| refused(target, crate::upstream::UpstreamKind::Timeout, "no answer"))?;
+    let master = match found {
+        Ok(master) => master,
+        // The client checks the master's role as soon as the sentinels name it: an
+        // authentication failure there is the master's credentials, not the sentinels'.
+        Err(e) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
+            return Err(match named_master(&mut sentinel, &s.master).await {
+                Some(addr) => failed(&at(&addr), &e),
+                None => upstream(target, &e),
+            });
+        }
+        Err(e) => return Err(upstream(target, &e)),
+    };
+    let at = at(master.get_connection_info().addr());
     let conn = master
         .get_multiplexed_async_connection_with_config(&config())
         .await
@@ -632,4 +645,24 @@ async fn connect_sentinel(target: &Target, s: &Sentinel) -> Result<Conn, ScalerE
         link: Link::Server(conn),
         at,
     })
+}
+
+/// The `host:port` a sentinel names for `master`, when one answers with the sentinel
+/// credentials.
+async fn named_master(
+    sentinel: &mut redis::sentinel::SentinelClient,
+    master: &str,
+) -> Option<String> {
+    let client = sentinel.async_get_sentinel_client().await.ok()?;
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config())
+        .await
+        .ok()?;
+    let (host, port): (String, u16) = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg(master)
+        .query_async(&mut conn)
+        .await
+        .ok()?;
+    Some(format!("{host}:{port}"))
 }

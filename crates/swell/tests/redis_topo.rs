@@ -125,7 +125,7 @@ async fn redis_cluster_reads_a_key_on_another_master() {
     assert_eq!(sample("redis-cluster", &meta, &pw).await, 3.0);
     let e = sample_err("redis", &[("address", seed), ("listName", &list)], &pw).await;
     assert!(
-        e.contains(&format!("redis {seed}")) && e.contains("MOVED"),
+        e.contains(&format!("redis {seed}")) && e.contains("Moved"),
         "{e}"
     );
 
@@ -391,7 +391,10 @@ async fn redis_topology_errors_name_the_server_and_the_cause() {
 }
 
 fn auth_manifest(name: &str, params: &[(&str, &str)]) -> String {
-    let data: Vec<String> = params.iter().map(|(k, v)| format!("{k}: \"{v}\"")).collect();
+    let data: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}: \"{v}\""))
+        .collect();
     let refs: Vec<String> = params
         .iter()
         .map(|(k, _)| format!("{{parameter: {k}, name: {name}, key: {k}}}"))
