@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Local Redis topologies for the redis-cluster* and redis-sentinel* tests: Debian's
 # redis-server on free loopback ports, state and logs in a state directory.
-# - a cluster of three masters (no replicas), created with `redis-cli --cluster create`;
+# - a cluster of three masters (no replicas), created with `redis-cli --cluster create`,
+#   each with a plain and a TLS port (a certificate for 127.0.0.1 from a CA made for the
+#   run; Redis answers CLUSTER SLOTS with the port of the client's kind);
 # - a master watched by one sentinel (`redis-server --sentinel`) under the name
 #   swell-master; the sentinel wants its own password.
 # Every data server has a password for the default user and an ACL user with its own.
@@ -104,12 +106,19 @@ master_known() {
 
 # up_servers: every server on fresh ports; 1 when a port was taken meanwhile.
 up_servers() {
-  local p b
-  read -r p1 p2 p3 b1 b2 b3 mport sport < <(free_ports 8)
+  local p b t
+  read -r p1 p2 p3 b1 b2 b3 tp1 tp2 tp3 mport sport < <(free_ports 11)
   for i in 1 2 3; do
-    eval "p=\$p$i b=\$b$i"
+    eval "p=\$p$i b=\$b$i t=\$tp$i"
     write_conf "node$i" "$p" "cluster-enabled yes
 cluster-port $b
+tls-port $t
+tls-cert-file $dir/tls/server.crt
+tls-key-file $dir/tls/server.key
+tls-ca-cert-file $dir/tls/ca.crt
+tls-auth-clients no
+tls-cluster yes
+tls-replication yes
 cluster-config-file $dir/node$i/nodes.conf
 cluster-node-timeout 5000
 masterauth $DEFAULT_PASSWORD
@@ -147,8 +156,9 @@ cmd_up() {
   if [ -n "$owner" ]; then
     start_watchdog swell-redis-topo-watchdog "$owner" "$dir" "$here/redis-topo.sh" "$dir"
   fi
+  make_certs "$dir"
 
-  local attempt p1 p2 p3 b1 b2 b3 mport sport
+  local attempt p1 p2 p3 b1 b2 b3 tp1 tp2 tp3 mport sport
   for attempt in 1 2 3 4 5; do
     up_servers && break
     for s in $SERVERS; do stop_pid "$dir/$s.pid" "$dir/$s.conf"; done
@@ -160,8 +170,10 @@ cmd_up() {
   for p in "$p1" "$p2" "$p3"; do wait_for "cluster_state:ok on $p" cluster_ok "$p"; done
   wait_for "the sentinel naming $MASTER_NAME" master_known
   UP_DONE=1
-  say "Redis cluster up on 127.0.0.1:$p1,$p2,$p3 and sentinel 127.0.0.1:$sport (master 127.0.0.1:$mport) in $((SECONDS - t1))s (packages ready after $((t1 - t0))s; state: $dir)"
+  say "Redis cluster up on 127.0.0.1:$p1,$p2,$p3 (TLS $tp1,$tp2,$tp3) and sentinel 127.0.0.1:$sport (master 127.0.0.1:$mport) in $((SECONDS - t1))s (packages ready after $((t1 - t0))s; state: $dir)"
   echo "export SWELL_REDIS_CLUSTER_ADDRESSES=127.0.0.1:$p1,127.0.0.1:$p2,127.0.0.1:$p3"
+  echo "export SWELL_REDIS_CLUSTER_TLS_ADDRESSES=127.0.0.1:$tp1,127.0.0.1:$tp2,127.0.0.1:$tp3"
+  echo "export SWELL_REDIS_TOPO_TLS_CA=$dir/tls/ca.crt"
   echo "export SWELL_REDIS_SENTINEL_ADDRESS=127.0.0.1:$sport"
   echo "export SWELL_REDIS_SENTINEL_PASSWORD=$SENTINEL_PASSWORD"
   echo "export SWELL_REDIS_SENTINEL_MASTER=$MASTER_NAME"

@@ -1,15 +1,22 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use anyhow::Context as _;
+
 /// The local Redis cluster and sentinel of this test process (see `hack/redis-topo.sh`):
 /// the ones named by `SWELL_REDIS_CLUSTER_*`/`SWELL_REDIS_SENTINEL_*`, or started on first
-/// use with a watchdog that stops them when this process exits. Three cluster masters, and
+/// use with a watchdog that stops them when this process exits. Three cluster masters (a
+/// plain and a TLS port each), and
 /// a master watched by one sentinel; every data server has [`RedisTopo::password`] for the
 /// default user and the ACL user [`RedisTopo::acl_user`].
 #[derive(Debug)]
 pub struct RedisTopo {
     /// `host:port` of each cluster master.
     pub cluster: Vec<String>,
+    /// `host:port` of each cluster master's TLS port.
+    pub cluster_tls: Vec<String>,
+    /// The CA that signed the TLS ports' certificates (PEM).
+    pub ca_pem: String,
     /// `host:port` of the sentinel.
     pub sentinel: String,
     /// The sentinel's own password.
@@ -40,11 +47,13 @@ impl RedisTopo {
     }
 
     fn from_exports(get: &dyn Fn(&str) -> anyhow::Result<String>) -> anyhow::Result<RedisTopo> {
+        let list = |v: String| v.split(',').map(str::to_string).collect();
+        let ca_path = get("SWELL_REDIS_TOPO_TLS_CA")?;
         Ok(RedisTopo {
-            cluster: get("SWELL_REDIS_CLUSTER_ADDRESSES")?
-                .split(',')
-                .map(str::to_string)
-                .collect(),
+            cluster: list(get("SWELL_REDIS_CLUSTER_ADDRESSES")?),
+            cluster_tls: list(get("SWELL_REDIS_CLUSTER_TLS_ADDRESSES")?),
+            ca_pem: std::fs::read_to_string(&ca_path)
+                .with_context(|| format!("reading {ca_path}"))?,
             sentinel: get("SWELL_REDIS_SENTINEL_ADDRESS")?,
             sentinel_password: get("SWELL_REDIS_SENTINEL_PASSWORD")?,
             master_name: get("SWELL_REDIS_SENTINEL_MASTER")?,

@@ -161,6 +161,33 @@ async fn redis_cluster_reads_a_key_on_another_master() {
     assert_eq!(shared.redis.len(), 1, "one cluster connection");
 }
 
+/// TLS to every master: the seed's TLS port only, the CA from the TriggerAuthentication
+/// (the cluster answers a TLS client with the masters' TLS ports); unsafeSsl without the
+/// CA; neither, and the self-signed servers are refused, naming the cluster.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_cluster_reads_over_tls() {
+    let topo = RedisTopo::shared();
+    let c = RedisClients::default();
+    let (list, at) = key_off_the_seed(&c, topo, "tls").await;
+    run(&c, &server(topo, &at), &["RPUSH", &list, "a", "b"]).await;
+    let seed = topo.cluster_tls[0].as_str();
+    let meta = [("addresses", seed), ("listName", list.as_str())];
+    let with_ca = [
+        ("password", topo.password.as_str()),
+        ("tls", "enable"),
+        ("ca", topo.ca_pem.as_str()),
+    ];
+    assert_eq!(sample("redis-cluster", &meta, &with_ca).await, 2.0);
+    let pw = [("password", topo.password.as_str())];
+    let mut unsafe_meta = meta.to_vec();
+    unsafe_meta.extend([("enableTLS", "true"), ("unsafeSsl", "true")]);
+    assert_eq!(sample("redis-cluster", &unsafe_meta, &pw).await, 2.0);
+    let mut checked = meta.to_vec();
+    checked.push(("enableTLS", "true"));
+    let e = sample_err("redis-cluster", &checked, &pw).await;
+    assert!(e.contains(&format!("redis cluster {seed}")), "{e}");
+}
+
 /// A stream on another master than the seed: length, pending entries and lag (INFO asked
 /// of the stream's master) through the cluster client, as for a standalone server.
 #[tokio::test(flavor = "multi_thread")]
