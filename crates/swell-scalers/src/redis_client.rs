@@ -583,37 +583,7 @@ async fn connect_sentinel(target: &Target, s: &Sentinel) -> Result<Conn, ScalerE
             why,
         ));
     }
-    let sentinels = target
-        .addresses
-        .iter()
-        .map(|a| connection_addr(target, a))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut b = SentinelClientBuilder::new(sentinels, &s.master, SentinelServerType::Master)
-        .map_err(|e| upstream(target, &e))?
-        .set_client_to_redis_db(target.db);
-    if let Some(u) = &target.username {
-        b = b.set_client_to_redis_username(u);
-    }
-    if let Some(pw) = &target.password {
-        b = b.set_client_to_redis_password(pw.expose());
-    }
-    if let Some(u) = &s.username {
-        b = b.set_client_to_sentinel_username(u);
-    }
-    if let Some(pw) = &s.password {
-        b = b.set_client_to_sentinel_password(pw.expose());
-    }
-    if let Some(t) = &target.tls {
-        b = b
-            .set_client_to_redis_tls_mode(tls_mode(t))
-            .set_client_to_sentinel_tls_mode(tls_mode(t));
-        if let Some(certs) = certificates(t) {
-            b = b
-                .set_client_to_redis_certificates(certs.clone())
-                .set_client_to_sentinel_certificates(certs);
-        }
-    }
-    let mut sentinel = b.build().map_err(|e| upstream(target, &e))?;
+    let mut sentinel = sentinel_client(target, s)?;
     let at = |addr: &dyn std::fmt::Display| {
         let sentinels = target.addresses.join(",");
         format!(
@@ -645,6 +615,45 @@ async fn connect_sentinel(target: &Target, s: &Sentinel) -> Result<Conn, ScalerE
         link: Link::Server(conn),
         at,
     })
+}
+
+/// The sentinel client: the sentinels' credentials towards them, the data credentials and
+/// database towards the master they name, TLS towards both.
+fn sentinel_client(
+    target: &Target,
+    s: &Sentinel,
+) -> Result<redis::sentinel::SentinelClient, ScalerError> {
+    let sentinels = target
+        .addresses
+        .iter()
+        .map(|a| connection_addr(target, a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut b = SentinelClientBuilder::new(sentinels, &s.master, SentinelServerType::Master)
+        .map_err(|e| upstream(target, &e))?
+        .set_client_to_redis_db(target.db);
+    if let Some(u) = &target.username {
+        b = b.set_client_to_redis_username(u);
+    }
+    if let Some(pw) = &target.password {
+        b = b.set_client_to_redis_password(pw.expose());
+    }
+    if let Some(u) = &s.username {
+        b = b.set_client_to_sentinel_username(u);
+    }
+    if let Some(pw) = &s.password {
+        b = b.set_client_to_sentinel_password(pw.expose());
+    }
+    if let Some(t) = &target.tls {
+        b = b
+            .set_client_to_redis_tls_mode(tls_mode(t))
+            .set_client_to_sentinel_tls_mode(tls_mode(t));
+        if let Some(certs) = certificates(t) {
+            b = b
+                .set_client_to_redis_certificates(certs.clone())
+                .set_client_to_sentinel_certificates(certs);
+        }
+    }
+    b.build().map_err(|e| upstream(target, &e))
 }
 
 /// The `host:port` a sentinel names for `master`, when one answers with the sentinel
