@@ -5,7 +5,7 @@
 #   each with a plain and a TLS port (a certificate for 127.0.0.1 from a CA made for the
 #   run; Redis answers CLUSTER SLOTS with the port of the client's kind);
 # - a master watched by one sentinel (`redis-server --sentinel`) under the name
-#   swell-master; the sentinel wants its own password.
+#   swell-master; the sentinel wants its own password (default user) or its own ACL user.
 # Every data server has a password for the default user and an ACL user with its own.
 #
 #   hack/redis-topo.sh up [--dir DIR] [--owner-pid PID]
@@ -24,6 +24,8 @@ DEFAULT_PASSWORD=swell-redis-topo-default
 ACL_USER=swell
 ACL_PASSWORD=swell-redis-topo-secret
 SENTINEL_PASSWORD=swell-sentinel-secret
+SENTINEL_ACL_USER=swell-sentinel
+SENTINEL_ACL_PASSWORD=swell-sentinel-acl-secret
 MASTER_NAME=swell-master
 # Servers: three cluster nodes, the sentinel's master, the sentinel.
 SERVERS="node1 node2 node3 master sentinel"
@@ -130,6 +132,7 @@ $(data_users)"
   for s in node1 node2 node3 master; do ready "$s" "Ready to accept connections" || return 1; done
   # The sentinel rewrites its config; it wants a password of its own and the master's.
   write_conf sentinel "$sport" "requirepass $SENTINEL_PASSWORD
+user $SENTINEL_ACL_USER on >$SENTINEL_ACL_PASSWORD ~* &* +@all
 sentinel monitor $MASTER_NAME 127.0.0.1 $mport 1
 sentinel auth-pass $MASTER_NAME $DEFAULT_PASSWORD
 sentinel down-after-milliseconds $MASTER_NAME 60000"
@@ -176,6 +179,8 @@ cmd_up() {
   echo "export SWELL_REDIS_TOPO_TLS_CA=$dir/tls/ca.crt"
   echo "export SWELL_REDIS_SENTINEL_ADDRESS=127.0.0.1:$sport"
   echo "export SWELL_REDIS_SENTINEL_PASSWORD=$SENTINEL_PASSWORD"
+  echo "export SWELL_REDIS_SENTINEL_ACL_USER=$SENTINEL_ACL_USER"
+  echo "export SWELL_REDIS_SENTINEL_ACL_PASSWORD=$SENTINEL_ACL_PASSWORD"
   echo "export SWELL_REDIS_SENTINEL_MASTER=$MASTER_NAME"
   echo "export SWELL_REDIS_MASTER_ADDRESS=127.0.0.1:$mport"
   echo "export SWELL_REDIS_TOPO_PASSWORD=$DEFAULT_PASSWORD"

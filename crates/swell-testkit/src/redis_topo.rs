@@ -21,6 +21,9 @@ pub struct RedisTopo {
     pub sentinel: String,
     /// The sentinel's own password.
     pub sentinel_password: String,
+    /// An ACL user of the sentinel's, with its own password.
+    pub sentinel_acl_user: String,
+    pub sentinel_acl_password: String,
     /// The name the sentinel monitors the master under.
     pub master_name: String,
     /// `host:port` of the master behind the sentinel.
@@ -56,6 +59,8 @@ impl RedisTopo {
                 .with_context(|| format!("reading {ca_path}"))?,
             sentinel: get("SWELL_REDIS_SENTINEL_ADDRESS")?,
             sentinel_password: get("SWELL_REDIS_SENTINEL_PASSWORD")?,
+            sentinel_acl_user: get("SWELL_REDIS_SENTINEL_ACL_USER")?,
+            sentinel_acl_password: get("SWELL_REDIS_SENTINEL_ACL_PASSWORD")?,
             master_name: get("SWELL_REDIS_SENTINEL_MASTER")?,
             master: get("SWELL_REDIS_MASTER_ADDRESS")?,
             password: get("SWELL_REDIS_TOPO_PASSWORD")?,

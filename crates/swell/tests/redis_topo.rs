@@ -284,12 +284,14 @@ async fn redis_sentinel_reads_the_master_it_names() {
         let got = sample("redis-sentinel-streams", &meta, &auth).await;
         assert_eq!(got, want, "{meta:?}");
     }
-    // The ACL user on the master, the master name from the TriggerAuthentication.
+    // ACL users on the master and on the sentinel, the master name from the
+    // TriggerAuthentication.
     let (host, port) = topo.sentinel.split_once(':').unwrap();
     let acl = [
         ("username", topo.acl_user.as_str()),
         ("password", topo.acl_password.as_str()),
-        ("sentinelPassword", topo.sentinel_password.as_str()),
+        ("sentinelUsername", topo.sentinel_acl_user.as_str()),
+        ("sentinelPassword", topo.sentinel_acl_password.as_str()),
         ("sentinelMaster", topo.master_name.as_str()),
     ];
     let hosts = [("host", host), ("port", port), ("listName", list.as_str())];
