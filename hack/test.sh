@@ -26,7 +26,7 @@ command -v cargo >/dev/null || { echo "test: cargo is not installed (install Rus
 
 echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven, redis, postgresql, rabbitmq, mariadb =="
 "$here/debian-packages.sh" musl-gcc=musl-tools buildah=buildah prometheus=prometheus \
-  java=openjdk-17-jre-headless mvn=maven openssl=openssl redis-server=redis-server \
+  java=openjdk-17-jre-headless mvn=maven openssl=openssl redis-server=redis-server redis-cli=redis-tools \
   pg_ctlcluster=postgresql rabbitmq-server=rabbitmq-server mariadbd=mariadb-server
 swell_rust_target_add
 phase "debian packages"
@@ -56,7 +56,7 @@ echo "== Kafka broker jars (Maven Central, cached in ~/.cache/swell) =="
 "$here/kafka.sh" fetch >/dev/null
 phase "kafka jars"
 
-echo "== starting local control plane, AWS, Kafka, Redis, PostgreSQL, RabbitMQ and MariaDB =="
+echo "== starting local control plane, AWS, Kafka, Redis (standalone, cluster, sentinel), PostgreSQL, RabbitMQ and MariaDB =="
 state=$(mktemp -d "${TMPDIR:-/tmp}/swell-test.XXXXXX")
 chmod 711 "$state" # the postgres user runs PostgreSQL from a directory inside
 cleanup() {
@@ -64,6 +64,7 @@ cleanup() {
   "$here/aws.sh" down "$state/aws" || true
   "$here/kafka.sh" down "$state/kafka" || true
   "$here/redis.sh" down "$state/redis" || true
+  "$here/redis-topo.sh" down "$state/redis-topo" || true
   "$here/postgresql.sh" down "$state/postgresql" || true
   "$here/mariadb.sh" down "$state/mariadb" || true
   "$here/rabbitmq.sh" down "$state/rabbitmq" || true
@@ -74,6 +75,8 @@ trap 'rc=$?; cleanup; report $rc' EXIT
 servers_t0=$SECONDS
 "$here/redis.sh" up --dir "$state/redis" --owner-pid $$ >"$state/redis.env" &
 redis_pid=$!
+"$here/redis-topo.sh" up --dir "$state/redis-topo" --owner-pid $$ >"$state/redis-topo.env" &
+redis_topo_pid=$!
 "$here/postgresql.sh" up --dir "$state/postgresql" --owner-pid $$ >"$state/postgresql.env" &
 postgresql_pid=$!
 "$here/mariadb.sh" up --dir "$state/mariadb" --owner-pid $$ >"$state/mariadb.env" &
@@ -84,11 +87,12 @@ rabbitmq_pid=$!
 eval "$("$here/cluster.sh" up --dir "$state/cluster" --owner-pid $$)"
 eval "$("$here/aws.sh" up --dir "$state/aws" --owner-pid $$ --enforce)"
 wait "$redis_pid" || { echo "test: hack/redis.sh up failed (log above)" >&2; exit 1; }
+wait "$redis_topo_pid" || { echo "test: hack/redis-topo.sh up failed (log above)" >&2; exit 1; }
 wait "$postgresql_pid" || { echo "test: hack/postgresql.sh up failed (log above)" >&2; exit 1; }
 wait "$rabbitmq_pid" || { echo "test: hack/rabbitmq.sh up failed (log above)" >&2; exit 1; }
 wait "$mariadb_pid" || { echo "test: hack/mariadb.sh up failed (log above)" >&2; exit 1; }
-eval "$(cat "$state/redis.env" "$state/postgresql.env" "$state/rabbitmq.env" "$state/mariadb.env")"
-echo "redis, postgresql, rabbitmq and mariadb ready $((SECONDS - servers_t0))s after their start (in parallel with the cluster)"
+eval "$(cat "$state/redis.env" "$state/redis-topo.env" "$state/postgresql.env" "$state/rabbitmq.env" "$state/mariadb.env")"
+echo "redis (standalone, cluster, sentinel), postgresql, rabbitmq and mariadb ready $((SECONDS - servers_t0))s after their start (in parallel with the cluster)"
 phase "start cluster+aws+redis+pg+mq+mariadb"
 eval "$("$here/kafka.sh" up --dir "$state/kafka" --owner-pid $$)"
 phase "start kafka"

@@ -15,6 +15,7 @@ mod postgresql;
 mod prometheus;
 mod rabbitmq;
 mod redis;
+mod redis_topo;
 mod wait;
 
 pub use aws::{Aws, AwsKeys, allow, trust};
@@ -26,6 +27,7 @@ pub use postgresql::Postgres;
 pub use prometheus::{Prometheus, ScrapeTarget};
 pub use rabbitmq::RabbitMq;
 pub use redis::Redis;
+pub use redis_topo::RedisTopo;
 pub use wait::{Seen, wait_until};
 
 use std::path::PathBuf;

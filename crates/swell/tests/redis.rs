@@ -39,11 +39,8 @@ fn trigger(
 /// A client of the test's own, as the default user, to write the data the scalers read.
 fn admin(redis: &Redis) -> (RedisClients, Target) {
     let target = Target {
-        address: redis.address.clone(),
-        username: None,
         password: Some(Secret::new(redis.password.clone())),
-        db: 0,
-        tls: None,
+        ..Target::standalone(redis.address.clone())
     };
     (RedisClients::default(), target)
 }

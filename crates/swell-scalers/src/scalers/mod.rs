@@ -178,6 +178,46 @@ pub const REGISTRY: &[Entry] = &[
         build: |i, s| boxed(redis::RedisScaler::new(i, s)),
     },
     Entry {
+        name: "redis-cluster",
+        fields: Some(&[redis::LIST_FIELDS, redis_client::FIELDS]),
+        parse: |i, p| {
+            let _ = redis::RedisScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(redis::RedisScaler::new(i, s)),
+    },
+    Entry {
+        name: "redis-cluster-streams",
+        fields: Some(&[redis::STREAM_FIELDS, redis_client::FIELDS]),
+        parse: |i, p| {
+            let _ = redis::RedisScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(redis::RedisScaler::new(i, s)),
+    },
+    Entry {
+        name: "redis-sentinel",
+        fields: Some(&[
+            redis::LIST_FIELDS,
+            redis_client::FIELDS,
+            redis_client::SENTINEL_FIELDS,
+        ]),
+        parse: |i, p| {
+            let _ = redis::RedisScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(redis::RedisScaler::new(i, s)),
+    },
+    Entry {
+        name: "redis-sentinel-streams",
+        fields: Some(&[
+            redis::STREAM_FIELDS,
+            redis_client::FIELDS,
+            redis_client::SENTINEL_FIELDS,
+        ]),
+        parse: |i, p| {
+            let _ = redis::RedisScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(redis::RedisScaler::new(i, s)),
+    },
+    Entry {
         name: "redis-streams",
         fields: Some(&[redis::STREAM_FIELDS, redis_client::FIELDS]),
         parse: |i, p| {

@@ -1,12 +1,15 @@
 //! `redis`: scale on the length of a list (or the size of a set, sorted set or hash), and
-//! `redis-streams`: on a stream's length, a consumer group's pending entries or its lag, on
-//! a standalone Redis server, as KEDA's `redis_scaler.go` and `redis_streams_scaler.go`.
+//! `redis-streams`: on a stream's length, a consumer group's pending entries or its lag, as
+//! KEDA's `redis_scaler.go` and `redis_streams_scaler.go`; on a standalone server, and as
+//! `redis-cluster*` on a cluster (the key's slot master) and `redis-sentinel*` on the master
+//! the sentinels name. One parser and one reading for the six types; only the connection
+//! differs.
 
 use std::time::Duration;
 
 use swell_scaling::naming::{metric_name, normalize};
 
-use crate::redis_client::{self, Target};
+use crate::redis_client::{self, Kind, Target};
 use crate::upstream::UpstreamKind;
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, TriggerInput};
 
@@ -33,6 +36,26 @@ pub const STREAM_FIELDS: &[Field] = &[
     LAG_COUNT,
     ACTIVATION_LAG_COUNT,
 ];
+
+/// The six trigger types: name, topology, and whether it reads a stream.
+const TYPES: &[(&str, Kind, bool)] = &[
+    ("redis", Kind::Standalone, false),
+    ("redis-cluster", Kind::Cluster, false),
+    ("redis-cluster-streams", Kind::Cluster, true),
+    ("redis-sentinel", Kind::Sentinel, false),
+    ("redis-sentinel-streams", Kind::Sentinel, true),
+    ("redis-streams", Kind::Standalone, true),
+];
+
+/// The topology and reading of trigger type `type_` (`redis` for a name not in [`TYPES`],
+/// which the registry never passes).
+fn type_of(type_: &str) -> (&'static str, Kind, bool) {
+    TYPES
+        .iter()
+        .find(|t| t.0 == type_)
+        .copied()
+        .unwrap_or(TYPES[0])
+}
 
 /// KEDA's script: the size of the key whatever its type, 0 when it does not exist.
 const LENGTH_SCRIPT: &str = r"
@@ -70,7 +93,7 @@ pub struct RedisScaler {
     /// `listLength`, or the stream target of the reading.
     target_value: i64,
     activation: i64,
-    /// `redis` or `redis-streams`, for the upstream call counter.
+    /// The trigger type, for the upstream call counter.
     scaler: &'static str,
     metric: String,
     metric_type: crate::MetricType,
@@ -98,11 +121,12 @@ impl RedisScaler {
         Ok(built)
     }
 
-    /// Reads a `redis` or `redis-streams` trigger into `p` without I/O (also for
-    /// `swell check` and the admission webhook).
+    /// Reads a `redis*` trigger into `p` without I/O (also for `swell check` and the
+    /// admission webhook).
     pub fn parse(input: &TriggerInput, shared: &Shared, p: &mut Params<'_>) -> RedisScaler {
-        let (_, target) = redis_client::parse(p);
-        let (scaler, reading, target_value, activation, name) = if input.type_ == "redis-streams" {
+        let (scaler, kind, streams) = type_of(&input.type_);
+        let target = redis_client::parse(p, kind);
+        let (reading, target_value, activation, name) = if streams {
             let (reading, target_value, activation) = parse_stream(p);
             let stream = match &reading {
                 Reading::StreamLength(s)
@@ -111,19 +135,13 @@ impl RedisScaler {
                 Reading::Length(_) => String::new(),
             };
             let name = format!("redis-streams-{stream}");
-            ("redis-streams", reading, target_value, activation, name)
+            (reading, target_value, activation, name)
         } else {
             let list = p.string(LIST_NAME);
             let target_value = whole_target(p, LIST_LENGTH, 5);
             let activation: i64 = p.or(ACTIVATION_LIST_LENGTH, "a whole number", 0);
             let name = format!("redis-{list}");
-            (
-                "redis",
-                Reading::Length(list),
-                target_value,
-                activation,
-                name,
-            )
+            (Reading::Length(list), target_value, activation, name)
         };
         RedisScaler {
             target,
@@ -162,12 +180,14 @@ impl RedisScaler {
         }
     }
 
-    /// KEDA's lag reading: Redis 7 or newer; no stream is 0; a group that is not there
-    /// (yet) lags by the whole stream.
+    /// KEDA's lag reading: Redis 7 or newer (asked of the server holding the stream); no
+    /// stream is 0; a group that is not there (yet) lags by the whole stream.
     async fn lag(&self, stream: &str, group: &str) -> Result<i64, ScalerError> {
         let redis = &self.shared.redis;
         let t = &self.target;
-        let info: String = redis.query(t, redis::cmd("INFO").arg("server")).await?;
+        let info: String = redis
+            .query_near(t, redis::cmd("INFO").arg("server"), Some(stream))
+            .await?;
         let major = redis_major_version(&info)
             .map_err(|why| redis_client::refused(t, UpstreamKind::BadResponse, why))?;
         if major < 7 {
@@ -526,7 +546,7 @@ mod tests {
         )
         .unwrap();
         // The first address wins for a standalone server.
-        assert_eq!(s.target.address, "none");
+        assert_eq!(s.target.addresses, vec!["none"]);
         assert_eq!(s.target.username.as_deref(), Some("u"));
         assert_eq!(s.target_value, 5, "listLength defaults to 5");
         assert_eq!(s.activation, 0);
@@ -542,12 +562,15 @@ mod tests {
         .params;
         p_raw.trigger_index = 0;
         let mut p = Params::new(&p_raw);
-        let (addresses, _) = redis_client::parse(&mut p);
+        let addresses = redis_client::parse_addresses(&mut p);
         assert_eq!(addresses, vec!["a:1", "b:2", "c:3"]);
         let mut p_raw = input("redis", 0, &[], &[("addresses", ":7001, :7002")], &[]).params;
         p_raw.trigger_index = 0;
         let mut p = Params::new(&p_raw);
-        assert_eq!(redis_client::parse(&mut p).0, vec![":7001", ":7002"]);
+        assert_eq!(
+            redis_client::parse_addresses(&mut p),
+            vec![":7001", ":7002"]
+        );
         // Metadata wins over the TriggerAuthentication, as KEDA's order says.
         let s = list(
             &[("listName", "l"), ("address", "m:1"), ("username", "meta")],
@@ -555,7 +578,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (s.target.address.as_str(), s.target.username.as_deref()),
+            (s.target.addresses[0].as_str(), s.target.username.as_deref()),
             ("m:1", Some("meta"))
         );
     }
@@ -925,6 +948,597 @@ mod tests {
             other.coalesce_key(),
             "other credentials, other reading"
         );
+    }
+
+    /// What a parsed cluster or sentinel target should hold.
+    #[derive(Default)]
+    struct Want {
+        addresses: &'static [&'static str],
+        username: Option<&'static str>,
+        password: Option<&'static str>,
+        /// `Some(unsafeSsl)` when TLS is on.
+        tls: Option<bool>,
+        master: &'static str,
+        sentinel_username: Option<&'static str>,
+        sentinel_password: Option<&'static str>,
+    }
+
+    const ABC: &[&str] = &["a:1", "b:2", "c:3"];
+    const HOSTS: Pairs = &[("hosts", "a, b, c"), ("ports", "1, 2, 3")];
+
+    fn check_target(case: &str, t: &Target, want: &Want, sentinel: bool) {
+        assert_eq!(t.addresses, want.addresses, "{case}");
+        assert_eq!(t.username.as_deref(), want.username, "{case}");
+        assert_eq!(
+            t.password.as_ref().map(|p| p.expose()),
+            want.password,
+            "{case}"
+        );
+        assert_eq!(t.tls.as_ref().map(|t| t.unsafe_ssl), want.tls, "{case}");
+        match &t.topology {
+            redis_client::Topology::Sentinel(s) => {
+                assert!(sentinel, "{case}");
+                assert_eq!(s.master, want.master, "{case}");
+                assert_eq!(s.username.as_deref(), want.sentinel_username, "{case}");
+                assert_eq!(
+                    s.password.as_ref().map(|p| p.expose()),
+                    want.sentinel_password,
+                    "{case}"
+                );
+            }
+            other => {
+                assert!(!sentinel, "{case}");
+                assert_eq!(other, &redis_client::Topology::Cluster, "{case}");
+            }
+        }
+    }
+
+    fn with(
+        base: Pairs<'static>,
+        extra: &[(&'static str, &'static str)],
+    ) -> Vec<(&'static str, &'static str)> {
+        let mut v: Vec<(&str, &str)> = base.to_vec();
+        v.extend_from_slice(extra);
+        v
+    }
+
+    /// KEDA's `TestParseRedisClusterMetadata` and `TestParseRedisSentinelMetadata` (the
+    /// same cases; the sentinel ones only for redis-sentinel): (name, metadata, auth,
+    /// Err(message part) or Ok(target)), each with listName `mylist` unless it says.
+    #[test]
+    fn parses_keda_cluster_and_sentinel_list_tables() {
+        type Case = (
+            &'static str,
+            Vec<(&'static str, &'static str)>,
+            Pairs<'static>,
+            Result<Want, &'static str>,
+        );
+        let list = |extra: &[(&'static str, &'static str)]| with(&[("listName", "mylist")], extra);
+        let common: Vec<Case> = vec![
+            (
+                "empty metadata",
+                vec![],
+                &[],
+                Err("no addresses or hosts given"),
+            ),
+            (
+                "unequal number of hosts/ports",
+                list(&[("hosts", "a, b, c"), ("ports", "1, 2")]),
+                &[],
+                Err("not enough hosts or ports given"),
+            ),
+            (
+                "no list name",
+                with(HOSTS, &[("listLength", "5")]),
+                &[],
+                Err("listName: required"),
+            ),
+            (
+                "invalid list length",
+                with(HOSTS, &[("listName", "mylist"), ("listLength", "invalid")]),
+                &[],
+                Err("listLength: \"invalid\" is not a whole number"),
+            ),
+            (
+                "address is defined in auth params",
+                list(&[]),
+                &[("addresses", ":7001, :7002")],
+                Ok(Want {
+                    addresses: &[":7001", ":7002"],
+                    ..Want::default()
+                }),
+            ),
+            (
+                "hosts and ports given in auth params",
+                list(&[]),
+                &[("hosts", "   a, b,    c "), ("ports", "1, 2, 3")],
+                Ok(Want {
+                    addresses: ABC,
+                    ..Want::default()
+                }),
+            ),
+            (
+                "username given in authParams",
+                with(HOSTS, &[("listName", "mylist")]),
+                &[("username", "username")],
+                Ok(Want {
+                    addresses: ABC,
+                    username: Some("username"),
+                    ..Want::default()
+                }),
+            ),
+            (
+                "username given in metadata",
+                with(HOSTS, &[("listName", "mylist"), ("username", "username")]),
+                &[],
+                Ok(Want {
+                    addresses: ABC,
+                    username: Some("username"),
+                    ..Want::default()
+                }),
+            ),
+            (
+                "username given in metadata from env",
+                with(
+                    HOSTS,
+                    &[
+                        ("listName", "mylist"),
+                        ("usernameFromEnv", "REDIS_USERNAME"),
+                    ],
+                ),
+                &[],
+                Ok(Want {
+                    addresses: ABC,
+                    username: Some("none"),
+                    ..Want::default()
+                }),
+            ),
+            (
+                "password given in authParams",
+                with(HOSTS, &[("listName", "mylist")]),
+                &[("password", "password")],
+                Ok(Want {
+                    addresses: ABC,
+                    password: Some("password"),
+                    ..Want::default()
+                }),
+            ),
+            (
+                "password given in metadata from env",
+                with(
+                    HOSTS,
+                    &[
+                        ("listName", "mylist"),
+                        ("passwordFromEnv", "REDIS_PASSWORD"),
+                    ],
+                ),
+                &[],
+                Ok(Want {
+                    addresses: ABC,
+                    password: Some("none"),
+                    ..Want::default()
+                }),
+            ),
+            (
+                "tls enabled without setting unsafeSsl",
+                list(&[("enableTLS", "true")]),
+                &[("addresses", ":7001, :7002")],
+                Ok(Want {
+                    addresses: &[":7001", ":7002"],
+                    tls: Some(false),
+                    ..Want::default()
+                }),
+            ),
+            (
+                "tls enabled with unsafeSsl true",
+                list(&[("enableTLS", "true"), ("unsafeSsl", "true")]),
+                &[("addresses", ":7001, :7002")],
+                Ok(Want {
+                    addresses: &[":7001", ":7002"],
+                    tls: Some(true),
+                    ..Want::default()
+                }),
+            ),
+        ];
+        let m = |extra: &[(&'static str, &'static str)]| {
+            with(HOSTS, &with(&[("listName", "mylist")], extra))
+        };
+        let sentinel_only: Vec<Case> = vec![
+            (
+                "sentinelUsername given in authParams",
+                m(&[]),
+                &[("sentinelUsername", "sentinelUsername")],
+                Ok(Want {
+                    addresses: ABC,
+                    sentinel_username: Some("sentinelUsername"),
+                    ..Want::default()
+                }),
+            ),
+            (
+                "sentinelUsername given in metadata",
+                m(&[("sentinelUsername", "sentinelUsername")]),
+                &[],
+                Ok(Want {
+                    addresses: ABC,
+                    sentinel_username: Some("sentinelUsername"),
+                    ..Want::default()
+                }),
+            ),
+            (
+                "sentinelUsername given in metadata from env",
+                m(&[("sentinelUsernameFromEnv", "REDIS_SENTINEL_USERNAME")]),
+                &[],
+                Ok(Want {
+                    addresses: ABC,
+                    sentinel_username: Some("none"),
+                    ..Want::default()
+                }),
+            ),
+            (
+                "sentinelPassword given in authParams",
+                m(&[]),
+                &[("sentinelPassword", "sentinelPassword")],
+                Ok(Want {
+                    addresses: ABC,
+                    sentinel_password: Some("sentinelPassword"),
+                    ..Want::default()
+                }),
+            ),
+            (
+                "sentinelPassword given in metadata from env",
+                m(&[("sentinelPasswordFromEnv", "REDIS_SENTINEL_PASSWORD")]),
+                &[],
+                Ok(Want {
+                    addresses: ABC,
+                    sentinel_password: Some("none"),
+                    ..Want::default()
+                }),
+            ),
+            (
+                "sentinelMaster given in authParams",
+                m(&[]),
+                &[("sentinelMaster", "sentinelMaster")],
+                Ok(Want {
+                    addresses: ABC,
+                    master: "sentinelMaster",
+                    ..Want::default()
+                }),
+            ),
+            (
+                "sentinelMaster given in metadata",
+                m(&[("sentinelMaster", "sentinelMaster")]),
+                &[],
+                Ok(Want {
+                    addresses: ABC,
+                    master: "sentinelMaster",
+                    ..Want::default()
+                }),
+            ),
+            (
+                "sentinelMaster given in metadata from env",
+                m(&[("sentinelMasterFromEnv", "REDIS_SENTINEL_MASTER")]),
+                &[],
+                Ok(Want {
+                    addresses: ABC,
+                    master: "none",
+                    ..Want::default()
+                }),
+            ),
+        ];
+        let run = |type_: &str, cases: &[Case]| {
+            for (name, meta, auth, want) in cases {
+                let case = format!("{type_}: {name}");
+                let got = RedisScaler::new(
+                    &input(type_, 0, meta, auth, SENTINEL_ENV),
+                    &Shared::default(),
+                );
+                match (got, want) {
+                    (Ok(s), Ok(want)) => {
+                        check_target(&case, &s.target, want, type_ == "redis-sentinel");
+                        assert_eq!(s.reading, Reading::Length("mylist".into()), "{case}");
+                        assert_eq!(s.target_value, 5, "{case}: listLength defaults to 5");
+                    }
+                    (Err(e), Err(part)) => assert!(e.to_string().contains(part), "{case}: {e}"),
+                    (Ok(_), Err(part)) => panic!("{case}: accepted, want {part:?}"),
+                    (Err(e), Ok(_)) => panic!("{case}: {e}"),
+                }
+            }
+        };
+        run("redis-cluster", &common);
+        run("redis-sentinel", &common);
+        run("redis-sentinel", &sentinel_only);
+    }
+
+    /// KEDA's `testRedisResolvedEnv` with the sentinel variables.
+    const SENTINEL_ENV: Pairs = &[
+        ("REDIS_HOST", "none"),
+        ("REDIS_PORT", "6379"),
+        ("REDIS_USERNAME", "none"),
+        ("REDIS_PASSWORD", "none"),
+        ("REDIS_SENTINEL_MASTER", "none"),
+        ("REDIS_SENTINEL_USERNAME", "none"),
+        ("REDIS_SENTINEL_PASSWORD", "none"),
+    ];
+
+    /// KEDA's `TestParseRedisClusterStreamsMetadata` and
+    /// `TestParseRedisSentinelStreamsMetadata`: the reading chosen, its target and the
+    /// activation, for both types (the connection fields are the list tables' above).
+    #[test]
+    fn parses_keda_cluster_and_sentinel_streams_tables() {
+        let pending = |n: i64| {
+            (
+                Reading::Pending {
+                    stream: "my-stream".into(),
+                    group: "consumer1".into(),
+                },
+                n,
+            )
+        };
+        let lag = |n: i64| {
+            (
+                Reading::Lag {
+                    stream: "my-stream".into(),
+                    group: "consumer1".into(),
+                },
+                n,
+            )
+        };
+        let length = |n: i64| (Reading::StreamLength("my-stream".into()), n);
+        let seeds: Pairs = &[("addresses", ":7001, :7002")];
+        type Case<'a> = (Pairs<'a>, Pairs<'a>, Result<(Reading, i64, i64), &'a str>);
+        let cases: Vec<Case> = vec![
+            (&[], &[], Err("no addresses or hosts given")),
+            (
+                &[("hosts", "a, b, c"), ("ports", "1, 2")],
+                &[],
+                Err("not enough hosts or ports given"),
+            ),
+            (
+                &[
+                    ("hosts", "a, b, c"),
+                    ("ports", "1, 2, 3"),
+                    ("pendingEntriesCount", "5"),
+                ],
+                &[],
+                Err("stream: required"),
+            ),
+            (
+                &[
+                    ("stream", "my-stream"),
+                    ("hosts", "a, b, c"),
+                    ("ports", "1, 2, 3"),
+                    ("consumerGroup", "consumer1"),
+                    ("pendingEntriesCount", "invalid"),
+                ],
+                &[],
+                Err("pendingEntriesCount: \"invalid\" is not a whole number"),
+            ),
+            (
+                &[
+                    ("stream", "my-stream"),
+                    ("hosts", "a, b, c"),
+                    ("ports", "1, 2, 3"),
+                    ("consumerGroup", "consumer1"),
+                    ("pendingEntriesCount", "5"),
+                    ("lagCount", "junk"),
+                ],
+                &[],
+                Err("lagCount: \"junk\" is not a whole number"),
+            ),
+            (
+                &[
+                    ("stream", "my-stream"),
+                    ("lagCount", "6"),
+                    ("activationLagCount", "3"),
+                    ("consumerGroup", "consumer1"),
+                ],
+                seeds,
+                Ok({
+                    let (r, n) = lag(6);
+                    (r, n, 3)
+                }),
+            ),
+            (
+                &[
+                    ("stream", "my-stream"),
+                    ("lagCount", "7"),
+                    ("activationLagCount", "0"),
+                    ("consumerGroup", "consumer1"),
+                ],
+                seeds,
+                Ok({
+                    let (r, n) = lag(7);
+                    (r, n, 0)
+                }),
+            ),
+            (
+                &[
+                    ("stream", "my-stream"),
+                    ("pendingEntriesCount", "5"),
+                    ("consumerGroup", "consumer1"),
+                ],
+                &[("hosts", "   a, b,    c "), ("ports", "1, 2, 3")],
+                Ok({
+                    let (r, n) = pending(5);
+                    (r, n, 0)
+                }),
+            ),
+            (
+                &[("stream", "my-stream")],
+                seeds,
+                Ok({
+                    let (r, n) = length(5);
+                    (r, n, 0)
+                }),
+            ),
+            (
+                &[("stream", "my-stream"), ("consumerGroup", "consumer1")],
+                seeds,
+                Ok({
+                    let (r, n) = pending(5);
+                    (r, n, 0)
+                }),
+            ),
+            (
+                &[
+                    ("hosts", "a"),
+                    ("ports", "1"),
+                    ("stream", "my-stream"),
+                    ("streamLength", "15"),
+                ],
+                &[],
+                Ok({
+                    let (r, n) = length(15);
+                    (r, n, 0)
+                }),
+            ),
+            (
+                &[
+                    ("hosts", "a"),
+                    ("ports", "1"),
+                    ("stream", "my-stream"),
+                    ("streamLength", "15"),
+                    ("lagCount", "70"),
+                    ("activationLagCount", "3"),
+                    ("consumerGroup", "consumer1"),
+                ],
+                &[],
+                Ok({
+                    let (r, n) = lag(70);
+                    (r, n, 3)
+                }),
+            ),
+            (
+                &[
+                    ("hosts", "a"),
+                    ("ports", "1"),
+                    ("stream", "my-stream"),
+                    ("streamLength", "15"),
+                    ("pendingEntriesCount", "5"),
+                    ("consumerGroup", "consumer1"),
+                ],
+                &[],
+                Ok({
+                    let (r, n) = pending(5);
+                    (r, n, 0)
+                }),
+            ),
+            (
+                &[
+                    ("hosts", "a"),
+                    ("ports", "1"),
+                    ("stream", "my-stream"),
+                    ("streamLength", "15"),
+                    ("pendingEntriesCount", "30"),
+                ],
+                &[],
+                Ok({
+                    let (r, n) = length(15);
+                    (r, n, 0)
+                }),
+            ),
+            // KEDA's "tls in auth param" takes keyPassword; Swell refuses an encrypted key.
+            (
+                &[
+                    ("hosts", "a, b, c"),
+                    ("ports", "1, 2, 3"),
+                    ("stream", "my-stream"),
+                    ("consumerGroup", "consumer1"),
+                ],
+                &[
+                    ("password", "password"),
+                    ("tls", "enable"),
+                    ("ca", "caaa"),
+                    ("cert", "ceert"),
+                    ("key", "keey"),
+                    ("keyPassword", "keeyPassword"),
+                ],
+                Err("keyPassword (an encrypted private key) is not supported"),
+            ),
+        ];
+        for type_ in ["redis-cluster-streams", "redis-sentinel-streams"] {
+            for (i, (meta, auth, want)) in cases.iter().enumerate() {
+                let got = RedisScaler::new(
+                    &input(type_, 0, meta, auth, SENTINEL_ENV),
+                    &Shared::default(),
+                );
+                match (got, want) {
+                    (Ok(s), Ok((reading, value, activation))) => {
+                        assert_eq!(&s.reading, reading, "{type_} case {i}");
+                        assert_eq!(
+                            (s.target_value, s.activation),
+                            (*value, *activation),
+                            "{type_} case {i}"
+                        );
+                        assert_eq!(s.metric_spec().name(), "s0-redis-streams-my-stream");
+                        assert_eq!(s.scaler, type_);
+                    }
+                    (Err(e), Err(part)) => {
+                        assert!(e.to_string().contains(part), "{type_} case {i}: {e}")
+                    }
+                    (Ok(_), Err(part)) => panic!("{type_} case {i}: accepted, want {part:?}"),
+                    (Err(e), Ok(_)) => panic!("{type_} case {i}: {e}"),
+                }
+            }
+        }
+    }
+
+    /// The topology follows the type; a cluster has database 0 whatever databaseIndex
+    /// says (KEDA does not pass it on); each type counts its own upstream calls and names
+    /// its metric as KEDA; another topology on the same addresses is another connection.
+    #[test]
+    fn types_pick_the_topology() {
+        let meta: Pairs = &[
+            ("listName", "mylist"),
+            ("addresses", "a:1, b:2"),
+            ("databaseIndex", "3"),
+        ];
+        let target = |type_: &str| {
+            RedisScaler::new(&input(type_, 1, meta, &[], &[]), &Shared::default()).unwrap()
+        };
+        let standalone = target("redis");
+        assert_eq!(
+            standalone.target.addresses,
+            vec!["a:1"],
+            "a standalone server is the first"
+        );
+        assert_eq!(standalone.target.db, 3);
+        let cluster = target("redis-cluster");
+        assert_eq!(cluster.target.topology, redis_client::Topology::Cluster);
+        assert_eq!((cluster.target.addresses.len(), cluster.target.db), (2, 0));
+        assert_eq!(cluster.metric_spec().name(), "s1-redis-mylist");
+        assert_eq!(cluster.scaler, "redis-cluster");
+        let sentinel = target("redis-sentinel");
+        assert_eq!(sentinel.target.db, 3);
+        assert!(matches!(
+            sentinel.target.topology,
+            redis_client::Topology::Sentinel(_)
+        ));
+        assert_ne!(cluster.coalesce_key(), sentinel.coalesce_key());
+        assert_eq!(cluster.target.label(), "redis cluster a:1,b:2");
+        assert_eq!(
+            sentinel.target.label(),
+            "redis sentinel a:1,b:2 master \"\""
+        );
+        // Sentinel secrets stay out of keys, labels and Debug.
+        let s = RedisScaler::new(
+            &input(
+                "redis-sentinel",
+                0,
+                meta,
+                &[("sentinelPassword", "hunter2"), ("sentinelMaster", "m")],
+                &[],
+            ),
+            &Shared::default(),
+        )
+        .unwrap();
+        for shown in [
+            s.coalesce_key(),
+            s.target.label(),
+            format!("{:?}", s.target),
+        ] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
     }
 
     #[test]
