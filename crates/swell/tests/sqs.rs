@@ -662,9 +662,10 @@ async fn one_upstream_call_per_queue_and_identity() {
             tokio::time::sleep(std::time::Duration::from_secs(10)).await;
             let made = calls().unwrap() - before;
             // Three ScaledObjects polling every 2 s for 10 s would make about 15 calls
-            // unshared; shared, about 5.
+            // unshared; shared, about 5. Only the upper bound is asserted: a loaded machine
+            // polls less often, never more (CI once saw 2).
             assert!(
-                (3.0..=8.0).contains(&made),
+                (1.0..=8.0).contains(&made),
                 "upstream calls in 10 s: {made}"
             );
         })
