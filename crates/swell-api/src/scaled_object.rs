@@ -298,6 +298,21 @@ impl ScalingModifiers {
             && self.metric_type.is_none()
     }
 
+    /// `target` as a number (admission requires one greater than 0).
+    pub fn target_value(&self) -> Option<f64> {
+        self.target
+            .as_deref()
+            .and_then(crate::validation::parse_float)
+    }
+
+    /// `activationTarget` as a number, KEDA's default 0 when unset.
+    pub fn activation_value(&self) -> f64 {
+        self.activation_target
+            .as_deref()
+            .and_then(crate::validation::parse_float)
+            .unwrap_or(0.0)
+    }
+
     /// `metricType` with KEDA's default (`AverageValue`) applied.
     pub fn metric_type(&self) -> ScalingModifiersMetricType {
         self.metric_type.unwrap_or_default()

@@ -74,7 +74,7 @@ impl Errors {
     }
 }
 
-fn parse_float(s: &str) -> Option<f64> {
+pub(crate) fn parse_float(s: &str) -> Option<f64> {
     s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
@@ -373,14 +373,6 @@ impl ScaledObjectSpec {
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         // With min > 0 and no idle mode the HPA owns all scaling, so KEDA's own loop never acts.
-        // Said at admission, not hidden behind Ready=True (see README, "Not yet").
-        if self
-            .scaling_modifiers()
-            .and_then(|m| m.formula.as_deref())
-            .is_some_and(|f| !f.trim().is_empty())
-        {
-            warnings.push("spec.advanced.scalingModifiers: Swell checks the formula as KEDA does but does not evaluate it yet: the HPA scales on each trigger's metric separately, not on composite-metric".to_owned());
-        }
         if self.min_replica_count() > 0 && self.idle_replica_count.is_none() {
             if self.polling_interval.is_some() {
                 warnings.push("spec.pollingInterval: PollingInterval is configured but is not relevant when minReplicaCount > 0 and idleReplicaCount is not set; the HPA drives scaling".to_owned());

@@ -12,8 +12,9 @@ use k8s_openapi::api::autoscaling::v2::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::Resource as _;
-use swell_api::ScaledObject;
 use swell_api::annotations::{self, labels};
+use swell_api::defaults::COMPOSITE_METRIC_NAME;
+use swell_api::{ScaledObject, ScalingModifiersMetricType};
 use swell_scalers::{MetricSpec, MetricType};
 use swell_scaling::quantity::milli_quantity;
 
@@ -104,6 +105,48 @@ pub fn hpa_metrics(so_name: &str, specs: &[MetricSpec]) -> Vec<HpaMetric> {
     out
 }
 
+/// The metrics the HPA scales on: one per trigger, or with a scalingModifiers formula (and a
+/// target above 0) the resource triggers' and then the one `composite-metric`, as KEDA's
+/// `getScaledObjectMetricSpecs` replaces the external metrics.
+pub fn metrics(so: &ScaledObject, specs: &[MetricSpec]) -> Vec<HpaMetric> {
+    let name = so.metadata.name.clone().unwrap_or_default();
+    let Some((target, metric_type)) = composite_target(so) else {
+        return hpa_metrics(&name, specs);
+    };
+    let resources: Vec<MetricSpec> = specs
+        .iter()
+        .filter(|s| matches!(s, MetricSpec::Resource { .. }))
+        .cloned()
+        .collect();
+    let mut out = hpa_metrics(&name, &resources);
+    out.extend(hpa_metrics(
+        &name,
+        &[MetricSpec::External {
+            name: COMPOSITE_METRIC_NAME.into(),
+            target,
+            metric_type,
+        }],
+    ));
+    out
+}
+
+/// The composite metric's target, when the formula replaces the triggers' metrics.
+fn composite_target(so: &ScaledObject) -> Option<(f64, MetricType)> {
+    let m = so.spec.scaling_modifiers()?;
+    m.formula.as_deref().filter(|f| !f.trim().is_empty())?;
+    let target = m.target_value().filter(|t| *t > 0.0)?;
+    let metric_type = match m.metric_type() {
+        ScalingModifiersMetricType::AverageValue => MetricType::AverageValue,
+        ScalingModifiersMetricType::Value => MetricType::Value,
+    };
+    Some((target, metric_type))
+}
+
+/// `status.compositeScalerName`: set while the HPA scales on the composite metric.
+pub fn composite_scaler_name(so: &ScaledObject) -> Option<String> {
+    composite_target(so).map(|_| COMPOSITE_METRIC_NAME.to_owned())
+}
+
 /// The desired HPA.
 pub fn build(so: &ScaledObject, target: &Target, specs: &[MetricSpec]) -> HorizontalPodAutoscaler {
     let name = so.metadata.name.clone().unwrap_or_default();
@@ -166,7 +209,7 @@ pub fn build(so: &ScaledObject, target: &Target, specs: &[MetricSpec]) -> Horizo
             },
             min_replicas: Some(so.spec.hpa_min_replicas()),
             max_replicas: so.spec.max_replica_count(),
-            metrics: Some(hpa_metrics(&name, specs)),
+            metrics: Some(metrics(so, specs)),
             behavior,
         },
         status: None,
@@ -295,5 +338,87 @@ mod tests {
             (t.type_.as_str(), t.value),
             ("Value", Some(Quantity("4".into())))
         );
+    }
+
+    #[test]
+    fn a_formula_replaces_the_external_metrics_with_composite_metric() {
+        let with = |modifiers: serde_json::Value| {
+            so(serde_json::json!({
+                "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                "metadata": {"name": "demo", "namespace": "ns", "uid": "u1"},
+                "spec": {"scaleTargetRef": {"name": "app"},
+                         "advanced": {"scalingModifiers": modifiers},
+                         "triggers": [{"type": "cron", "name": "a", "metadata": {}}]}
+            }))
+        };
+        let specs = vec![
+            MetricSpec::External {
+                name: "s0-cron".into(),
+                target: 1.0,
+                metric_type: MetricType::AverageValue,
+            },
+            MetricSpec::Resource {
+                resource: "memory".into(),
+                metric_type: MetricType::AverageValue,
+                target: "100Mi".into(),
+                container: Some("app".into()),
+            },
+        ];
+        // (scalingModifiers, metric names and targets the HPA gets, compositeScalerName)
+        let cases = [
+            (
+                serde_json::json!({"formula": "a * 2", "target": "2.5"}),
+                vec![
+                    ("ContainerResource", "memory", "100Mi"),
+                    ("External", "composite-metric", "AverageValue 2500m"),
+                ],
+                Some("composite-metric"),
+            ),
+            (
+                serde_json::json!({"formula": "a", "target": "4", "metricType": "Value"}),
+                vec![
+                    ("ContainerResource", "memory", "100Mi"),
+                    ("External", "composite-metric", "Value 4"),
+                ],
+                Some("composite-metric"),
+            ),
+            // No formula (only a target): the triggers' own metrics, as KEDA.
+            (
+                serde_json::json!({"target": "4"}),
+                vec![
+                    ("ContainerResource", "memory", "100Mi"),
+                    ("External", "s0-cron", "AverageValue 1"),
+                ],
+                None,
+            ),
+        ];
+        for (modifiers, want, composite) in cases {
+            let o = with(modifiers.clone());
+            let got: Vec<(String, String, String)> = metrics(&o, &specs)
+                .into_iter()
+                .map(|m| match (m.external, m.container_resource) {
+                    (Some(e), _) => {
+                        let t = e.target;
+                        let q = t.average_value.or(t.value).map(|q| q.0).unwrap_or_default();
+                        (m.type_, e.metric.name, format!("{} {q}", t.type_))
+                    }
+                    (_, Some(c)) => {
+                        let q = c.target.average_value.map(|q| q.0).unwrap_or_default();
+                        (m.type_, c.name, q)
+                    }
+                    _ => (m.type_, String::new(), String::new()),
+                })
+                .collect();
+            let want: Vec<(String, String, String)> = want
+                .into_iter()
+                .map(|(a, b, c)| (a.into(), b.into(), c.into()))
+                .collect();
+            assert_eq!(got, want, "{modifiers}");
+            assert_eq!(
+                composite_scaler_name(&o).as_deref(),
+                composite,
+                "{modifiers}"
+            );
+        }
     }
 }

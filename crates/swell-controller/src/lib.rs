@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod authentication;
 pub mod cloudwatch_adapter;
+pub mod composite;
 pub mod context;
 pub mod hpa;
 pub mod loop_state;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use swell_scalers::{MetricSpec, Sample, ScalerError};
 
 use crate::auth::{SourceEvent, SourceRef};
+use crate::composite::{COMPOSITE_METRIC_NAME, Composite};
 use crate::target::Target;
 use crate::triggers::{Built, TriggerRuntime};
 
@@ -18,6 +19,8 @@ pub type Reading = Result<Sample, Arc<ScalerError>>;
 pub struct LoopState {
     pub target: Target,
     pub triggers: Vec<TriggerRuntime>,
+    /// The scalingModifiers formula over the triggers, when it has one.
+    pub composite: Option<Composite>,
     /// The (Cluster)TriggerAuthentications the triggers read (status `authenticationsTypes`).
     pub auth_names: Vec<String>,
     /// The Secrets and ConfigMaps they were built from, with versions.
@@ -57,6 +60,7 @@ impl LoopState {
         LoopState {
             target,
             triggers: built.triggers,
+            composite: None,
             auth_names: built.auth_names,
             sources: built.sources,
             auth_versions,
@@ -126,10 +130,14 @@ impl LoopState {
         self.triggers.iter().map(|t| t.spec.clone()).collect()
     }
 
+    /// The metrics served: each trigger's, and `composite-metric` with a formula.
     pub fn metric_names(&self) -> Vec<String> {
+        let composite = self.composite.as_ref().map(|_| COMPOSITE_METRIC_NAME);
         self.triggers
             .iter()
-            .map(|t| t.spec.name().to_string())
+            .map(|t| t.spec.name())
+            .chain(composite)
+            .map(str::to_owned)
             .collect()
     }
 }

@@ -5,14 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::join_all;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use swell_api::{ScaledObject, events};
 use swell_scalers::{MetricSpec, MetricType};
 use swell_scaling::fallback::{FallbackBehavior, Health, fallback_metric_value, fallback_replicas};
 
+use crate::composite::{COMPOSITE_METRIC_NAME, Composite, Source, composite_fallback, source};
 use crate::context::Ctx;
-use crate::loop_state::LoopState;
+use crate::loop_state::{LoopState, Reading};
+use crate::triggers::TriggerRuntime;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricValue {
@@ -102,6 +105,11 @@ impl Ctx {
                 format!("ScaledObject {namespace}/{name} is not active in Swell (see its status)");
             return Err(self.metric_miss(&key, metric, why).await);
         };
+        if let Some(c) = &state.composite
+            && same_metric(COMPOSITE_METRIC_NAME, metric)
+        {
+            return self.composite_metric(&key, &state, c).await;
+        }
         let Some(trigger) = state.trigger_for(metric) else {
             let why = format!(
                 "ScaledObject {namespace}/{name} has no metric {metric} (it serves: {})",
@@ -111,21 +119,7 @@ impl Ctx {
         };
         // From here on, the trigger's own name: state and fallback health are keyed by it.
         let metric = trigger.spec.name();
-        let result = if trigger.use_cached_metrics {
-            state.last.lock().ok().and_then(|l| l.get(metric).cloned())
-        } else {
-            let (r, upstream) = state
-                .live
-                .get(&metric.to_string(), Duration::ZERO, || async {
-                    trigger.scaler.sample().await.map_err(Arc::new)
-                })
-                .await;
-            if let (true, Ok(mut last)) = (upstream, state.last.lock()) {
-                last.insert(metric.to_string(), r.clone());
-            }
-            Some(r)
-        };
-        let failure = match result {
+        let failure = match reading(&state, trigger).await {
             Some(Ok(s)) => {
                 return Ok(vec![MetricValue {
                     name: metric.to_string(),
@@ -133,7 +127,7 @@ impl Ctx {
                 }]);
             }
             Some(Err(e)) => e.to_string(),
-            None => "no value polled yet (useCachedMetrics)".to_string(),
+            None => NOT_POLLED_YET.to_string(),
         };
         match self.fallback_value(&key, &state, &trigger.spec).await {
             Some(v) => Ok(vec![MetricValue {
@@ -144,6 +138,52 @@ impl Ctx {
                 "{metric}: {failure}"
             ))),
         }
+    }
+
+    /// `composite-metric`: every external trigger read (as for its own metric), then the
+    /// formula over them, with KEDA's fallback (see [`crate::composite`]).
+    async fn composite_metric(
+        &self,
+        key: &ObjectRef<ScaledObject>,
+        state: &LoopState,
+        composite: &Composite,
+    ) -> Result<Vec<MetricValue>, MetricQueryError> {
+        let so = self.store.get(key);
+        let external: Vec<&TriggerRuntime> = state
+            .triggers
+            .iter()
+            .filter(|t| matches!(t.spec, MetricSpec::External { .. }))
+            .collect();
+        let readings = join_all(external.iter().map(|t| reading(state, t))).await;
+        let failed = readings.iter().any(|r| !matches!(r, Some(Ok(_))));
+        let fallback = match so.as_deref() {
+            Some(so) if failed && so.spec.fallback.is_some() => {
+                let current = state.target.replicas(&self.client).await.unwrap_or(0);
+                composite_fallback(so, composite, current)
+            }
+            _ => None,
+        };
+        let sources: Vec<(&str, Source)> = external
+            .iter()
+            .zip(readings)
+            .map(|(t, r)| {
+                let metric = t.spec.name();
+                // This request's failure counts, as the loop would count it.
+                let failures = status_failures(so.as_deref(), metric).saturating_add(1);
+                let r = match r {
+                    Some(r) => r.map(|s| s.value).map_err(|e| e.to_string()),
+                    None => Err(NOT_POLLED_YET.to_string()),
+                };
+                (metric, source(metric, r, failures, fallback.as_ref()))
+            })
+            .collect();
+        let value = composite
+            .evaluate(&sources, fallback.as_ref())
+            .map_err(|e| MetricQueryError::Unavailable(e.to_string()))?;
+        Ok(vec![MetricValue {
+            name: COMPOSITE_METRIC_NAME.to_string(),
+            value,
+        }])
     }
 
     /// A request this replica cannot answer for a ScaledObject: NotFound for the caller. The
@@ -200,13 +240,7 @@ impl Ctx {
         else {
             return None;
         };
-        let failures = so
-            .status
-            .as_ref()
-            .and_then(|s| s.health.as_ref())
-            .and_then(|h| h.get(name))
-            .and_then(|h| h.number_of_failures)
-            .unwrap_or(0);
+        let failures = status_failures(Some(&so), name);
         // This request failed too: count it as the loop would.
         let health = Health {
             failures: failures.saturating_add(1),
@@ -221,6 +255,36 @@ impl Ctx {
         let per_pod = (*metric_type == MetricType::Value).then_some(current);
         Some(fallback_metric_value(*target, replicas, per_pod))
     }
+}
+
+const NOT_POLLED_YET: &str = "no value polled yet (useCachedMetrics)";
+
+/// One trigger's reading for a request: the loop's last with `useCachedMetrics` (`None`
+/// before its first poll), else a live read shared with concurrent identical requests.
+async fn reading(state: &LoopState, trigger: &TriggerRuntime) -> Option<Reading> {
+    let metric = trigger.spec.name();
+    if trigger.use_cached_metrics {
+        return state.last.lock().ok().and_then(|l| l.get(metric).cloned());
+    }
+    let (r, upstream) = state
+        .live
+        .get(&metric.to_string(), Duration::ZERO, || async {
+            trigger.scaler.sample().await.map_err(Arc::new)
+        })
+        .await;
+    if let (true, Ok(mut last)) = (upstream, state.last.lock()) {
+        last.insert(metric.to_string(), r.clone());
+    }
+    Some(r)
+}
+
+/// `status.health[metric].numberOfFailures` as last written.
+fn status_failures(so: Option<&ScaledObject>, metric: &str) -> i32 {
+    so.and_then(|so| so.status.as_ref())
+        .and_then(|s| s.health.as_ref())
+        .and_then(|h| h.get(metric))
+        .and_then(|h| h.number_of_failures)
+        .unwrap_or(0)
 }
 
 /// The API's fallback behaviour as the scaling crate's.

@@ -61,6 +61,10 @@ pub enum BuildError {
     },
     #[error("metric name {0} is used by two triggers; give them different metadata or names")]
     DuplicateMetric(String),
+    /// Admission compiles the same formula over the same triggers; this guards objects
+    /// that were stored without the webhook.
+    #[error("spec.advanced.scalingModifiers.formula: {0}")]
+    Formula(swell_api::formula::FormulaError),
 }
 
 impl BuildError {
@@ -75,7 +79,7 @@ impl BuildError {
             BuildError::Target(_) => "target",
             BuildError::Env(_) | BuildError::Auth(_) => "authentication",
             BuildError::Scaler { .. } => "scaler",
-            BuildError::DuplicateMetric(_) => "invalid",
+            BuildError::DuplicateMetric(_) | BuildError::Formula(_) => "invalid",
         }
     }
 }

@@ -13,6 +13,9 @@ use swell_api::{
 use swell_scalers::MetricSpec;
 use swell_scaling::{DirectionPause, Health, HealthState, LoopFacts, Replicas};
 
+use crate::composite::{
+    COMPOSITE_METRIC_NAME, Composite, CompositeError, Source, composite_fallback, source,
+};
 use crate::loop_state::{LoopState, Reading, TriggerVerdict};
 use crate::target::TargetError;
 use crate::triggers::BuildError;
@@ -101,6 +104,8 @@ pub struct Applied {
     /// `paused-scale-in` or `paused-scale-out` is set: Paused is True, as under KEDA, while
     /// the loop and the HPA go on in the other direction.
     pub direction_paused: bool,
+    /// `composite-metric` while the HPA scales on a scalingModifiers formula.
+    pub composite_scaler_name: Option<String>,
 }
 
 /// What to write for a ScaledObject that runs: its HPA and its status.
@@ -136,6 +141,7 @@ pub fn plan(so: &ScaledObject, state: &LoopState, current_replicas: Option<i32>)
         auth_types: (!state.auth_names.is_empty()).then(|| state.auth_names.join(",")),
         verdict: state.verdict(),
         direction_paused: direction_pause(so) != DirectionPause::default(),
+        composite_scaler_name: crate::hpa::composite_scaler_name(so),
     };
     Plan {
         hpa: crate::hpa::build(so, &state.target, &specs),
@@ -169,6 +175,8 @@ pub struct Assessment {
     pub errors: Vec<String>,
     pub health: BTreeMap<String, HealthStatus>,
     pub activity: BTreeMap<String, TriggerActivityStatus>,
+    /// The scalingModifiers formula's value this poll, when it has one.
+    pub composite: Option<f64>,
 }
 
 impl Assessment {
@@ -233,6 +241,50 @@ pub fn assess(
         a.health.insert(metric.clone(), health_status(h));
     }
     a.active |= unpolled_only;
+    a
+}
+
+/// With a scalingModifiers formula, activity is the composite's (KEDA's
+/// `getScaledObjectState`): active when it is above `activationTarget`, never while a
+/// trigger fails outside fallback or the formula itself fails. `current` is the target's
+/// replicas, for the fallback behaviours that follow them.
+pub fn with_composite(
+    mut a: Assessment,
+    so: &ScaledObject,
+    composite: &Composite,
+    readings: &[(String, Reading)],
+    current: i32,
+) -> Assessment {
+    let fallback = composite_fallback(so, composite, current);
+    let sources: Vec<(&str, Source)> = readings
+        .iter()
+        .map(|(m, r)| {
+            let failures = a
+                .health
+                .get(m)
+                .and_then(|h| h.number_of_failures)
+                .unwrap_or(0);
+            let r = r.as_ref().map(|s| s.value);
+            (m.as_str(), source(m, r, failures, fallback.as_ref()))
+        })
+        .collect();
+    a.active_metrics.clear();
+    a.active = false;
+    match composite.evaluate(&sources, fallback.as_ref()) {
+        // A failure outside fallback is already among the errors, from `assess`.
+        Err(CompositeError::Sources(_)) => {}
+        Err(e) => {
+            a.error = true;
+            a.errors.push(e.to_string());
+        }
+        Ok(value) => {
+            a.composite = Some(value);
+            a.active = !a.error && composite.active(value);
+            if a.active {
+                a.active_metrics.push(COMPOSITE_METRIC_NAME.to_owned());
+            }
+        }
+    }
     a
 }
 

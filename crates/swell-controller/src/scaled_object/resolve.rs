@@ -8,6 +8,7 @@ use kube::ResourceExt as _;
 use kube::runtime::reflector::ObjectRef;
 use swell_api::ScaledObject;
 
+use crate::composite::Composite;
 use crate::context::Ctx;
 use crate::loop_state::LoopState;
 use crate::loops::Handle;
@@ -64,7 +65,10 @@ async fn build(
     if let Some(dup) = built.duplicate_metric() {
         return Err(BuildError::DuplicateMetric(dup));
     }
-    Ok(LoopState::new(target, built, auth_versions))
+    let mut state = LoopState::new(target, built, auth_versions);
+    let specs = state.triggers.iter().map(|t| (t.index, &t.spec));
+    state.composite = Composite::new(so, specs).map_err(BuildError::Formula)?;
+    Ok(state)
 }
 
 /// The target's replicas now, read only when the status has no `originalReplicaCount` yet.

@@ -12,6 +12,7 @@ use swell_api::{Condition, ScaledObject, conditions, events};
 use swell_scaling::{Decision, decide};
 use tokio_util::sync::CancellationToken;
 
+use crate::composite::COMPOSITE_METRIC_NAME;
 use crate::context::{Ctx, Note};
 use crate::loop_state::{LoopState, Reading};
 use crate::loops::{Cause, Ticker};
@@ -102,6 +103,23 @@ fn record_reading(
     }
 }
 
+/// The composite's value and activity, as KEDA records them: under the scaler and metric
+/// name `composite-metric`, trigger index 0.
+fn record_composite(ctx: &Ctx, so: &ScaledObject, value: f64, active: bool) {
+    let labels = ScalerLabels {
+        namespace: so.metadata.namespace.clone().unwrap_or_default(),
+        metric: COMPOSITE_METRIC_NAME.into(),
+        scaled_object: so.metadata.name.clone().unwrap_or_default(),
+        scaler: COMPOSITE_METRIC_NAME.into(),
+        trigger_index: "0".into(),
+        type_: "scaledobject".into(),
+    };
+    let m = &ctx.metrics;
+    m.scaler_value.get_or_create(&labels).set(value);
+    let active = if active { 1.0 } else { 0.0 };
+    m.scaler_active.get_or_create(&labels).set(active);
+}
+
 async fn tick(
     ctx: &Ctx,
     key: &ObjectRef<ScaledObject>,
@@ -124,11 +142,19 @@ async fn tick(
         old_health,
         plan::fallback_threshold(so),
         unpolled_only,
-    )
+    );
+    let current = state.target.replicas(&ctx.client).await;
+    let a = match (&state.composite, &current) {
+        (Some(c), Ok(n)) => plan::with_composite(a, so, c, &readings, *n),
+        _ => a,
+    }
     .forced_by(so.metadata.annotations.as_ref());
-    report_errors(ctx, key, so, &a).await;
+    report_errors(ctx, key, so, &a, state.composite.is_some()).await;
+    if let Some(v) = a.composite {
+        record_composite(ctx, so, v, a.active);
+    }
 
-    let current = match state.target.replicas(&ctx.client).await {
+    let current = match current {
         Ok(n) => n,
         Err(e) => {
             let msg = e.to_string();
@@ -167,20 +193,27 @@ async fn tick(
     }
 }
 
-/// One `KEDAScalerFailed` event per failed trigger and poll, as KEDA records them.
+/// One `KEDAScalerFailed` event per failed trigger and poll, as KEDA records them;
+/// `KEDAMetricSourceFailed` when the trigger is a source of a scalingModifiers formula.
 async fn report_errors(
     ctx: &Ctx,
     key: &ObjectRef<ScaledObject>,
     so: &ScaledObject,
     a: &Assessment,
+    composite: bool,
 ) {
     if a.errors.is_empty() {
         return;
     }
+    let reason = if composite {
+        events::KEDA_METRIC_SOURCE_FAILED
+    } else {
+        events::KEDA_SCALER_FAILED
+    };
     let notes: Vec<Note> = a
         .errors
         .iter()
-        .map(|e| Note::warning(events::KEDA_SCALER_FAILED, e.clone()))
+        .map(|e| Note::warning(reason, e.clone()))
         .collect();
     ctx.record(so, notes).await;
     let labels = ObjectLabels {

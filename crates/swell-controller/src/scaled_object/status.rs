@@ -84,6 +84,7 @@ pub fn applied(s: &mut ScaledObjectStatus, a: &Applied) {
     s.resource_metric_names = some(&a.resource);
     s.triggers_types = Some(a.triggers_types.clone());
     s.authentications_types.clone_from(&a.auth_types);
+    s.composite_scaler_name.clone_from(&a.composite_scaler_name);
 }
 
 /// Events for a successful reconcile, from the status it started from.
@@ -363,6 +364,7 @@ mod tests {
             auth_types: None,
             verdict: None,
             direction_paused: false,
+            composite_scaler_name: None,
         }
     }
 
