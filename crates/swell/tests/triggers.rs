@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use swell_testkit::{MetricServer, Operator, Reply, wait_until};
@@ -471,4 +473,103 @@ async fn rotated_secret_and_trigger_authentication_are_picked_up() {
             assert!(!logs.contains("third-token"));
         })
         .await;
+}
+
+/// KEDA's scalingModifiers through the real HPA: two triggers combined by a formula give a
+/// replica count neither gives alone, activation follows the composite, a failing source is
+/// a `KEDAMetricSourceFailed` event, and `behavior: scalingModifiers` makes it nil for `??`.
+#[tokio::test]
+async fn scaling_modifiers_scale_on_the_composite_metric() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("trg-formula", |ns| async move {
+            let a = MetricServer::start(3.0).await;
+            let b = MetricServer::start(5.0).await;
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            let so = format!(
+                r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app}}
+spec:
+  scaleTargetRef: {{name: app}}
+  pollingInterval: 1
+  cooldownPeriod: 2
+  maxReplicaCount: 10
+  fallback: {{failureThreshold: 1, replicas: 4, behavior: scalingModifiers}}
+  advanced:
+    scalingModifiers: {{formula: "(a ?? 6) + b", target: "2", activationTarget: "9"}}
+  triggers:
+  - {{type: metrics-api, name: a, metadata: {{url: "{}", valueLocation: value, targetValue: "2"}}}}
+  - {{type: metrics-api, name: b, metadata: {{url: "{}", valueLocation: value, targetValue: "2"}}}}
+"#,
+                a.url, b.url
+            );
+            ns.apply(cluster, &so).unwrap();
+            let (_op, _guard) = common::metrics_api::operator_with_metrics_api(cluster, &ns).await;
+            wait_condition(&ns, "app", "Ready", "True").await;
+            let status = common::so(&ns, "app").await.status.unwrap();
+            assert_eq!(
+                status.composite_scaler_name.as_deref(),
+                Some("composite-metric")
+            );
+            let hpa = ns
+                .api::<HorizontalPodAutoscaler>()
+                .get("keda-hpa-app")
+                .await
+                .unwrap();
+            let metrics = hpa.spec.metrics.unwrap_or_default();
+            let names: Vec<String> = metrics
+                .iter()
+                .filter_map(|m| m.external.as_ref().map(|e| e.metric.name.clone()))
+                .collect();
+            assert_eq!(names, ["composite-metric"]);
+
+            // 3 + 5 = 8 is not above activationTarget 9, though each trigger is active alone.
+            wait_condition(&ns, "app", "Active", "False").await;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            assert_eq!(replicas(&ns, "app").await, Ok(0));
+
+            // 3 + 7 = 10: active, and the HPA lands on 10 / 2 = 5 (a alone: 2, b alone: 4).
+            b.set(Reply::Value(7.0));
+            wait_replicas(&ns, "app", 5).await;
+            let raw = read_composite(cluster, &ns.name).await;
+            assert!(raw.contains(r#""value":"10""#), "{raw}");
+
+            // a fails: first a KEDAMetricSourceFailed naming it; past failureThreshold it is
+            // nil under behavior scalingModifiers, so `a ?? 6` gives 6 + 7 = 13 → 7 replicas.
+            a.set(Reply::Fail(500));
+            let note = wait_event(&ns, "KEDAMetricSourceFailed", "s0-metric-api-value").await;
+            assert!(note.contains("500"), "{note}");
+            wait_replicas(&ns, "app", 7).await;
+
+            // Back to zero once the composite is not above the activation target.
+            a.set(Reply::Value(0.0));
+            b.set(Reply::Value(1.0));
+            wait_replicas(&ns, "app", 0).await;
+        })
+        .await;
+}
+
+/// The composite metric as the HPA reads it, through the API server's aggregation layer.
+async fn read_composite(cluster: &swell_testkit::Cluster, ns: &str) -> String {
+    let path = format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/composite-metric?labelSelector=scaledobject.keda.sh%2Fname%3Dapp"
+    );
+    wait_until("composite-metric to be served", WAIT, || async {
+        // kubectl blocks: off the runtime, which also serves the metric sources.
+        let mut kubectl = cluster.kubectl();
+        kubectl.args(["get", "--raw", &path]);
+        let out = tokio::task::spawn_blocking(move || kubectl.output())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let body = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() && body.contains(r#""value":"10""#) {
+            Ok(body)
+        } else {
+            Err(format!("{body}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    })
+    .await
 }
