@@ -41,6 +41,17 @@ pub fn parse_go_bool(value: &str) -> Option<bool> {
     }
 }
 
+/// Swell's own: `"true"` lands the replicas on exactly `ceil(value / target)`, with no dead
+/// band (the HPA's tolerance set to 0 in each direction the ScaledObject's behavior leaves
+/// it unset); `"false"` keeps the HPA's ±10%. Unset: the operator's `--exact-targets`.
+pub const EXACT_TARGETS: &str = "autoscaling.swell.dev/exact-targets";
+
+/// [`EXACT_TARGETS`] when present: `Some(Ok(b))`, or `Some(Err(raw))` if not a boolean.
+pub fn exact_targets(annotations: Option<&BTreeMap<String, String>>) -> Option<Result<bool, &str>> {
+    let raw = annotations?.get(EXACT_TARGETS)?;
+    Some(parse_go_bool(raw).ok_or(raw.as_str()))
+}
+
 /// A boolean annotation read the way KEDA does: absent is false, present but unparseable is true.
 pub fn bool_annotation(annotations: Option<&BTreeMap<String, String>>, key: &str) -> bool {
     annotations

@@ -419,6 +419,14 @@ impl ScaledObject {
                 crate::annotations::paused_replicas_error(raw),
             );
         }
+        if let Some(Err(raw)) =
+            crate::annotations::exact_targets(self.metadata.annotations.as_ref())
+        {
+            errors.push(
+                format!("metadata.annotations.{}", crate::annotations::EXACT_TARGETS),
+                format!("{raw:?} is not a boolean; use \"true\" or \"false\" (or remove it for the operator's default)"),
+            );
+        }
         self.spec.validate_into(&mut errors);
         errors.finish()
     }

@@ -43,6 +43,8 @@ pub struct Ctx {
     /// Only the leader scales, writes and records; followers build scalers so that they
     /// can answer the metrics API.
     pub leader: bool,
+    /// The operator's default for `autoscaling.swell.dev/exact-targets`.
+    pub exact_targets: bool,
 }
 
 /// An event to record, decided by a pure status step and published by I/O.

@@ -147,8 +147,24 @@ pub fn composite_scaler_name(so: &ScaledObject) -> Option<String> {
     composite_target(so).map(|_| COMPOSITE_METRIC_NAME.to_owned())
 }
 
-/// The desired HPA.
-pub fn build(so: &ScaledObject, target: &Target, specs: &[MetricSpec]) -> HorizontalPodAutoscaler {
+/// Swell's exact targets: tolerance 0 in each direction the behavior leaves unset, so the
+/// HPA acts on any difference from `ceil(value / target)` (keda#5486).
+fn exact(behavior: &mut Option<HorizontalPodAutoscalerBehavior>) {
+    let b = behavior.get_or_insert_with(Default::default);
+    for rules in [&mut b.scale_up, &mut b.scale_down] {
+        let r = rules.get_or_insert_with(Default::default);
+        r.tolerance.get_or_insert_with(|| Quantity("0".into()));
+    }
+}
+
+/// The desired HPA; `exact_targets` is the operator's default for
+/// [`annotations::EXACT_TARGETS`].
+pub fn build(
+    so: &ScaledObject,
+    target: &Target,
+    specs: &[MetricSpec],
+    exact_targets: bool,
+) -> HorizontalPodAutoscaler {
     let name = so.metadata.name.clone().unwrap_or_default();
     let hpa_name = so.hpa_name();
     let so_annotations = so.metadata.annotations.clone();
@@ -190,6 +206,10 @@ pub fn build(so: &ScaledObject, target: &Target, specs: &[MetricSpec]) -> Horizo
                 .get_or_insert_with(HorizontalPodAutoscalerBehavior::default)
                 .scale_up,
         );
+    }
+    let exact_here = annotations::exact_targets(so_annotations.as_ref()).and_then(Result::ok);
+    if exact_here.unwrap_or(exact_targets) {
+        exact(&mut behavior);
     }
 
     HorizontalPodAutoscaler {
@@ -269,7 +289,7 @@ mod tests {
                 container: None,
             },
         ];
-        let hpa = build(&o, &deployment(), &specs);
+        let hpa = build(&o, &deployment(), &specs, false);
         assert_eq!(hpa.metadata.name.as_deref(), Some("keda-hpa-demo"));
         let l = hpa.metadata.labels.clone().unwrap_or_default();
         assert_eq!(l.get("team").map(String::as_str), Some("a"));
@@ -325,7 +345,7 @@ mod tests {
             target: 4.0,
             metric_type: MetricType::Value,
         }];
-        let hpa = build(&o, &deployment(), &specs);
+        let hpa = build(&o, &deployment(), &specs, false);
         assert_eq!(hpa.metadata.name.as_deref(), Some("mine"));
         let spec = hpa.spec;
         assert_eq!((spec.min_replicas, spec.max_replicas), (Some(3), 100));
@@ -419,6 +439,45 @@ mod tests {
                 composite,
                 "{modifiers}"
             );
+        }
+    }
+
+    #[test]
+    fn exact_targets_set_tolerance_zero_where_the_behavior_leaves_it_unset() {
+        let with = |annotations: serde_json::Value, behavior: serde_json::Value| {
+            so(serde_json::json!({
+                "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                "metadata": {"name": "demo", "namespace": "ns", "annotations": annotations},
+                "spec": {"scaleTargetRef": {"name": "app"},
+                         "advanced": {"horizontalPodAutoscalerConfig": {"behavior": behavior}},
+                         "triggers": [{"type": "cron", "metadata": {}}]}
+            }))
+        };
+        let on = serde_json::json!({"autoscaling.swell.dev/exact-targets": "true"});
+        let off = serde_json::json!({"autoscaling.swell.dev/exact-targets": "false"});
+        let none = serde_json::json!({});
+        let own = serde_json::json!({"scaleDown": {"tolerance": "50m"}});
+        // (annotations, behavior, operator default, (scaleUp, scaleDown) tolerances)
+        let cases = [
+            (none.clone(), none.clone(), false, (None, None)),
+            (on.clone(), none.clone(), false, (Some("0"), Some("0"))),
+            (none.clone(), none.clone(), true, (Some("0"), Some("0"))),
+            (off, none.clone(), true, (None, None)),
+            // The ScaledObject's own tolerance wins.
+            (on, own.clone(), false, (Some("0"), Some("50m"))),
+            (none, own, false, (None, Some("50m"))),
+        ];
+        for (annotations, behavior, default, want) in cases {
+            let o = with(annotations.clone(), behavior.clone());
+            let b = build(&o, &deployment(), &[], default).spec.behavior;
+            let tolerance =
+                |r: Option<&HPAScalingRules>| r.and_then(|r| r.tolerance.clone()).map(|q| q.0);
+            let got = (
+                tolerance(b.as_ref().and_then(|b| b.scale_up.as_ref())),
+                tolerance(b.as_ref().and_then(|b| b.scale_down.as_ref())),
+            );
+            let want = (want.0.map(String::from), want.1.map(String::from));
+            assert_eq!(got, want, "{annotations} {behavior} {default}");
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct Settings {
     pub concurrency: u16,
     pub watch_namespace: Option<String>,
     pub leader: bool,
+    /// `--exact-targets`: ScaledObjects without the annotation get no HPA dead band.
+    pub exact_targets: bool,
 }
 
 /// The controller context currently running, for the metrics API.
@@ -111,6 +113,7 @@ pub fn context(
         metric_misses: Default::default(),
         metrics,
         leader: settings.leader,
+        exact_targets: settings.exact_targets,
         client,
     })
 }

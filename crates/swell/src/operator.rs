@@ -115,6 +115,11 @@ pub struct OperatorArgs {
     /// Serve the k8s-cloudwatch-adapter's `ExternalMetric` objects (metrics.aws/v1alpha1)
     /// through the external metrics API, as the adapter did. See the README's "Migrating
     /// from k8s-cloudwatch-adapter".
+    /// Land every ScaledObject's replicas on exactly ceil(value / target): the HPA's
+    /// tolerance set to 0 (Kubernetes 1.35+) unless the ScaledObject's behavior sets one or
+    /// its annotation autoscaling.swell.dev/exact-targets says "false". Off: KEDA's ±10%.
+    #[arg(long, env = "SWELL_EXACT_TARGETS", default_value_t = false, action = clap::ArgAction::Set)]
+    exact_targets: bool,
     #[arg(long, env = "SWELL_CLOUDWATCH_ADAPTER", default_value_t = false, action = clap::ArgAction::Set)]
     cloudwatch_adapter: bool,
     /// Serve the validating admission webhook (the same checks as `swell check --cluster`).
@@ -504,6 +509,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         concurrency: args.max_reconciles,
         watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
         leader,
+        exact_targets: args.exact_targets,
     };
     // The controller context serving metric values: a follower's until we lead.
     let current: CurrentCtx = Default::default();

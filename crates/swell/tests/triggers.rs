@@ -573,3 +573,72 @@ async fn read_composite(cluster: &swell_testkit::Cluster, ns: &str) -> String {
     })
     .await
 }
+
+/// keda#5486 ("it often does not scale on the actual target value"): inside the HPA's ±10%
+/// dead band a changed value never moves the replicas. Swell's opt-in exact targets (the
+/// HPA's tolerance 0) land them on ceil(value / target).
+#[tokio::test]
+async fn exact_targets_remove_the_hpa_dead_band() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("trg-exact", |ns| async move {
+            let source = MetricServer::start(100.0).await;
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            let so = format!(
+                r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app}}
+spec:
+  scaleTargetRef: {{name: app}}
+  pollingInterval: 1
+  maxReplicaCount: 20
+  triggers:
+  - {{type: metrics-api, metadata: {{url: "{}", valueLocation: value, targetValue: "10"}}}}
+"#,
+                source.url
+            );
+            ns.apply(cluster, &so).unwrap();
+            let (_op, _guard) = common::metrics_api::operator_with_metrics_api(cluster, &ns).await;
+            wait_replicas(&ns, "app", 10).await;
+            // 105 / (10 × 10) = 1.05, inside the default 10% tolerance: KEDA's behaviour.
+            source.set(Reply::Value(105.0));
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            assert_eq!(replicas(&ns, "app").await, Ok(10));
+
+            annotate(
+                &ns,
+                "app",
+                "autoscaling.swell.dev/exact-targets",
+                Some("true"),
+            )
+            .await;
+            wait_replicas(&ns, "app", 11).await;
+            let hpa = ns
+                .api::<HorizontalPodAutoscaler>()
+                .get("keda-hpa-app")
+                .await
+                .unwrap();
+            let behavior = hpa.spec.behavior.unwrap_or_default();
+            let tolerance = behavior.scale_up.and_then(|r| r.tolerance).map(|q| q.0);
+            assert_eq!(tolerance.as_deref(), Some("0"));
+            // Down too: 95 is inside the band below, and lands on 10.
+            source.set(Reply::Value(95.0));
+            wait_replicas(&ns, "app", 10).await;
+
+            // A value that is not a boolean is refused, naming the annotation.
+            annotate(
+                &ns,
+                "app",
+                "autoscaling.swell.dev/exact-targets",
+                Some("yes"),
+            )
+            .await;
+            let ready = wait_condition(&ns, "app", "Ready", "False").await;
+            assert!(
+                ready.contains("autoscaling.swell.dev/exact-targets"),
+                "{ready}"
+            );
+        })
+        .await;
+}

@@ -151,7 +151,7 @@ async fn scale(so: &ScaledObject, ctx: &Arc<Ctx>) -> Result<Action, Stop> {
     apply::ensure_name_label(ctx, so).await?;
     let state = resolve::state_for(ctx, so, &key).await?;
     let current = resolve::replicas_to_remember(ctx, so, &state).await;
-    let plan = plan::plan(so, &state, current);
+    let plan = plan::plan(so, &state, current, ctx.exact_targets);
     apply::apply_hpa(ctx, so, &plan.hpa).await?;
     let before = so.status.clone().unwrap_or_default();
     ctx.update_status(&key, |s| status::applied(s, &plan.applied))

@@ -116,7 +116,13 @@ pub struct Plan {
 
 /// `current_replicas` is the target's count now, read only when the status has no
 /// `originalReplicaCount` yet (it is recorded once, for restore on delete).
-pub fn plan(so: &ScaledObject, state: &LoopState, current_replicas: Option<i32>) -> Plan {
+/// `exact_targets` is the operator's default for the exact-targets annotation.
+pub fn plan(
+    so: &ScaledObject,
+    state: &LoopState,
+    current_replicas: Option<i32>,
+    exact_targets: bool,
+) -> Plan {
     let specs = state.specs();
     let names = |external: bool| -> Vec<String> {
         specs
@@ -144,7 +150,7 @@ pub fn plan(so: &ScaledObject, state: &LoopState, current_replicas: Option<i32>)
         composite_scaler_name: crate::hpa::composite_scaler_name(so),
     };
     Plan {
-        hpa: crate::hpa::build(so, &state.target, &specs),
+        hpa: crate::hpa::build(so, &state.target, &specs, exact_targets),
         applied,
     }
 }
