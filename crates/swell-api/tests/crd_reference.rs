@@ -1,7 +1,7 @@
-//! Compares the generated CRDs with KEDA v2.20.2's published ones.
+//! Compares the generated CRDs with KEDA v2.21's published ones.
 //!
 //! The reference YAML is not part of the repository; the tests look for it next to the checkout
-//! (`../../../shared/reference/keda-v2.20-crds/` from this crate) and skip when it is absent.
+//! (`../../../shared/reference/keda-v2.21-crds/` from this crate) and skip when it is absent.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 fn reference_dir() -> Option<PathBuf> {
     let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/keda-v2.20-crds");
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/keda-v2.21-crds");
     if dir.is_dir() {
         Some(dir)
     } else {
@@ -161,13 +161,6 @@ const EXCEPTIONS: &[(&str, Aspect, &str)] = &[
         Aspect::Keyword("pattern"),
         "quantity regex",
     ),
-    // KEDA 2.20 embeds the Kubernetes 1.35 PodSpec; this alpha field was replaced by
-    // `schedulingGroup` in the 1.36 API Swell embeds.
-    (
-        "spec.jobTargetRef.template.spec.workloadRef",
-        Aspect::Missing,
-        "1.35 alpha field",
-    ),
     // Embedded ObjectMeta: k8s-openapi lists every ObjectMeta field, controller-gen only the
     // five that make sense in a template. The API server ignores the rest in a pod template.
     (
@@ -179,12 +172,6 @@ const EXCEPTIONS: &[(&str, Aspect, &str)] = &[
         "spec.jobTargetRef.template.spec.volumes[].ephemeral.volumeClaimTemplate.metadata",
         Aspect::Extra,
         "full ObjectMeta",
-    ),
-    // New in the 1.36 PodSpec.
-    (
-        "spec.jobTargetRef.template.spec.schedulingGroup",
-        Aspect::Extra,
-        "1.36 field",
     ),
 ];
 

@@ -105,6 +105,7 @@ fn provides_parameters(spec: &TriggerAuthenticationSpec) -> bool {
             .is_some_and(|v| !v.is_empty())
         || spec.hashi_corp_vault.is_some()
         || spec.azure_key_vault.is_some()
+        || spec.azure_service_principal.is_some()
         || spec.aws_secret_manager.is_some()
         || spec.gcp_secret_manager.is_some()
         || spec.file_path.is_some()

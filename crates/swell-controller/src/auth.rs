@@ -373,6 +373,10 @@ fn refuse_unsupported(
     let unsupported = [
         (spec.hashi_corp_vault.is_some(), "hashiCorpVault"),
         (spec.azure_key_vault.is_some(), "azureKeyVault"),
+        (
+            spec.azure_service_principal.is_some(),
+            "azureServicePrincipal",
+        ),
         (spec.gcp_secret_manager.is_some(), "gcpSecretManager"),
         (spec.aws_secret_manager.is_some(), "awsSecretManager"),
         (
@@ -434,4 +438,49 @@ pub fn needs_workload_role(id: &AuthPodIdentity) -> bool {
     matches!(id.provider, PodIdentityProvider::AwsEks)
         || (matches!(id.provider, PodIdentityProvider::Aws)
             && id.identity_owner == Some(IdentityOwner::Workload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every source Swell does not read is refused by its field name, never ignored.
+    #[test]
+    fn unsupported_sources_are_refused_by_name() {
+        let cases = [
+            (
+                serde_json::json!({"hashiCorpVault": {"address": "https://v", "authentication": "token", "secrets": []}}),
+                "hashiCorpVault",
+            ),
+            (
+                serde_json::json!({"azureKeyVault": {"vaultUri": "https://kv", "secrets": [{"parameter": "p", "name": "n"}]}}),
+                "azureKeyVault",
+            ),
+            (
+                serde_json::json!({"azureServicePrincipal": {"clientId": "c", "tenantId": "t"}}),
+                "azureServicePrincipal",
+            ),
+            (
+                serde_json::json!({"filePath": "/etc/auth.json"}),
+                "filePath",
+            ),
+        ];
+        for (spec, field) in cases {
+            let spec: TriggerAuthenticationSpec = serde_json::from_value(spec).unwrap();
+            match refuse_unsupported(&spec, "TriggerAuthentication", "auth") {
+                Err(AuthError::Unsupported(m)) => assert!(
+                    m.contains(&format!(
+                        "TriggerAuthentication auth: spec.{field} is not supported"
+                    )),
+                    "{m}"
+                ),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let fine: TriggerAuthenticationSpec = serde_json::from_value(
+            serde_json::json!({"secretTargetRef": [{"parameter": "p", "name": "s", "key": "k"}]}),
+        )
+        .unwrap();
+        assert!(refuse_unsupported(&fine, "TriggerAuthentication", "auth").is_ok());
+    }
 }
