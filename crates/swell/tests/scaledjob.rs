@@ -425,6 +425,7 @@ async fn pause_stops_new_jobs_and_a_new_generation_replaces_running_ones() {
 
             pause(None).await;
             wait_sj_condition(&ns, "w", "Paused", "False/ScaledJobUnpaused").await;
+            wait_event(&ns, "ScaledJobUnpaused", "").await;
             let v1 = wait_until("2 Jobs after unpausing", WAIT, || async {
                 let js = jobs(&ns, "w").await;
                 if js.len() == 2 { Ok(names(&js)) } else { Err(format!("{} Jobs", js.len())) }
@@ -445,6 +446,19 @@ async fn pause_stops_new_jobs_and_a_new_generation_replaces_running_ones() {
                     .collect();
                 let old = live.iter().any(|j| v1.contains(j.metadata.name.as_deref().unwrap_or("")));
                 if !old && gens == ["2", "2"] { Ok(()) } else { Err(format!("generations {gens:?}, old left: {old}")) }
+            })
+            .await;
+
+            // KEDA's finalizer, so a deletion is seen and a KEDA-made ScaledJob is released.
+            let finalizers = sjs.get("w").await.unwrap().metadata.finalizers;
+            assert_eq!(finalizers, Some(vec!["finalizer.keda.sh".to_string()]));
+            sjs.delete("w", &Default::default()).await.unwrap();
+            wait_event(&ns, "ScaledJobDeleted", "ScaledJob was deleted").await;
+            wait_until("the ScaledJob to be gone", WAIT, || async {
+                match sjs.get_opt("w").await {
+                    Ok(None) => Ok(()),
+                    other => Err(format!("{:?}", other.map(|o| o.map(|sj| sj.metadata.finalizers)))),
+                }
             })
             .await;
         })

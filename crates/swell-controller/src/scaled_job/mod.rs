@@ -18,6 +18,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt as _;
 use kube::runtime::controller::Action;
+use kube::runtime::finalizer::Event as FinalizerEvent;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt as _, watcher};
 use swell_api::annotations::labels;
@@ -65,12 +66,15 @@ pub struct JobCtx {
 pub enum Error {
     #[error("{0}")]
     Status(#[from] StatusError),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Error::Status(e) => e.category(),
+            Error::Finalizer(_) => "finalizer",
         }
     }
 }
@@ -178,14 +182,34 @@ impl JobCtx {
     }
 }
 
+/// KEDA's finalizer (`finalizer.keda.sh`) on every ScaledJob, so one deleted while Swell
+/// runs is seen (its loop stopped, `ScaledJobDeleted` recorded), and one that KEDA made is
+/// released instead of staying in Terminating.
 pub async fn reconcile(sj: Arc<ScaledJob>, ctx: Arc<JobCtx>) -> Result<Action, Error> {
+    let api: kube::Api<ScaledJob> =
+        kube::Api::namespaced(ctx.base.client.clone(), &sj.namespace().unwrap_or_default());
+    kube::runtime::finalizer(&api, crate::scaled_object::FINALIZER, sj, |event| async {
+        match event {
+            FinalizerEvent::Apply(sj) => run_job(sj, ctx.clone()).await,
+            FinalizerEvent::Cleanup(sj) => cleanup(sj, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// The Jobs go with the ScaledJob (owner references); only the loop needs stopping.
+async fn cleanup(sj: Arc<ScaledJob>, ctx: Arc<JobCtx>) -> Result<Action, Error> {
+    ctx.base.job_loops.remove(&ObjectRef::from(sj.as_ref()));
+    let note = Note::warning(events::SCALED_JOB_DELETED, "ScaledJob was deleted");
+    ctx.base.record(sj.as_ref(), [note]).await;
+    ctx.base.authentication_users_changed(sj.as_ref());
+    Ok(Action::await_change())
+}
+
+async fn run_job(sj: Arc<ScaledJob>, ctx: Arc<JobCtx>) -> Result<Action, Error> {
     let key = ObjectRef::from(sj.as_ref());
     ctx.base.authentication_users_changed(sj.as_ref());
-    if sj.metadata.deletion_timestamp.is_some() {
-        // The Jobs go with it (owner references); only the loop needs stopping.
-        ctx.base.job_loops.remove(&key);
-        return Ok(Action::await_change());
-    }
     let generation = sj.metadata.generation.unwrap_or_default();
     match plan::admit(&sj) {
         Err(failed) => check_failed(&ctx, &sj, failed).await,
@@ -224,8 +248,15 @@ async fn start(ctx: &Arc<JobCtx>, sj: &ScaledJob) -> Result<Action, Stop> {
             .map(|t| t.spec.name().to_string())
             .collect(),
     };
+    let was_paused = status::is_paused(sj.status.as_ref());
     let became_ready = ctx.status(&key, |s| status::applied(s, &applied)).await?;
     let mut notes = Vec::new();
+    if was_paused {
+        notes.push(Note::normal(
+            events::SCALED_JOB_UNPAUSED,
+            swell_api::conditions::paused::SCALED_JOB_UNPAUSED_MESSAGE,
+        ));
+    }
     if became_ready {
         notes.push(Note::normal(
             events::SCALED_JOB_READY,

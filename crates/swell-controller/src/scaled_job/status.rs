@@ -37,6 +37,12 @@ pub fn paused(s: &mut ScaledJobStatus) {
     s.paused = Some("true".into());
 }
 
+/// Whether the status says Paused (KEDA then records `ScaledJobUnpaused` on resuming).
+pub fn is_paused(s: Option<&ScaledJobStatus>) -> bool {
+    let conds = s.and_then(|s| s.conditions.as_deref());
+    find_condition(conds, conditions::PAUSED).is_some_and(Condition::is_true)
+}
+
 /// The status fields a successful reconcile writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
