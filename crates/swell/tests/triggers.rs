@@ -558,9 +558,9 @@ async fn read_composite(cluster: &swell_testkit::Cluster, ns: &str) -> String {
     );
     wait_until("composite-metric to be served", WAIT, || async {
         // kubectl blocks: off the runtime, which also serves the metric sources.
-        let mut kubectl = cluster.kubectl();
-        kubectl.args(["get", "--raw", &path]);
-        let out = tokio::task::spawn_blocking(move || kubectl.output())
+        let mut cmd = cluster.kubectl();
+        cmd.args(["get", "--raw", &path]);
+        let out = tokio::task::spawn_blocking(move || cmd.output())
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
@@ -641,4 +641,61 @@ spec:
             );
         })
         .await;
+}
+
+/// keda#7649: Ready tells the truth about scaling. The APIService pointed at a port nothing
+/// serves: the HPA cannot get the metric, and Ready turns False with the HPA's reason; put
+/// back, Ready recovers.
+#[tokio::test]
+async fn ready_says_when_the_hpa_cannot_read_the_metric() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("trg-ready", |ns| async move {
+            let source = MetricServer::start(4.0).await;
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(cluster, &scaled_object("app", "app", &source.url, ""))
+                .unwrap();
+            let (_op, _guard) = common::metrics_api::operator_with_metrics_api(cluster, &ns).await;
+            wait_replicas(&ns, "app", 2).await;
+            wait_condition(&ns, "app", "HPAActive", "True/HPAActive").await;
+            wait_condition(&ns, "app", "Ready", "True/ScaledObjectReady").await;
+
+            let apiservice = "apiservice/v1beta1.external.metrics.k8s.io";
+            let port = kubectl(
+                cluster,
+                &["get", apiservice, "-o", "jsonpath={.spec.service.port}"],
+            )
+            .await;
+            let patch = |port: String| format!(r#"{{"spec":{{"service":{{"port":{port}}}}}}}"#);
+            let unused = common::metrics_api::free_port().to_string();
+            kubectl(
+                cluster,
+                &["patch", apiservice, "--type=merge", "-p", &patch(unused)],
+            )
+            .await;
+            let ready = wait_condition(&ns, "app", "Ready", "False/FailedGetExternalMetric").await;
+            assert!(ready.contains("s0-metric-api-value"), "{ready}");
+
+            kubectl(
+                cluster,
+                &["patch", apiservice, "--type=merge", "-p", &patch(port)],
+            )
+            .await;
+            wait_condition(&ns, "app", "Ready", "True/ScaledObjectReady").await;
+            wait_condition(&ns, "app", "HPAActive", "True/HPAActive").await;
+        })
+        .await;
+}
+
+/// kubectl's output, run off the runtime (it blocks; the runtime serves the metric sources).
+async fn kubectl(cluster: &swell_testkit::Cluster, args: &[&str]) -> String {
+    let mut cmd = cluster.kubectl();
+    cmd.args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "kubectl {args:?}: {stderr}");
+    String::from_utf8_lossy(&out.stdout).to_string()
 }

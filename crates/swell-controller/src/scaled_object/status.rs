@@ -65,6 +65,7 @@ pub fn check_failed(s: &mut ScaledObjectStatus, message: &str) {
 pub fn applied(s: &mut ScaledObjectStatus, a: &Applied) {
     let conds = conditions_of(s);
     set_condition(conds, ready(a.verdict.as_ref()));
+    ready_follows_hpa(conds);
     if a.direction_paused {
         set_condition(conds, paused_condition());
     } else {
@@ -239,6 +240,28 @@ pub fn hpa_active(hpa: Option<&HorizontalPodAutoscaler>) -> Option<Condition> {
 pub fn set_hpa_active(s: &mut ScaledObjectStatus, condition: Option<Condition>) {
     if let Some(c) = condition {
         set_condition(conditions_of(s), c);
+    }
+    ready_follows_hpa(conditions_of(s));
+}
+
+/// Ready tells the truth about scaling (keda#7649): while the triggers are healthy but the
+/// HPA says it cannot scale (HPAActive False, e.g. `FailedGetExternalMetric` when no metric
+/// reaches it), Ready is False with the HPA's reason and message. A trigger failure keeps
+/// its own Ready, which names the trigger.
+fn ready_follows_hpa(conds: &mut Vec<Condition>) {
+    let Some(hpa) = find_condition(Some(conds.as_slice()), conditions::HPA_ACTIVE)
+        .filter(|c| c.is_false())
+        .cloned()
+    else {
+        return;
+    };
+    let healthy = find_condition(Some(conds.as_slice()), conditions::READY)
+        .is_some_and(|r| r.reason.as_deref() == Some(rd::SCALED_OBJECT_READY));
+    if healthy {
+        let reason = hpa.reason.as_deref().unwrap_or_default();
+        let message = hpa.message.as_deref().unwrap_or_default();
+        let c = Condition::new(conditions::READY, ConditionStatus::False, reason, message);
+        set_condition(conds, c);
     }
 }
 
@@ -642,5 +665,70 @@ mod tests {
             ConditionStatus::False,
             "kept while the HPA cannot be observed"
         );
+    }
+
+    /// keda#7649: Ready is False with the HPA's words while the HPA cannot scale and the
+    /// triggers are fine; it recovers with the HPA; a trigger failure keeps its own Ready.
+    #[test]
+    fn ready_follows_an_hpa_that_cannot_scale() {
+        use ConditionStatus::{False, True, Unknown};
+        let hpa = |status: ConditionStatus, reason: &str| {
+            Condition::new(
+                conditions::HPA_ACTIVE,
+                status,
+                reason,
+                "HPA is not actively scaling: x",
+            )
+        };
+        let healthy = Assessment::default();
+        let partial = Assessment {
+            error: true,
+            errors: vec!["s0-x: down".into()],
+            ..Assessment::default()
+        };
+        // (this poll, HPAActive) → Ready (status, reason)
+        let cases = [
+            (
+                &healthy,
+                hpa(False, "FailedGetExternalMetric"),
+                (False, "FailedGetExternalMetric"),
+            ),
+            (
+                &healthy,
+                hpa(True, "HPAActive"),
+                (True, rd::SCALED_OBJECT_READY),
+            ),
+            (
+                &healthy,
+                hpa(True, "ScalingDisabled"),
+                (True, rd::SCALED_OBJECT_READY),
+            ),
+            (
+                &partial,
+                hpa(False, "FailedGetExternalMetric"),
+                (Unknown, rd::PARTIAL_TRIGGER_ERROR),
+            ),
+        ];
+        for (a, hpa_condition, (status, reason)) in cases {
+            let mut s = ScaledObjectStatus::default();
+            after_poll(&mut s, a, Decision::Idle, Timestamp::UNIX_EPOCH);
+            set_hpa_active(&mut s, Some(hpa_condition.clone()));
+            let ready = find_condition(s.conditions.as_deref(), conditions::READY).unwrap();
+            assert_eq!(
+                (&ready.status, ready.reason.as_deref()),
+                (&status, Some(reason)),
+                "{hpa_condition:?}"
+            );
+            // A reconcile in between says the same.
+            applied(&mut s, &applied_fields());
+            let again = find_condition(s.conditions.as_deref(), conditions::READY).unwrap();
+            if a.error {
+                continue; // the reconcile's verdict (None here) is not this poll's
+            }
+            assert_eq!(
+                (&again.status, again.reason.as_deref()),
+                (&status, Some(reason))
+            );
+        }
     }
 }
