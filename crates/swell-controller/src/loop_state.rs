@@ -25,6 +25,8 @@ pub struct LoopState {
     pub auth_names: Vec<String>,
     /// The Secrets and ConfigMaps they were built from, with versions.
     pub sources: Vec<SourceRef>,
+    /// The scalers' notices, until the leader records them ([`LoopState::take_notices`]).
+    notices: Mutex<Vec<String>>,
     /// Their generations when the scalers were built (one per trigger, `None` without an
     /// authenticationRef): a changed one means the scalers are rebuilt.
     pub auth_versions: Vec<Option<i64>>,
@@ -63,6 +65,7 @@ impl LoopState {
             composite: None,
             auth_names: built.auth_names,
             sources: built.sources,
+            notices: Mutex::new(built.notices),
             auth_versions,
             built_at: Instant::now(),
             stale: AtomicBool::new(false),
@@ -84,6 +87,14 @@ impl LoopState {
             verdict.clone_from(&old_verdict);
         }
         self
+    }
+
+    /// The scalers' notices the first time it is asked, then none: one event per build.
+    pub fn take_notices(&self) -> Vec<String> {
+        self.notices
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
     }
 
     pub fn verdict(&self) -> Option<TriggerVerdict> {

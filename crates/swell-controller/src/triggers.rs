@@ -169,6 +169,9 @@ impl Builder {
             };
             let trigger = self.build_one(&input, t.use_cached_metrics()).await?;
             built.triggers.push(trigger);
+            if let Ok(checked) = swell_scalers::check(&input) {
+                built.notices.extend(checked.warnings);
+            }
         }
         built.sources = resolver.sources();
         Ok(built)
@@ -234,6 +237,9 @@ pub struct Built {
     pub auth_names: Vec<String>,
     /// The Secrets and ConfigMaps the credentials and environment came from.
     pub sources: Vec<crate::auth::SourceRef>,
+    /// What the scalers' parsers noticed but accepted (unknown metadata keys, deprecated
+    /// parameters): KEDA's `KEDAScalerInfo` events, recorded once per build.
+    pub notices: Vec<String>,
 }
 
 impl Built {

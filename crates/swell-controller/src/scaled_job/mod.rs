@@ -267,6 +267,13 @@ async fn start(ctx: &Arc<JobCtx>, sj: &ScaledJob) -> Result<Action, Stop> {
         events::KEDA_SCALERS_STARTED,
         "Started scalers watch",
     ));
+    notes.extend(
+        built
+            .notices
+            .iter()
+            .cloned()
+            .map(crate::scaled_object::status::scaler_info),
+    );
     ctx.base.record(sj, notes).await;
 
     let generation = sj.metadata.generation.unwrap_or_default();

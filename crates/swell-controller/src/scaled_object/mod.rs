@@ -158,8 +158,10 @@ async fn scale(so: &ScaledObject, ctx: &Arc<Ctx>) -> Result<Action, Stop> {
         .await?;
     // Only now: the loop's first poll may scale at once, and whoever sees that must also
     // see the status it follows from (originalReplicaCount, metric names, Ready).
+    let notices = state.take_notices();
     apply::start_loop(ctx, so, state).await;
-    let notes = status::applied_notes(&before, plan.applied.direction_paused);
+    let mut notes = status::applied_notes(&before, plan.applied.direction_paused);
+    notes.extend(notices.into_iter().map(status::scaler_info));
     ctx.record(so, notes).await;
     ctx.authentication_users_changed(so);
     Ok(Action::requeue(Duration::from_secs(300)))

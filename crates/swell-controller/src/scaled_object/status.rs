@@ -265,6 +265,12 @@ fn ready_follows_hpa(conds: &mut Vec<Condition>) {
     }
 }
 
+/// KEDA's `KEDAScalerInfo` Warning: a scaler accepted its parameters but noticed something
+/// (an unknown metadata key, with the keys it knows; a deprecated parameter).
+pub fn scaler_info(notice: String) -> Note {
+    Note::warning(events::KEDA_SCALER_INFO, notice)
+}
+
 /// The event for entering or leaving fallback, when that changed.
 pub fn fallback_note(was_in_fallback: bool, a: &Assessment) -> Option<Note> {
     match (was_in_fallback, a.in_fallback) {
