@@ -890,6 +890,37 @@ async fn a_missing_rule_is_named_in_the_scaledobject_status() {
         .await;
 }
 
+const STATUS_WRITE_RULE: &str = "  - apiGroups: [keda.sh]
+    resources: [scaledobjects/status]
+    verbs: [get, patch]
+";
+
+/// As KEDA: a status write the API server refuses is a `ScaledObjectUpdateFailed` Warning
+/// naming the refusal (status itself cannot say it).
+#[tokio::test]
+async fn a_refused_status_write_is_a_scaled_object_update_failed_event() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("chart-nostatus", |ns| async move {
+            let release = unique_release();
+            let rendered = render_rbac(cluster, &release, &ns, &[]);
+            assert_eq!(
+                rendered.matches(STATUS_WRITE_RULE).count(),
+                1,
+                "rbac.yaml no longer has the status rule this test removes:\n{rendered}"
+            );
+            let _rbac = Applied::apply(cluster, &rendered.replace(STATUS_WRITE_RULE, ""));
+            let source = MetricServer::start(0.0).await;
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(cluster, &scaled_object("app", "app", &source.url, ""))
+                .unwrap();
+            let _op = start_chart_operator(cluster, &release, &ns, &[], &[]).await;
+            let note = wait_event(&ns, "ScaledObjectUpdateFailed", "forbidden").await;
+            assert!(note.contains("scaledobjects/status"), "{note}");
+        })
+        .await;
+}
+
 /// `cloudwatchAdapter.enabled`: the chart's operator, as the chart's ServiceAccount, serves a
 /// k8s-cloudwatch-adapter ExternalMetric (the CRD from the chart's `installCRD` template)
 /// on the RBAC the value adds — list and watch of externalmetrics, nothing more.

@@ -208,19 +208,29 @@ async fn cleanup(sj: Arc<ScaledJob>, ctx: Arc<JobCtx>) -> Result<Action, Error> 
 }
 
 async fn run_job(sj: Arc<ScaledJob>, ctx: Arc<JobCtx>) -> Result<Action, Error> {
-    let key = ObjectRef::from(sj.as_ref());
     ctx.base.authentication_users_changed(sj.as_ref());
+    let result = admit_and_run(&sj, &ctx).await;
+    if let Err(e @ Error::Status(StatusError::Api(..))) = &result {
+        // As KEDA: a status write the API server refused is a Warning event.
+        let note = Note::warning(events::SCALED_JOB_UPDATE_FAILED, e.to_string());
+        ctx.base.record(sj.as_ref(), [note]).await;
+    }
+    result
+}
+
+async fn admit_and_run(sj: &Arc<ScaledJob>, ctx: &Arc<JobCtx>) -> Result<Action, Error> {
+    let key = ObjectRef::from(sj.as_ref());
     let generation = sj.metadata.generation.unwrap_or_default();
-    match plan::admit(&sj) {
-        Err(failed) => check_failed(&ctx, &sj, failed).await,
-        Ok(Admission::Pause) => pause(&ctx, &sj).await,
+    match plan::admit(sj) {
+        Err(failed) => check_failed(ctx, sj, failed).await,
+        Ok(Admission::Pause) => pause(ctx, sj).await,
         Ok(Admission::Run) if ctx.base.job_loops.running(&key, generation) => {
             Ok(Action::requeue(Duration::from_secs(300)))
         }
-        Ok(Admission::Run) => match start(&ctx, &sj).await {
+        Ok(Admission::Run) => match start(ctx, sj).await {
             Ok(action) => Ok(action),
             Err(Stop::Error(e)) => Err(e),
-            Err(Stop::Check(failed)) => check_failed(&ctx, &sj, failed).await,
+            Err(Stop::Check(failed)) => check_failed(ctx, sj, failed).await,
         },
     }
 }

@@ -140,7 +140,14 @@ async fn run(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     };
     match outcome {
         Ok(action) => Ok(action),
-        Err(Stop::Error(e)) => Err(e),
+        Err(Stop::Error(e)) => {
+            if let Error::Status(StatusError::Api(..)) = &e {
+                // As KEDA: a status write the API server refused is a Warning event.
+                let note = Note::warning(events::SCALED_OBJECT_UPDATE_FAILED, e.to_string());
+                ctx.record(so.as_ref(), [note]).await;
+            }
+            Err(e)
+        }
         Err(Stop::Check(failed)) => check_failed(&ctx, &so, failed).await,
     }
 }
