@@ -80,6 +80,7 @@ impl From<kube::Error> for Stop {
 }
 
 pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    tracing::debug!(scaledobject = %ObjectRef::from(so.as_ref()), leader = ctx.leader, "reconcile");
     if !ctx.leader {
         return Ok(observe(&so, &ctx).await);
     }
@@ -119,7 +120,9 @@ async fn observe(so: &ScaledObject, ctx: &Ctx) -> Action {
     }
     match resolve::state_for(ctx, so, &key).await {
         Ok(_) => Action::requeue(Duration::from_secs(300)),
-        Err(_) => {
+        Err(e) => {
+            // The leader reports it in status; a follower only says why it cannot serve.
+            tracing::warn!(scaledobject = %key, error = %e, "follower: cannot build the scalers to serve the metrics API");
             ctx.stop_loop(&key);
             Action::requeue(Duration::from_secs(30))
         }
