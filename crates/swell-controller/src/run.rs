@@ -118,6 +118,51 @@ pub fn context(
     })
 }
 
+/// What the ScaledObject controller consumes besides the Secrets and ConfigMaps it watches.
+struct ScaledObjectWatches<S, H> {
+    reader: Store<ScaledObject>,
+    scaled_objects: S,
+    hpas: H,
+    rebuilds: futures::channel::mpsc::UnboundedReceiver<ObjectRef<ScaledObject>>,
+}
+
+/// The ScaledObject controller, until `shutdown`: its objects' changes, the HPAs it owns,
+/// the Secrets and ConfigMaps its scalers were built from, and rebuild requests.
+async fn run_scaled_objects<S, H>(
+    ctx: Arc<Ctx>,
+    w: ScaledObjectWatches<S, H>,
+    settings: &Settings,
+    shutdown: CancellationToken,
+) where
+    S: futures::Stream<Item = Result<ScaledObject, kube::runtime::watcher::Error>> + Send + 'static,
+    H: futures::Stream<Item = Result<HorizontalPodAutoscaler, kube::runtime::watcher::Error>>
+        + Send
+        + 'static,
+{
+    // Secrets and ConfigMaps are watched for their metadata only and cached nowhere, so
+    // memory does not grow with Secrets no trigger reads (KEDA's keda#7728).
+    let credentials_ns = settings
+        .credentials_namespace
+        .as_deref()
+        .or(settings.watch_namespace.as_deref());
+    let secrets = metadata_changes::<Secret>(scoped(&ctx.client, credentials_ns));
+    let config_maps = metadata_changes::<ConfigMap>(scoped(&ctx.client, credentials_ns));
+    Controller::for_stream(w.scaled_objects, w.reader)
+        .owns_stream(w.hpas)
+        .watches_stream(secrets, source_referrers(ctx.clone(), "Secret"))
+        .watches_stream(config_maps, source_referrers(ctx.clone(), "ConfigMap"))
+        .reconcile_on(w.rebuilds)
+        .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(scaled_object::reconcile, scaled_object::error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile");
+            }
+        })
+        .await;
+}
+
 /// The ScaledObjects whose scalers were built from this Secret or ConfigMap, changed since
 /// (ScaledJobs built from it are told to rebuild too).
 fn source_referrers<K: kube::Resource>(
@@ -214,23 +259,10 @@ pub async fn run_controllers(
         auth_wakes,
         &settings,
     );
-    if let Ok(mut c) = current.write() {
-        if let Some(previous) = c.as_ref().filter(|_| settings.leader) {
-            ctx.adopt_loops(previous);
-        }
-        *c = Some(ctx.clone());
-    }
+    publish(&current, &ctx, settings.leader);
 
     let so_stream =
         reconciled_changes(scoped(&client, settings.watch_namespace.as_deref()), writer);
-    // Secrets and ConfigMaps are watched for their metadata only and cached nowhere, so
-    // memory does not grow with Secrets no trigger reads (KEDA's keda#7728).
-    let credentials_ns = settings
-        .credentials_namespace
-        .as_deref()
-        .or(settings.watch_namespace.as_deref());
-    let secrets = metadata_changes::<Secret>(scoped(&client, credentials_ns));
-    let config_maps = metadata_changes::<ConfigMap>(scoped(&client, credentials_ns));
     let jobs = settings.leader.then(|| {
         tokio::spawn(crate::scaled_job::run(
             ctx.clone(),
@@ -258,27 +290,16 @@ pub async fn run_controllers(
         )),
     ];
     let loops_ctx = ctx.clone();
-    let so_shutdown = shutdown.clone();
-    Controller::for_stream(so_stream, reader.clone())
-        .owns_stream(hpa_stream)
-        .watches_stream(secrets, source_referrers(ctx.clone(), "Secret"))
-        .watches_stream(config_maps, source_referrers(ctx.clone(), "ConfigMap"))
-        .reconcile_on(rebuilds)
-        .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
-        .graceful_shutdown_on(async move { so_shutdown.cancelled().await })
-        .run(scaled_object::reconcile, scaled_object::error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "reconcile");
-            }
-        })
-        .await;
+    let watches = ScaledObjectWatches {
+        reader,
+        scaled_objects: so_stream,
+        hpas: hpa_stream,
+        rebuilds,
+    };
+    run_scaled_objects(ctx, watches, &settings, shutdown.clone()).await;
     shutdown.cancel();
-    if let Some(jobs) = jobs {
-        let _ = jobs.await;
-    }
-    for a in authentications {
-        let _ = a.await;
+    for task in jobs.into_iter().chain(authentications) {
+        let _ = task.await;
     }
     // Leadership or the process ended: no loop may keep scaling. A follower's states stay
     // for the leader it may become (they run no loop).
@@ -286,4 +307,15 @@ pub async fn run_controllers(
         loops_ctx.loops.stop_all();
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// Makes `ctx` the one the metrics API reads; a new leader first adopts the follower's
+/// loop states, so the metrics API keeps answering through the handover.
+fn publish(current: &CurrentCtx, ctx: &Arc<Ctx>, leader: bool) {
+    if let Ok(mut c) = current.write() {
+        if let Some(previous) = c.as_ref().filter(|_| leader) {
+            ctx.adopt_loops(previous);
+        }
+        *c = Some(ctx.clone());
+    }
 }
