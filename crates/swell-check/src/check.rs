@@ -6,6 +6,7 @@
 //! environment, the ServiceAccount's IAM role) are taken on trust and checked by
 //! `swell check --cluster` or by the reconciler.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use swell_api::{
@@ -111,6 +112,55 @@ fn provides_parameters(spec: &TriggerAuthenticationSpec) -> bool {
         || spec.file_path.is_some()
 }
 
+/// The parameters a TriggerAuthentication lists, by name (KEDA's resolver sets exactly
+/// these); `None` when they cannot be known offline (`filePath` is read at run time).
+fn listed_parameters(spec: &TriggerAuthenticationSpec) -> Option<BTreeSet<String>> {
+    if spec.file_path.is_some() {
+        return None;
+    }
+    let mut names: Vec<&str> = Vec::new();
+    names.extend(
+        spec.secret_target_ref
+            .iter()
+            .flatten()
+            .map(|r| r.parameter.as_str()),
+    );
+    names.extend(
+        spec.config_map_target_ref
+            .iter()
+            .flatten()
+            .map(|r| r.parameter.as_str()),
+    );
+    names.extend(spec.env.iter().flatten().map(|r| r.parameter.as_str()));
+    names.extend(
+        spec.bound_service_account_token
+            .iter()
+            .flatten()
+            .map(|r| r.parameter.as_str()),
+    );
+    names.extend(
+        spec.hashi_corp_vault
+            .iter()
+            .flat_map(|v| v.secrets.iter().map(|s| s.parameter.as_str())),
+    );
+    names.extend(
+        spec.azure_key_vault
+            .iter()
+            .flat_map(|v| v.secrets.iter().map(|s| s.parameter.as_str())),
+    );
+    names.extend(
+        spec.gcp_secret_manager
+            .iter()
+            .flat_map(|v| v.secrets.iter().map(|s| s.parameter.as_str())),
+    );
+    names.extend(
+        spec.aws_secret_manager
+            .iter()
+            .flat_map(|v| v.secrets.iter().map(|s| s.parameter.as_str())),
+    );
+    Some(names.into_iter().map(str::to_owned).collect())
+}
+
 fn validation(errors: Vec<ValidationError>) -> impl Iterator<Item = Finding> {
     errors
         .into_iter()
@@ -135,6 +185,13 @@ fn trigger_input(
     owner: &str,
     auth: &AuthKnowledge,
 ) -> TriggerInput {
+    let auth_lists = match auth {
+        AuthKnowledge::Spec(spec) => listed_parameters(spec).map(|names| {
+            let name = trigger.authentication_ref.as_ref().map(|r| r.name.clone());
+            (name.unwrap_or_default(), names)
+        }),
+        _ => None,
+    };
     let (auth_unknown, pod_identity) = match auth {
         AuthKnowledge::None => (false, Default::default()),
         AuthKnowledge::Unknown | AuthKnowledge::Missing => (true, Default::default()),
@@ -163,6 +220,7 @@ fn trigger_input(
             metadata: trigger.metadata.clone(),
             env_unknown: true,
             auth_unknown,
+            auth_lists,
             ..Default::default()
         },
         pod_identity,

@@ -148,6 +148,10 @@ pub struct RawParams {
     /// The trigger's TriggerAuthentication parameters are not known (offline `swell check`):
     /// a parameter that may come from it is not reported as missing.
     pub auth_unknown: bool,
+    /// With `auth_unknown`: the TriggerAuthentication's name and the parameters it lists
+    /// (their values stay unknown), when its spec was checked. Only those are taken on
+    /// trust; a missing required one is reported, naming it.
+    pub auth_lists: Option<(String, BTreeSet<String>)>,
 }
 
 /// Reads parameters declared with [`Field`], collecting every problem.
@@ -228,7 +232,11 @@ impl<'a> Params<'a> {
                 return Some(v);
             }
         }
-        if self.raw.auth_unknown && f.order.contains(&Source::Auth) {
+        let listed = match &self.raw.auth_lists {
+            Some((_, names)) => names.contains(f.name),
+            None => true,
+        };
+        if self.raw.auth_unknown && listed && f.order.contains(&Source::Auth) {
             self.deferred.insert(f.name);
         }
         if self.raw.env_unknown
@@ -297,7 +305,19 @@ impl<'a> Params<'a> {
             format!(" ({})", f.hint)
         };
         let field = self.path(f.order.first().copied().unwrap_or(Source::Metadata), f.name);
-        let message = format!("required; set {} in {}{hint}", f.name, self.describe(f));
+        let mut message = format!("required; set {} in {}{hint}", f.name, self.describe(f));
+        if let (Some((auth, names)), true) = (&self.raw.auth_lists, f.order.contains(&Source::Auth))
+        {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let lists = if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            };
+            message.push_str(&format!(
+                "; TriggerAuthentication {auth:?} does not provide it (it provides: {lists})"
+            ));
+        }
         self.errors.push(ParamError { field, message });
     }
 
