@@ -520,7 +520,7 @@ spec:
                 a.url, b.url
             );
             ns.apply(cluster, &so).unwrap();
-            let (_op, _guard) = common::metrics_api::operator_with_metrics_api(cluster, &ns).await;
+            let (op, _guard) = common::metrics_api::operator_with_metrics_api(cluster, &ns).await;
             wait_condition(&ns, "app", "Ready", "True").await;
             let status = common::so(&ns, "app").await.status.unwrap();
             assert_eq!(
@@ -549,6 +549,16 @@ spec:
             wait_replicas(&ns, "app", 5).await;
             let raw = read_composite(cluster, &ns.name).await;
             assert!(raw.contains(r#""value":"10""#), "{raw}");
+            // The composite's value on /metrics, under KEDA's scaler name for it.
+            let text = wait_until_metrics(&op.metrics_addr().unwrap()).await;
+            let line = text
+                .lines()
+                .find(|l| {
+                    l.starts_with("keda_scaler_metrics_value{")
+                        && l.contains(r#"scaler="composite-metric""#)
+                })
+                .unwrap_or_else(|| panic!("no composite-metric value in:\n{text}"));
+            assert!(line.ends_with(" 10") || line.ends_with(" 10.0"), "{line}");
 
             // a fails: first a KEDAMetricSourceFailed naming it; past failureThreshold it is
             // nil under behavior scalingModifiers, so `a ?? 6` gives 6 + 7 = 13 → 7 replicas.
@@ -571,13 +581,7 @@ async fn read_composite(cluster: &swell_testkit::Cluster, ns: &str) -> String {
         "/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/composite-metric?labelSelector=scaledobject.keda.sh%2Fname%3Dapp"
     );
     wait_until("composite-metric to be served", WAIT, || async {
-        // kubectl blocks: off the runtime, which also serves the metric sources.
-        let mut cmd = cluster.kubectl();
-        cmd.args(["get", "--raw", &path]);
-        let out = tokio::task::spawn_blocking(move || cmd.output())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let out = kubectl_output(cluster, &["get", "--raw", &path]).await;
         let body = String::from_utf8_lossy(&out.stdout).to_string();
         if out.status.success() && body.contains(r#""value":"10""#) {
             Ok(body)
@@ -704,14 +708,19 @@ async fn ready_says_when_the_hpa_cannot_read_the_metric() {
         .await;
 }
 
-/// kubectl's output, run off the runtime (it blocks; the runtime serves the metric sources).
-async fn kubectl(cluster: &swell_testkit::Cluster, args: &[&str]) -> String {
+/// kubectl run off the runtime (it blocks; the runtime also serves the metric sources).
+async fn kubectl_output(cluster: &swell_testkit::Cluster, args: &[&str]) -> std::process::Output {
     let mut cmd = cluster.kubectl();
     cmd.args(args);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
+    tokio::task::spawn_blocking(move || cmd.output())
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+}
+
+/// kubectl's stdout; a failure fails the test.
+async fn kubectl(cluster: &swell_testkit::Cluster, args: &[&str]) -> String {
+    let out = kubectl_output(cluster, args).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "kubectl {args:?}: {stderr}");
     String::from_utf8_lossy(&out.stdout).to_string()

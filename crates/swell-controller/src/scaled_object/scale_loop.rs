@@ -72,6 +72,18 @@ async fn read_all(ctx: &Ctx, so: &ScaledObject, state: &LoopState) -> Vec<(Strin
         .collect()
 }
 
+/// The labels of one scaler metric of a ScaledObject, as KEDA's collector names them.
+fn scaler_labels(so: &ScaledObject, metric: &str, scaler: &str, index: usize) -> ScalerLabels {
+    ScalerLabels {
+        namespace: so.metadata.namespace.clone().unwrap_or_default(),
+        metric: metric.to_owned(),
+        scaled_object: so.metadata.name.clone().unwrap_or_default(),
+        scaler: scaler.to_owned(),
+        trigger_index: index.to_string(),
+        type_: "scaledobject".into(),
+    }
+}
+
 fn record_reading(
     ctx: &Ctx,
     so: &ScaledObject,
@@ -80,14 +92,7 @@ fn record_reading(
     took: Duration,
 ) {
     let m = &ctx.metrics;
-    let labels = ScalerLabels {
-        namespace: so.metadata.namespace.clone().unwrap_or_default(),
-        metric: t.spec.name().to_string(),
-        scaled_object: so.metadata.name.clone().unwrap_or_default(),
-        scaler: t.type_.clone(),
-        trigger_index: t.index.to_string(),
-        type_: "scaledobject".into(),
-    };
+    let labels = scaler_labels(so, t.spec.name(), &t.type_, t.index);
     m.scaler_latency
         .get_or_create(&labels)
         .set(took.as_secs_f64());
@@ -106,14 +111,7 @@ fn record_reading(
 /// The composite's value and activity, as KEDA records them: under the scaler and metric
 /// name `composite-metric`, trigger index 0.
 fn record_composite(ctx: &Ctx, so: &ScaledObject, value: f64, active: bool) {
-    let labels = ScalerLabels {
-        namespace: so.metadata.namespace.clone().unwrap_or_default(),
-        metric: COMPOSITE_METRIC_NAME.into(),
-        scaled_object: so.metadata.name.clone().unwrap_or_default(),
-        scaler: COMPOSITE_METRIC_NAME.into(),
-        trigger_index: "0".into(),
-        type_: "scaledobject".into(),
-    };
+    let labels = scaler_labels(so, COMPOSITE_METRIC_NAME, COMPOSITE_METRIC_NAME, 0);
     let m = &ctx.metrics;
     m.scaler_value.get_or_create(&labels).set(value);
     let active = if active { 1.0 } else { 0.0 };
