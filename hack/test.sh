@@ -56,7 +56,7 @@ echo "== Kafka broker jars (Maven Central, cached in ~/.cache/swell) =="
 "$here/kafka.sh" fetch >/dev/null
 phase "kafka jars"
 
-echo "== starting local control plane, AWS, Kafka, Redis (standalone, cluster, sentinel), PostgreSQL, RabbitMQ and MariaDB =="
+echo "== starting local control plane, AWS, Kafka, Redis (standalone, cluster, sentinel), PostgreSQL, RabbitMQ, MariaDB and an OAuth server =="
 state=$(mktemp -d "${TMPDIR:-/tmp}/swell-test.XXXXXX")
 chmod 711 "$state" # the postgres user runs PostgreSQL from a directory inside
 cleanup() {
@@ -68,6 +68,7 @@ cleanup() {
   "$here/postgresql.sh" down "$state/postgresql" || true
   "$here/mariadb.sh" down "$state/mariadb" || true
   "$here/rabbitmq.sh" down "$state/rabbitmq" || true
+  "$here/oauth.sh" down "$state/oauth" || true
   rm -rf "$state"
 }
 trap 'rc=$?; cleanup; report $rc' EXIT
@@ -81,6 +82,9 @@ redis_topo_pid=$!
 postgresql_pid=$!
 "$here/mariadb.sh" up --dir "$state/mariadb" --owner-pid $$ >"$state/mariadb.env" &
 mariadb_pid=$!
+# The OAuth 2.0 authorization server (Node, oidc-provider from npm) for oauth tokens.
+"$here/oauth.sh" up --dir "$state/oauth" --owner-pid $$ >"$state/oauth.env" &
+oauth_pid=$!
 # Erlang takes longest of these (15-25 s to start), also in parallel with the cluster.
 "$here/rabbitmq.sh" up --dir "$state/rabbitmq" --owner-pid $$ >"$state/rabbitmq.env" &
 rabbitmq_pid=$!
@@ -91,8 +95,9 @@ wait "$redis_topo_pid" || { echo "test: hack/redis-topo.sh up failed (log above)
 wait "$postgresql_pid" || { echo "test: hack/postgresql.sh up failed (log above)" >&2; exit 1; }
 wait "$rabbitmq_pid" || { echo "test: hack/rabbitmq.sh up failed (log above)" >&2; exit 1; }
 wait "$mariadb_pid" || { echo "test: hack/mariadb.sh up failed (log above)" >&2; exit 1; }
-eval "$(cat "$state/redis.env" "$state/redis-topo.env" "$state/postgresql.env" "$state/rabbitmq.env" "$state/mariadb.env")"
-echo "redis (standalone, cluster, sentinel), postgresql, rabbitmq and mariadb ready $((SECONDS - servers_t0))s after their start (in parallel with the cluster)"
+wait "$oauth_pid" || { echo "test: hack/oauth.sh up failed (log above)" >&2; exit 1; }
+eval "$(cat "$state/redis.env" "$state/redis-topo.env" "$state/postgresql.env" "$state/rabbitmq.env" "$state/mariadb.env" "$state/oauth.env")"
+echo "redis (standalone, cluster, sentinel), postgresql, rabbitmq, mariadb and the oauth server ready $((SECONDS - servers_t0))s after their start (in parallel with the cluster)"
 phase "start cluster+aws+redis+pg+mq+mariadb"
 eval "$("$here/kafka.sh" up --dir "$state/kafka" --owner-pid $$)"
 phase "start kafka"

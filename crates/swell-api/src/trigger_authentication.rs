@@ -542,6 +542,28 @@ pub struct OAuth2 {
     pub token_url_params: Option<BTreeMap<String, String>>,
 }
 
+impl OAuth2 {
+    /// The trigger parameters the block provides, with their values, as KEDA's resolver
+    /// sets them (`scale_resolvers.go`): `clientSecret` is the value read from the Secret,
+    /// scopes are comma-joined and `tokenUrlParams` URL-encoded into `endpointParams`.
+    pub fn parameters(&self, client_secret: String) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            ("oauthTokenURI", self.token_url.clone()),
+            ("clientID", self.client_id.clone()),
+            ("clientSecret", client_secret),
+        ];
+        if let Some(scopes) = self.scopes.as_ref().filter(|s| !s.is_empty()) {
+            out.push(("scopes", scopes.join(",")));
+        }
+        if let Some(params) = self.token_url_params.as_ref().filter(|p| !p.is_empty()) {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            q.extend_pairs(params);
+            out.push(("endpointParams", q.finish()));
+        }
+        out
+    }
+}
+
 /// The OAuth2 grant; KEDA only supports client credentials.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

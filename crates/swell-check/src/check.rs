@@ -110,6 +110,7 @@ fn provides_parameters(spec: &TriggerAuthenticationSpec) -> bool {
         || spec.aws_secret_manager.is_some()
         || spec.gcp_secret_manager.is_some()
         || spec.file_path.is_some()
+        || spec.oauth2.is_some()
 }
 
 /// The parameters a TriggerAuthentication lists, by name (KEDA's resolver sets exactly
@@ -132,6 +133,8 @@ fn listed_parameters(spec: &TriggerAuthenticationSpec) -> Option<BTreeSet<String
             .map(|r| r.parameter.as_str()),
     );
     names.extend(spec.env.iter().flatten().map(|r| r.parameter.as_str()));
+    let oauth2 = spec.oauth2.iter().flat_map(|o| o.parameters(String::new()));
+    names.extend(oauth2.map(|(name, _)| name));
     names.extend(
         spec.bound_service_account_token
             .iter()

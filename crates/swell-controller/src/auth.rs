@@ -350,6 +350,20 @@ impl Resolver<'_> {
                 out.params.insert(e.parameter.clone(), v.clone());
             }
         }
+        if let Some(o) = &spec.oauth2 {
+            let secret = match &o.client_secret {
+                Some(c) => {
+                    let sk = &c.value_from.secret_key_ref;
+                    let what = format!("{kind} {} oauth2.clientSecret", r.name);
+                    self.value::<Secret>(&what, &secret_ns, &sk.name, &sk.key)
+                        .await?
+                }
+                None => String::new(),
+            };
+            for (k, v) in o.parameters(secret) {
+                out.params.insert(k.to_string(), v);
+            }
+        }
         out.pod_identity = spec.pod_identity;
         Ok(out)
     }

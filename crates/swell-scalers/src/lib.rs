@@ -5,8 +5,10 @@
 pub mod aws;
 pub mod coalesce;
 pub mod http;
+pub mod http_auth;
 pub mod kafka;
 pub mod metadata;
+pub mod oauth;
 pub mod redis_client;
 pub mod scalers;
 pub mod tls;
@@ -215,6 +217,8 @@ pub struct Shared {
     >,
     /// HTTP clients per TLS configuration (prometheus, …).
     pub http: std::sync::Arc<http::HttpClients>,
+    /// OAuth2 client-credentials tokens per client (prometheus, metrics-api `authModes: oauth`).
+    pub oauth_tokens: std::sync::Arc<oauth::Tokens>,
     /// Single numeric answers shared by triggers asking the same question (prometheus, …).
     pub values: std::sync::Arc<coalesce::Coalescer<String, Result<f64, UpstreamError>>>,
     /// gRPC channels per address and TLS configuration (external, external-push).

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// The longest value a trigger metadata parameter may have. KEDA sets none, but no parameter
 /// comes near it (a PromQL query, a CloudWatch expression); TriggerAuthentication parameters
@@ -121,6 +122,62 @@ impl From<String> for Invalid {
 impl From<&str> for Invalid {
     fn from(why: &str) -> Invalid {
         Invalid(why.to_string())
+    }
+}
+
+/// Go's `time.ParseDuration`: decimal numbers with units (`300ms`, `1.5h`, `2h45m`), signed
+/// or not; `0` alone needs no unit. `Some((negative, magnitude))`, `None` if it is not one.
+pub fn go_duration(v: &str) -> Option<(bool, Duration)> {
+    let (negative, mut rest) = match v.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, v.strip_prefix('+').unwrap_or(v)),
+    };
+    if rest == "0" {
+        return Some((false, Duration::ZERO));
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut secs = 0f64;
+    while !rest.is_empty() {
+        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let number: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        secs += number
+            * match &rest[..u] {
+                "ns" => 1e-9,
+                "us" | "µs" | "μs" => 1e-6,
+                "ms" => 1e-3,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                _ => return None,
+            };
+        rest = &rest[u..];
+    }
+    let d = Duration::try_from_secs_f64(secs).ok()?;
+    Some((negative && !d.is_zero(), d))
+}
+
+/// A `time.Duration` field as KEDA's typed config reads it: a Go duration, or else whole
+/// milliseconds; negative ones are refused.
+pub fn keda_duration(v: &str) -> Result<Duration, Invalid> {
+    let negative = || Invalid(format!("duration cannot be negative: {}", shown(v)));
+    match go_duration(v) {
+        Some((true, _)) => Err(negative()),
+        Some((false, d)) => Ok(d),
+        None => match v.parse::<i64>() {
+            Ok(ms) => u64::try_from(ms)
+                .map(Duration::from_millis)
+                .map_err(|_| negative()),
+            Err(_) => Err(Invalid(format!(
+                "{} is not a duration: give a Go duration such as 500ms or 30s, or milliseconds",
+                shown(v)
+            ))),
+        },
     }
 }
 
@@ -371,6 +428,19 @@ impl<'a> Params<'a> {
         self.or(f, "a number", default)
     }
 
+    /// An optional `time.Duration` parameter, read as KEDA's typed config does
+    /// ([`keda_duration`]).
+    pub fn duration(&mut self, f: Field) -> Option<Duration> {
+        let v = self.opt_string(f)?;
+        match keda_duration(v.trim()) {
+            Ok(d) => Some(d),
+            Err(why) => {
+                self.error(f.name, why);
+                None
+            }
+        }
+    }
+
     /// An optional URL (or address): no whitespace or control character inside (a CR/LF in a
     /// URL smuggles headers, and Go's url.Parse refuses them), and with `http_only` an
     /// http:// or https:// scheme. Surrounding spaces are dropped, as KEDA trims values.
@@ -615,6 +685,31 @@ fn hint_suffix(f: Field) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_timeouts_like_keda() {
+        for (v, want) in [
+            ("1000", Ok(Duration::from_millis(1000))),
+            ("0", Ok(Duration::ZERO)),
+            ("1.5s", Ok(Duration::from_millis(1500))),
+            ("1m30s", Ok(Duration::from_secs(90))),
+            ("250ms", Ok(Duration::from_millis(250))),
+            ("-10", Err("negative")),
+            ("0s", Ok(Duration::ZERO)),
+            ("-0s", Ok(Duration::ZERO)),
+            ("30s", Ok(Duration::from_secs(30))),
+            ("-1s", Err("negative")),
+            ("error", Err("not a duration")),
+            ("5x", Err("not a duration")),
+            ("", Err("not a duration")),
+        ] {
+            match (keda_duration(v), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{v}"),
+                (Err(got), Err(want)) => assert!(got.0.contains(want), "{v}: {got}"),
+                (got, want) => panic!("{v}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 
     fn raw(meta: &[(&str, &str)], auth: &[(&str, &str)], env: &[(&str, &str)]) -> RawParams {
         let m = |kv: &[(&str, &str)]| {

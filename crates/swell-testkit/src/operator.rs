@@ -194,8 +194,16 @@ pub struct MetricServer {
     pub url: String,
     reply: Arc<Mutex<Reply>>,
     requests: Arc<Mutex<u64>>,
-    bearer: Arc<Mutex<Option<String>>>,
+    bearer: Arc<Mutex<Option<Bearer>>>,
     last_bearer: Arc<Mutex<Option<String>>>,
+}
+
+/// The bearer token a [`MetricServer`] wants.
+#[derive(Clone, Debug)]
+enum Bearer {
+    Exact(String),
+    /// Any token, so long as one is sent (tokens the test cannot know in advance).
+    Some,
 }
 
 impl MetricServer {
@@ -206,7 +214,7 @@ impl MetricServer {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let reply = Arc::new(Mutex::new(Reply::Value(initial)));
         let requests = Arc::new(Mutex::new(0u64));
-        let bearer: Arc<Mutex<Option<String>>> = Arc::default();
+        let bearer: Arc<Mutex<Option<Bearer>>> = Arc::default();
         let last_bearer: Arc<Mutex<Option<String>>> = Arc::default();
         let (r, n, b, seen) = (
             reply.clone(),
@@ -220,21 +228,28 @@ impl MetricServer {
                 tokio::spawn(async move {
                     let mut buf = [0u8; 4096];
                     let len = tcp.read(&mut buf).await.unwrap_or(0);
-                    let head = String::from_utf8_lossy(&buf[..len]).to_ascii_lowercase();
+                    let raw = String::from_utf8_lossy(&buf[..len]).into_owned();
+                    let head = raw.to_ascii_lowercase();
                     if let Ok(mut n) = n.lock() {
                         *n += 1;
                     }
-                    let sent = head
+                    // The token as sent (header names and the scheme are case-insensitive).
+                    let prefix = "authorization: bearer ";
+                    let sent = raw
                         .lines()
-                        .find_map(|l| l.strip_prefix("authorization: bearer "))
+                        .find(|l| l.to_ascii_lowercase().starts_with(prefix))
+                        .and_then(|l| l.get(prefix.len()..))
                         .map(|t| t.trim().to_string());
-                    if let (Some(t), Ok(mut seen)) = (sent, seen.lock()) {
+                    if let (Some(t), Ok(mut seen)) = (sent.clone(), seen.lock()) {
                         *seen = Some(t);
                     }
                     let want = b.lock().ok().and_then(|g| g.clone());
-                    let authorized = want.is_none_or(|t| {
-                        head.contains(&format!("authorization: bearer {}", t.to_ascii_lowercase()))
-                    });
+                    let authorized = match want {
+                        None => true,
+                        Some(Bearer::Some) => sent.is_some(),
+                        Some(Bearer::Exact(t)) => head
+                            .contains(&format!("authorization: bearer {}", t.to_ascii_lowercase())),
+                    };
                     let reply = if authorized {
                         r.lock().map(|g| g.clone()).unwrap_or(Reply::Fail(500))
                     } else {
@@ -274,7 +289,7 @@ impl MetricServer {
         }
     }
 
-    /// The bearer token of the last request (lowercased), if it sent one.
+    /// The bearer token of the last request, as sent, if it sent one.
     pub fn last_bearer(&self) -> Option<String> {
         self.last_bearer.lock().ok().and_then(|b| b.clone())
     }
@@ -282,7 +297,14 @@ impl MetricServer {
     /// From now on, answer 401 unless `Authorization: Bearer <token>` is sent.
     pub fn require_bearer(&self, token: &str) {
         if let Ok(mut b) = self.bearer.lock() {
-            *b = Some(token.to_string());
+            *b = Some(Bearer::Exact(token.to_string()));
+        }
+    }
+
+    /// From now on, answer 401 unless some bearer token is sent.
+    pub fn require_some_bearer(&self) {
+        if let Ok(mut b) = self.bearer.lock() {
+            *b = Some(Bearer::Some);
         }
     }
 

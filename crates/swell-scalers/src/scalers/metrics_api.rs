@@ -7,8 +7,10 @@ use serde_json::Value;
 use swell_scaling::naming::{metric_name, normalize};
 use swell_scaling::quantity::parse_quantity;
 
+use crate::http::HttpClientKey;
+use crate::http_auth::{self, HttpAuth};
 use crate::{
-    Field, MetricSpec, Params, Sample, Scaler, ScalerError, Source, TriggerInput, UpstreamError,
+    Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, TriggerInput, UpstreamError,
 };
 
 const URL: Field = Field::new("url").hint("the endpoint's http(s) URL");
@@ -18,22 +20,12 @@ const TARGET: Field = Field::new("targetValue");
 const ACTIVATION: Field = Field::new("activationTargetValue");
 const FORMAT: Field = Field::new("format");
 const UNSAFE_SSL: Field = Field::new("unsafeSsl");
-const AUTH_MODE: Field = Field::new("authMode").from(&[Source::Auth, Source::Metadata]);
-const METHOD: Field = Field::new("method");
-const KEY_PARAM: Field = Field::new("keyParamName");
-const API_KEY: Field = Field::new("apiKey").from(&[Source::Auth]);
-const USERNAME: Field = Field::new("username").from(&[Source::Auth]);
-const PASSWORD: Field = Field::new("password").from(&[Source::Auth]);
-const TOKEN: Field = Field::new("token").from(&[Source::Auth]);
+const TIMEOUT: Field = Field::new("timeout").hint("a Go duration such as 5s, or milliseconds");
+const AGGREGATE: Field = Field::new("aggregateFromKubeServiceEndpoints");
+const AGGREGATION: Field = Field::new("aggregationType");
 
-#[derive(Clone, Debug, PartialEq)]
-enum Auth {
-    None,
-    ApiKeyHeader { name: String, key: String },
-    ApiKeyQuery { name: String, key: String },
-    Basic { user: String, password: String },
-    Bearer(String),
-}
+/// KEDA's client timeout when the trigger sets none (`KEDA_HTTP_DEFAULT_TIMEOUT`).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct MetricsApiScaler {
     url: String,
@@ -41,13 +33,15 @@ pub struct MetricsApiScaler {
     prometheus: bool,
     target: f64,
     activation: f64,
-    auth: Auth,
-    client: reqwest::Client,
+    auth: HttpAuth,
+    client_key: HttpClientKey,
     metric: String,
     metric_type: crate::MetricType,
+    shared: Shared,
 }
 
-/// Every parameter, for unknown-key warnings.
+/// Every parameter, for unknown-key warnings (the authentication ones are
+/// [`http_auth::FIELDS`]).
 pub const FIELDS: &[Field] = &[
     URL,
     VALUE_LOCATION,
@@ -55,13 +49,9 @@ pub const FIELDS: &[Field] = &[
     ACTIVATION,
     FORMAT,
     UNSAFE_SSL,
-    AUTH_MODE,
-    METHOD,
-    KEY_PARAM,
-    API_KEY,
-    USERNAME,
-    PASSWORD,
-    TOKEN,
+    TIMEOUT,
+    AGGREGATE,
+    AGGREGATION,
 ];
 
 /// The parsed trigger, before any client exists.
@@ -71,8 +61,8 @@ pub struct Config {
     target: f64,
     activation: f64,
     format: &'static str,
-    unsafe_ssl: bool,
-    auth: Auth,
+    auth: HttpAuth,
+    client_key: HttpClientKey,
 }
 
 /// Reads and checks the trigger's parameters; every problem goes into `p`.
@@ -88,50 +78,32 @@ pub fn parse(p: &mut Params<'_>) -> Config {
             format!("{format} is not supported by Swell yet; serve json or prometheus"),
         );
     }
+    let _ = p.one_of(AGGREGATION, &["average", "sum", "max", "min"], "average");
+    if p.bool(AGGREGATE, false) {
+        p.error(
+            "aggregateFromKubeServiceEndpoints",
+            "is not supported by Swell yet; point url at one endpoint that serves the total",
+        );
+    }
     let unsafe_ssl = p.bool(UNSAFE_SSL, false);
-    let auth = match p.opt_string(AUTH_MODE).as_deref() {
-        None => Auth::None,
-        Some("apiKey") => {
-            let key = p.string(API_KEY);
-            match p.one_of(METHOD, &["header", "query"], "header") {
-                "query" => Auth::ApiKeyQuery {
-                    name: p.opt_string(KEY_PARAM).unwrap_or_else(|| "api_key".into()),
-                    key,
-                },
-                _ => Auth::ApiKeyHeader {
-                    name: p
-                        .opt_string(KEY_PARAM)
-                        .unwrap_or_else(|| "X-API-KEY".into()),
-                    key,
-                },
-            }
-        }
-        Some("basic") => Auth::Basic {
-            user: p.string(USERNAME),
-            password: p.opt_string(PASSWORD).unwrap_or_default(),
-        },
-        Some("bearer") => Auth::Bearer(p.string(TOKEN)),
-        Some(other) => {
-            p.error(
-                "authMode",
-                format!("{other:?} is not supported; use apiKey, basic or bearer"),
-            );
-            Auth::None
-        }
-    };
+    let timeout = p
+        .duration(TIMEOUT)
+        .filter(|t| !t.is_zero())
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let auth = http_auth::parse(p, "metrics-api", &[]);
     Config {
         url,
         location,
         target,
         activation,
         format,
-        unsafe_ssl,
+        client_key: auth.client_key(unsafe_ssl, timeout),
         auth,
     }
 }
 
 impl MetricsApiScaler {
-    pub fn new(input: &TriggerInput) -> Result<MetricsApiScaler, ScalerError> {
+    pub fn new(input: &TriggerInput, shared: &Shared) -> Result<MetricsApiScaler, ScalerError> {
         let mut p = Params::new(&input.params);
         let Config {
             url,
@@ -139,15 +111,10 @@ impl MetricsApiScaler {
             target,
             activation,
             format,
-            unsafe_ssl,
             auth,
+            client_key,
         } = parse(&mut p);
         p.finish()?;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .danger_accept_invalid_certs(unsafe_ssl)
-            .build()
-            .map_err(|e| ScalerError::Internal(format!("building the HTTP client: {e}")))?;
         Ok(MetricsApiScaler {
             metric: metric_name(input.index, &normalize(&format!("metric-api-{location}"))),
             url,
@@ -156,8 +123,9 @@ impl MetricsApiScaler {
             target,
             activation,
             auth,
-            client,
+            client_key,
             metric_type: input.metric_type.unwrap_or_default(),
+            shared: shared.clone(),
         })
     }
 
@@ -249,14 +217,15 @@ impl Scaler for MetricsApiScaler {
     }
 
     async fn sample(&self) -> Result<Sample, ScalerError> {
-        let mut req = self.client.get(&self.url);
-        req = match &self.auth {
-            Auth::None => req,
-            Auth::ApiKeyHeader { name, key } => req.header(name.as_str(), key.as_str()),
-            Auth::ApiKeyQuery { name, key } => req.query(&[(name.as_str(), key.as_str())]),
-            Auth::Basic { user, password } => req.basic_auth(user, Some(password)),
-            Auth::Bearer(t) => req.bearer_auth(t),
-        };
+        let client = self
+            .shared
+            .http
+            .get(&self.client_key)
+            .map_err(UpstreamError::from)?;
+        let req = self
+            .auth
+            .apply(client.get(&self.url), &client, &self.shared.oauth_tokens)
+            .await?;
         // Never echo the request (it may carry a key); the URL alone names the source.
         let resp = req.send().await.map_err(|e| {
             // The whole chain: "error sending request" alone hides a timeout or refusal.
@@ -265,6 +234,9 @@ impl Scaler for MetricsApiScaler {
             UpstreamError::reqwest(&e, format!("GET {}: {why}", self.url))
         })?;
         let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            self.auth.refused(&self.shared.oauth_tokens);
+        }
         if !status.is_success() {
             let message = format!("GET {} returned {status}", self.url);
             return Err(UpstreamError::http(status.as_u16(), message).into());
@@ -280,10 +252,17 @@ impl Scaler for MetricsApiScaler {
         })
     }
 
+    /// The URL, where the value is and how the request authenticates and connects
+    /// (credentials hashed, never shown).
     fn upstream_key(&self) -> Option<String> {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&self.auth, &self.client_key, self.prometheus).hash(&mut h);
         Some(format!(
-            "metrics-api|{}|{:?}|{}",
-            self.url, self.auth, self.location
+            "metrics-api|{}|{}|{:x}",
+            self.url,
+            self.location,
+            h.finish()
         ))
     }
 }
@@ -291,6 +270,8 @@ impl Scaler for MetricsApiScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http_auth::{ApiKey, Authorization};
+    use crate::tls::Secret;
     use crate::{RawParams, map};
     use serde_json::json;
 
@@ -298,15 +279,18 @@ mod tests {
         meta: &[(&str, &str)],
         auth: &[(&str, &str)],
     ) -> Result<MetricsApiScaler, ScalerError> {
-        MetricsApiScaler::new(&TriggerInput {
-            type_: "metrics-api".into(),
-            params: RawParams {
-                metadata: map(meta),
-                auth: map(auth),
+        MetricsApiScaler::new(
+            &TriggerInput {
+                type_: "metrics-api".into(),
+                params: RawParams {
+                    metadata: map(meta),
+                    auth: map(auth),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
-            ..Default::default()
-        })
+            &Shared::default(),
+        )
     }
 
     #[test]
@@ -362,11 +346,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            s.auth,
-            Auth::ApiKeyQuery {
+            s.auth.api_key,
+            Some(ApiKey::Query {
                 name: "api_key".into(),
-                key: "k".into()
-            }
+                key: Secret::new("k")
+            })
         );
         let s = scaler(
             &[
@@ -378,7 +362,21 @@ mod tests {
             &[("token", "t")],
         )
         .unwrap();
-        assert_eq!(s.auth, Auth::Bearer("t".into()));
+        assert_eq!(
+            s.auth.authorization,
+            Authorization::Bearer(Secret::new("t"))
+        );
+        let s = scaler(
+            &[
+                ("url", "https://h"),
+                ("valueLocation", "v"),
+                ("targetValue", "1"),
+                ("timeout", "750ms"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.client_key.timeout, Duration::from_millis(750));
     }
 
     #[test]
@@ -422,5 +420,27 @@ mod tests {
             e.contains("parameter username): required; set username in the TriggerAuthentication"),
             "{e}"
         );
+        let e = scaler(
+            &[
+                ("url", "http://x"),
+                ("valueLocation", "v"),
+                ("targetValue", "1"),
+                ("timeout", "-1s"),
+                ("aggregateFromKubeServiceEndpoints", "true"),
+                ("aggregationType", "median"),
+            ],
+            &[("authModes", "bearer,oauth")],
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        for want in [
+            "metadata.timeout: duration cannot be negative",
+            "metadata.aggregateFromKubeServiceEndpoints: is not supported by Swell yet",
+            "metadata.aggregationType: \"median\" is not one of average, sum, max, min",
+            "metadata.authModes: bearer, basic and oauth cannot be used together",
+        ] {
+            assert!(e.contains(want), "want {want:?} in {e}");
+        }
     }
 }

@@ -18,6 +18,7 @@ pub mod rabbitmq;
 pub mod redis;
 
 use crate::aws::IDENTITY_FIELDS;
+use crate::http_auth;
 use crate::redis_client;
 use crate::{Field, ParamError, Params, Scaler, ScalerError, Shared, TriggerInput};
 
@@ -131,11 +132,11 @@ pub const REGISTRY: &[Entry] = &[
     },
     Entry {
         name: "metrics-api",
-        fields: Some(&[metrics_api::FIELDS]),
+        fields: Some(&[metrics_api::FIELDS, http_auth::FIELDS]),
         parse: |_, p| {
             let _ = metrics_api::parse(p);
         },
-        build: |i, _| boxed(metrics_api::MetricsApiScaler::new(i)),
+        build: |i, s| boxed(metrics_api::MetricsApiScaler::new(i, s)),
     },
     Entry {
         name: "mysql",
@@ -155,7 +156,7 @@ pub const REGISTRY: &[Entry] = &[
     },
     Entry {
         name: "prometheus",
-        fields: Some(&[prometheus::FIELDS, IDENTITY_FIELDS]),
+        fields: Some(&[prometheus::FIELDS, http_auth::FIELDS, IDENTITY_FIELDS]),
         parse: |i, p| {
             let _ = prometheus::PrometheusScaler::parse(i, &Shared::default(), p);
         },

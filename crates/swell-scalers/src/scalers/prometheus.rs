@@ -5,11 +5,11 @@ use std::time::Duration;
 use serde_json::Value;
 use swell_scaling::naming::{metric_name, normalize};
 
-use crate::aws::{Identity, Secret, parse_identity};
+use crate::aws::{Identity, parse_identity};
 use crate::http::HttpClientKey;
+use crate::http_auth::{self, HttpAuth, Mode};
 use crate::{
-    Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput,
-    UpstreamError,
+    Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, TriggerInput, UpstreamError,
 };
 
 const SERVER: Field =
@@ -22,18 +22,7 @@ const CUSTOM_HEADERS: Field = Field::new("customHeaders");
 const QUERY_PARAMETERS: Field = Field::new("queryParameters");
 const IGNORE_NULL: Field = Field::new("ignoreNullValues");
 const UNSAFE_SSL: Field = Field::new("unsafeSsl");
-const TIMEOUT: Field = Field::new("timeout").hint("milliseconds");
-const AUTH_MODES: Field = Field::new("authModes").from(&[Source::Metadata, Source::Auth]);
-const AUTH_MODE: Field = Field::new("authMode").from(&[Source::Metadata, Source::Auth]);
-const BEARER: Field = Field::new("bearerToken").from(&[Source::Auth]);
-const TOKEN: Field = Field::new("token").from(&[Source::Auth]);
-const USERNAME: Field = Field::new("username").from(&[Source::Auth]);
-const PASSWORD: Field = Field::new("password").from(&[Source::Auth]);
-const CA: Field = Field::new("ca").from(&[Source::Auth]);
-const CERT: Field = Field::new("cert").from(&[Source::Auth]);
-const KEY: Field = Field::new("key").from(&[Source::Auth]);
-const CUSTOM_HEADER: Field = Field::new("customAuthHeader").from(&[Source::Auth]);
-const CUSTOM_VALUE: Field = Field::new("customAuthValue").from(&[Source::Auth]);
+const TIMEOUT: Field = Field::new("timeout").hint("a Go duration such as 5s, or milliseconds");
 /// Set for Amazon Managed Prometheus: queries are signed with SigV4 (service `aps`) by the
 /// trigger's AWS identity, as KEDA does when the trigger metadata has it.
 const AWS_REGION: Field = Field::new("awsRegion").hint("the workspace's region, e.g. eu-west-1");
@@ -50,28 +39,17 @@ pub const FIELDS: &[Field] = &[
     IGNORE_NULL,
     UNSAFE_SSL,
     TIMEOUT,
-    AUTH_MODES,
-    AUTH_MODE,
-    BEARER,
-    TOKEN,
-    USERNAME,
-    PASSWORD,
-    CA,
-    CERT,
-    KEY,
-    CUSTOM_HEADER,
-    CUSTOM_VALUE,
     AWS_REGION,
 ];
 
-/// How requests authenticate. Secrets are redacted in Debug.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Auth {
-    None,
-    Bearer(Secret),
-    Basic { user: String, password: Secret },
-    Custom { header: String, value: Secret },
-}
+/// KEDA's client timeout when the trigger sets none (`KEDA_HTTP_DEFAULT_TIMEOUT`).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Modes KEDA's prometheus scaler accepts and then never applies.
+const UNSUPPORTED: &[(Mode, &str)] = &[(
+    Mode::ApiKey,
+    "KEDA accepts it and never sends the key; use custom (customAuthHeader, customAuthValue) instead",
+)];
 
 pub struct PrometheusScaler {
     server: String,
@@ -82,7 +60,7 @@ pub struct PrometheusScaler {
     headers: Vec<(String, String)>,
     parameters: Vec<(String, String)>,
     ignore_null: bool,
-    auth: Auth,
+    auth: HttpAuth,
     /// Region and identity that sign every query (Amazon Managed Prometheus).
     sigv4: Option<(String, Identity)>,
     client_key: HttpClientKey,
@@ -116,63 +94,28 @@ impl PrometheusScaler {
         let parameters = p.map(QUERY_PARAMETERS);
         let ignore_null = p.bool(IGNORE_NULL, true);
         let unsafe_ssl = p.bool(UNSAFE_SSL, false);
-        let timeout_ms: u64 = p.or(TIMEOUT, "a whole number of milliseconds", 3000);
-        if timeout_ms == 0 {
-            p.error("timeout", "must be greater than 0");
+        let timeout = p
+            .duration(TIMEOUT)
+            .filter(|t| !t.is_zero())
+            .unwrap_or(DEFAULT_TIMEOUT);
+        let auth = http_auth::parse(p, "prometheus", UNSUPPORTED);
+        if !auth.modes.is_empty()
+            && input
+                .pod_identity
+                .provider
+                .as_deref()
+                .is_some_and(|p| !p.is_empty() && p != "none")
+        {
+            p.error(
+                "authModes",
+                "pod identity cannot be enabled with other auth types (as KEDA); remove authModes or the TriggerAuthentication's podIdentity",
+            );
         }
-        let modes_raw = p.opt_string(AUTH_MODES).or_else(|| p.opt_string(AUTH_MODE));
-        let modes: Vec<String> = modes_raw
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(|m| m.trim().to_string())
-            .filter(|m| !m.is_empty())
-            .collect();
-        for m in &modes {
-            if !matches!(m.as_str(), "bearer" | "basic" | "tls" | "custom") {
-                p.error(
-                    "authModes",
-                    format!("{m:?} is not supported by the prometheus scaler; use bearer, basic, tls or custom"),
-                );
-            }
-        }
-        let has = |m: &str| modes.iter().any(|x| x == m);
-        if has("bearer") && has("basic") {
-            p.error("authModes", "bearer and basic cannot be used together");
-        }
-        let auth = if has("bearer") {
-            let token = p.opt_string(BEARER).or_else(|| p.opt_string(TOKEN));
-            if token.is_none() && !(p.is_deferred("bearerToken") && p.is_deferred("token")) {
-                p.error(
-                    "authModes",
-                    "bearer needs bearerToken in the TriggerAuthentication",
-                );
-            }
-            Auth::Bearer(Secret::new(token.unwrap_or_default()))
-        } else if has("basic") {
-            Auth::Basic {
-                user: p.string(USERNAME),
-                password: Secret::new(p.opt_string(PASSWORD).unwrap_or_default()),
-            }
-        } else if has("custom") {
-            Auth::Custom {
-                header: p.string(CUSTOM_HEADER),
-                value: Secret::new(p.string(CUSTOM_VALUE)),
-            }
-        } else {
-            Auth::None
-        };
         // Offline, an identity from an unread TriggerAuthentication is not known: no signer.
         let sigv4 = p
             .opt_string(AWS_REGION)
             .and_then(|region| parse_identity(input, p).map(|identity| (region, identity)));
-        let ca = p.opt_string(CA);
-        let client_cert = if has("tls") {
-            let (cert, key) = (p.string(CERT), p.string(KEY));
-            Some((cert, Secret::new(key)))
-        } else {
-            None
-        };
+        let client_key = auth.client_key(unsafe_ssl, timeout);
         Ok(PrometheusScaler {
             metric: metric_name(input.index, &normalize("prometheus")),
             server: server.trim_end_matches('/').to_string(),
@@ -185,12 +128,7 @@ impl PrometheusScaler {
             ignore_null,
             auth,
             sigv4,
-            client_key: HttpClientKey {
-                unsafe_ssl,
-                timeout: Duration::from_millis(timeout_ms),
-                ca,
-                client_cert,
-            },
+            client_key,
             metric_type: input.metric_type.unwrap_or_default(),
             polling: input.polling_interval,
             shared: shared.clone(),
@@ -232,12 +170,10 @@ impl PrometheusScaler {
         for (k, v) in &self.headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        req = match &self.auth {
-            Auth::None => req,
-            Auth::Bearer(t) => req.bearer_auth(t.expose()),
-            Auth::Basic { user, password } => req.basic_auth(user, Some(password.expose())),
-            Auth::Custom { header, value } => req.header(header.as_str(), value.expose()),
-        };
+        req = self
+            .auth
+            .apply(req, &client, &self.shared.oauth_tokens)
+            .await?;
         let mut request = req.build().map_err(|e| {
             let message = format!("GET {url}: {}", e.without_url());
             UpstreamError::new(crate::UpstreamKind::Other, message)
@@ -254,6 +190,9 @@ impl PrometheusScaler {
             UpstreamError::reqwest(&e, message)
         })?;
         let status = resp.status().as_u16();
+        if status == 401 {
+            self.auth.refused(&self.shared.oauth_tokens);
+        }
         if !resp.status().is_success() {
             return Err(UpstreamError::http(
                 status,
@@ -378,6 +317,8 @@ impl Scaler for PrometheusScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http_auth::Authorization;
+    use crate::tls::Secret;
     use crate::{RawParams, map};
 
     fn scaler(
@@ -435,7 +376,7 @@ mod tests {
                     assert_eq!(s.server, "http://prom:9090");
                     assert!(s.ignore_null);
                     assert_eq!(s.activation, 0.0);
-                    assert_eq!(s.auth, Auth::None);
+                    assert_eq!(s.auth.authorization, Authorization::None);
                     assert!(!s.client_key.unsafe_ssl);
                     assert_eq!(s.client_key.timeout, Duration::from_secs(3));
                 },
@@ -448,7 +389,7 @@ mod tests {
                     ("queryParameters", "dedup=false,partial_response=true"),
                     ("ignoreNullValues", "false"),
                     ("unsafeSsl", "true"),
-                    ("timeout", "1500"),
+                    ("timeout", "1.5s"),
                 ]),
                 auth: vec![],
                 check: |s| {
@@ -467,15 +408,20 @@ mod tests {
             Case {
                 meta: with(&[]),
                 auth: vec![("authModes", "bearer"), ("bearerToken", "tok")],
-                check: |s| assert_eq!(s.auth, Auth::Bearer(Secret::new("tok"))),
+                check: |s| {
+                    assert_eq!(
+                        s.auth.authorization,
+                        Authorization::Bearer(Secret::new("tok"))
+                    )
+                },
             },
             Case {
                 meta: with(&[("authModes", "basic")]),
                 auth: vec![("username", "u"), ("password", "p")],
                 check: |s| {
                     assert_eq!(
-                        s.auth,
-                        Auth::Basic {
+                        s.auth.authorization,
+                        Authorization::Basic {
                             user: "u".into(),
                             password: Secret::new("p")
                         }
@@ -495,7 +441,7 @@ mod tests {
                 check: |s| {
                     assert_eq!(s.client_key.ca.as_deref(), Some("CA"));
                     assert!(s.client_key.client_cert.is_some());
-                    assert!(matches!(&s.auth, Auth::Custom { header, .. } if header == "X-Key"));
+                    assert!(matches!(&s.auth.custom, Some((header, _)) if header == "X-Key"));
                 },
             },
         ];
@@ -537,13 +483,28 @@ mod tests {
                     "triggers[2].metadata.activationThreshold: \"x\" is not a number",
                     "triggers[2].metadata.ignoreNullValues: \"maybe\" is not true or false",
                     "triggers[2].metadata.customHeaders: entry 1 is not key=value",
-                    "triggers[2].metadata.timeout: \"-1\" is not a whole number",
+                    "triggers[2].metadata.timeout: duration cannot be negative: \"-1\"",
                 ],
             ),
             (
                 with(&[("authModes", "oauth")]),
                 vec![],
-                vec!["triggers[2].metadata.authModes: \"oauth\" is not supported"],
+                vec![
+                    "triggers[2].authenticationRef (parameter oauthTokenURI): required",
+                    "triggers[2].authenticationRef (parameter clientID): required",
+                ],
+            ),
+            (
+                with(&[("authModes", "apiKey")]),
+                vec![("apiKey", "k")],
+                vec![
+                    "triggers[2].metadata.authModes: apiKey is not supported by the prometheus scaler",
+                ],
+            ),
+            (
+                with(&[("timeout", "a")]),
+                vec![],
+                vec!["triggers[2].metadata.timeout: \"a\" is not a duration"],
             ),
             (
                 with(&[]),
@@ -552,7 +513,9 @@ mod tests {
                     ("bearerToken", "t"),
                     ("username", "u"),
                 ],
-                vec!["triggers[2].metadata.authModes: bearer and basic cannot be used together"],
+                vec![
+                    "triggers[2].metadata.authModes: bearer, basic and oauth cannot be used together",
+                ],
             ),
             (
                 with(&[]),
@@ -571,6 +534,38 @@ mod tests {
                 assert!(e.contains(want), "want {want:?} in {e}");
             }
         }
+    }
+
+    /// KEDA's `checkAuthConfigWithPodIdentity`: a pod identity and an auth mode together
+    /// are refused; a pod identity alone is not.
+    #[test]
+    fn pod_identity_excludes_other_auth_modes() {
+        let with_identity = |auth: &[(&str, &str)]| {
+            let input = TriggerInput {
+                index: 2,
+                type_: "prometheus".into(),
+                params: RawParams {
+                    trigger_index: 2,
+                    metadata: map(BASE),
+                    auth: map(auth),
+                    ..Default::default()
+                },
+                pod_identity: crate::aws::PodIdentityInput {
+                    provider: Some("azure-workload".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            PrometheusScaler::new(&input, &Shared::default()).map(|_| ())
+        };
+        let e = with_identity(&[("authModes", "basic"), ("username", "u")])
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            e.contains("authModes: pod identity cannot be enabled with other auth types"),
+            "{e}"
+        );
+        assert!(with_identity(&[]).is_ok());
     }
 
     #[test]

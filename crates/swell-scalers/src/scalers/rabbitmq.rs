@@ -15,7 +15,7 @@ use swell_scaling::naming::metric_name;
 
 use crate::coalesce::Coalescer;
 use crate::http::HttpClientKey;
-use crate::metadata::{Invalid, MIN_TARGET};
+use crate::metadata::{Invalid, MIN_TARGET, keda_duration};
 use crate::tls::Secret;
 use crate::upstream::{UpstreamError, UpstreamKind};
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
@@ -260,55 +260,6 @@ pub fn vhost_and_path(raw_path: &str, vhost_name: &str) -> (String, String) {
     (vhost, path)
 }
 
-/// Go's `time.ParseDuration` or, failing that, whole milliseconds, as KEDA's typed config
-/// reads a `time.Duration`; negative durations are refused.
-pub fn parse_timeout(v: &str) -> Result<Duration, Invalid> {
-    if let Ok(ms) = v.parse::<i64>() {
-        return u64::try_from(ms)
-            .map(Duration::from_millis)
-            .map_err(|_| Invalid(format!("duration cannot be negative: {ms} milliseconds")));
-    }
-    let bad = || {
-        Invalid(format!(
-            "{} is not a duration: give milliseconds or a Go duration such as 500ms or 5s",
-            crate::metadata::shown(v)
-        ))
-    };
-    let (negative, mut rest) = match v.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, v.strip_prefix('+').unwrap_or(v)),
-    };
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut secs = 0f64;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..n].parse().map_err(|_| bad())?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        secs += number * unit;
-        rest = &rest[u..];
-    }
-    if negative && secs > 0.0 {
-        return Err(Invalid(format!("duration cannot be negative: {v:?}")));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|_| bad())
-}
-
 impl RabbitMqScaler {
     pub fn new(input: &TriggerInput, shared: &Shared) -> Result<RabbitMqScaler, ScalerError> {
         let mut p = Params::new(&input.params);
@@ -339,7 +290,7 @@ impl RabbitMqScaler {
         }
         let operation = operation(p, regex);
         let timeout = match p.opt_string(TIMEOUT) {
-            Some(v) => parse_timeout(v.trim()).unwrap_or_else(|why| {
+            Some(v) => keda_duration(v.trim()).unwrap_or_else(|why| {
                 p.error("timeout", why);
                 Duration::ZERO
             }),
@@ -2055,28 +2006,6 @@ mod tests {
             )
             .is_ok()
         );
-    }
-
-    #[test]
-    fn reads_timeouts_like_keda() {
-        for (v, want) in [
-            ("1000", Ok(Duration::from_millis(1000))),
-            ("0", Ok(Duration::ZERO)),
-            ("1.5s", Ok(Duration::from_millis(1500))),
-            ("1m30s", Ok(Duration::from_secs(90))),
-            ("250ms", Ok(Duration::from_millis(250))),
-            ("-10", Err("negative")),
-            ("-1s", Err("negative")),
-            ("error", Err("not a duration")),
-            ("5x", Err("not a duration")),
-            ("", Err("not a duration")),
-        ] {
-            match (parse_timeout(v), want) {
-                (Ok(got), Ok(want)) => assert_eq!(got, want, "{v}"),
-                (Err(got), Err(want)) => assert!(got.0.contains(want), "{v}: {got}"),
-                (got, want) => panic!("{v}: got {got:?}, want {want:?}"),
-            }
-        }
     }
 
     /// The AMQP URI: vhostName and credentials applied, SASL EXTERNAL as KEDA's

@@ -318,42 +318,13 @@ fn attributes(v: &str) -> Result<Vec<(String, String)>, DsnError> {
 /// Go's `time.ParseDuration` for the non-negative durations a timeout takes
 /// (`30s`, `1m30s`, `1.5h`, `500ms`, `0`).
 fn go_duration(key: &str, v: &str) -> Result<Duration, DsnError> {
-    let bad = || {
-        param(
+    match crate::metadata::go_duration(v) {
+        Some((false, d)) => Ok(d),
+        _ => Err(param(
             key,
             format!("{v:?} is not a duration (e.g. 30s, 1m30s, 500ms)"),
-        )
-    };
-    if v == "0" {
-        return Ok(Duration::ZERO);
+        )),
     }
-    let mut rest = v.strip_prefix('+').unwrap_or(v);
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = 0.0_f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += number * seconds;
-        rest = &rest[unit_len..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 /// Go's `url.PathUnescape` (`plus` false) and `url.QueryUnescape` (`plus`: `+` is a space).
