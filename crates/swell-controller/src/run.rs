@@ -14,7 +14,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::{Api, Client};
 use swell_api::{ClusterTriggerAuthentication, ScaledJob, ScaledObject, TriggerAuthentication};
 use swell_scalers::UpstreamError;
-use swell_scalers::scalers::kubernetes_workload::PodCounter;
+use swell_scalers::scalers::kubernetes_workload::{PodCounter, PodInfo};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::SourceEvent;
@@ -28,12 +28,12 @@ use crate::target::Targets;
 use crate::triggers::Builder;
 use crate::watch::{managed_hpas, metadata_changes, reconciled_changes, scoped};
 
-/// Counts pods for `kubernetes-workload` triggers (a label-selected LIST per poll).
+/// Lists pods for `kubernetes-workload` triggers (a label-selected LIST per poll).
 struct KubePods(Client);
 
 #[async_trait::async_trait]
 impl PodCounter for KubePods {
-    async fn count_pods(&self, namespace: &str, selector: &str) -> Result<usize, UpstreamError> {
+    async fn pods(&self, namespace: &str, selector: &str) -> Result<Vec<PodInfo>, UpstreamError> {
         let pods: Api<Pod> = Api::namespaced(self.0.clone(), namespace);
         let list = pods
             .list(&ListParams::default().labels(selector))
@@ -41,14 +41,12 @@ impl PodCounter for KubePods {
             .map_err(|e| UpstreamError::new(swell_scalers::UpstreamKind::Other, e.to_string()))?;
         Ok(list
             .items
-            .iter()
-            .filter(|p| {
-                !matches!(
-                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
-                    Some("Succeeded" | "Failed")
-                )
+            .into_iter()
+            .map(|p| PodInfo {
+                phase: p.status.and_then(|s| s.phase),
+                node: p.spec.and_then(|s| s.node_name),
             })
-            .count())
+            .collect())
     }
 }
 

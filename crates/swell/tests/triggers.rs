@@ -98,6 +98,7 @@ async fn kubernetes_workload_scaler_counts_pods() {
         .with_namespace("trg-workload", |ns| async move {
             ns.apply(cluster, &deployment("workers", 3)).unwrap();
             ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(cluster, &deployment("by-node", 0)).unwrap();
             ns.apply(
                 cluster,
                 r#"
@@ -111,11 +112,24 @@ spec:
   triggers:
   - type: kubernetes-workload
     metadata: {podSelector: app=workers, value: "1", activationValue: "2"}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: by-node}
+spec:
+  scaleTargetRef: {name: by-node}
+  pollingInterval: 1
+  triggers:
+  - type: kubernetes-workload
+    metadata: {podSelector: app=workers, value: "1", activationValue: "2", groupByNode: "true"}
 "#,
             )
             .unwrap();
             let _op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
             wait_replicas(&ns, "app", 1).await;
+            // groupByNode counts the nodes the pods run on: the cluster's one node, 1 ≤ 2.
+            wait_condition(&ns, "by-node", "Active", "False").await;
+            assert_eq!(replicas(&ns, "by-node").await, Ok(0));
             let s = so(&ns, "app").await.status.unwrap();
             assert_eq!(
                 s.external_metric_names,

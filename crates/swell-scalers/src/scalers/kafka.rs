@@ -225,6 +225,16 @@ pub struct KafkaScaler {
     shared: Shared,
 }
 
+/// What sarama's `ParseKafkaVersion` accepts: `0.x.y.z` before Kafka 1, `x.y.z` since.
+fn sarama_version(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    let numbers = parts
+        .iter()
+        .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let wanted = if v.starts_with('0') { 4 } else { 3 };
+    v.len() >= 5 && numbers && parts.len() == wanted
+}
+
 impl KafkaScaler {
     pub fn new(input: &TriggerInput, shared: &Shared) -> Result<KafkaScaler, ScalerError> {
         let mut p = Params::new(&input.params);
@@ -326,17 +336,13 @@ impl KafkaScaler {
                 );
             }
         }
-        if let Some(v) = p.opt_string(VERSION) {
-            let ok = v.split('.').count() >= 3
-                && v.split('.').count() <= 4
-                && v.split('.')
-                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if !ok {
-                p.error(
-                    "version",
-                    format!("{v:?} is not a Kafka version such as 2.8.0 (Swell negotiates the protocol version; this is only checked)"),
-                );
-            }
+        if let Some(v) = p.opt_string(VERSION)
+            && !sarama_version(&v)
+        {
+            p.error(
+                "version",
+                format!("{v:?} is not a Kafka version such as 2.8.0 or 0.10.2.1 (as sarama's ParseKafkaVersion; Swell negotiates the protocol version, so this is only checked)"),
+            );
         }
 
         let sasl_mode = p.one_of(
@@ -530,6 +536,20 @@ mod tests {
         ];
         v.extend_from_slice(extra);
         v
+    }
+
+    /// sarama's `ParseKafkaVersion` (which KEDA calls on `version`): four numbers before
+    /// Kafka 1, three since.
+    #[test]
+    fn versions_are_read_as_sarama_reads_them() {
+        for v in ["1.0.0", "2.8.1", "3.9.0", "0.10.2.1", "0.8.2.0", "10.0.0"] {
+            assert!(sarama_version(v), "{v}");
+        }
+        for v in [
+            "2.8", "2.8.0.0", "0.10.2", "latest", "v2.8.0", "2.8.x", "1..0", "0.1.2",
+        ] {
+            assert!(!sarama_version(v), "{v}");
+        }
     }
 
     #[test]

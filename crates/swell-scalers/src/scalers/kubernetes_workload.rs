@@ -1,5 +1,6 @@
 //! `kubernetes-workload`: scale on the number of pods matching a selector in the
-//! ScaledObject's namespace (pods that finished do not count).
+//! ScaledObject's namespace (pods that finished do not count), or with `groupByNode` on the
+//! number of nodes they run on, as KEDA's `kubernetes_workload_scaler.go`.
 
 use std::sync::Arc;
 
@@ -12,11 +13,37 @@ use crate::{
 const SELECTOR: Field = Field::new("podSelector").hint("a label selector such as app=worker");
 const VALUE: Field = Field::new("value").hint("pods per replica, greater than 0");
 const ACTIVATION: Field = Field::new("activationValue");
+const GROUP_BY_NODE: Field = Field::new("groupByNode");
 
-/// Counts pods that are not Succeeded or Failed; implemented by the operator over its client.
+/// What the count needs of one pod.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodInfo {
+    /// `status.phase`.
+    pub phase: Option<String>,
+    /// `spec.nodeName`; `None` until the pod is scheduled.
+    pub node: Option<String>,
+}
+
+/// Lists the pods matching a selector; implemented by the operator over its client.
 #[async_trait::async_trait]
 pub trait PodCounter: Send + Sync {
-    async fn count_pods(&self, namespace: &str, selector: &str) -> Result<usize, UpstreamError>;
+    async fn pods(&self, namespace: &str, selector: &str) -> Result<Vec<PodInfo>, UpstreamError>;
+}
+
+/// KEDA's reading: the pods that are not Succeeded or Failed, or with `by_node` the distinct
+/// nodes such pods are scheduled on.
+pub fn count(pods: &[PodInfo], by_node: bool) -> usize {
+    let running = pods
+        .iter()
+        .filter(|p| !matches!(p.phase.as_deref(), Some("Succeeded" | "Failed")));
+    if by_node {
+        let nodes: std::collections::BTreeSet<&str> = running
+            .filter_map(|p| p.node.as_deref().filter(|n| !n.is_empty()))
+            .collect();
+        nodes.len()
+    } else {
+        running.count()
+    }
 }
 
 pub struct WorkloadScaler {
@@ -24,6 +51,7 @@ pub struct WorkloadScaler {
     selector: String,
     value: f64,
     activation: f64,
+    by_node: bool,
     metric: String,
     metric_type: crate::MetricType,
     counter: Arc<dyn PodCounter>,
@@ -79,11 +107,18 @@ pub fn valid_selector(s: &str) -> bool {
 }
 
 /// Every parameter, for unknown-key warnings.
-pub const FIELDS: &[Field] = &[SELECTOR, VALUE, ACTIVATION];
+pub const FIELDS: &[Field] = &[SELECTOR, VALUE, ACTIVATION, GROUP_BY_NODE];
 
-/// Reads and checks the trigger's parameters (selector, value, activation); every problem
-/// goes into `p`.
-pub fn parse(p: &mut Params<'_>) -> (String, f64, f64) {
+/// The trigger's parameters.
+pub struct Config {
+    selector: String,
+    value: f64,
+    activation: f64,
+    by_node: bool,
+}
+
+/// Reads and checks the trigger's parameters; every problem goes into `p`.
+pub fn parse(p: &mut Params<'_>) -> Config {
     let selector = p.string(SELECTOR);
     if !selector.is_empty() && !valid_selector(&selector) {
         p.error(
@@ -91,15 +126,23 @@ pub fn parse(p: &mut Params<'_>) -> (String, f64, f64) {
             format!("{selector:?} is not a valid label selector"),
         );
     }
-    let value = p.target(VALUE);
-    let activation = p.float(ACTIVATION, 0.0);
-    (selector, value, activation)
+    Config {
+        selector,
+        value: p.target(VALUE),
+        activation: p.float(ACTIVATION, 0.0),
+        by_node: p.bool(GROUP_BY_NODE, false),
+    }
 }
 
 impl WorkloadScaler {
     pub fn new(input: &TriggerInput, shared: &Shared) -> Result<WorkloadScaler, ScalerError> {
         let mut p = Params::new(&input.params);
-        let (selector, value, activation) = parse(&mut p);
+        let Config {
+            selector,
+            value,
+            activation,
+            by_node,
+        } = parse(&mut p);
         p.finish()?;
         let counter = shared.workloads.clone().ok_or_else(|| {
             ScalerError::Internal("no Kubernetes client for kubernetes-workload".into())
@@ -113,6 +156,7 @@ impl WorkloadScaler {
             selector,
             value,
             activation,
+            by_node,
             metric_type: input.metric_type.unwrap_or_default(),
             counter,
         })
@@ -130,15 +174,15 @@ impl Scaler for WorkloadScaler {
     }
 
     async fn sample(&self) -> Result<Sample, ScalerError> {
-        let n = self
+        let pods = self
             .counter
-            .count_pods(&self.namespace, &self.selector)
+            .pods(&self.namespace, &self.selector)
             .await
             .map_err(|e| UpstreamError {
                 message: format!("counting pods matching {:?}: {e}", self.selector),
                 ..e
             })?;
-        let value = n as f64;
+        let value = count(&pods, self.by_node) as f64;
         Ok(Sample {
             value,
             active: value > self.activation,
@@ -147,8 +191,8 @@ impl Scaler for WorkloadScaler {
 
     fn upstream_key(&self) -> Option<String> {
         Some(format!(
-            "kubernetes-workload|{}|{}",
-            self.namespace, self.selector
+            "kubernetes-workload|{}|{}|{}",
+            self.namespace, self.selector, self.by_node
         ))
     }
 }
@@ -162,9 +206,30 @@ mod tests {
 
     #[async_trait::async_trait]
     impl PodCounter for Fixed {
-        async fn count_pods(&self, _: &str, _: &str) -> Result<usize, UpstreamError> {
-            Ok(self.0)
+        async fn pods(&self, _: &str, _: &str) -> Result<Vec<PodInfo>, UpstreamError> {
+            Ok(vec![PodInfo::default(); self.0])
         }
+    }
+
+    /// KEDA's `getCountValue` / `getUniqueNodeCount` cases.
+    #[test]
+    fn counts_running_pods_or_their_nodes() {
+        let pod = |phase: &str, node: &str| PodInfo {
+            phase: Some(phase.into()).filter(|p: &String| !p.is_empty()),
+            node: Some(node.into()).filter(|n: &String| !n.is_empty()),
+        };
+        let pods = [
+            pod("Running", "n1"),
+            pod("Running", "n1"),
+            pod("Pending", "n2"),
+            pod("Pending", ""),
+            pod("Succeeded", "n3"),
+            pod("Failed", "n4"),
+            pod("", "n5"),
+        ];
+        assert_eq!(count(&pods, false), 5);
+        assert_eq!(count(&pods, true), 3, "n1, n2, n5");
+        assert_eq!(count(&[], true), 0);
     }
 
     fn scaler(meta: &[(&str, &str)], pods: usize) -> Result<WorkloadScaler, ScalerError> {
