@@ -490,14 +490,24 @@ async fn aws_cloudwatch_scales_on_the_newest_datapoint() {
       activationTargetMetricValue: "3"
       minMetricValue: "0"
       awsRegion: "{region}"
+      awsAccountId: "{account}"
       awsEndpoint: "{endpoint}""#,
                 queue = ns.name,
                 region = aws.region,
+                account = aws.account_id,
                 endpoint = aws.endpoint,
             );
             let (op, _guard) = start_aws_app(&ns, &keys, &trigger, "s0-aws-cloudwatch").await;
             put(10.0, 2).await;
             wait_replicas(&ns, "app", 5).await;
+            // awsAccountId is sent on the query (moto answers for its one account either way).
+            let sent = aws.requests().unwrap().into_iter().filter(|r| r.action == "GetMetricData");
+            let accounts = sent
+                .filter(|r| serde_json::Value::Object(r.params.clone()).to_string().contains(&ns.name))
+                .map(|r| r.param("MetricDataQueries.member.1.AccountId").map(str::to_string))
+                .collect::<Vec<_>>();
+            assert!(!accounts.is_empty(), "no GetMetricData recorded");
+            assert!(accounts.iter().all(|a| a.as_deref() == Some(aws.account_id.as_str())), "{accounts:?}");
             assert!(
                 counter(
                     &op,

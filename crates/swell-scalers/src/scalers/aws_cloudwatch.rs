@@ -35,6 +35,9 @@ const REGION: Field = Field::new("awsRegion")
     .from(&[Source::Metadata, Source::Auth])
     .hint("the metric's region, e.g. eu-west-1");
 const ENDPOINT: Field = Field::new("awsEndpoint");
+/// CloudWatch cross-account observability: the account whose metric a monitoring account
+/// reads.
+const ACCOUNT_ID: Field = Field::new("awsAccountId").hint("a 12-digit AWS account ID");
 
 /// Every parameter but the identity ones ([`crate::aws::IDENTITY_FIELDS`]), for unknown-key
 /// warnings.
@@ -55,6 +58,7 @@ pub const FIELDS: &[Field] = &[
     END_TIME_OFFSET,
     REGION,
     ENDPOINT,
+    ACCOUNT_ID,
 ];
 
 /// What to ask CloudWatch.
@@ -81,6 +85,8 @@ pub struct CloudwatchScaler {
     end_time_offset: i64,
     region: String,
     endpoint: Option<String>,
+    /// `awsAccountId`: set on the query, as KEDA does.
+    account_id: Option<String>,
     identity: Identity,
     metric: String,
     metric_type: crate::MetricType,
@@ -200,6 +206,7 @@ impl CloudwatchScaler {
         let end_time_offset: i64 = p.or(END_TIME_OFFSET, "a whole number of seconds", 0);
         let region = p.string(REGION);
         let endpoint = p.opt_url(ENDPOINT, false);
+        let account_id = p.opt_string(ACCOUNT_ID);
         let identity = require_identity(parse_identity(input, p))?;
         Ok(CloudwatchScaler {
             query,
@@ -212,6 +219,7 @@ impl CloudwatchScaler {
             end_time_offset,
             region,
             endpoint,
+            account_id,
             identity,
             metric: metric_name(input.index, "aws-cloudwatch"),
             metric_type: input.metric_type.unwrap_or_default(),
@@ -221,6 +229,12 @@ impl CloudwatchScaler {
     }
 
     fn data_query(&self) -> MetricDataQuery {
+        let mut q = self.unscoped_query();
+        q.account_id.clone_from(&self.account_id);
+        q
+    }
+
+    fn unscoped_query(&self) -> MetricDataQuery {
         let period = i32::try_from(self.period).unwrap_or(i32::MAX);
         match &self.query {
             Query::Expression(e) => MetricDataQuery::builder()
@@ -394,8 +408,9 @@ impl Scaler for CloudwatchScaler {
 
     fn upstream_key(&self) -> Option<String> {
         Some(format!(
-            "aws-cloudwatch|{:?}|{}",
+            "aws-cloudwatch|{:?}|{:?}|{}",
             self.query,
+            self.account_id,
             self.identity.key()
         ))
     }
@@ -431,6 +446,30 @@ mod tests {
         ];
         v.extend_from_slice(extra);
         v
+    }
+
+    /// KEDA sets `awsAccountId` on the query (cross-account observability), for a metric
+    /// and for an expression alike; without it the query names no account.
+    #[test]
+    fn aws_account_id_scopes_the_query() {
+        let s = scaler(&base(&[]), &[]).unwrap();
+        assert_eq!(s.data_query().account_id, None);
+        let s = scaler(&base(&[("awsAccountId", "123456789012")]), &[]).unwrap();
+        assert_eq!(s.data_query().account_id.as_deref(), Some("123456789012"));
+        assert!(s.data_query().metric_stat.is_some());
+        let s = scaler(
+            &[
+                ("expression", "SELECT MAX(x) FROM y"),
+                ("targetMetricValue", "2"),
+                ("minMetricValue", "0"),
+                ("awsRegion", "eu-west-1"),
+                ("identityOwner", "operator"),
+                ("awsAccountId", "123456789012"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.data_query().account_id.as_deref(), Some("123456789012"));
     }
 
     #[test]
