@@ -27,6 +27,9 @@ const SCALE_TO_ZERO_INVALID: Field = Field::new("scaleToZeroOnInvalidOffset");
 const LIMIT_TO_LAG: Field = Field::new("limitToPartitionsWithLag");
 const EVEN: Field = Field::new("ensureEvenDistributionOfPartitions");
 const VERSION: Field = Field::new("version");
+/// sarama's `Metadata.Full`. Swell's client always reads only the topics a trigger needs, so
+/// the setting changes no reading; KEDA's rule that `false` needs a `topic` is kept.
+const FULL_METADATA: Field = Field::new("fullMetadata");
 const SASL: Field = Field::new("sasl").from(&[Source::Metadata, Source::Auth]);
 const USERNAME: Field = Field::new("username").from(&[Source::Auth]);
 const PASSWORD: Field = Field::new("password").from(&[Source::Auth]);
@@ -57,6 +60,7 @@ pub const FIELDS: &[Field] = &[
     LIMIT_TO_LAG,
     EVEN,
     VERSION,
+    FULL_METADATA,
     SASL,
     USERNAME,
     PASSWORD,
@@ -272,6 +276,12 @@ impl KafkaScaler {
         }
         let group = p.string(GROUP);
         let topic = p.opt_string(TOPIC);
+        if !p.bool(FULL_METADATA, true) && topic.is_none() {
+            p.error(
+                "fullMetadata",
+                "topic must be specified when fullMetadata is false",
+            );
+        }
         let mut partitions = match p.opt_string(PARTITION_LIMITATION) {
             Some(s) => parse_partitions(&s).unwrap_or_else(|e| {
                 p.error("partitionLimitation", e);
@@ -776,6 +786,17 @@ mod tests {
                 with(&[("version", "latest")]),
                 vec![],
                 vec!["triggers[1].metadata.version: \"latest\" is not a Kafka version"],
+            ),
+            (
+                vec![
+                    ("bootstrapServers", "kafka-0:9092"),
+                    ("consumerGroup", "g"),
+                    ("fullMetadata", "false"),
+                ],
+                vec![],
+                vec![
+                    "triggers[1].metadata.fullMetadata: topic must be specified when fullMetadata is false",
+                ],
             ),
         ];
         for (meta, auth, wants) in cases {
