@@ -68,6 +68,8 @@ pub enum Error {
     Status(#[from] StatusError),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("the reconcile took longer than {0:?} (an API call got no answer); retrying")]
+    Deadline(Duration),
 }
 
 impl Error {
@@ -75,6 +77,7 @@ impl Error {
         match self {
             Error::Status(e) => e.category(),
             Error::Finalizer(_) => "finalizer",
+            Error::Deadline(_) => "deadline",
         }
     }
 }
@@ -133,7 +136,10 @@ pub async fn run(
 pub fn error_policy(sj: Arc<ScaledJob>, err: &Error, ctx: Arc<JobCtx>) -> Action {
     tracing::warn!(scaledjob = %ObjectRef::from(sj.as_ref()), error = %err, category = err.category(), "reconcile failed");
     ctx.base.metrics.reconcile_error(CONTROLLER, err.category());
-    Action::requeue(Duration::from_secs(10))
+    match err {
+        Error::Deadline(_) => Action::requeue(Duration::from_secs(1)),
+        _ => Action::requeue(Duration::from_secs(10)),
+    }
 }
 
 impl JobCtx {
@@ -186,6 +192,12 @@ impl JobCtx {
 /// runs is seen (its loop stopped, `ScaledJobDeleted` recorded), and one that KEDA made is
 /// released instead of staying in Terminating.
 pub async fn reconcile(sj: Arc<ScaledJob>, ctx: Arc<JobCtx>) -> Result<Action, Error> {
+    crate::context::within_deadline(reconcile_once(sj, ctx))
+        .await
+        .unwrap_or(Err(Error::Deadline(crate::context::RECONCILE_DEADLINE)))
+}
+
+async fn reconcile_once(sj: Arc<ScaledJob>, ctx: Arc<JobCtx>) -> Result<Action, Error> {
     let api: kube::Api<ScaledJob> =
         kube::Api::namespaced(ctx.base.client.clone(), &sj.namespace().unwrap_or_default());
     kube::runtime::finalizer(&api, crate::scaled_object::FINALIZER, sj, |event| async {

@@ -35,6 +35,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Status(#[from] StatusError),
+    #[error("the reconcile took longer than {0:?} (an API call got no answer); retrying")]
+    Deadline(Duration),
 }
 
 impl Error {
@@ -43,6 +45,7 @@ impl Error {
             Error::Finalizer(_) => "finalizer",
             Error::Kube(_) => "kube",
             Error::Status(e) => e.category(),
+            Error::Deadline(_) => "deadline",
         }
     }
 }
@@ -81,6 +84,12 @@ impl From<kube::Error> for Stop {
 
 pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     tracing::debug!(scaledobject = %ObjectRef::from(so.as_ref()), leader = ctx.leader, "reconcile");
+    crate::context::within_deadline(reconcile_once(so, ctx))
+        .await
+        .unwrap_or(Err(Error::Deadline(crate::context::RECONCILE_DEADLINE)))
+}
+
+async fn reconcile_once(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     if !ctx.leader {
         return Ok(observe(&so, &ctx).await);
     }
@@ -99,7 +108,10 @@ pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, E
 pub fn error_policy(so: Arc<ScaledObject>, err: &Error, ctx: Arc<Ctx>) -> Action {
     tracing::warn!(scaledobject = %ObjectRef::from(so.as_ref()), error = %err, category = err.category(), "reconcile failed");
     ctx.metrics.reconcile_error(CONTROLLER, err.category());
-    Action::requeue(Duration::from_secs(10))
+    match err {
+        Error::Deadline(_) => Action::requeue(Duration::from_secs(1)),
+        _ => Action::requeue(Duration::from_secs(10)),
+    }
 }
 
 fn labels(so: &ScaledObject) -> ObjectLabels {
