@@ -1,6 +1,7 @@
 //! The scaler registry: trigger `type` → constructor, and the same parsing without I/O for
 //! `swell check` and the admission webhook.
 
+pub mod activemq;
 pub mod artemis;
 pub mod aws_cloudwatch;
 pub mod aws_dynamodb;
@@ -43,6 +44,14 @@ fn boxed<S: Scaler + 'static>(s: Result<S, ScalerError>) -> Built {
 
 /// Every trigger type Swell knows, in KEDA's names, sorted.
 pub const REGISTRY: &[Entry] = &[
+    Entry {
+        name: "activemq",
+        fields: Some(&[activemq::FIELDS]),
+        parse: |i, p| {
+            let _ = activemq::ActiveMqScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(activemq::ActiveMqScaler::new(i, s)),
+    },
     Entry {
         name: "artemis-queue",
         fields: Some(&[artemis::FIELDS]),
