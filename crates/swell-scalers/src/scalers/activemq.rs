@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use swell_scaling::naming::metric_name;
 
-use super::artemis::{count, endpoint, parse_query};
+use super::artemis::{count, endpoint, host_as_written, parse_query};
 use super::jolokia::{self, Read};
 use crate::http::HttpClientKey;
 use crate::metadata::shown;
@@ -151,12 +151,8 @@ impl ActiveMqScaler {
 /// from the decoded path between its first and second `:` up to the next `/`, read as a
 /// query with `,` for `&`.
 pub fn template_names(template: &str) -> Result<Names, String> {
+    let endpoint = host_as_written(template)?;
     let url = reqwest::Url::parse(template).map_err(|e| format!("not a URL ({e})"))?;
-    let host = url.host_str().ok_or("the URL has no host")?;
-    let endpoint = match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_string(),
-    };
     // Go's u.Path is the decoded path.
     let path = percent_encoding::percent_decode_str(url.path()).decode_utf8_lossy();
     let object = path

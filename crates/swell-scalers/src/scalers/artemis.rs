@@ -225,12 +225,7 @@ fn fill(template: &str, n: &Names) -> String {
 /// name between the path's first and second `:` up to the next `/`, read as a query with
 /// `,` for `&` and `""` dropped (so quoted values keep their quotes, as in KEDA).
 pub fn template_names(template: &str) -> Result<Names, String> {
-    let url = reqwest::Url::parse(template).map_err(|e| format!("not a URL ({e})"))?;
-    let host = url.host_str().ok_or("the URL has no host")?;
-    let endpoint = match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_string(),
-    };
+    let endpoint = host_as_written(template)?;
     // The path as written (the parsed one has its quotes escaped).
     let after_scheme = template.split_once("://").map_or(template, |(_, r)| r);
     let path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
@@ -265,6 +260,18 @@ pub fn template_names(template: &str) -> Result<Names, String> {
         return Err(format!("no brokerName given: {template}"));
     }
     Ok(names)
+}
+
+/// Go's `u.Host` of a URL: host and port as written (the parsed URL lowercases the host),
+/// without user info.
+pub(super) fn host_as_written(template: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(template).map_err(|e| format!("not a URL ({e})"))?;
+    if !url.has_host() {
+        return Err("the URL has no host".into());
+    }
+    let after_scheme = template.split_once("://").map_or(template, |(_, r)| r);
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or_default();
+    Ok(authority.rsplit('@').next().unwrap_or(authority).to_string())
 }
 
 /// Go's url.ParseQuery: `&`-separated `key=value`, each unescaped (`%XX`, `+` as a space);
