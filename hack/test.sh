@@ -24,10 +24,10 @@ command -v cargo >/dev/null || { echo "test: cargo is not installed (install Rus
 # One Rust build for tests, lint and image (see hack/lib/rust-build.sh).
 . "$here/lib/rust-build.sh"
 
-echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven, redis, postgresql, rabbitmq, mariadb =="
+echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven, redis, postgresql, rabbitmq, mariadb, activemq =="
 "$here/debian-packages.sh" musl-gcc=musl-tools buildah=buildah prometheus=prometheus \
   java=openjdk-17-jre-headless mvn=maven openssl=openssl redis-server=redis-server redis-cli=redis-tools \
-  pg_ctlcluster=postgresql rabbitmq-server=rabbitmq-server mariadbd=mariadb-server
+  pg_ctlcluster=postgresql rabbitmq-server=rabbitmq-server mariadbd=mariadb-server activemq=activemq
 swell_rust_target_add
 phase "debian packages"
 
@@ -52,11 +52,13 @@ echo "== the image: the static swell the tests run, in the Dockerfile's runtime 
 STORAGE_DRIVER=vfs buildah rmi localhost/swell:test >/dev/null
 phase "static image"
 
-echo "== Kafka broker jars (Maven Central, cached in ~/.cache/swell) =="
+echo "== Kafka broker jars, the Artemis release and the Jolokia agent (Maven Central, cached in ~/.cache/swell) =="
 "$here/kafka.sh" fetch >/dev/null
+"$here/artemis.sh" fetch >/dev/null
+"$here/activemq.sh" fetch >/dev/null
 phase "kafka jars"
 
-echo "== starting local control plane, AWS, Kafka, Redis (standalone, cluster, sentinel), PostgreSQL, RabbitMQ and MariaDB =="
+echo "== starting local control plane, AWS, Kafka, Redis (standalone, cluster, sentinel), PostgreSQL, RabbitMQ, MariaDB, Artemis and ActiveMQ =="
 state=$(mktemp -d "${TMPDIR:-/tmp}/swell-test.XXXXXX")
 chmod 711 "$state" # the postgres user runs PostgreSQL from a directory inside
 cleanup() {
@@ -68,6 +70,8 @@ cleanup() {
   "$here/postgresql.sh" down "$state/postgresql" || true
   "$here/mariadb.sh" down "$state/mariadb" || true
   "$here/rabbitmq.sh" down "$state/rabbitmq" || true
+  "$here/artemis.sh" down "$state/artemis" || true
+  "$here/activemq.sh" down "$state/activemq" || true
   rm -rf "$state"
 }
 trap 'rc=$?; cleanup; report $rc' EXIT
@@ -84,6 +88,11 @@ mariadb_pid=$!
 # Erlang takes longest of these (15-25 s to start), also in parallel with the cluster.
 "$here/rabbitmq.sh" up --dir "$state/rabbitmq" --owner-pid $$ >"$state/rabbitmq.env" &
 rabbitmq_pid=$!
+# The JVM brokers (5-10 s each), also in parallel with the cluster.
+"$here/artemis.sh" up --dir "$state/artemis" --owner-pid $$ >"$state/artemis.env" &
+artemis_pid=$!
+"$here/activemq.sh" up --dir "$state/activemq" --owner-pid $$ >"$state/activemq.env" &
+activemq_pid=$!
 eval "$("$here/cluster.sh" up --dir "$state/cluster" --owner-pid $$)"
 eval "$("$here/aws.sh" up --dir "$state/aws" --owner-pid $$ --enforce)"
 wait "$redis_pid" || { echo "test: hack/redis.sh up failed (log above)" >&2; exit 1; }
@@ -91,9 +100,11 @@ wait "$redis_topo_pid" || { echo "test: hack/redis-topo.sh up failed (log above)
 wait "$postgresql_pid" || { echo "test: hack/postgresql.sh up failed (log above)" >&2; exit 1; }
 wait "$rabbitmq_pid" || { echo "test: hack/rabbitmq.sh up failed (log above)" >&2; exit 1; }
 wait "$mariadb_pid" || { echo "test: hack/mariadb.sh up failed (log above)" >&2; exit 1; }
-eval "$(cat "$state/redis.env" "$state/redis-topo.env" "$state/postgresql.env" "$state/rabbitmq.env" "$state/mariadb.env")"
-echo "redis (standalone, cluster, sentinel), postgresql, rabbitmq and mariadb ready $((SECONDS - servers_t0))s after their start (in parallel with the cluster)"
-phase "start cluster+aws+redis+pg+mq+mariadb"
+wait "$artemis_pid" || { echo "test: hack/artemis.sh up failed (log above)" >&2; exit 1; }
+wait "$activemq_pid" || { echo "test: hack/activemq.sh up failed (log above)" >&2; exit 1; }
+eval "$(cat "$state/redis.env" "$state/redis-topo.env" "$state/postgresql.env" "$state/rabbitmq.env" "$state/mariadb.env" "$state/artemis.env" "$state/activemq.env")"
+echo "redis (standalone, cluster, sentinel), postgresql, rabbitmq, mariadb, artemis and activemq ready $((SECONDS - servers_t0))s after their start (in parallel with the cluster)"
+phase "start cluster+aws+redis+pg+mq+mariadb+amq"
 eval "$("$here/kafka.sh" up --dir "$state/kafka" --owner-pid $$)"
 phase "start kafka"
 
