@@ -39,12 +39,21 @@ fn broker(mq: &ActiveMq) -> String {
 }
 
 fn mbean(mq: &ActiveMq, queue: &str) -> String {
-    format!("{},destinationType=Queue,destinationName={queue}", broker(mq))
+    format!(
+        "{},destinationType=Queue,destinationName={queue}",
+        broker(mq)
+    )
 }
 
 /// A Jolokia `exec` as the test user; its `value`.
-async fn exec(mq: &ActiveMq, mbean: &str, operation: &str, arguments: serde_json::Value) -> serde_json::Value {
-    let body = json!({"type": "exec", "mbean": mbean, "operation": operation, "arguments": arguments});
+async fn exec(
+    mq: &ActiveMq,
+    mbean: &str,
+    operation: &str,
+    arguments: serde_json::Value,
+) -> serde_json::Value {
+    let body =
+        json!({"type": "exec", "mbean": mbean, "operation": operation, "arguments": arguments});
     let resp: serde_json::Value = reqwest::Client::new()
         .post(mq.jolokia())
         .basic_auth(&mq.user, Some(&mq.password))
@@ -70,7 +79,13 @@ async fn queue(mq: &ActiveMq) -> String {
 async fn send(mq: &ActiveMq, queue: &str, n: usize) {
     for i in 0..n {
         let args = json!([format!("job {i}")]);
-        exec(mq, &mbean(mq, queue), "sendTextMessage(java.lang.String)", args).await;
+        exec(
+            mq,
+            &mbean(mq, queue),
+            "sendTextMessage(java.lang.String)",
+            args,
+        )
+        .await;
     }
 }
 
@@ -99,10 +114,17 @@ async fn activemq_reads_the_queue_size() {
     let mq = ActiveMq::shared();
     let q = queue(mq).await;
     send(mq, &q, 3).await;
-    let auth = [("username", mq.user.as_str()), ("password", mq.password.as_str())];
+    let auth = [
+        ("username", mq.user.as_str()),
+        ("password", mq.password.as_str()),
+    ];
     let meta = fields(mq, &mq.endpoint, &q);
     assert_eq!(sample(&meta, &auth).await.unwrap(), 3.0);
-    let template = format!("http://{}/api/jolokia/read/{}/QueueSize", mq.endpoint, mbean(mq, &q));
+    let template = format!(
+        "http://{}/api/jolokia/read/{}/QueueSize",
+        mq.endpoint,
+        mbean(mq, &q)
+    );
     let t = [("restAPITemplate", template.as_str())];
     assert_eq!(sample(&t, &auth).await.unwrap(), 3.0);
 
@@ -119,11 +141,15 @@ async fn activemq_reads_the_queue_size() {
     assert_eq!(calls, 1, "the second trigger reused the first reading");
     assert_eq!(shared.http.len(), 1, "one HTTP client");
 
-    let e = sample(&fields(mq, &mq.endpoint, "no-such-queue"), &auth).await.unwrap_err();
+    let e = sample(&fields(mq, &mq.endpoint, "no-such-queue"), &auth)
+        .await
+        .unwrap_err();
     let msg = e.to_string();
     assert!(
-        msg.contains(&format!("activemq GET http://{}/api/jolokia/read/", mq.endpoint))
-            && msg.contains("Jolokia status 404: javax.management.InstanceNotFoundException"),
+        msg.contains(&format!(
+            "activemq GET http://{}/api/jolokia/read/",
+            mq.endpoint
+        )) && msg.contains("Jolokia status 404: javax.management.InstanceNotFoundException"),
         "{msg}"
     );
     assert_eq!(e.upstream().map(|u| u.kind), Some(UpstreamKind::NotFound));
@@ -139,16 +165,31 @@ async fn activemq_errors_name_the_server_and_the_cause() {
     let q = queue(mq).await;
     let kind = |e: &ScalerError| e.upstream().map(|u| u.kind);
     let down = format!("127.0.0.1:{}", free_port());
-    let auth = [("username", mq.user.as_str()), ("password", mq.password.as_str())];
+    let auth = [
+        ("username", mq.user.as_str()),
+        ("password", mq.password.as_str()),
+    ];
     let e = sample(&fields(mq, &down, &q), &auth).await.unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains(&format!("activemq GET http://{down}/api/jolokia/")) && msg.contains("refused"), "{msg}");
+    assert!(
+        msg.contains(&format!("activemq GET http://{down}/api/jolokia/"))
+            && msg.contains("refused"),
+        "{msg}"
+    );
     assert_eq!(kind(&e), Some(UpstreamKind::Connect));
 
-    let wrong = [("username", mq.user.as_str()), ("password", "not-the-password")];
-    let e = sample(&fields(mq, &mq.endpoint, &q), &wrong).await.unwrap_err();
+    let wrong = [
+        ("username", mq.user.as_str()),
+        ("password", "not-the-password"),
+    ];
+    let e = sample(&fields(mq, &mq.endpoint, &q), &wrong)
+        .await
+        .unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("401 Unauthorized (check username and password)"), "{msg}");
+    assert!(
+        msg.contains("401 Unauthorized (check username and password)"),
+        "{msg}"
+    );
     assert!(!msg.contains("not-the-password"), "{msg}");
     assert_eq!(kind(&e), Some(UpstreamKind::Auth));
 
@@ -156,7 +197,12 @@ async fn activemq_errors_name_the_server_and_the_cause() {
     evil.push(("corsHeader", "http://evil.example"));
     let e = sample(&evil, &auth).await.unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("Jolokia status 403: java.lang.Exception : Origin http://evil.example is not allowed"), "{msg}");
+    assert!(
+        msg.contains(
+            "Jolokia status 403: java.lang.Exception : Origin http://evil.example is not allowed"
+        ),
+        "{msg}"
+    );
     assert_eq!(kind(&e), Some(UpstreamKind::Auth));
 }
 

@@ -42,8 +42,14 @@ fn mbean(mq: &Artemis, queue: &str) -> String {
 }
 
 /// A Jolokia `exec` as the test user; its `value`.
-async fn exec(mq: &Artemis, mbean: &str, operation: &str, arguments: serde_json::Value) -> serde_json::Value {
-    let body = json!({"type": "exec", "mbean": mbean, "operation": operation, "arguments": arguments});
+async fn exec(
+    mq: &Artemis,
+    mbean: &str,
+    operation: &str,
+    arguments: serde_json::Value,
+) -> serde_json::Value {
+    let body =
+        json!({"type": "exec", "mbean": mbean, "operation": operation, "arguments": arguments});
     let resp: serde_json::Value = reqwest::Client::new()
         .post(mq.jolokia())
         .basic_auth(&mq.user, Some(&mq.password))
@@ -64,7 +70,13 @@ async fn queue(mq: &Artemis) -> String {
     let name = format!("jobs-{}", unique_suffix());
     let config = json!({"name": name, "address": name, "routing-type": "ANYCAST"}).to_string();
     let broker = format!("org.apache.activemq.artemis:broker=\"{}\"", mq.broker);
-    exec(mq, &broker, "createQueue(java.lang.String,boolean)", json!([config, false])).await;
+    exec(
+        mq,
+        &broker,
+        "createQueue(java.lang.String,boolean)",
+        json!([config, false]),
+    )
+    .await;
     name
 }
 
@@ -103,12 +115,19 @@ async fn artemis_reads_the_message_count() {
     let mq = Artemis::shared();
     let q = queue(mq).await;
     send(mq, &q, 3).await;
-    let auth = [("username", mq.user.as_str()), ("password", mq.password.as_str())];
+    let auth = [
+        ("username", mq.user.as_str()),
+        ("password", mq.password.as_str()),
+    ];
     let meta = fields(mq, &mq.endpoint, &q);
     assert_eq!(sample(&meta, &auth).await.unwrap(), 3.0);
 
     // The same URL as a restApiTemplate, as KEDA's users write it (quotes and all).
-    let template = format!("http://{}/console/jolokia/read/{}/MessageCount", mq.endpoint, mbean(mq, &q));
+    let template = format!(
+        "http://{}/console/jolokia/read/{}/MessageCount",
+        mq.endpoint,
+        mbean(mq, &q)
+    );
     let t = [("restApiTemplate", template.as_str())];
     assert_eq!(sample(&t, &auth).await.unwrap(), 3.0);
 
@@ -129,8 +148,10 @@ async fn artemis_reads_the_message_count() {
     let e = sample(&missing, &auth).await.unwrap_err();
     let msg = e.to_string();
     assert!(
-        msg.contains(&format!("artemis-queue GET http://{}/console/jolokia/read/", mq.endpoint))
-            && msg.contains("Jolokia status 404: javax.management.InstanceNotFoundException"),
+        msg.contains(&format!(
+            "artemis-queue GET http://{}/console/jolokia/read/",
+            mq.endpoint
+        )) && msg.contains("Jolokia status 404: javax.management.InstanceNotFoundException"),
         "{msg}"
     );
     assert_eq!(e.upstream().map(|u| u.kind), Some(UpstreamKind::NotFound));
@@ -146,16 +167,31 @@ async fn artemis_errors_name_the_server_and_the_cause() {
     let q = queue(mq).await;
     let kind = |e: &ScalerError| e.upstream().map(|u| u.kind);
     let down = format!("127.0.0.1:{}", free_port());
-    let auth = [("username", mq.user.as_str()), ("password", mq.password.as_str())];
+    let auth = [
+        ("username", mq.user.as_str()),
+        ("password", mq.password.as_str()),
+    ];
     let e = sample(&fields(mq, &down, &q), &auth).await.unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains(&format!("artemis-queue GET http://{down}/console/jolokia/")) && msg.contains("refused"), "{msg}");
+    assert!(
+        msg.contains(&format!("artemis-queue GET http://{down}/console/jolokia/"))
+            && msg.contains("refused"),
+        "{msg}"
+    );
     assert_eq!(kind(&e), Some(UpstreamKind::Connect));
 
-    let wrong = [("username", mq.user.as_str()), ("password", "not-the-password")];
-    let e = sample(&fields(mq, &mq.endpoint, &q), &wrong).await.unwrap_err();
+    let wrong = [
+        ("username", mq.user.as_str()),
+        ("password", "not-the-password"),
+    ];
+    let e = sample(&fields(mq, &mq.endpoint, &q), &wrong)
+        .await
+        .unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("403 Forbidden (check username and password)"), "{msg}");
+    assert!(
+        msg.contains("403 Forbidden (check username and password)"),
+        "{msg}"
+    );
     assert!(!msg.contains("not-the-password"), "{msg}");
     assert_eq!(kind(&e), Some(UpstreamKind::Auth));
 
@@ -163,7 +199,12 @@ async fn artemis_errors_name_the_server_and_the_cause() {
     evil.push(("corsHeader", "http://evil.example"));
     let e = sample(&evil, &auth).await.unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("Jolokia status 403: java.lang.Exception : Origin http://evil.example is not allowed"), "{msg}");
+    assert!(
+        msg.contains(
+            "Jolokia status 403: java.lang.Exception : Origin http://evil.example is not allowed"
+        ),
+        "{msg}"
+    );
     assert_eq!(kind(&e), Some(UpstreamKind::Auth));
 }
 

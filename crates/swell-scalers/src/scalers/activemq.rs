@@ -72,9 +72,16 @@ impl ActiveMqScaler {
     /// Reads the trigger into `p` without I/O (also for `swell check` and the webhook).
     pub fn parse(input: &TriggerInput, shared: &Shared, p: &mut Params<'_>) -> ActiveMqScaler {
         let (template, names) = match p.opt_url(REST_API_TEMPLATE, true) {
+            // A template that is not an http(s) URL is reported as such already.
+            Some(t) if !(t.starts_with("http://") || t.starts_with("https://")) => {
+                (t, Names::default())
+            }
             Some(t) => {
                 let names = template_names(&t).unwrap_or_else(|why| {
-                    p.error("restAPITemplate", format!("unable to parse ActiveMQ restAPITemplate: {why}"));
+                    p.error(
+                        "restAPITemplate",
+                        format!("unable to parse ActiveMQ restAPITemplate: {why}"),
+                    );
                     Names::default()
                 });
                 (t, names)
@@ -102,8 +109,15 @@ impl ActiveMqScaler {
                 .or_else(|| {
                     // A missing endpoint is reported as missing already.
                     if !names.endpoint.is_empty() {
-                        let field = if template == DEFAULT_TEMPLATE { "managementEndpoint" } else { "restAPITemplate" };
-                        p.error(field, format!("makes {} which is not a URL; give host:port", shown(&url)));
+                        let field = if template == DEFAULT_TEMPLATE {
+                            "managementEndpoint"
+                        } else {
+                            "restAPITemplate"
+                        };
+                        p.error(
+                            field,
+                            format!("makes {} which is not a URL; give host:port", shown(&url)),
+                        );
                     }
                     None
                 }),
@@ -241,7 +255,9 @@ impl Scaler for ActiveMqScaler {
 
     async fn sample(&self) -> Result<Sample, ScalerError> {
         let Some(read) = &self.read else {
-            return Err(ScalerError::Internal("activemq: the endpoint is not known".into()));
+            return Err(ScalerError::Internal(
+                "activemq: the endpoint is not known".into(),
+            ));
         };
         let key = read.coalesce_key();
         self.shared

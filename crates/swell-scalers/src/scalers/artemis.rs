@@ -13,8 +13,8 @@ use crate::metadata::shown;
 use crate::tls::Secret;
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
 
-const MANAGEMENT_ENDPOINT: Field =
-    Field::new("managementEndpoint").hint("host:port of the broker's web console, e.g. artemis:8161");
+const MANAGEMENT_ENDPOINT: Field = Field::new("managementEndpoint")
+    .hint("host:port of the broker's web console, e.g. artemis:8161");
 const QUEUE_NAME: Field = Field::new("queueName");
 const BROKER_NAME: Field = Field::new("brokerName").hint("the broker's <name> in broker.xml");
 const BROKER_ADDRESS: Field = Field::new("brokerAddress").hint("the address the queue is bound to");
@@ -84,9 +84,16 @@ impl ArtemisScaler {
     /// Reads the trigger into `p` without I/O (also for `swell check` and the webhook).
     pub fn parse(input: &TriggerInput, shared: &Shared, p: &mut Params<'_>) -> ArtemisScaler {
         let (template, names) = match p.opt_url(REST_API_TEMPLATE, true) {
+            // A template that is not an http(s) URL is reported as such already.
+            Some(t) if !(t.starts_with("http://") || t.starts_with("https://")) => {
+                (t, Names::default())
+            }
             Some(t) => {
                 let names = template_names(&t).unwrap_or_else(|why| {
-                    p.error("restApiTemplate", format!("can't parse restApiTemplate: {why}"));
+                    p.error(
+                        "restApiTemplate",
+                        format!("can't parse restApiTemplate: {why}"),
+                    );
                     Names::default()
                 });
                 (t, names)
@@ -115,8 +122,15 @@ impl ArtemisScaler {
             // A missing endpoint is reported as missing already.
             _ if names.endpoint.is_empty() => None,
             _ => {
-                let field = if template == DEFAULT_TEMPLATE { "managementEndpoint" } else { "restApiTemplate" };
-                p.error(field, format!("makes {} which is not a URL; give host:port", shown(&url)));
+                let field = if template == DEFAULT_TEMPLATE {
+                    "managementEndpoint"
+                } else {
+                    "restApiTemplate"
+                };
+                p.error(
+                    field,
+                    format!("makes {} which is not a URL; give host:port", shown(&url)),
+                );
                 None
             }
         };
@@ -270,8 +284,15 @@ pub(super) fn host_as_written(template: &str) -> Result<String, String> {
         return Err("the URL has no host".into());
     }
     let after_scheme = template.split_once("://").map_or(template, |(_, r)| r);
-    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or_default();
-    Ok(authority.rsplit('@').next().unwrap_or(authority).to_string())
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    Ok(authority
+        .rsplit('@')
+        .next()
+        .unwrap_or(authority)
+        .to_string())
 }
 
 /// Go's url.ParseQuery: `&`-separated `key=value`, each unescaped (`%XX`, `+` as a space);
@@ -298,7 +319,9 @@ fn unescape(s: &str) -> Result<String, String> {
                 let hex = s.get(i + 1..i + 3).filter(|h| h.len() == 2);
                 let b = hex
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| format!("invalid URL escape {}", shown(&s[i..s.len().min(i + 3)])))?;
+                    .ok_or_else(|| {
+                        format!("invalid URL escape {}", shown(&s[i..s.len().min(i + 3)]))
+                    })?;
                 out.push(b);
                 i += 3;
             }
@@ -327,7 +350,9 @@ impl Scaler for ArtemisScaler {
 
     async fn sample(&self) -> Result<Sample, ScalerError> {
         let Some(read) = &self.read else {
-            return Err(ScalerError::Internal("artemis-queue: the endpoint is not known".into()));
+            return Err(ScalerError::Internal(
+                "artemis-queue: the endpoint is not known".into(),
+            ));
         };
         let key = read.coalesce_key();
         self.shared

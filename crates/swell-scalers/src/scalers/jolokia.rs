@@ -105,7 +105,10 @@ pub fn answer(body: &str) -> Result<f64, (K, String)> {
         // Go leaves the count at 0 when `value` is absent or null.
         None | Some(serde_json::Value::Null) => Ok(0.0),
         Some(v) => v.as_i64().map(|n| n as f64).ok_or_else(|| {
-            let why = format!("the value {} is not an integer", crate::metadata::cut(&v.to_string()));
+            let why = format!(
+                "the value {} is not an integer",
+                crate::metadata::cut(&v.to_string())
+            );
             (K::BadResponse, why)
         }),
     }
@@ -138,8 +141,14 @@ mod tests {
             answer(r#"{"value":1.5,"status":200}"#),
             Err((K::BadResponse, "the value 1.5 is not an integer".into()))
         );
-        assert_eq!(answer(r#"{"value":"3","status":200}"#).unwrap_err().0, K::BadResponse);
+        assert_eq!(
+            answer(r#"{"value":"3","status":200}"#).unwrap_err().0,
+            K::BadResponse
+        );
         let e = answer("<html>oops</html>").unwrap_err();
-        assert!(e.0 == K::BadResponse && e.1.contains("<html>oops</html>"), "{e:?}");
+        assert!(
+            e.0 == K::BadResponse && e.1.contains("<html>oops</html>"),
+            "{e:?}"
+        );
     }
 }

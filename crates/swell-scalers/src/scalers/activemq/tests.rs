@@ -43,23 +43,44 @@ fn keda_parse_metadata_table() {
     let metric = &[("targetQueueSize", "10"), ("metricName", "testMetricName")][..];
     let no_destination = [FIELDS3[0], FIELDS3[2]];
     let cases: Vec<Case> = vec![
-        ("nothing passed", vec![], &[], Some("metadata.managementEndpoint: required")),
+        (
+            "nothing passed",
+            vec![],
+            &[],
+            Some("metadata.managementEndpoint: required"),
+        ),
         (
             "properly formed metadata",
-            with(FIELDS3, &[("targetQueueSize", "10"), ("activationTargetQueueSize", "0")]),
+            with(
+                FIELDS3,
+                &[
+                    ("targetQueueSize", "10"),
+                    ("activationTargetQueueSize", "0"),
+                ],
+            ),
             AUTH,
             None,
         ),
         ("no metricName passed", with(FIELDS3, target), AUTH, None),
         (
             "Invalid targetQueueSize using a string",
-            with(FIELDS3, &[("targetQueueSize", "AA"), ("metricName", "testMetricName")]),
+            with(
+                FIELDS3,
+                &[("targetQueueSize", "AA"), ("metricName", "testMetricName")],
+            ),
             AUTH,
             Some("metadata.targetQueueSize: \"AA\" is not an integer"),
         ),
         (
             "Invalid activatingTargetQueueSize using a string",
-            with(FIELDS3, &[("targetQueueSize", "10"), ("activationTargetQueueSize", "AA"), ("metricName", "testMetricName")]),
+            with(
+                FIELDS3,
+                &[
+                    ("targetQueueSize", "10"),
+                    ("activationTargetQueueSize", "AA"),
+                    ("metricName", "testMetricName"),
+                ],
+            ),
             AUTH,
             Some("metadata.activationTargetQueueSize: \"AA\" is not an integer"),
         ),
@@ -81,8 +102,18 @@ fn keda_parse_metadata_table() {
             AUTH,
             Some("metadata.brokerName: required"),
         ),
-        ("missing username, should fail", with(FIELDS3, metric), &AUTH[1..], Some("username): required")),
-        ("missing password, should fail", with(FIELDS3, metric), &AUTH[..1], Some("password): required")),
+        (
+            "missing username, should fail",
+            with(FIELDS3, metric),
+            &AUTH[1..],
+            Some("username): required"),
+        ),
+        (
+            "missing password, should fail",
+            with(FIELDS3, metric),
+            &AUTH[..1],
+            Some("password): required"),
+        ),
         (
             "properly formed metadata with restAPITemplate",
             with(&[("restAPITemplate", TEMPLATE)], metric),
@@ -93,7 +124,9 @@ fn keda_parse_metadata_table() {
             "invalid restAPITemplate, should fail",
             with(&[("restAPITemplate", "testInvalidRestAPITemplate")], metric),
             AUTH,
-            Some("metadata.restAPITemplate: \"testInvalidRestAPITemplate\" is not an http:// or https:// URL"),
+            Some(
+                "metadata.restAPITemplate: \"testInvalidRestAPITemplate\" is not an http:// or https:// URL",
+            ),
         ),
         (
             "missing username, should fail",
@@ -112,7 +145,11 @@ fn keda_parse_metadata_table() {
         match (scaler(0, &meta, auth), want) {
             (Ok(s), None) => {
                 let read = s.read.unwrap();
-                assert_eq!(read.password.expose(), "pass123", "{name}: the password from the configuration");
+                assert_eq!(
+                    read.password.expose(),
+                    "pass123",
+                    "{name}: the password from the configuration"
+                );
             }
             (Err(e), Some(want)) => assert!(e.to_string().contains(want), "{name}: {e}"),
             (Ok(_), Some(want)) => panic!("{name}: accepted, want {want}"),
@@ -132,12 +169,30 @@ fn cors_defaults_and_credentials() {
     assert_eq!((s.target, s.activation), (10.0, 0.0));
     let s = scaler(0, &with(&meta, &[("corsHeader", "test")]), &[]).unwrap();
     assert_eq!(s.origin(), Some("test"));
-    let env = with(FIELDS3, &[("usernameFromEnv", "AMQ_USER"), ("passwordFromEnv", "AMQ_PASSWORD")]);
+    let env = with(
+        FIELDS3,
+        &[
+            ("usernameFromEnv", "AMQ_USER"),
+            ("passwordFromEnv", "AMQ_PASSWORD"),
+        ],
+    );
     let read = scaler(0, &env, &[]).unwrap().read.unwrap();
-    assert_eq!((read.username.as_str(), read.password.expose()), ("env-user", "env-pass"));
-    assert!(read.json_content_type, "KEDA sends Content-Type: application/json");
-    let e = scaler(0, &with(&meta, &[("targetQueueSize", "0")]), &[]).err().unwrap().to_string();
-    assert!(e.contains("metadata.targetQueueSize: must be at least 1"), "{e}");
+    assert_eq!(
+        (read.username.as_str(), read.password.expose()),
+        ("env-user", "env-pass")
+    );
+    assert!(
+        read.json_content_type,
+        "KEDA sends Content-Type: application/json"
+    );
+    let e = scaler(0, &with(&meta, &[("targetQueueSize", "0")]), &[])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("metadata.targetQueueSize: must be at least 1"),
+        "{e}"
+    );
 }
 
 /// KEDA's `activeMQMetricIdentifiers` and `getMonitoringEndpointData`.
@@ -149,7 +204,12 @@ fn metric_names_and_endpoints() {
         s.url().unwrap(),
         "http://localhost:8161/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=localhost,destinationType=Queue,destinationName=testQueue/QueueSize"
     );
-    let s = scaler(1, &[("restAPITemplate", TEMPLATE), ("targetQueueSize", "10")], AUTH).unwrap();
+    let s = scaler(
+        1,
+        &[("restAPITemplate", TEMPLATE), ("targetQueueSize", "10")],
+        AUTH,
+    )
+    .unwrap();
     assert_eq!(s.metric_spec().name(), "s1-activemq-testQueue");
     assert_eq!(
         s.names,
@@ -160,9 +220,17 @@ fn metric_names_and_endpoints() {
         }
     );
     let https = "https://myBrokerHost:8162/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=myBrokerName,destinationType=Queue,destinationName=keda-test/QueueSize";
-    let s = scaler(0, &[("restAPITemplate", https), ("targetQueueSize", "10")], AUTH).unwrap();
+    let s = scaler(
+        0,
+        &[("restAPITemplate", https), ("targetQueueSize", "10")],
+        AUTH,
+    )
+    .unwrap();
     // The parsed URL lowercases the host (as a host name is); the Origin keeps it as written.
-    assert_eq!(s.url().unwrap(), https.replace("myBrokerHost", "mybrokerhost"));
+    assert_eq!(
+        s.url().unwrap(),
+        https.replace("myBrokerHost", "mybrokerhost")
+    );
     assert_eq!(s.origin(), Some("http://myBrokerHost:8162"));
 }
 
@@ -176,19 +244,36 @@ fn template_execution() {
         destination: "a+b&'c\"<>".into(),
     };
     assert_eq!(
-        execute("{{.ManagementEndpoint}}/{{ .BrokerName }}/{{.DestinationName}}", &n).unwrap(),
+        execute(
+            "{{.ManagementEndpoint}}/{{ .BrokerName }}/{{.DestinationName}}",
+            &n
+        )
+        .unwrap(),
         "h:1/b/a&#43;b&amp;&#39;c&#34;&lt;&gt;"
     );
     let t = "http://h:1/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b,destinationType=Queue,destinationName=q/{{.Nope}}";
-    let e = scaler(0, &[("restAPITemplate", t)], AUTH).err().unwrap().to_string();
-    assert!(e.contains("metadata.restAPITemplate: {{.Nope}} is not supported"), "{e}");
+    let e = scaler(0, &[("restAPITemplate", t)], AUTH)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("metadata.restAPITemplate: {{.Nope}} is not supported"),
+        "{e}"
+    );
     let t = "http://h:1/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b,destinationType=Queue,destinationName=q/{{.BrokerName";
-    let e = scaler(0, &[("restAPITemplate", t)], AUTH).err().unwrap().to_string();
+    let e = scaler(0, &[("restAPITemplate", t)], AUTH)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("unclosed action"), "{e}");
     // A template with placeholders for the values it also holds: filled from them.
     let t = "http://h:1/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b,destinationType=Queue,destinationName=q/{{.DestinationName}}";
     let s = scaler(0, &[("restAPITemplate", t)], AUTH).unwrap();
-    assert!(s.url().unwrap().ends_with("destinationName=q/q"), "{:?}", s.url());
+    assert!(
+        s.url().unwrap().ends_with("destinationName=q/q"),
+        "{:?}",
+        s.url()
+    );
 }
 
 /// Templates KEDA cannot read (it panics on some): refused with the reason.
@@ -196,15 +281,39 @@ fn template_execution() {
 fn bad_templates() {
     for (t, want) in [
         ("http://h:1/api/jolokia/read", "its path has no MBean name"),
-        ("http://h:1/read/org.apache.activemq:type=Broker,brokerName=b/QueueSize", "no destinationName is given"),
-        ("http://h:1/read/org.apache.activemq:type=Broker,destinationName=q/QueueSize", "no brokerName given"),
+        (
+            "http://h:1/read/org.apache.activemq:type=Broker,brokerName=b/QueueSize",
+            "no destinationName is given",
+        ),
+        (
+            "http://h:1/read/org.apache.activemq:type=Broker,destinationName=q/QueueSize",
+            "no brokerName given",
+        ),
     ] {
-        let e = scaler(0, &[("restAPITemplate", t)], AUTH).err().unwrap().to_string();
-        assert!(e.contains("metadata.restAPITemplate: unable to parse ActiveMQ restAPITemplate: ") && e.contains(want), "{t}: {e}");
+        let e = scaler(0, &[("restAPITemplate", t)], AUTH)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("metadata.restAPITemplate: unable to parse ActiveMQ restAPITemplate: ")
+                && e.contains(want),
+            "{t}: {e}"
+        );
     }
-    let e = scaler(0, &[("managementEndpoint", "http://h:1"), ("destinationName", "q"), ("brokerName", "b")], AUTH)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(e.contains("metadata.managementEndpoint: \"http://h:1\" is not host:port"), "{e}");
+    let e = scaler(
+        0,
+        &[
+            ("managementEndpoint", "http://h:1"),
+            ("destinationName", "q"),
+            ("brokerName", "b"),
+        ],
+        AUTH,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("metadata.managementEndpoint: \"http://h:1\" is not host:port"),
+        "{e}"
+    );
 }

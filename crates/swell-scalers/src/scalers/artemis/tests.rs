@@ -60,14 +60,21 @@ fn keda_parse_metadata_table() {
     };
     let refused: &[(Vec<(&str, &str)>, &str)] = &[
         (vec![], "metadata.managementEndpoint: required"),
-        (without("managementEndpoint"), "metadata.managementEndpoint: required"),
+        (
+            without("managementEndpoint"),
+            "metadata.managementEndpoint: required",
+        ),
         (without("queueName"), "metadata.queueName: required"),
         (without("brokerName"), "metadata.brokerName: required"),
         (without("brokerAddress"), "metadata.brokerAddress: required"),
         (without("username"), "username): required"),
         (without("password"), "password): required"),
         (
-            vec![("restApiTemplate", NO_BROKER), ("username", "u"), ("password", "p")],
+            vec![
+                ("restApiTemplate", NO_BROKER),
+                ("username", "u"),
+                ("password", "p"),
+            ],
             "metadata.restApiTemplate: can't parse restApiTemplate: no brokerName given",
         ),
     ];
@@ -77,11 +84,25 @@ fn keda_parse_metadata_table() {
     }
     let accepted: &[Vec<(&str, &str)>] = &[
         base.clone(),
-        vec![("restApiTemplate", TEMPLATE), ("username", "myUserName"), ("password", "myPassword")],
+        vec![
+            ("restApiTemplate", TEMPLATE),
+            ("username", "myUserName"),
+            ("password", "myPassword"),
+        ],
         fields("localhost:8443", &[("unsafeSsl", "true")]),
         fields("localhost:8443", &[("unsafeSsl", "false")]),
-        vec![("restApiTemplate", TLS_TEMPLATE), ("username", "u"), ("password", "p"), ("unsafeSsl", "true")],
-        vec![("restApiTemplate", TLS_TEMPLATE), ("username", "u"), ("password", "p"), ("unsafeSsl", "false")],
+        vec![
+            ("restApiTemplate", TLS_TEMPLATE),
+            ("username", "u"),
+            ("password", "p"),
+            ("unsafeSsl", "true"),
+        ],
+        vec![
+            ("restApiTemplate", TLS_TEMPLATE),
+            ("username", "u"),
+            ("password", "p"),
+            ("unsafeSsl", "false"),
+        ],
     ];
     for meta in accepted {
         scaler(0, meta, &[]).unwrap_or_else(|e| panic!("{meta:?}: {e}"));
@@ -102,17 +123,32 @@ fn keda_auth_params_tables() {
     assert!(err(&[], &empty).contains("required"));
     let e = err(&no_auth, &empty);
     assert!(
-        e.contains("username): required; set username in the TriggerAuthentication or trigger metadata")
-            && e.contains("password): required"),
+        e.contains(
+            "username): required; set username in the TriggerAuthentication or trigger metadata"
+        ) && e.contains("password): required"),
         "{e}"
     );
-    for key in ["managementEndpoint", "queueName", "brokerName", "brokerAddress"] {
-        let meta: Vec<_> = no_auth.iter().map(|&(k, v)| (k, if k == key { "" } else { v })).collect();
-        assert!(err(&meta, &empty).contains(&format!("metadata.{key}: required")), "{key}");
+    for key in [
+        "managementEndpoint",
+        "queueName",
+        "brokerName",
+        "brokerAddress",
+    ] {
+        let meta: Vec<_> = no_auth
+            .iter()
+            .map(|&(k, v)| (k, if k == key { "" } else { v }))
+            .collect();
+        assert!(
+            err(&meta, &empty).contains(&format!("metadata.{key}: required")),
+            "{key}"
+        );
     }
     let s = scaler(0, &no_auth, &[("username", "admin"), ("password", "admin")]).unwrap();
     let read = s.read.unwrap();
-    assert_eq!((read.username.as_str(), read.password.expose()), ("admin", "admin"));
+    assert_eq!(
+        (read.username.as_str(), read.password.expose()),
+        ("admin", "admin")
+    );
 }
 
 /// KEDA's `artemisMetricIdentifiers`, the URL KEDA's template makes (quotes sent as %22,
@@ -130,14 +166,21 @@ fn metric_name_and_url() {
                 metric_type: crate::MetricType::AverageValue
             }
         );
-        assert_eq!(s.activation, 10.0, "KEDA's activationQueueLength default is 10");
+        assert_eq!(
+            s.activation, 10.0,
+            "KEDA's activationQueueLength default is 10"
+        );
     }
     let s = scaler(0, &fields("localhost:8161", &[]), &[]).unwrap();
     assert_eq!(
         s.url().unwrap(),
         "http://localhost:8161/console/jolokia/read/org.apache.activemq.artemis:broker=%22broker-activemq%22,component=addresses,address=%22test%22,subcomponent=queues,routing-type=%22anycast%22,queue=%22queue1%22/MessageCount"
     );
-    let t = [("restApiTemplate", TEMPLATE), ("username", "u"), ("password", "p")];
+    let t = [
+        ("restApiTemplate", TEMPLATE),
+        ("username", "u"),
+        ("password", "p"),
+    ];
     let s = scaler(0, &t, &[]).unwrap();
     assert_eq!(
         s.names,
@@ -150,7 +193,13 @@ fn metric_name_and_url() {
         "KEDA keeps the quotes"
     );
     assert_eq!(s.metric_spec().name(), "s0-artemis-\"queue1\"");
-    assert_eq!(s.url().unwrap(), scaler(0, &fields("localhost:8161", &[]), &[]).unwrap().url().unwrap());
+    assert_eq!(
+        s.url().unwrap(),
+        scaler(0, &fields("localhost:8161", &[]), &[])
+            .unwrap()
+            .url()
+            .unwrap()
+    );
     assert_eq!(s.origin(), Some("http://localhost:8161"));
 }
 
@@ -172,13 +221,37 @@ fn tls_params() {
     assert!(!s.read.unwrap().client.unsafe_ssl);
     let s = scaler(0, &fields("localhost:8443", &[("unsafeSsl", "true")]), &[]).unwrap();
     assert!(s.read.unwrap().client.unsafe_ssl);
-    let s = scaler(0, &meta, &[("ca", "caaa"), ("cert", "ceert"), ("key", "keey")]).unwrap();
+    let s = scaler(
+        0,
+        &meta,
+        &[("ca", "caaa"), ("cert", "ceert"), ("key", "keey")],
+    )
+    .unwrap();
     let c = s.read.unwrap().client;
     assert_eq!(c.ca.as_deref(), Some("caaa"));
-    assert_eq!(c.client_cert.as_ref().map(|(c, k)| (c.as_str(), k.expose())), Some(("ceert", "keey")));
-    let e = err(&meta, &[("ca", "caaa"), ("cert", "ceert"), ("key", "keey"), ("keyPassword", "secret123")]);
-    assert!(e.contains("keyPassword: an encrypted private key is not supported"), "{e}");
-    for auth in [[("ca", "caaa"), ("key", "keey")], [("ca", "caaa"), ("cert", "ceert")]] {
+    assert_eq!(
+        c.client_cert
+            .as_ref()
+            .map(|(c, k)| (c.as_str(), k.expose())),
+        Some(("ceert", "keey"))
+    );
+    let e = err(
+        &meta,
+        &[
+            ("ca", "caaa"),
+            ("cert", "ceert"),
+            ("key", "keey"),
+            ("keyPassword", "secret123"),
+        ],
+    );
+    assert!(
+        e.contains("keyPassword: an encrypted private key is not supported"),
+        "{e}"
+    );
+    for auth in [
+        [("ca", "caaa"), ("key", "keey")],
+        [("ca", "caaa"), ("cert", "ceert")],
+    ] {
         assert!(err(&meta, &auth).contains("both cert and key must be provided"));
     }
     let s = scaler(0, &meta, &[("ca", "caaa")]).unwrap();
@@ -190,20 +263,49 @@ fn tls_params() {
 /// the HPA refuses a zero target); usernameFromEnv/passwordFromEnv are read.
 #[test]
 fn counts_and_env() {
-    let e = err(&fields("h:1", &[("queueLength", "AA"), ("activationQueueLength", "1.5")]), &[]);
-    assert!(e.contains("metadata.queueLength: \"AA\" is not an integer"), "{e}");
-    assert!(e.contains("metadata.activationQueueLength: \"1.5\" is not an integer"), "{e}");
+    let e = err(
+        &fields(
+            "h:1",
+            &[("queueLength", "AA"), ("activationQueueLength", "1.5")],
+        ),
+        &[],
+    );
+    assert!(
+        e.contains("metadata.queueLength: \"AA\" is not an integer"),
+        "{e}"
+    );
+    assert!(
+        e.contains("metadata.activationQueueLength: \"1.5\" is not an integer"),
+        "{e}"
+    );
     let e = err(&fields("h:1", &[("queueLength", "0")]), &[]);
-    assert!(e.contains("metadata.queueLength: must be at least 1"), "{e}");
-    let s = scaler(0, &fields("h:1", &[("queueLength", "5"), ("activationQueueLength", "-1")]), &[]).unwrap();
+    assert!(
+        e.contains("metadata.queueLength: must be at least 1"),
+        "{e}"
+    );
+    let s = scaler(
+        0,
+        &fields(
+            "h:1",
+            &[("queueLength", "5"), ("activationQueueLength", "-1")],
+        ),
+        &[],
+    )
+    .unwrap();
     assert_eq!((s.target, s.activation), (5.0, -1.0));
     let meta: Vec<_> = fields("h:1", &[])
         .into_iter()
         .filter(|(k, _)| !matches!(*k, "username" | "password"))
-        .chain([("usernameFromEnv", "myUserName"), ("passwordFromEnv", "myPassword")])
+        .chain([
+            ("usernameFromEnv", "myUserName"),
+            ("passwordFromEnv", "myPassword"),
+        ])
         .collect();
     let read = scaler(0, &meta, &[]).unwrap().read.unwrap();
-    assert_eq!((read.username.as_str(), read.password.expose()), ("artemis", "artemis"));
+    assert_eq!(
+        (read.username.as_str(), read.password.expose()),
+        ("artemis", "artemis")
+    );
 }
 
 /// Templates KEDA cannot read (it panics on some): refused with the reason.
@@ -211,21 +313,39 @@ fn counts_and_env() {
 fn bad_templates() {
     let auth = [("username", "u"), ("password", "p")];
     for (template, want) in [
-        ("testInvalidRestAPITemplate", "is not an http:// or https:// URL"),
-        ("http://h:1/console/jolokia/read", "its path has no MBean name"),
+        (
+            "testInvalidRestAPITemplate",
+            "is not an http:// or https:// URL",
+        ),
+        (
+            "http://h:1/console/jolokia/read",
+            "its path has no MBean name",
+        ),
         (
             "http://h:1/read/x:broker=\"b\",address=\"a\"/MessageCount",
             "no queueName is given",
         ),
-        ("http://h:1/read/x:queue=\"q\",broker=\"b\"/MessageCount", "no brokerAddress given"),
-        ("http://h:1/read/x:queue=%zz/MessageCount", "invalid URL escape \"%zz\""),
+        (
+            "http://h:1/read/x:queue=\"q\",broker=\"b\"/MessageCount",
+            "no brokerAddress given",
+        ),
+        (
+            "http://h:1/read/x:queue=%zz/MessageCount",
+            "invalid URL escape \"%zz\"",
+        ),
     ] {
         let meta = [("restApiTemplate", template), auth[0], auth[1]];
         let e = err(&meta, &[]);
-        assert!(e.contains("metadata.restApiTemplate: ") && e.contains(want), "{template}: {e}");
+        assert!(
+            e.contains("metadata.restApiTemplate: ") && e.contains(want),
+            "{template}: {e}"
+        );
     }
     let e = err(&fields("http://h:1", &[]), &[]);
-    assert!(e.contains("metadata.managementEndpoint: \"http://h:1\" is not host:port"), "{e}");
+    assert!(
+        e.contains("metadata.managementEndpoint: \"http://h:1\" is not host:port"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -236,5 +356,8 @@ fn fills_placeholders_once() {
         address: "a".into(),
         queue: "q".into(),
     };
-    assert_eq!(fill("<<brokerName>>/<<queueName>>/<<x>>", &n), "<<queueName>>/q/<<x>>");
+    assert_eq!(
+        fill("<<brokerName>>/<<queueName>>/<<x>>", &n),
+        "<<queueName>>/q/<<x>>"
+    );
 }
