@@ -4,8 +4,9 @@
 # outside the repository), one broker instance made with `artemis create` in a state
 # directory and run as the current user. Login required (a test user with the admin role),
 # the core acceptor and the embedded web server (console and Jolokia at /console/jolokia) on
-# free loopback ports only; no AMQP/STOMP/MQTT/HornetQ acceptors. Tests make their own queues
-# (Jolokia `exec` on the broker MBean).
+# free loopback ports only; no AMQP/STOMP/MQTT/HornetQ acceptors. The console is served over
+# HTTPS too, on another loopback port (a certificate for 127.0.0.1 from a CA made for the run).
+# Tests make their own queues (Jolokia `exec` on the broker MBean).
 #
 #   hack/artemis.sh fetch              fetch the release if missing; prints its directory
 #   hack/artemis.sh up [--dir DIR] [--owner-pid PID]
@@ -29,6 +30,7 @@ HEAP="${ARTEMIS_HEAP:-512M}"
 # Test-only credentials; the broker's name is what KEDA's brokerName must say.
 TEST_USER=swell
 TEST_PASSWORD=swell-artemis-secret
+KEYSTORE_PASSWORD=swell-artemis-tls
 BROKER_NAME=swell-artemis
 
 # shellcheck source=lib/procs.sh
@@ -83,11 +85,27 @@ create_instance() { # HOME DIR HTTP_PORT CORE_PORT: a fresh broker instance in D
     || { tail -n 20 "$dir/create.log" >&2; die "artemis create failed (log: $dir/create.log)"; }
 }
 
+add_tls_binding() { # DIR HTTPS_PORT: the console also over HTTPS (a PKCS#12 keystore)
+  local dir=$1
+  python3 - "$dir/instance/etc/bootstrap.xml" "$2" "$dir/tls/server.p12" "$KEYSTORE_PASSWORD" <<'EOF'
+import sys
+path, port, store, password = sys.argv[1:]
+xml = open(path).read()
+binding = f'''       <binding name="artemis-tls" uri="https://127.0.0.1:{port}" keyStorePath="{store}" keyStorePassword="{password}" keyStoreType="PKCS12">
+           <app name="console-tls" url="console" war="console.war"/>
+       </binding>
+   </web>'''
+if "   </web>" not in xml:
+    sys.exit("no </web> in " + path)
+open(path, "w").write(xml.replace("   </web>", binding, 1))
+EOF
+}
+
 cmd_up() {
   local dir="" owner=""
   up_args "$@"
   local t0=$SECONDS
-  "$here/debian-packages.sh" java=openjdk-17-jre-headless
+  "$here/debian-packages.sh" java=openjdk-17-jre-headless openssl=openssl
   need curl "wait for the console"
   local home
   home=$(fetch)
@@ -104,10 +122,15 @@ cmd_up() {
     start_watchdog swell-artemis-watchdog "$owner" "$dir" "$here/artemis.sh" "$dir"
   fi
 
-  local attempt http_port core_port pid log="$dir/artemis.log"
+  make_certs "$dir"
+  openssl pkcs12 -export -in "$dir/tls/server.crt" -inkey "$dir/tls/server.key" -name server \
+    -out "$dir/tls/server.p12" -passout "pass:$KEYSTORE_PASSWORD" 2>>"$dir/tls.log" \
+    || die "making the console's keystore failed (log: $dir/tls.log)"
+  local attempt http_port https_port core_port pid log="$dir/artemis.log"
   for attempt in 1 2 3 4 5; do
-    read -r http_port core_port < <(free_ports 2)
+    read -r http_port https_port core_port < <(free_ports 3)
     create_instance "$home" "$dir" "$http_port" "$core_port"
+    add_tls_binding "$dir" "$https_port"
     setsid "$dir/instance/bin/artemis" run >"$log" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$dir/artemis.pid"
@@ -140,8 +163,10 @@ cmd_up() {
   done
   [ "$code" = 200 ] || die "Jolokia at $origin/console/jolokia did not answer 200 (last: $code; log: $log)"
   UP_DONE=1
-  say "Artemis $VERSION up (console and Jolokia on 127.0.0.1:$http_port, core on $core_port) in $((SECONDS - t1))s (release ready after $((t1 - t0))s; state: $dir)"
+  say "Artemis $VERSION up (console and Jolokia on 127.0.0.1:$http_port, HTTPS $https_port, core on $core_port) in $((SECONDS - t1))s (release ready after $((t1 - t0))s; state: $dir)"
   echo "export SWELL_ARTEMIS_ENDPOINT=127.0.0.1:$http_port"
+  echo "export SWELL_ARTEMIS_TLS_ENDPOINT=127.0.0.1:$https_port"
+  echo "export SWELL_ARTEMIS_TLS_CA=$dir/tls/ca.crt"
   echo "export SWELL_ARTEMIS_CORE=127.0.0.1:$core_port"
   echo "export SWELL_ARTEMIS_BROKER=$BROKER_NAME"
   echo "export SWELL_ARTEMIS_USER=$TEST_USER"

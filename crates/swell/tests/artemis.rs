@@ -1,6 +1,7 @@
 //! The `artemis-queue` scaler against a real ActiveMQ Artemis 2.40 broker (started by
 //! `hack/artemis.sh`, login required, Jolokia with CORS strict checking): a queue's
-//! MessageCount through KEDA's URL template and through `restApiTemplate`, one HTTP client
+//! MessageCount through KEDA's URL template and through `restApiTemplate` (over HTTPS too:
+//! `ca`, `unsafeSsl`), one HTTP client
 //! and one reading shared by triggers, a missing queue, a server that is down, a wrong
 //! password and a refused Origin; and a Deployment scaled 0 → 3 → 0 by the real HPA.
 
@@ -157,6 +158,39 @@ async fn artemis_reads_the_message_count() {
     assert_eq!(e.upstream().map(|u| u.kind), Some(UpstreamKind::NotFound));
     purge(mq, &q).await;
     assert_eq!(sample(&meta, &auth).await.unwrap(), 0.0);
+}
+
+/// The console over HTTPS through restApiTemplate: the run's CA from the
+/// TriggerAuthentication (`ca`) is trusted; without it the certificate is refused, unless
+/// `unsafeSsl`.
+#[tokio::test(flavor = "multi_thread")]
+async fn artemis_reads_over_https() {
+    let mq = Artemis::shared();
+    let q = queue(mq).await;
+    send(mq, &q, 2).await;
+    let ca = std::fs::read_to_string(&mq.tls_ca).unwrap();
+    let template = format!(
+        "https://{}/console/jolokia/read/{}/MessageCount",
+        mq.tls_endpoint,
+        mbean(mq, &q)
+    );
+    let meta = [("restApiTemplate", template.as_str())];
+    let creds = [
+        ("username", mq.user.as_str()),
+        ("password", mq.password.as_str()),
+    ];
+    let with_ca = [creds[0], creds[1], ("ca", ca.as_str())];
+    assert_eq!(sample(&meta, &with_ca).await.unwrap(), 2.0);
+    let e = sample(&meta, &creds).await.unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("artemis-queue GET https://{}/", mq.tls_endpoint))
+            && msg.contains("certificate"),
+        "{msg}"
+    );
+    assert_eq!(e.upstream().map(|u| u.kind), Some(UpstreamKind::Connect));
+    let unsafe_ssl = [meta[0], ("unsafeSsl", "true")];
+    assert_eq!(sample(&unsafe_ssl, &creds).await.unwrap(), 2.0);
 }
 
 /// A server nobody listens on, a wrong password and an Origin Jolokia does not allow: the
