@@ -316,11 +316,15 @@ fn unescape(s: &str) -> Result<String, String> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = s.get(i + 1..i + 3).filter(|h| h.len() == 2);
+                // Two hex digits (from_str_radix alone would take a sign).
+                let hex = s
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
                 let b = hex
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| {
-                        format!("invalid URL escape {}", shown(&s[i..s.len().min(i + 3)]))
+                        let bad: String = s.get(i..).unwrap_or_default().chars().take(3).collect();
+                        format!("invalid URL escape {}", shown(&bad))
                     })?;
                 out.push(b);
                 i += 3;

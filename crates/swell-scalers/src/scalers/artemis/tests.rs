@@ -333,6 +333,14 @@ fn bad_templates() {
             "http://h:1/read/x:queue=%zz/MessageCount",
             "invalid URL escape \"%zz\"",
         ),
+        (
+            "http://h:1/read/x:queue=%+1/MessageCount",
+            "invalid URL escape \"%+1\"",
+        ),
+        (
+            "http://h:1/read/x:queue=%é/MessageCount",
+            "invalid URL escape \"%é\"",
+        ),
     ] {
         let meta = [("restApiTemplate", template), auth[0], auth[1]];
         let e = err(&meta, &[]);
