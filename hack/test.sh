@@ -24,10 +24,10 @@ command -v cargo >/dev/null || { echo "test: cargo is not installed (install Rus
 # One Rust build for tests, lint and image (see hack/lib/rust-build.sh).
 . "$here/lib/rust-build.sh"
 
-echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven, redis, postgresql, rabbitmq, mariadb =="
+echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven, redis, postgresql, rabbitmq, mariadb, activemq =="
 "$here/debian-packages.sh" musl-gcc=musl-tools buildah=buildah prometheus=prometheus \
   java=openjdk-17-jre-headless mvn=maven openssl=openssl redis-server=redis-server redis-cli=redis-tools \
-  pg_ctlcluster=postgresql rabbitmq-server=rabbitmq-server mariadbd=mariadb-server
+  pg_ctlcluster=postgresql rabbitmq-server=rabbitmq-server mariadbd=mariadb-server activemq=activemq
 swell_rust_target_add
 phase "debian packages"
 
@@ -52,53 +52,43 @@ echo "== the image: the static swell the tests run, in the Dockerfile's runtime 
 STORAGE_DRIVER=vfs buildah rmi localhost/swell:test >/dev/null
 phase "static image"
 
-echo "== Kafka broker jars (Maven Central, cached in ~/.cache/swell) =="
+echo "== Kafka broker jars, the Artemis release and the Jolokia agent (Maven Central, cached in ~/.cache/swell) =="
 "$here/kafka.sh" fetch >/dev/null
+"$here/artemis.sh" fetch >/dev/null
+"$here/activemq.sh" fetch >/dev/null
 phase "kafka jars"
 
-echo "== starting local control plane, AWS, Kafka, Redis (standalone, cluster, sentinel), PostgreSQL, RabbitMQ, MariaDB and an OAuth server =="
+# The event-source servers the tests read, each started by hack/<name>.sh (up --dir
+# --owner-pid, printing its exports; down DIR). One table: starting, waiting and stopping
+# all go through it. They start in seconds (Erlang and the JVM brokers in 5-25 s) and come up
+# in the background while the control plane does.
+servers=(redis redis-topo postgresql mariadb rabbitmq oauth artemis activemq)
+echo "== starting local control plane, AWS, Kafka and the servers: ${servers[*]} =="
 state=$(mktemp -d "${TMPDIR:-/tmp}/swell-test.XXXXXX")
 chmod 711 "$state" # the postgres user runs PostgreSQL from a directory inside
 cleanup() {
   "$here/cluster.sh" down "$state/cluster" || true
   "$here/aws.sh" down "$state/aws" || true
   "$here/kafka.sh" down "$state/kafka" || true
-  "$here/redis.sh" down "$state/redis" || true
-  "$here/redis-topo.sh" down "$state/redis-topo" || true
-  "$here/postgresql.sh" down "$state/postgresql" || true
-  "$here/mariadb.sh" down "$state/mariadb" || true
-  "$here/rabbitmq.sh" down "$state/rabbitmq" || true
-  "$here/oauth.sh" down "$state/oauth" || true
+  local s
+  for s in "${servers[@]}"; do "$here/$s.sh" down "$state/$s" || true; done
   rm -rf "$state"
 }
 trap 'rc=$?; cleanup; report $rc' EXIT
-# Servers that start in seconds come up in the background while the control plane does.
 servers_t0=$SECONDS
-"$here/redis.sh" up --dir "$state/redis" --owner-pid $$ >"$state/redis.env" &
-redis_pid=$!
-"$here/redis-topo.sh" up --dir "$state/redis-topo" --owner-pid $$ >"$state/redis-topo.env" &
-redis_topo_pid=$!
-"$here/postgresql.sh" up --dir "$state/postgresql" --owner-pid $$ >"$state/postgresql.env" &
-postgresql_pid=$!
-"$here/mariadb.sh" up --dir "$state/mariadb" --owner-pid $$ >"$state/mariadb.env" &
-mariadb_pid=$!
-# The OAuth 2.0 authorization server (Node, oidc-provider from npm) for oauth tokens.
-"$here/oauth.sh" up --dir "$state/oauth" --owner-pid $$ >"$state/oauth.env" &
-oauth_pid=$!
-# Erlang takes longest of these (15-25 s to start), also in parallel with the cluster.
-"$here/rabbitmq.sh" up --dir "$state/rabbitmq" --owner-pid $$ >"$state/rabbitmq.env" &
-rabbitmq_pid=$!
+declare -A server_pids=()
+for s in "${servers[@]}"; do
+  "$here/$s.sh" up --dir "$state/$s" --owner-pid $$ >"$state/$s.env" &
+  server_pids[$s]=$!
+done
 eval "$("$here/cluster.sh" up --dir "$state/cluster" --owner-pid $$)"
 eval "$("$here/aws.sh" up --dir "$state/aws" --owner-pid $$ --enforce)"
-wait "$redis_pid" || { echo "test: hack/redis.sh up failed (log above)" >&2; exit 1; }
-wait "$redis_topo_pid" || { echo "test: hack/redis-topo.sh up failed (log above)" >&2; exit 1; }
-wait "$postgresql_pid" || { echo "test: hack/postgresql.sh up failed (log above)" >&2; exit 1; }
-wait "$rabbitmq_pid" || { echo "test: hack/rabbitmq.sh up failed (log above)" >&2; exit 1; }
-wait "$mariadb_pid" || { echo "test: hack/mariadb.sh up failed (log above)" >&2; exit 1; }
-wait "$oauth_pid" || { echo "test: hack/oauth.sh up failed (log above)" >&2; exit 1; }
-eval "$(cat "$state/redis.env" "$state/redis-topo.env" "$state/postgresql.env" "$state/rabbitmq.env" "$state/mariadb.env" "$state/oauth.env")"
-echo "redis (standalone, cluster, sentinel), postgresql, rabbitmq, mariadb and the oauth server ready $((SECONDS - servers_t0))s after their start (in parallel with the cluster)"
-phase "start cluster+aws+redis+pg+mq+mariadb"
+for s in "${servers[@]}"; do
+  wait "${server_pids[$s]}" || { echo "test: hack/$s.sh up failed (log above)" >&2; exit 1; }
+  eval "$(cat "$state/$s.env")"
+done
+echo "${servers[*]} ready $((SECONDS - servers_t0))s after their start (in parallel with the cluster)"
+phase "start cluster+aws+servers"
 eval "$("$here/kafka.sh" up --dir "$state/kafka" --owner-pid $$)"
 phase "start kafka"
 

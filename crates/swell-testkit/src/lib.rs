@@ -6,6 +6,8 @@
 //! Each test gets its own namespace ([`TestNamespace`]) and waits with [`wait_until`], which
 //! says what it last saw when it gives up.
 
+mod activemq;
+mod artemis;
 mod aws;
 mod cluster;
 mod kafka;
@@ -19,6 +21,8 @@ mod redis;
 mod redis_topo;
 mod wait;
 
+pub use activemq::ActiveMq;
+pub use artemis::Artemis;
 pub use aws::{Aws, AwsKeys, allow, trust};
 pub use cluster::{Cluster, TestNamespace};
 pub use kafka::Kafka;

@@ -1,6 +1,8 @@
 //! The scaler registry: trigger `type` → constructor, and the same parsing without I/O for
 //! `swell check` and the admission webhook.
 
+pub mod activemq;
+pub mod artemis;
 pub mod aws_cloudwatch;
 pub mod aws_dynamodb;
 pub mod aws_kinesis_stream;
@@ -8,6 +10,7 @@ pub mod aws_sqs_queue;
 pub mod cpu_memory;
 pub mod cron;
 pub mod external;
+pub mod jolokia;
 pub mod kafka;
 pub mod kubernetes_workload;
 pub mod metrics_api;
@@ -42,6 +45,22 @@ fn boxed<S: Scaler + 'static>(s: Result<S, ScalerError>) -> Built {
 
 /// Every trigger type Swell knows, in KEDA's names, sorted.
 pub const REGISTRY: &[Entry] = &[
+    Entry {
+        name: "activemq",
+        fields: Some(&[activemq::FIELDS]),
+        parse: |i, p| {
+            let _ = activemq::ActiveMqScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(activemq::ActiveMqScaler::new(i, s)),
+    },
+    Entry {
+        name: "artemis-queue",
+        fields: Some(&[artemis::FIELDS]),
+        parse: |i, p| {
+            let _ = artemis::ArtemisScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(artemis::ArtemisScaler::new(i, s)),
+    },
     Entry {
         name: "aws-cloudwatch",
         fields: Some(&[aws_cloudwatch::FIELDS, IDENTITY_FIELDS]),
