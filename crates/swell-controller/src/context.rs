@@ -284,6 +284,17 @@ fn merge_patch_value<S: serde::Serialize>(old: &S, new: &S) -> serde_json::Value
     n
 }
 
+/// How long one reconcile may take. Its steps are a few API calls, yet under load some
+/// were seen to get no answer at all (the client's read timeout is 295 s), which left an
+/// object unreconciled for minutes. Past this the attempt is dropped, its requests (and
+/// their connections) with it, and retried at once; the steps are idempotent.
+pub const RECONCILE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs one reconcile attempt within [`RECONCILE_DEADLINE`]; `None` when it ran out.
+pub async fn within_deadline<T>(attempt: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(RECONCILE_DEADLINE, attempt).await.ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,15 +321,4 @@ mod tests {
         assert_eq!(v["pausedReplicaCount"], serde_json::Value::Null);
         assert_eq!(v["hpaName"], "h");
     }
-}
-
-/// How long one reconcile may take. Its steps are a few API calls, yet under load some
-/// were seen to get no answer at all (the client's read timeout is 295 s), which left an
-/// object unreconciled for minutes. Past this the attempt is dropped, its requests (and
-/// their connections) with it, and retried at once; the steps are idempotent.
-pub const RECONCILE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Runs one reconcile attempt within [`RECONCILE_DEADLINE`]; `None` when it ran out.
-pub async fn within_deadline<T>(attempt: impl std::future::Future<Output = T>) -> Option<T> {
-    tokio::time::timeout(RECONCILE_DEADLINE, attempt).await.ok()
 }
