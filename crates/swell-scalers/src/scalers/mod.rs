@@ -12,6 +12,7 @@ pub mod kafka;
 pub mod kubernetes_workload;
 pub mod metrics_api;
 pub mod mysql;
+pub mod nats_jetstream;
 pub mod postgresql;
 pub mod prometheus;
 pub mod rabbitmq;
@@ -144,6 +145,14 @@ pub const REGISTRY: &[Entry] = &[
             let _ = mysql::MysqlScaler::parse(i, &Shared::default(), p);
         },
         build: |i, s| boxed(mysql::MysqlScaler::new(i, s)),
+    },
+    Entry {
+        name: "nats-jetstream",
+        fields: Some(&[nats_jetstream::FIELDS]),
+        parse: |i, p| {
+            let _ = nats_jetstream::NatsJetStreamScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(nats_jetstream::NatsJetStreamScaler::new(i, s)),
     },
     Entry {
         name: "postgresql",
