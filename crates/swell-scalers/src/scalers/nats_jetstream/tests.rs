@@ -138,7 +138,7 @@ fn refuses_what_cannot_work() {
         ),
         (
             ("natsServerMonitoringEndpoint", "http://nats:8222"),
-            "natsServerMonitoringEndpoint): \"http://nats:8222\" is not host:port",
+            "metadata.natsServerMonitoringEndpoint: \"http://nats:8222\" is not host:port",
         ),
         (
             ("natsServerMonitoringEndpoint", "nats:8222/jsz"),
@@ -258,11 +258,14 @@ fn jsz(cluster_size: i64, streams: serde_json::Value) -> String {
     .to_string()
 }
 
+/// A value and activity, or what the error says.
+type Reading = Result<(f64, bool), &'static str>;
+
 /// KEDA's `testNATSJetStreamMockResponses` on a single server, and answers that are not
 /// the monitoring JSON.
 #[tokio::test]
 async fn reads_a_single_server_as_keda() {
-    let cases: &[(&str, String, Result<(f64, bool), &str>)] = &[
+    let cases: &[(&str, String, Reading)] = &[
         (
             "no messages waiting",
             jsz(0, json!([{"name": "mystream", "consumer_detail": [{"name": "pull_consumer"}]}])),
