@@ -193,6 +193,9 @@ impl NatsConn {
     /// Fetches up to `batch` messages from the pull consumer and acknowledges each; how
     /// many came.
     pub async fn fetch_and_ack(&mut self, stream: &str, consumer: &str, batch: usize) -> anyhow::Result<usize> {
+        if batch == 0 {
+            return Ok(0);
+        }
         self.next += 1;
         let reply = format!("{}.{}", self.inbox, self.next);
         let subject = format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}");
@@ -200,18 +203,17 @@ impl NatsConn {
         self.publish(&subject, Some(&reply), body.to_string().as_bytes()).await?;
         let mut got = 0;
         while got < batch {
+            // Messages keep their own subject (only the sid says they answer the pull);
+            // their reply subject is where the acknowledgement goes.
             let m = self.next_msg().await?;
-            if m.subject != reply {
-                continue;
-            }
             match (m.status, m.reply) {
                 // 404 No Messages, 408 Request Timeout: the batch ends early.
-                (Some(s), _) if s.trim_end() != "NATS/1.0" => break,
-                (_, Some(ack)) => {
+                (Some(s), _) if m.subject == reply && s.trim_end() != "NATS/1.0" => break,
+                (_, Some(ack)) if ack.starts_with("$JS.ACK.") => {
                     self.publish(&ack, None, b"+ACK").await?;
                     got += 1;
                 }
-                (_, None) => bail!("a message from {subject} without a reply subject"),
+                _ => {}
             }
         }
         // A PING round trip: the acks reached the server before this returns.

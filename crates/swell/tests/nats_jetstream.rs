@@ -59,7 +59,7 @@ async fn stream(c: &mut NatsConn, replicas: u32) -> (String, String, serde_json:
 /// The lag of a consumer on a 3-node cluster, read through a node that is not the
 /// consumer's leader (its leader found as KEDA finds it: the nodes' `/varz` names and
 /// `/jsz` answers), as messages are published, fetched and acknowledged; then a stream
-/// and a consumer that do not exist, which are errors as in KEDA.
+/// and a consumer that do not exist, which are errors as in KEDA (no leader is found).
 #[tokio::test(flavor = "multi_thread")]
 async fn nats_jetstream_reads_the_lag_on_a_cluster() {
     let nats = Nats::shared();
@@ -88,12 +88,16 @@ async fn nats_jetstream_reads_the_lag_on_a_cluster() {
 
     let e = sample(&meta(&endpoint, "NoSuchStream", &consumer)).await.unwrap_err();
     assert_eq!(e.upstream().map(|u| u.kind), Some(UpstreamKind::NotFound), "{e}");
+    // On a cluster KEDA looks for the leader of what is not there, and says so.
     assert!(
-        e.to_string().contains("stream \"NoSuchStream\" not found in account \"$G\""),
+        e.to_string().contains(&format!(
+            "nats-jetstream {endpoint}: leader node not found for consumer \"workers\" of stream \"NoSuchStream\""
+        )),
         "{e}"
     );
     let e = sample(&meta(&endpoint, &s, "nobody")).await.unwrap_err();
-    assert!(e.to_string().contains("nobody"), "{e}");
+    assert_eq!(e.upstream().map(|u| u.kind), Some(UpstreamKind::NotFound), "{e}");
+    assert!(e.to_string().contains("leader node not found for consumer \"nobody\""), "{e}");
 }
 
 /// One server with HTTPS monitoring: read with `useHttps` (the run's CA is not trusted by
