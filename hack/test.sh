@@ -27,7 +27,8 @@ command -v cargo >/dev/null || { echo "test: cargo is not installed (install Rus
 echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven, redis, postgresql, rabbitmq, mariadb =="
 "$here/debian-packages.sh" musl-gcc=musl-tools buildah=buildah prometheus=prometheus \
   java=openjdk-17-jre-headless mvn=maven openssl=openssl redis-server=redis-server redis-cli=redis-tools \
-  pg_ctlcluster=postgresql rabbitmq-server=rabbitmq-server mariadbd=mariadb-server
+  pg_ctlcluster=postgresql rabbitmq-server=rabbitmq-server mariadbd=mariadb-server \
+  nats-server=nats-server
 swell_rust_target_add
 phase "debian packages"
 
@@ -67,6 +68,7 @@ cleanup() {
   "$here/redis-topo.sh" down "$state/redis-topo" || true
   "$here/postgresql.sh" down "$state/postgresql" || true
   "$here/mariadb.sh" down "$state/mariadb" || true
+  "$here/nats.sh" down "$state/nats" || true
   "$here/rabbitmq.sh" down "$state/rabbitmq" || true
   rm -rf "$state"
 }
@@ -81,6 +83,8 @@ redis_topo_pid=$!
 postgresql_pid=$!
 "$here/mariadb.sh" up --dir "$state/mariadb" --owner-pid $$ >"$state/mariadb.env" &
 mariadb_pid=$!
+"$here/nats.sh" up --dir "$state/nats" --owner-pid $$ >"$state/nats.env" &
+nats_pid=$!
 # Erlang takes longest of these (15-25 s to start), also in parallel with the cluster.
 "$here/rabbitmq.sh" up --dir "$state/rabbitmq" --owner-pid $$ >"$state/rabbitmq.env" &
 rabbitmq_pid=$!
@@ -91,7 +95,8 @@ wait "$redis_topo_pid" || { echo "test: hack/redis-topo.sh up failed (log above)
 wait "$postgresql_pid" || { echo "test: hack/postgresql.sh up failed (log above)" >&2; exit 1; }
 wait "$rabbitmq_pid" || { echo "test: hack/rabbitmq.sh up failed (log above)" >&2; exit 1; }
 wait "$mariadb_pid" || { echo "test: hack/mariadb.sh up failed (log above)" >&2; exit 1; }
-eval "$(cat "$state/redis.env" "$state/redis-topo.env" "$state/postgresql.env" "$state/rabbitmq.env" "$state/mariadb.env")"
+wait "$nats_pid" || { echo "test: hack/nats.sh up failed (log above)" >&2; exit 1; }
+eval "$(cat "$state/redis.env" "$state/redis-topo.env" "$state/postgresql.env" "$state/rabbitmq.env" "$state/mariadb.env" "$state/nats.env")"
 echo "redis (standalone, cluster, sentinel), postgresql, rabbitmq and mariadb ready $((SECONDS - servers_t0))s after their start (in parallel with the cluster)"
 phase "start cluster+aws+redis+pg+mq+mariadb"
 eval "$("$here/kafka.sh" up --dir "$state/kafka" --owner-pid $$)"

@@ -78,8 +78,10 @@ impl NatsConn {
         };
         let info = c.line().await?;
         anyhow::ensure!(info.starts_with("INFO "), "not a NATS server: {info}");
-        let connect = json!({"verbose": false, "pedantic": false, "headers": true, "no_responders": true});
-        c.send(format!("CONNECT {connect}\r\nPING\r\n").as_bytes()).await?;
+        let connect =
+            json!({"verbose": false, "pedantic": false, "headers": true, "no_responders": true});
+        c.send(format!("CONNECT {connect}\r\nPING\r\n").as_bytes())
+            .await?;
         let pong = c.line().await?;
         anyhow::ensure!(pong == "PONG", "NATS refused CONNECT: {pong}");
         let sub = format!("SUB {}.* 1\r\n", c.inbox);
@@ -94,12 +96,20 @@ impl NatsConn {
 
     async fn line(&mut self) -> anyhow::Result<String> {
         let mut l = String::new();
-        anyhow::ensure!(self.read.read_line(&mut l).await? > 0, "NATS closed the connection");
+        anyhow::ensure!(
+            self.read.read_line(&mut l).await? > 0,
+            "NATS closed the connection"
+        );
         Ok(l.trim_end().to_string())
     }
 
     /// Publishes `payload` to `subject`, replies (if `reply`) to that subject.
-    pub async fn publish(&mut self, subject: &str, reply: Option<&str>, payload: &[u8]) -> anyhow::Result<()> {
+    pub async fn publish(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        payload: &[u8],
+    ) -> anyhow::Result<()> {
         let reply = reply.map(|r| format!(" {r}")).unwrap_or_default();
         let mut out = format!("PUB {subject}{reply} {}\r\n", payload.len()).into_bytes();
         out.extend_from_slice(payload);
@@ -124,7 +134,10 @@ impl NatsConn {
     /// `MSG subject sid [reply] len` or `HMSG subject sid [reply] hdrlen totallen`.
     async fn body(&mut self, parts: &[&str]) -> anyhow::Result<Msg> {
         let headers = parts[0] == "HMSG";
-        let n = |s: &str| s.parse::<usize>().with_context(|| format!("bad length in {parts:?}"));
+        let n = |s: &str| {
+            s.parse::<usize>()
+                .with_context(|| format!("bad length in {parts:?}"))
+        };
         let (reply, hdr, total) = match (headers, parts.len()) {
             (false, 4) => (None, 0, n(parts[3])?),
             (false, 5) => (Some(parts[3]), 0, n(parts[4])?),
@@ -152,7 +165,8 @@ impl NatsConn {
     pub async fn request(&mut self, subject: &str, body: &Value) -> anyhow::Result<Value> {
         self.next += 1;
         let reply = format!("{}.{}", self.inbox, self.next);
-        self.publish(subject, Some(&reply), body.to_string().as_bytes()).await?;
+        self.publish(subject, Some(&reply), body.to_string().as_bytes())
+            .await?;
         loop {
             let m = self.next_msg().await?;
             if m.subject != reply {
@@ -171,15 +185,25 @@ impl NatsConn {
     }
 
     /// Creates stream `name` on `subjects` with `replicas` copies.
-    pub async fn create_stream(&mut self, name: &str, subjects: &[&str], replicas: u32) -> anyhow::Result<Value> {
+    pub async fn create_stream(
+        &mut self,
+        name: &str,
+        subjects: &[&str],
+        replicas: u32,
+    ) -> anyhow::Result<Value> {
         let config = json!({"name": name, "subjects": subjects, "num_replicas": replicas, "storage": "memory"});
-        self.request(&format!("$JS.API.STREAM.CREATE.{name}"), &config).await
+        self.request(&format!("$JS.API.STREAM.CREATE.{name}"), &config)
+            .await
     }
 
     /// Creates durable pull consumer `name` on `stream` with explicit acks.
     pub async fn create_consumer(&mut self, stream: &str, name: &str) -> anyhow::Result<Value> {
         let body = json!({"stream_name": stream, "config": {"durable_name": name, "ack_policy": "explicit"}});
-        self.request(&format!("$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{name}"), &body).await
+        self.request(
+            &format!("$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{name}"),
+            &body,
+        )
+        .await
     }
 
     /// Publishes `count` messages to `subject`, each acknowledged by JetStream.
@@ -192,7 +216,12 @@ impl NatsConn {
 
     /// Fetches up to `batch` messages from the pull consumer and acknowledges each; how
     /// many came.
-    pub async fn fetch_and_ack(&mut self, stream: &str, consumer: &str, batch: usize) -> anyhow::Result<usize> {
+    pub async fn fetch_and_ack(
+        &mut self,
+        stream: &str,
+        consumer: &str,
+        batch: usize,
+    ) -> anyhow::Result<usize> {
         if batch == 0 {
             return Ok(0);
         }
@@ -200,7 +229,8 @@ impl NatsConn {
         let reply = format!("{}.{}", self.inbox, self.next);
         let subject = format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}");
         let body = json!({"batch": batch, "no_wait": true});
-        self.publish(&subject, Some(&reply), body.to_string().as_bytes()).await?;
+        self.publish(&subject, Some(&reply), body.to_string().as_bytes())
+            .await?;
         let mut got = 0;
         while got < batch {
             // Messages keep their own subject (only the sid says they answer the pull);

@@ -51,7 +51,9 @@ fn meta<'a>(endpoint: &'a str, stream: &'a str, consumer: &'a str) -> Vec<(&'a s
 async fn stream(c: &mut NatsConn, replicas: u32) -> (String, String, serde_json::Value) {
     let name = format!("jobs{}", unique_suffix());
     let subjects = format!("{name}.>");
-    c.create_stream(&name, &[subjects.as_str()], replicas).await.unwrap();
+    c.create_stream(&name, &[subjects.as_str()], replicas)
+        .await
+        .unwrap();
     let consumer = c.create_consumer(&name, "workers").await.unwrap();
     (name, "workers".into(), consumer)
 }
@@ -76,7 +78,11 @@ async fn nats_jetstream_reads_the_lag_on_a_cluster() {
     c.publish_acked(&subject, 5).await.unwrap();
     assert_eq!(sample(&m).await.unwrap(), (5.0, true));
     assert_eq!(c.fetch_and_ack(&s, &consumer, 4).await.unwrap(), 4);
-    assert_eq!(sample(&m).await.unwrap(), (1.0, false), "1 is not above activation 1");
+    assert_eq!(
+        sample(&m).await.unwrap(),
+        (1.0, false),
+        "1 is not above activation 1"
+    );
 
     // One scaler keeps reading as messages come and go (its remembered leader).
     let one = swell_scalers::build(&trigger(&m), &Shared::default()).unwrap();
@@ -86,8 +92,14 @@ async fn nats_jetstream_reads_the_lag_on_a_cluster() {
         assert_eq!(one.sample().await.unwrap().value, want);
     }
 
-    let e = sample(&meta(&endpoint, "NoSuchStream", &consumer)).await.unwrap_err();
-    assert_eq!(e.upstream().map(|u| u.kind), Some(UpstreamKind::NotFound), "{e}");
+    let e = sample(&meta(&endpoint, "NoSuchStream", &consumer))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.upstream().map(|u| u.kind),
+        Some(UpstreamKind::NotFound),
+        "{e}"
+    );
     // On a cluster KEDA looks for the leader of what is not there, and says so.
     assert!(
         e.to_string().contains(&format!(
@@ -96,8 +108,16 @@ async fn nats_jetstream_reads_the_lag_on_a_cluster() {
         "{e}"
     );
     let e = sample(&meta(&endpoint, &s, "nobody")).await.unwrap_err();
-    assert_eq!(e.upstream().map(|u| u.kind), Some(UpstreamKind::NotFound), "{e}");
-    assert!(e.to_string().contains("leader node not found for consumer \"nobody\""), "{e}");
+    assert_eq!(
+        e.upstream().map(|u| u.kind),
+        Some(UpstreamKind::NotFound),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("leader node not found for consumer \"nobody\""),
+        "{e}"
+    );
 }
 
 /// One server with HTTPS monitoring: read with `useHttps` (the run's CA is not trusted by
@@ -113,18 +133,30 @@ async fn nats_jetstream_errors_name_the_endpoint_and_the_cause() {
     https.push(("useHttps", "true"));
     let e = sample(&https).await.unwrap_err().to_string();
     assert!(
-        e.contains(&format!("nats-jetstream GET https://{}/jsz?acc=%24G", nats.monitor))
-            && e.contains("certificate"),
+        e.contains(&format!(
+            "nats-jetstream GET https://{}/jsz?acc=%24G",
+            nats.monitor
+        )) && e.contains("certificate"),
         "{e}"
     );
-    let e = sample(&meta(&nats.monitor, &s, &consumer)).await.unwrap_err();
+    let e = sample(&meta(&nats.monitor, &s, &consumer))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("returned 400"), "{e}");
     let e = sample(&meta(&nats.addr, &s, &consumer)).await.unwrap_err();
-    assert!(e.to_string().contains(&format!("GET http://{}/jsz", nats.addr)), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("GET http://{}/jsz", nats.addr)),
+        "{e}"
+    );
     let down = common::metrics_api::free_port().to_string();
     let down = format!("127.0.0.1:{down}");
     let e = sample(&meta(&down, &s, &consumer)).await.unwrap_err();
-    assert_eq!(e.upstream().map(|u| u.kind), Some(UpstreamKind::Connect), "{e}");
+    assert_eq!(
+        e.upstream().map(|u| u.kind),
+        Some(UpstreamKind::Connect),
+        "{e}"
+    );
     assert!(e.to_string().contains("refused"), "{e}");
 }
 

@@ -185,7 +185,9 @@ impl NatsJetStreamScaler {
             // KEDA parses it; the HPA refuses a target that is not positive.
             p.error(
                 LAG.name,
-                format!("must be greater than 0 (the HPA's target per replica), got {lag_threshold}"),
+                format!(
+                    "must be greater than 0 (the HPA's target per replica), got {lag_threshold}"
+                ),
             );
         }
         let activation: i64 = p.or(ACTIVATION, "a whole number", 0);
@@ -207,12 +209,22 @@ impl NatsJetStreamScaler {
     }
 
     fn coalesce_key(&self) -> String {
-        let url = self.endpoint.as_ref().map(Endpoint::jsz).unwrap_or_default();
-        format!("nats-jetstream|{url}|{}|{}|{}", self.account, self.stream, self.consumer)
+        let url = self
+            .endpoint
+            .as_ref()
+            .map(Endpoint::jsz)
+            .unwrap_or_default();
+        format!(
+            "nats-jetstream|{url}|{}|{}|{}",
+            self.account, self.stream, self.consumer
+        )
     }
 
     fn remembered(&self) -> Leader {
-        self.leader.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.leader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn remember(&self, leader: Leader) {
@@ -245,7 +257,8 @@ impl NatsJetStreamScaler {
             leader = Leader::default();
             found.stream = None;
         }
-        let same_leader = found.leader.is_some() && !cached.name.is_empty() && cached.name == leader.name;
+        let same_leader =
+            found.leader.is_some() && !cached.name.is_empty() && cached.name == leader.name;
         if !same_leader && cluster_size > 1 {
             match self.find_leader(&client, endpoint).await {
                 Ok((jsz, node_url)) => {
@@ -276,7 +289,11 @@ impl NatsJetStreamScaler {
         let varz = get_json(client, &endpoint.varz(None)).await?;
         let strings = |v: &Value| -> Vec<String> {
             v.as_array()
-                .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let mut urls = strings(&varz["connect_urls"]);
@@ -343,7 +360,8 @@ impl NatsJetStreamScaler {
 
     /// KEDA's `getMaxMsgLag`: `num_pending + num_ack_pending` of the consumer.
     fn lag(&self, found: &Found, url: &str) -> Result<f64, UpstreamError> {
-        let not_found = |what: String| UpstreamError::new(K::NotFound, format!("nats-jetstream {url}: {what}"));
+        let not_found =
+            |what: String| UpstreamError::new(K::NotFound, format!("nats-jetstream {url}: {what}"));
         let Some(stream) = &found.stream else {
             return Err(not_found(format!(
                 "stream {:?} not found in account {:?}",

@@ -63,7 +63,11 @@ fn parses_keda_metadata_table() {
         (&[EP, ACC, C], &[], true),
         (&[EP, ACC, S], &[], true),
         (&[ACC, S], &[], true),
-        (&[EP, ACC, S, C, ("activationLagThreshold", "10")], &[], false),
+        (
+            &[EP, ACC, S, C, ("activationLagThreshold", "10")],
+            &[],
+            false,
+        ),
         (&[EP, ACC, S, C, ("activationLagThreshold", "Y")], &[], true),
         (&[ACC, S, C], &[EP], false),
         (&[ACC, S, C], &[("natsServerMonitoringEndpoint", "")], true),
@@ -88,7 +92,10 @@ fn names_the_metric_as_keda() {
         ("stream", "mystream"),
         ("consumer", "pull_consumer"),
     ];
-    for (index, name) in [(0, "s0-nats-jetstream-mystream"), (1, "s1-nats-jetstream-mystream")] {
+    for (index, name) in [
+        (0, "s0-nats-jetstream-mystream"),
+        (1, "s1-nats-jetstream-mystream"),
+    ] {
         let s = scaler(index, meta, &[]).unwrap();
         assert_eq!(
             s.metric_spec(),
@@ -160,9 +167,15 @@ fn refuses_what_cannot_work() {
 #[test]
 fn builds_urls_as_keda() {
     let e = Endpoint::new(false, "nats.nats:8222", "$G");
-    assert_eq!(e.jsz(), "http://nats.nats:8222/jsz?acc=%24G&config=true&consumers=true");
+    assert_eq!(
+        e.jsz(),
+        "http://nats.nats:8222/jsz?acc=%24G&config=true&consumers=true"
+    );
     let e = Endpoint::new(true, "nats.nats:8222", "$G");
-    assert_eq!(e.jsz(), "https://nats.nats:8222/jsz?acc=%24G&config=true&consumers=true");
+    assert_eq!(
+        e.jsz(),
+        "https://nats.nats:8222/jsz?acc=%24G&config=true&consumers=true"
+    );
     let e = Endpoint::new(false, "nats.nats:8222", "myaccount&consumers=false");
     assert_eq!(
         e.jsz(),
@@ -181,7 +194,10 @@ fn builds_urls_as_keda() {
     assert_eq!(e.varz(Some("10.0.0.7")), "http://10.0.0.7:8222/varz");
     let no_port = Endpoint::new(false, "nats", "a b");
     assert_eq!(no_port.varz(Some("n1")), "http://n1/varz");
-    assert_eq!(no_port.jsz(), "http://nats/jsz?acc=a+b&config=true&consumers=true");
+    assert_eq!(
+        no_port.jsz(),
+        "http://nats/jsz?acc=a+b&config=true&consumers=true"
+    );
 }
 
 /// A monitoring server on loopback: `answer(local address, path)` gives the status and
@@ -268,30 +284,49 @@ async fn reads_a_single_server_as_keda() {
     let cases: &[(&str, String, Reading)] = &[
         (
             "no messages waiting",
-            jsz(0, json!([{"name": "mystream", "consumer_detail": [{"name": "pull_consumer"}]}])),
+            jsz(
+                0,
+                json!([{"name": "mystream", "consumer_detail": [{"name": "pull_consumer"}]}]),
+            ),
             Ok((0.0, false)),
         ),
         (
             "messages waiting",
-            jsz(0, json!([{"name": "mystream", "consumer_detail": [{"name": "pull_consumer", "num_pending": 100}]}])),
+            jsz(
+                0,
+                json!([{"name": "mystream", "consumer_detail": [{"name": "pull_consumer", "num_pending": 100}]}]),
+            ),
             Ok((100.0, true)),
         ),
         (
             "pending and unacknowledged",
-            jsz(0, json!([{"name": "mystream", "state": {"last_seq": 9999}, "consumer_detail": [{"name": "pull_consumer", "num_pending": 7, "num_ack_pending": 3}]}])),
+            jsz(
+                0,
+                json!([{"name": "mystream", "state": {"last_seq": 9999}, "consumer_detail": [{"name": "pull_consumer", "num_pending": 7, "num_ack_pending": 3}]}]),
+            ),
             Ok((10.0, false)),
         ),
         (
             "consumer missing",
-            jsz(0, json!([{"name": "mystream", "state": {"last_seq": 1000}, "consumer_detail": [{"name": "pull_consumer_bad", "num_pending": 100}]}])),
+            jsz(
+                0,
+                json!([{"name": "mystream", "state": {"last_seq": 1000}, "consumer_detail": [{"name": "pull_consumer_bad", "num_pending": 100}]}]),
+            ),
             Err("consumer \"pull_consumer\" not found in stream \"mystream\""),
         ),
         (
             "stream missing",
-            jsz(0, json!([{"name": "mystreamBad", "consumer_detail": [{"name": "pull_consumer", "num_pending": 100}]}])),
+            jsz(
+                0,
+                json!([{"name": "mystreamBad", "consumer_detail": [{"name": "pull_consumer", "num_pending": 100}]}]),
+            ),
             Err("stream \"mystream\" not found in account \"$G\""),
         ),
-        ("garbage", "{invalidJSON}".into(), Err("not the NATS monitoring JSON")),
+        (
+            "garbage",
+            "{invalidJSON}".into(),
+            Err("not the NATS monitoring JSON"),
+        ),
         ("null", "null".into(), Err("not the NATS monitoring JSON")),
     ];
     for (name, body, want) in cases {
@@ -305,7 +340,12 @@ async fn reads_a_single_server_as_keda() {
             (Ok(got), Ok(want)) => assert_eq!(got, *want, "{name}"),
             (Err(e), Err(want)) => {
                 let e = e.to_string();
-                assert!(e.contains(want) && e.contains(&format!("nats-jetstream GET http://{addr}/jsz?acc=%24G")) || e.contains(want) && e.contains(&addr.to_string()), "{name}: {e}");
+                assert!(
+                    e.contains(want)
+                        && e.contains(&format!("nats-jetstream GET http://{addr}/jsz?acc=%24G"))
+                        || e.contains(want) && e.contains(&addr.to_string()),
+                    "{name}: {e}"
+                );
             }
             (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
         }
@@ -321,11 +361,21 @@ async fn reads_a_single_server_as_keda() {
 /// KEDA's "Unresolvable nats endpoint" and a port nobody listens on.
 #[tokio::test]
 async fn says_why_the_server_cannot_be_reached() {
-    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let e = build(&good(&down.to_string())).sample().await.unwrap_err();
     assert_eq!(e.upstream().map(|u| u.kind), Some(K::Connect), "{e}");
-    assert!(e.to_string().contains(&format!("nats-jetstream GET http://{down}/jsz")), "{e}");
-    let e = build(&good("asdf32423fdsafdasdf.invalid:8222")).sample().await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("nats-jetstream GET http://{down}/jsz")),
+        "{e}"
+    );
+    let e = build(&good("asdf32423fdsafdasdf.invalid:8222"))
+        .sample()
+        .await
+        .unwrap_err();
     assert_eq!(e.upstream().map(|u| u.kind), Some(K::Connect), "{e}");
 }
 
@@ -363,21 +413,34 @@ async fn finds_the_consumer_leader_on_a_cluster() {
         let leader = l2.lock().unwrap().clone();
         if path == "/varz" {
             let urls: Vec<String> = (1..=3).map(|i| format!("127.0.0.{i}:4222")).collect();
-            return (200, json!({"server_name": me, "connect_urls": urls}).to_string());
+            return (
+                200,
+                json!({"server_name": me, "connect_urls": urls}).to_string(),
+            );
         }
         let consumers = if me == leader {
             json!([{"name": "pull_consumer", "num_pending": 100, "cluster": {"leader": leader}}])
         } else {
             json!([])
         };
-        (200, jsz(3, json!([{"name": "mystream", "consumer_detail": consumers}])))
+        (
+            200,
+            jsz(
+                3,
+                json!([{"name": "mystream", "consumer_detail": consumers}]),
+            ),
+        )
     });
     let mock = Mock::start(listeners, answer);
     let s = build(&good(&format!("127.0.0.1:{port}")));
     let read = || async { s.read().await.map_err(|e| e.to_string()) };
     assert_eq!(read().await, Ok(100.0));
     let q = "/jsz?acc=%24G&config=true&consumers=true";
-    let asked: Vec<String> = mock.take().iter().map(|(a, p)| format!("{} {p}", a.ip())).collect();
+    let asked: Vec<String> = mock
+        .take()
+        .iter()
+        .map(|(a, p)| format!("{} {p}", a.ip()))
+        .collect();
     assert_eq!(
         asked,
         [
@@ -392,8 +455,16 @@ async fn finds_the_consumer_leader_on_a_cluster() {
         ]
     );
     assert_eq!(read().await, Ok(100.0));
-    let asked: Vec<String> = mock.take().iter().map(|(a, p)| format!("{} {p}", a.ip())).collect();
-    assert_eq!(asked, [format!("127.0.0.3 {q}")], "the remembered leader alone");
+    let asked: Vec<String> = mock
+        .take()
+        .iter()
+        .map(|(a, p)| format!("{} {p}", a.ip()))
+        .collect();
+    assert_eq!(
+        asked,
+        [format!("127.0.0.3 {q}")],
+        "the remembered leader alone"
+    );
 
     *leader.lock().unwrap() = "n2".into();
     assert_eq!(read().await, Ok(100.0));
@@ -403,8 +474,15 @@ async fn finds_the_consumer_leader_on_a_cluster() {
 
     *leader.lock().unwrap() = "nobody".into();
     let e = read().await.unwrap_err();
-    assert!(e.contains("leader node not found for consumer \"pull_consumer\""), "{e}");
-    assert_eq!(s.remembered(), Leader::default(), "the old leader is forgotten");
+    assert!(
+        e.contains("leader node not found for consumer \"pull_consumer\""),
+        "{e}"
+    );
+    assert_eq!(
+        s.remembered(),
+        Leader::default(),
+        "the old leader is forgotten"
+    );
 }
 
 /// Servers that do not tell clients about each other (`no_advertise`): the route URLs'
@@ -416,14 +494,24 @@ async fn names_unadvertised_nodes_after_the_endpoint() {
     let answer: Answer = Arc::new(|_, path| {
         if path == "/varz" {
             let urls = ["nats-0.nats.nats.svc:6222", "nats-1.nats.nats.svc:6222"];
-            return (200, json!({"server_name": "nats-0", "cluster": {"urls": urls}}).to_string());
+            return (
+                200,
+                json!({"server_name": "nats-0", "cluster": {"urls": urls}}).to_string(),
+            );
         }
         (200, jsz(3, json!([{"name": "mystream"}])))
     });
     let _mock = Mock::start(vec![l], answer);
-    let e = build(&good(&addr.to_string())).read().await.unwrap_err().to_string();
+    let e = build(&good(&addr.to_string()))
+        .read()
+        .await
+        .unwrap_err()
+        .to_string();
     // 127.0.0.1 cannot be prefixed with a node name: KEDA's URL, and the failure to resolve it.
-    assert!(e.contains(&format!("GET http://nats-0.{addr}/jsz?acc=%24G")), "{e}");
+    assert!(
+        e.contains(&format!("GET http://nats-0.{addr}/jsz?acc=%24G")),
+        "{e}"
+    );
 }
 
 /// Two triggers on the same consumer share one reading; another consumer is its own.
@@ -431,8 +519,11 @@ async fn names_unadvertised_nodes_after_the_endpoint() {
 async fn triggers_share_the_reading() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    let body = jsz(0, json!([{"name": "mystream", "consumer_detail": [
-        {"name": "pull_consumer", "num_pending": 4}, {"name": "other", "num_ack_pending": 2}]}]));
+    let body = jsz(
+        0,
+        json!([{"name": "mystream", "consumer_detail": [
+        {"name": "pull_consumer", "num_pending": 4}, {"name": "other", "num_ack_pending": 2}]}]),
+    );
     let mock = Mock::start(vec![l], Arc::new(move |_, _| (200, body.clone())));
     let shared = Shared::default();
     let meta = good(&addr.to_string());
