@@ -245,7 +245,15 @@ impl NatsJetStreamScaler {
         })?;
         let cached = self.remembered();
         let url = cached.url.clone().unwrap_or_else(|| endpoint.jsz());
-        let jsz = get_json(&client, &url).await?;
+        let jsz = match get_json(&client, &url).await {
+            Ok(v) => v,
+            Err(e) => {
+                // A leader that cannot be reached is not remembered: the next reading starts
+                // from the endpoint again (KEDA gets the same by rebuilding the scaler).
+                self.remember(Leader::default());
+                return Err(e);
+            }
+        };
         let cluster_size = jsz["meta_cluster"]["cluster_size"].as_i64().unwrap_or(0);
         let mut found = self.locate(&jsz);
         let mut leader = cached.clone();

@@ -400,7 +400,8 @@ fn three_nodes() -> Vec<std::net::TcpListener> {
 /// KEDA's clustered cases: the first answer has the stream but not the consumer (a node
 /// that is not its leader), so every advertised node is asked its name and its `/jsz`
 /// until the leader (n3 on 127.0.0.3) names itself; the next reading goes to the leader
-/// alone; when the leader moves, it is found again; with no leader anywhere the reading
+/// alone; when the leader moves, it is found again; a leader that fails is forgotten;
+/// with no leader anywhere the reading
 /// fails, as KEDA's "consumer missing (clustered)" case.
 #[tokio::test]
 async fn finds_the_consumer_leader_on_a_cluster() {
@@ -408,9 +409,14 @@ async fn finds_the_consumer_leader_on_a_cluster() {
     let port = listeners[0].local_addr().unwrap().port();
     let leader = Arc::new(StdMutex::new("n3".to_string()));
     let l2 = leader.clone();
+    let n2_fails = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fails = n2_fails.clone();
     let answer: Answer = Arc::new(move |local, path| {
         let me = format!("n{}", local.ip().to_string().rsplit('.').next().unwrap());
         let leader = l2.lock().unwrap().clone();
+        if me == "n2" && fails.load(std::sync::atomic::Ordering::SeqCst) {
+            return (503, "{}".into());
+        }
         if path == "/varz" {
             let urls: Vec<String> = (1..=3).map(|i| format!("127.0.0.{i}:4222")).collect();
             return (
@@ -471,6 +477,18 @@ async fn finds_the_consumer_leader_on_a_cluster() {
     let last = mock.take().last().map(|(a, _)| a.ip().to_string());
     assert_eq!(last.as_deref(), Some("127.0.0.2"));
     assert_eq!(s.remembered().name, "n2");
+
+    // The remembered leader fails: the error names it, and it is forgotten.
+    n2_fails.store(true, std::sync::atomic::Ordering::SeqCst);
+    let e = read().await.unwrap_err();
+    assert!(
+        e.contains(&format!("GET http://127.0.0.2:{port}/jsz")) && e.contains("503"),
+        "{e}"
+    );
+    assert_eq!(s.remembered(), Leader::default());
+    n2_fails.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(read().await, Ok(100.0));
+    assert_eq!(s.remembered().name, "n2", "found again from the endpoint");
 
     *leader.lock().unwrap() = "nobody".into();
     let e = read().await.unwrap_err();
