@@ -7,6 +7,7 @@ pub mod aws_kinesis_stream;
 pub mod aws_sqs_queue;
 pub mod cpu_memory;
 pub mod cron;
+pub mod etcd;
 pub mod external;
 pub mod kafka;
 pub mod kubernetes_workload;
@@ -89,6 +90,14 @@ pub const REGISTRY: &[Entry] = &[
             let _ = cron::parse(p);
         },
         build: |i, _| boxed(cron::CronScaler::new(i)),
+    },
+    Entry {
+        name: "etcd",
+        fields: Some(&[etcd::FIELDS]),
+        parse: |i, p| {
+            let _ = etcd::EtcdScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(etcd::EtcdScaler::new(i, s)),
     },
     Entry {
         name: "external",
