@@ -8,6 +8,7 @@
 
 mod aws;
 mod cluster;
+mod etcd;
 mod kafka;
 mod mysql;
 mod nats;
@@ -21,6 +22,7 @@ mod wait;
 
 pub use aws::{Aws, AwsKeys, allow, trust};
 pub use cluster::{Cluster, TestNamespace};
+pub use etcd::Etcd;
 pub use kafka::Kafka;
 pub use mysql::Mysql;
 pub use nats::{Msg, Nats, NatsConn};
