@@ -69,6 +69,7 @@ cleanup() {
   "$here/postgresql.sh" down "$state/postgresql" || true
   "$here/mariadb.sh" down "$state/mariadb" || true
   "$here/nats.sh" down "$state/nats" || true
+  "$here/etcd.sh" down "$state/etcd" || true
   "$here/rabbitmq.sh" down "$state/rabbitmq" || true
   rm -rf "$state"
 }
@@ -89,6 +90,9 @@ nats_pid=$!
 "$here/rabbitmq.sh" up --dir "$state/rabbitmq" --owner-pid $$ >"$state/rabbitmq.env" &
 rabbitmq_pid=$!
 eval "$("$here/cluster.sh" up --dir "$state/cluster" --owner-pid $$)"
+# After the cluster: it runs the etcd that hack/build-tools.sh built for the control plane.
+"$here/etcd.sh" up --dir "$state/etcd" --owner-pid $$ >"$state/etcd.env" &
+etcd_pid=$!
 eval "$("$here/aws.sh" up --dir "$state/aws" --owner-pid $$ --enforce)"
 wait "$redis_pid" || { echo "test: hack/redis.sh up failed (log above)" >&2; exit 1; }
 wait "$redis_topo_pid" || { echo "test: hack/redis-topo.sh up failed (log above)" >&2; exit 1; }
@@ -96,7 +100,8 @@ wait "$postgresql_pid" || { echo "test: hack/postgresql.sh up failed (log above)
 wait "$rabbitmq_pid" || { echo "test: hack/rabbitmq.sh up failed (log above)" >&2; exit 1; }
 wait "$mariadb_pid" || { echo "test: hack/mariadb.sh up failed (log above)" >&2; exit 1; }
 wait "$nats_pid" || { echo "test: hack/nats.sh up failed (log above)" >&2; exit 1; }
-eval "$(cat "$state/redis.env" "$state/redis-topo.env" "$state/postgresql.env" "$state/rabbitmq.env" "$state/mariadb.env" "$state/nats.env")"
+wait "$etcd_pid" || { echo "test: hack/etcd.sh up failed (log above)" >&2; exit 1; }
+eval "$(cat "$state/redis.env" "$state/redis-topo.env" "$state/postgresql.env" "$state/rabbitmq.env" "$state/mariadb.env" "$state/nats.env" "$state/etcd.env")"
 echo "redis (standalone, cluster, sentinel), postgresql, rabbitmq and mariadb ready $((SECONDS - servers_t0))s after their start (in parallel with the cluster)"
 phase "start cluster+aws+redis+pg+mq+mariadb"
 eval "$("$here/kafka.sh" up --dir "$state/kafka" --owner-pid $$)"
