@@ -2,7 +2,8 @@
 //! with TLS and auth by `hack/etcd.sh`): the number at `watchKey` over TLS with a username
 //! and password, a missing key and a value that is not a number, a wrong password, a server
 //! that is down, one client shared by triggers; and a Deployment scaled 0 → 3 → 0 by the
-//! real HPA. Keys are written with the same vendored etcd gRPC API.
+//! real HPA; the watch of the key waking the scale loop. Keys are written with the same
+//! vendored etcd gRPC API.
 
 #![allow(clippy::unwrap_used)]
 
@@ -244,6 +245,34 @@ async fn etcd_scales_through_the_hpa() {
 
             put(db, &k, "0").await;
             wait_replicas(&ns, "app", 0).await;
+        })
+        .await;
+}
+
+/// Push, as KEDA's etcd scaler: with a pollingInterval of an hour, the first reading (at
+/// the loop's start) finds 0 and the next poll is an hour away, so only the watch of the key
+/// can activate the Deployment when the key is set.
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_watch_wakes_the_scale_loop() {
+    swell();
+    let cluster = cluster();
+    let db = Etcd::shared();
+    cluster
+        .with_namespace("sc-etcd-push", |ns| async move {
+            let k = key(db);
+            put(db, &k, "0").await;
+            let ca = ca(db).replace('\n', "\\n");
+            let manifest = format!(
+                "apiVersion: v1\nkind: Secret\nmetadata: {{name: push}}\nstringData: {{tls: enable, ca: \"{ca}\", username: {}, password: \"{}\"}}\n---\napiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {{name: push}}\nspec:\n  secretTargetRef:\n  - {{parameter: tls, name: push, key: tls}}\n  - {{parameter: ca, name: push, key: ca}}\n  - {{parameter: username, name: push, key: username}}\n  - {{parameter: password, name: push, key: password}}\n---\napiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: app}}\nspec:\n  scaleTargetRef: {{name: app}}\n  pollingInterval: 3600\n  triggers:\n  - type: etcd\n    metadata: {{endpoints: \"{}\", watchKey: \"{k}\", value: \"2\", activationValue: \"1\"}}\n    authenticationRef: {{name: push}}\n",
+                db.user, db.password, db.endpoint
+            );
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(cluster, &manifest).unwrap();
+            let (_op, _guard) = operator_with_metrics_api(cluster, &ns).await;
+            wait_condition(&ns, "app", "Active", "False").await;
+            put(db, &k, "5").await;
+            wait_event(&ns, "KEDAScaleTargetActivated", "from 0 to 1").await;
+            wait_condition(&ns, "app", "Active", "True").await;
         })
         .await;
 }

@@ -1,21 +1,27 @@
 //! `etcd`: scale on the number stored at a key, as KEDA's `etcd_scaler.go` reads it
 //! (`strconv.ParseFloat` of the value of `watchKey`), over etcd v3's native gRPC API
 //! (`KV.Range`; `Auth.Authenticate` for username and password, the token sent in the
-//! `token` header as etcd's clients do). KEDA also watches the key and pushes activity;
-//! Swell polls it every `pollingInterval` (`watchProgressNotifyInterval` is checked as KEDA
-//! checks it and otherwise unused). One client per endpoints, TLS settings and credentials,
-//! shared by the triggers using it; identical readings are shared.
+//! `token` header as etcd's clients do). As KEDA's push scaler, the scale loop's trigger
+//! also watches the key (`Watch.Watch` with progress notifications, re-watched when none
+//! comes within twice `watchProgressNotifyInterval`, KEDA's backoff between watches): a
+//! change wakes the loop, which then reads the key at once instead of at the next
+//! `pollingInterval`. One client per endpoints, TLS settings and credentials, shared by the
+//! triggers using it; identical polled readings are shared.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use swell_scaling::naming::{metric_name, normalize};
+use tokio::sync::Notify;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+use crate::etcdserverpb::watch_request::RequestUnion;
 use crate::etcdserverpb::{
     AuthenticateRequest, RangeRequest, auth_client::AuthClient, kv_client::KvClient,
 };
+use crate::etcdserverpb::{WatchCreateRequest, WatchRequest, watch_client::WatchClient};
 use crate::metadata::shown;
 use crate::tls::Secret;
 use crate::upstream::{UpstreamError, UpstreamKind as K};
@@ -76,7 +82,18 @@ pub struct EtcdScaler {
     metric: String,
     metric_type: crate::MetricType,
     polling: Duration,
+    /// `watchProgressNotifyInterval`.
+    progress: Duration,
     shared: Shared,
+    push: Arc<Push>,
+}
+
+/// The watch of the scale loop's trigger.
+#[derive(Default)]
+struct Push {
+    /// A change was seen since the last reading: read the key, not a shared answer.
+    changed: AtomicBool,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl EtcdScaler {
@@ -119,7 +136,9 @@ impl EtcdScaler {
             activation,
             metric_type: input.metric_type.unwrap_or_default(),
             polling: input.polling_interval,
+            progress: Duration::from_secs(progress.max(1).unsigned_abs()),
             shared: shared.clone(),
+            push: Arc::default(),
         }
     }
 
@@ -345,6 +364,115 @@ impl EtcdClient {
     }
 }
 
+impl EtcdClient {
+    /// Watches `key` on the endpoint that answered last until the watch ends or fails,
+    /// calling `seen` with each new value (KEDA's: a value that is not a number is 0). No
+    /// message (progress notifications included) within `2 × progress` ends it.
+    async fn watch(
+        &self,
+        key: &[u8],
+        progress: Duration,
+        fresh_token: bool,
+        mut seen: impl FnMut(f64),
+    ) -> Result<(), UpstreamError> {
+        let i = *self.preferred.lock().unwrap_or_else(|p| p.into_inner());
+        let (endpoint, channel) = &self.channels[i % self.channels.len()];
+        let token = self.token(endpoint, channel, fresh_token).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let create = WatchCreateRequest {
+            key: key.to_vec(),
+            progress_notify: true,
+            ..Default::default()
+        };
+        let _ = tx
+            .send(WatchRequest {
+                request_union: Some(RequestUnion::CreateRequest(create)),
+            })
+            .await;
+        let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        if let Some(t) = token.as_deref().and_then(|t| t.parse().ok()) {
+            req.metadata_mut().insert("token", t);
+        }
+        // clientv3.WithRequireLeader: a member cut off from the leader ends the watch.
+        req.metadata_mut().insert(
+            "hasleader",
+            tonic::metadata::MetadataValue::from_static("true"),
+        );
+        let mut stream = WatchClient::new(channel.clone())
+            .watch(req)
+            .await
+            .map_err(|s| status(endpoint, &s))?
+            .into_inner();
+        // The request stream stays open while the watch lasts: closing it ends the watch.
+        let _open = tx;
+        loop {
+            let next = tokio::time::timeout(progress * 2, stream.message()).await;
+            let answer = match next {
+                Err(_) => {
+                    return Err(UpstreamError::new(
+                        K::Timeout,
+                        format!(
+                            "etcd {endpoint}: no watch progress notification in {:?}",
+                            progress * 2
+                        ),
+                    ));
+                }
+                Ok(Err(s)) => return Err(status(endpoint, &s)),
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Ok(Some(a))) => a,
+            };
+            if answer.canceled {
+                let why = answer.cancel_reason;
+                return Err(UpstreamError::new(
+                    K::Other,
+                    format!("etcd {endpoint}: watch canceled: {why}"),
+                ));
+            }
+            for event in answer.events {
+                let value = event.kv.map(|kv| kv.value).unwrap_or_default();
+                seen(
+                    String::from_utf8_lossy(&value)
+                        .parse::<f64>()
+                        .unwrap_or(0.0),
+                );
+            }
+        }
+    }
+}
+
+/// Watches the key for as long as the scaler lives, as KEDA's `Run`: again after each end,
+/// 2 s later doubling to 1 min. A change marks the next reading fresh and wakes the loop.
+async fn watch(
+    client: Arc<EtcdClient>,
+    key: String,
+    progress: Duration,
+    push: Arc<Push>,
+    wake: Arc<Notify>,
+    shared: Shared,
+) {
+    let mut backoff = Duration::from_secs(2);
+    let mut fresh_token = false;
+    loop {
+        shared.count_upstream("etcd");
+        let seen = |_: f64| {
+            push.changed.store(true, Ordering::SeqCst);
+            wake.notify_one();
+        };
+        match client
+            .watch(key.as_bytes(), progress, fresh_token, seen)
+            .await
+        {
+            Ok(()) => fresh_token = false,
+            Err(e) => {
+                fresh_token = e.message.contains("invalid auth token");
+                tracing::warn!(error = %e, "etcd watch");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}
+
 /// A lazily connected channel to one endpoint (`host:port`, or a URL with its scheme).
 fn channel(endpoint: &str, tls: Option<&TlsKey>) -> Result<Channel, UpstreamError> {
     let failed = |m: String| UpstreamError::new(K::Connect, format!("etcd {endpoint}: {m}"));
@@ -424,6 +552,15 @@ impl Scaler for EtcdScaler {
     }
 
     async fn sample(&self) -> Result<Sample, ScalerError> {
+        if self.push.changed.swap(false, Ordering::SeqCst) {
+            // The watch saw a change: this reading is the key's, not a shared older one.
+            self.shared.count_upstream("etcd");
+            let value = self.read().await?;
+            return Ok(Sample {
+                value,
+                active: value > self.activation,
+            });
+        }
         self.shared
             .sample_value(
                 "etcd",
@@ -437,6 +574,44 @@ impl Scaler for EtcdScaler {
 
     fn upstream_key(&self) -> Option<String> {
         Some(self.coalesce_key())
+    }
+
+    fn start_push(&self) -> Option<Arc<Notify>> {
+        let wake = Arc::new(Notify::new());
+        let client = match self.shared.etcd.get(&self.key) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "etcd: no client to watch with; polling only");
+                return Some(wake);
+            }
+        };
+        let task = tokio::spawn(watch(
+            client,
+            self.watch_key.clone(),
+            self.progress,
+            self.push.clone(),
+            wake.clone(),
+            self.shared.clone(),
+        ));
+        let mut slot = self.push.task.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = slot.replace(task.abort_handle()) {
+            old.abort();
+        }
+        Some(wake)
+    }
+}
+
+impl Drop for EtcdScaler {
+    fn drop(&mut self) {
+        if let Some(t) = self
+            .push
+            .task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            t.abort();
+        }
     }
 }
 
