@@ -27,7 +27,8 @@ command -v cargo >/dev/null || { echo "test: cargo is not installed (install Rus
 echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven, redis, postgresql, rabbitmq, mariadb, activemq =="
 "$here/debian-packages.sh" musl-gcc=musl-tools buildah=buildah prometheus=prometheus \
   java=openjdk-17-jre-headless mvn=maven openssl=openssl redis-server=redis-server redis-cli=redis-tools \
-  pg_ctlcluster=postgresql rabbitmq-server=rabbitmq-server mariadbd=mariadb-server activemq=activemq
+  pg_ctlcluster=postgresql rabbitmq-server=rabbitmq-server mariadbd=mariadb-server activemq=activemq \
+  nats-server=nats-server
 swell_rust_target_add
 phase "debian packages"
 
@@ -62,7 +63,7 @@ phase "kafka jars"
 # --owner-pid, printing its exports; down DIR). One table: starting, waiting and stopping
 # all go through it. They start in seconds (Erlang and the JVM brokers in 5-25 s) and come up
 # in the background while the control plane does.
-servers=(redis redis-topo postgresql mariadb rabbitmq oauth artemis activemq)
+servers=(redis redis-topo postgresql mariadb rabbitmq oauth artemis activemq nats etcd)
 echo "== starting local control plane, AWS, Kafka and the servers: ${servers[*]} =="
 state=$(mktemp -d "${TMPDIR:-/tmp}/swell-test.XXXXXX")
 chmod 711 "$state" # the postgres user runs PostgreSQL from a directory inside

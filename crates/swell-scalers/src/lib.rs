@@ -20,6 +20,12 @@ pub mod externalscaler {
     tonic::include_proto!("externalscaler");
 }
 
+/// etcd v3's KV and Auth services (a subset), generated from `proto/etcd.proto`.
+#[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
+pub mod etcdserverpb {
+    tonic::include_proto!("etcdserverpb");
+}
+
 use std::collections::BTreeMap;
 
 pub use metadata::{Field, Invalid, MetadataError, ParamError, Params, RawParams, Source};
@@ -236,6 +242,8 @@ pub struct Shared {
     pub mysql: std::sync::Arc<scalers::mysql::MysqlPools>,
     /// RabbitMQ AMQP connections per server and credentials, and shared readings (rabbitmq).
     pub rabbitmq: std::sync::Arc<scalers::rabbitmq::RabbitMqClients>,
+    /// etcd clients per endpoints, TLS settings and credentials (etcd).
+    pub etcd: std::sync::Arc<scalers::etcd::EtcdClients>,
     pub upstream_calls: UpstreamCalls,
 }
 

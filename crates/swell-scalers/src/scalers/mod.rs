@@ -9,12 +9,14 @@ pub mod aws_kinesis_stream;
 pub mod aws_sqs_queue;
 pub mod cpu_memory;
 pub mod cron;
+pub mod etcd;
 pub mod external;
 pub mod jolokia;
 pub mod kafka;
 pub mod kubernetes_workload;
 pub mod metrics_api;
 pub mod mysql;
+pub mod nats_jetstream;
 pub mod postgresql;
 pub mod prometheus;
 pub mod rabbitmq;
@@ -110,6 +112,14 @@ pub const REGISTRY: &[Entry] = &[
         build: |i, _| boxed(cron::CronScaler::new(i)),
     },
     Entry {
+        name: "etcd",
+        fields: Some(&[etcd::FIELDS]),
+        parse: |i, p| {
+            let _ = etcd::EtcdScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(etcd::EtcdScaler::new(i, s)),
+    },
+    Entry {
         name: "external",
         fields: None,
         parse: |i, p| {
@@ -164,6 +174,14 @@ pub const REGISTRY: &[Entry] = &[
             let _ = mysql::MysqlScaler::parse(i, &Shared::default(), p);
         },
         build: |i, s| boxed(mysql::MysqlScaler::new(i, s)),
+    },
+    Entry {
+        name: "nats-jetstream",
+        fields: Some(&[nats_jetstream::FIELDS]),
+        parse: |i, p| {
+            let _ = nats_jetstream::NatsJetStreamScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(nats_jetstream::NatsJetStreamScaler::new(i, s)),
     },
     Entry {
         name: "postgresql",
