@@ -4,9 +4,10 @@
 # with a certificate for 127.0.0.1 from a CA made for the run, state in DIR, and a test
 # account of its own (AZURITE_ACCOUNTS) instead of the well-known devstoreaccount1.
 #
-#   hack/azurite.sh up [--dir DIR] [--owner-pid PID]
+#   hack/azurite.sh up [--dir DIR] [--owner-pid PID] [--no-tls]
 #        start; prints `export …` lines (eval "$(hack/azurite.sh up)"), progress on stderr.
 #        --owner-pid: a watchdog stops Azurite and removes DIR when PID exits.
+#        --no-tls: plain HTTP (for in-process tests, which cannot trust the run's CA).
 #   hack/azurite.sh down DIR           stop Azurite and watchdog, remove DIR (idempotent)
 #   hack/azurite.sh fetch              install Azurite into the cache only
 set -euo pipefail
@@ -46,21 +47,26 @@ cmd_fetch() {
   say "installed in $((SECONDS - t0))s"
 }
 
-start_server() { # DIR BLOB_PORT QUEUE_PORT TABLE_PORT: Azurite in its own session
-  local dir=$1
-  # --skipApiVersionCheck: Swell's x-ms-version may be newer than this Azurite knows.
+start_server() { # DIR BLOB_PORT QUEUE_PORT TABLE_PORT TLS(0|1): Azurite in its own session
+  local dir=$1 tls=()
+  [ "$5" = 1 ] && tls=(--cert "$dir/tls/server.crt" --key "$dir/tls/server.key")
+  # Swell's x-ms-version (2024-11-04) is older than this Azurite's newest (2025-11-05), so
+  # no --skipApiVersionCheck; no --loose: Swell sends only what the API documents.
   AZURITE_ACCOUNTS="$TEST_ACCOUNT:$(cat "$dir/account.key")" setsid node "$AZURITE" \
-    --location "$dir/data" --disableTelemetry --skipApiVersionCheck \
+    --location "$dir/data" --disableTelemetry \
     --blobHost 127.0.0.1 --blobPort "$2" --queueHost 127.0.0.1 --queuePort "$3" \
     --tableHost 127.0.0.1 --tablePort "$4" \
-    --cert "$dir/tls/server.crt" --key "$dir/tls/server.key" \
+    "${tls[@]}" \
     >"$dir/azurite.log" 2>&1 </dev/null &
   echo "$!" >"$dir/azurite.pid"
 }
 
 cmd_up() {
-  local dir="" owner=""
-  up_args "$@"
+  local dir="" owner="" tls=1 a rest=()
+  for a in "$@"; do
+    if [ "$a" = --no-tls ]; then tls=0; else rest+=("$a"); fi
+  done
+  UP_USAGE_EXTRA=" [--no-tls]" up_args ${rest[@]+"${rest[@]}"}
   local t0=$SECONDS
   cmd_fetch
   "$here/debian-packages.sh" openssl=openssl
@@ -76,14 +82,14 @@ cmd_up() {
   if [ -n "$owner" ]; then
     start_watchdog swell-azurite-watchdog "$owner" "$dir" "$here/azurite.sh" "$dir"
   fi
-  make_certs "$dir"
+  [ "$tls" = 1 ] && make_certs "$dir"
   (umask 077; openssl rand -base64 64 | tr -d '\n' >"$dir/account.key")
 
   local attempt ports blob queue table pid
   for attempt in 1 2 3 4 5; do
     ports=$(free_ports 3)
     read -r blob queue table <<<"$ports"
-    start_server "$dir" "$blob" "$queue" "$table"
+    start_server "$dir" "$blob" "$queue" "$table" "$tls"
     pid=$(cat "$dir/azurite.pid")
     local deadline=$((SECONDS + 60)) ok=0
     while [ $SECONDS -lt $deadline ]; do
@@ -107,12 +113,14 @@ cmd_up() {
     [ "$attempt" = 5 ] && die "no free ports after 5 attempts"
   done
   UP_DONE=1
-  say "Azurite $AZURITE_VERSION up (blob 127.0.0.1:$blob, queue 127.0.0.1:$queue, HTTPS) in $((SECONDS - t1))s (package ready after $((t1 - t0))s; state: $dir)"
+  local scheme=https
+  [ "$tls" = 1 ] || scheme=http
+  say "Azurite $AZURITE_VERSION up (blob 127.0.0.1:$blob, queue 127.0.0.1:$queue, $scheme) in $((SECONDS - t1))s (package ready after $((t1 - t0))s; state: $dir)"
   echo "export SWELL_AZURITE_ACCOUNT=$TEST_ACCOUNT"
   echo "export SWELL_AZURITE_KEY=$(cat "$dir/account.key")"
-  echo "export SWELL_AZURITE_BLOB_ENDPOINT=https://127.0.0.1:$blob/$TEST_ACCOUNT"
-  echo "export SWELL_AZURITE_QUEUE_ENDPOINT=https://127.0.0.1:$queue/$TEST_ACCOUNT"
-  echo "export SWELL_AZURITE_TLS_CA=$dir/tls/ca.crt"
+  echo "export SWELL_AZURITE_BLOB_ENDPOINT=$scheme://127.0.0.1:$blob/$TEST_ACCOUNT"
+  echo "export SWELL_AZURITE_QUEUE_ENDPOINT=$scheme://127.0.0.1:$queue/$TEST_ACCOUNT"
+  if [ "$tls" = 1 ]; then echo "export SWELL_AZURITE_TLS_CA=$dir/tls/ca.crt"; fi
   echo "export SWELL_AZURITE_DIR=$dir"
 }
 

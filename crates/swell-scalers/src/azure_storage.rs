@@ -237,6 +237,11 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
+/// `s` as one URL path segment or query value.
+pub fn encode(s: &str) -> String {
+    utf8_percent_encode(s, QUERY).to_string()
+}
+
 /// One account's client: signs and sends requests to its service URL.
 pub struct StorageClient {
     http: reqwest::Client,
@@ -358,19 +363,21 @@ fn answer_error(url: &str, status: u16, code: Option<String>, body: &str) -> Ups
     UpstreamError::new(kind, msg).with_status(status)
 }
 
-/// The innermost cause of a reqwest failure (the TLS or connect reason), for messages.
+/// Why a request got no answer: the innermost cause (the TLS or connect reason). Never
+/// reqwest's own text, which holds the URL and so a SAS token.
 fn cause(e: &reqwest::Error) -> String {
     let mut s: &dyn std::error::Error = e;
+    let mut root = "no cause given".to_string();
     while let Some(next) = s.source() {
         s = next;
+        root = s.to_string();
     }
-    let root = s.to_string();
     if e.is_timeout() {
         format!("no answer within {TIMEOUT:?}")
-    } else if root == e.to_string() {
-        root
+    } else if e.is_connect() {
+        format!("cannot connect: {root}")
     } else {
-        format!("{e}: {root}")
+        format!("the request failed: {root}")
     }
 }
 

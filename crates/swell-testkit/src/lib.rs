@@ -7,6 +7,7 @@
 //! says what it last saw when it gives up.
 
 mod aws;
+mod azurite;
 mod cluster;
 mod kafka;
 mod mysql;
@@ -19,6 +20,7 @@ mod redis_topo;
 mod wait;
 
 pub use aws::{Aws, AwsKeys, allow, trust};
+pub use azurite::Azurite;
 pub use cluster::{Cluster, TestNamespace};
 pub use kafka::Kafka;
 pub use mysql::Mysql;

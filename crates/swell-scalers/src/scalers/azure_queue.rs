@@ -109,7 +109,7 @@ impl AzureQueueScaler {
 
 /// The queue's path below the service URL (queue names are lowercase letters, digits, '-').
 fn queue_path(queue: &str) -> String {
-    percent_encoding::utf8_percent_encode(queue, percent_encoding::NON_ALPHANUMERIC).to_string()
+    az::encode(queue)
 }
 
 /// Get Queue Metadata's `x-ms-approximate-messages-count`.
