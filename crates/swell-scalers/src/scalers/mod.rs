@@ -5,6 +5,7 @@ pub mod aws_cloudwatch;
 pub mod aws_dynamodb;
 pub mod aws_kinesis_stream;
 pub mod aws_sqs_queue;
+pub mod azure_blob;
 pub mod azure_queue;
 pub mod cpu_memory;
 pub mod cron;
@@ -74,6 +75,14 @@ pub const REGISTRY: &[Entry] = &[
             let _ = aws_sqs_queue::parse(i, p);
         },
         build: |i, s| boxed(aws_sqs_queue::SqsScaler::new(i, s)),
+    },
+    Entry {
+        name: "azure-blob",
+        fields: Some(&[azure_blob::FIELDS, ACCOUNT_FIELDS]),
+        parse: |i, p| {
+            let _ = azure_blob::AzureBlobScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(azure_blob::AzureBlobScaler::new(i, s)),
     },
     Entry {
         name: "azure-queue",
