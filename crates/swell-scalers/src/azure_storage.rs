@@ -414,8 +414,9 @@ fn string_to_sign(
     s
 }
 
-/// Base64 of HMAC-SHA256 of `to_sign` under the (base64) account key.
-fn sign(key: &Secret, to_sign: &str) -> String {
+/// Base64 of HMAC-SHA256 of `to_sign` under the (base64) account key (also signs the
+/// tests' SAS tokens).
+pub fn sign(key: &Secret, to_sign: &str) -> String {
     let raw = B64.decode(key.expose()).unwrap_or_default();
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &raw);
     B64.encode(aws_lc_rs::hmac::sign(&key, to_sign.as_bytes()).as_ref())

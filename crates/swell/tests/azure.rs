@@ -1,8 +1,10 @@
-//! The `azure-queue` scaler against a real Azure Storage emulator (Azurite 3.35.0 from npm,
-//! started by `hack/azurite.sh`, with an account of its own): both length strategies with
-//! invisible messages and more than a peek's 32, one client per account shared by triggers,
-//! a server that is down, a wrong account key, a missing queue, an untrusted certificate;
-//! and a Deployment scaled 0 → 3 → 0 by the real HPA over HTTPS.
+//! The `azure-queue` and `azure-blob` scalers against a real Azure Storage emulator
+//! (Azurite 3.35.0 from npm, started by `hack/azurite.sh`, with an account of its own).
+//! Queues: both length strategies with invisible messages and more than a peek's 32, one
+//! client per account shared by triggers, a server that is down, a wrong account key, a
+//! missing queue, an untrusted certificate. Blobs: hierarchical, recursive and glob counts
+//! with and without a prefix, a SAS connection string, a missing container, a wrong key.
+//! Each: a Deployment scaled 0 → 3 → 0 by the real HPA over HTTPS.
 
 #![allow(clippy::unwrap_used)]
 
@@ -352,6 +354,290 @@ spec:
             );
 
             call(&c, Method::DELETE, &format!("{q}/messages"), &[], "").await;
+            wait_replicas(&ns, "app", 0).await;
+        })
+        .await;
+}
+
+/// A new container with `blobs` uploaded, its name.
+async fn new_container(c: &StorageClient, blobs: &[&str]) -> String {
+    let name = format!("files-{}", unique_suffix());
+    call(c, Method::PUT, &name, &[("restype", "container")], "").await;
+    upload(c, &name, blobs).await;
+    name
+}
+
+async fn upload(c: &StorageClient, container: &str, blobs: &[&str]) {
+    for b in blobs {
+        let path = format!("{container}/{b}");
+        c.send(
+            Method::PUT,
+            &path,
+            &[],
+            &[("x-ms-blob-type", "BlockBlob")],
+            b"data".to_vec(),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// An account SAS (version 2020-12-06 and later) for reading and listing blobs.
+fn account_sas(s: &Azurite) -> String {
+    let (sp, ss, srt, se, spr, sv) = (
+        "rl",
+        "b",
+        "sco",
+        "2099-01-01T00:00:00Z",
+        "https,http",
+        "2024-11-04",
+    );
+    let to_sign = format!(
+        "{}\n{sp}\n{ss}\n{srt}\n\n{se}\n\n{spr}\n{sv}\n\n",
+        s.account
+    );
+    let sig = az::sign(&swell_scalers::tls::Secret::new(&s.key), &to_sign);
+    let sig = az::encode(&sig);
+    format!(
+        "sv={sv}&ss={ss}&srt={srt}&sp={sp}&se={se}&spr={}&sig={sig}",
+        az::encode(spr)
+    )
+}
+
+async fn count(shared: &Shared, meta: &[(&str, &str)], conn: &str) -> Result<f64, ScalerError> {
+    let s = swell_scalers::build(
+        &trigger("azure-blob", 0, meta, &[("connection", conn)]),
+        shared,
+    )?;
+    s.sample().await.map(|s| s.value)
+}
+
+/// KEDA's counts: the blobs directly under the prefix (virtual folders are not blobs),
+/// everything below it with `recursive`, the names a glob matches in a flat listing; the
+/// same through a SAS connection string; a missing container and a wrong key.
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_blob_counts_blobs() {
+    let s = Azurite::plain();
+    let c = admin(s, Service::Blob);
+    let blobs = [
+        "a.txt",
+        "logs/1.json",
+        "logs/2.json",
+        "logs/old/3.json",
+        "logs/x.csv",
+        "data/4.json",
+    ];
+    let name = new_container(&c, &blobs).await;
+    let conn = s.connection_string();
+    let n = name.as_str();
+    let table: &[(&[(&str, &str)], f64)] = &[
+        (&[], 1.0),
+        (&[("recursive", "true")], 6.0),
+        (&[("blobPrefix", "logs")], 3.0),
+        (&[("blobPrefix", "logs"), ("recursive", "true")], 4.0),
+        (&[("blobPrefix", "logs/old")], 1.0),
+        (&[("blobPrefix", "nothing")], 0.0),
+        (&[("globPattern", "*.json")], 4.0),
+        (&[("globPattern", "/logs/*.json")], 3.0),
+        (&[("globPattern", "*.csv"), ("blobPrefix", "logs")], 1.0),
+        (&[("globPattern", "{a,data/*}.{txt,json}")], 2.0),
+        (&[("blobDelimiter", "."), ("blobPrefix", "logs/1")], 1.0),
+    ];
+    for (extra, want) in table {
+        let mut meta = vec![("blobContainerName", n)];
+        meta.extend_from_slice(extra);
+        assert_eq!(
+            count(&Shared::default(), &meta, &conn).await.unwrap(),
+            *want,
+            "{extra:?}"
+        );
+    }
+
+    let shared = Shared::default();
+    let meta = [
+        ("blobContainerName", n),
+        ("recursive", "true"),
+        ("activationBlobCount", "6"),
+    ];
+    let a = swell_scalers::build(
+        &trigger("azure-blob", 0, &meta, &[("connection", &conn)]),
+        &shared,
+    )
+    .unwrap();
+    let b = swell_scalers::build(
+        &trigger("azure-blob", 1, &meta, &[("connection", &conn)]),
+        &shared,
+    )
+    .unwrap();
+    assert_eq!(a.metric_spec().name(), format!("s0-azure-blob-{name}"));
+    let (sa, sb) = (a.sample().await.unwrap(), b.sample().await.unwrap());
+    assert_eq!(
+        (sa.value, sa.active, sb.value),
+        (6.0, false, 6.0),
+        "active only above activationBlobCount"
+    );
+    assert_eq!(
+        calls(&shared, "azure-blob"),
+        1,
+        "the second trigger reused the first reading"
+    );
+
+    let sas = format!(
+        "BlobEndpoint={};SharedAccessSignature={}",
+        s.blob_endpoint,
+        account_sas(s)
+    );
+    assert_eq!(
+        count(
+            &Shared::default(),
+            &[("blobContainerName", n), ("recursive", "true")],
+            &sas
+        )
+        .await
+        .unwrap(),
+        6.0
+    );
+
+    let kind = |e: &ScalerError| e.upstream().map(|u| u.kind);
+    let e = count(
+        &Shared::default(),
+        &[("blobContainerName", "no-such-container")],
+        &conn,
+    )
+    .await
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("azure-blob: listing the container's blobs: {}/no-such-container: HTTP 404 ContainerNotFound", s.blob_endpoint)), "{msg}");
+    assert_eq!(kind(&e), Some(UpstreamKind::NotFound));
+    let wrong = "d3Jvbmcta2V5LWZvci10aGUtdGVzdA==";
+    let e = count(
+        &Shared::default(),
+        &[("blobContainerName", n)],
+        &s.connection_string_with_key(wrong),
+    )
+    .await
+    .unwrap_err();
+    let msg = e.to_string();
+    eprintln!("wrong key: {msg}");
+    assert!(
+        msg.contains(&format!("{}/{name}: HTTP 403", s.blob_endpoint)) && !msg.contains(wrong),
+        "{msg}"
+    );
+    assert_eq!(kind(&e), Some(UpstreamKind::Auth));
+    let bad_sas = sas.replace("sp=rl", "sp=r");
+    let e = count(&Shared::default(), &[("blobContainerName", n)], &bad_sas)
+        .await
+        .unwrap_err();
+    let msg = e.to_string();
+    eprintln!("altered SAS: {msg}");
+    assert!(msg.contains("HTTP 403") && !msg.contains("sig="), "{msg}");
+}
+
+/// 0 → 3 → 0 over HTTPS: 6 blobs under `jobs/` at blobCount 2 is 3 replicas; deleting them
+/// takes the Deployment back to 0. A wrong key and a server that is down fail, named.
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_blob_scales_through_the_hpa() {
+    swell();
+    let cluster = cluster();
+    let s = Azurite::shared();
+    cluster
+        .with_namespace("sc-azb", |ns| async move {
+            let c = admin(s, Service::Blob);
+            let container = new_container(&c, &["other.txt", "jobs/sub/deep.txt"]).await;
+            let so = |name: &str, auth: &str| {
+                format!(
+                    r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: {name}}}
+spec:
+  scaleTargetRef: {{name: {name}}}
+  pollingInterval: 1
+  cooldownPeriod: 2
+  maxReplicaCount: 10
+  triggers:
+  - type: azure-blob
+    metadata: {{blobContainerName: {container}, blobPrefix: jobs, blobCount: "2"}}
+    authenticationRef: {{name: {auth}}}
+"#
+                )
+            };
+            let down = common::metrics_api::free_port();
+            let down_conn = format!(
+                "AccountName={};AccountKey={};BlobEndpoint=https://127.0.0.1:{down}/{}",
+                s.account, s.key, s.account
+            );
+            let wrong = "d3Jvbmcta2V5LWZvci10aGUtdGVzdA==";
+            ns.apply(cluster, &secret("az-conn", &s.connection_string()))
+                .unwrap();
+            ns.apply(
+                cluster,
+                &secret("az-wrong", &s.connection_string_with_key(wrong)),
+            )
+            .unwrap();
+            ns.apply(cluster, &secret("az-down", &down_conn)).unwrap();
+            for (name, auth) in [
+                ("app", "az-conn"),
+                ("wrong", "az-wrong"),
+                ("down", "az-down"),
+            ] {
+                ns.apply(cluster, &deployment(name, 0)).unwrap();
+                ns.apply(cluster, &so(name, auth)).unwrap();
+            }
+
+            let ca = s.tls_ca.as_ref().unwrap().display().to_string();
+            let (op, _guard) =
+                operator_with_metrics_api_env(cluster, &ns, &[("SSL_CERT_FILE", ca.as_str())])
+                    .await;
+            wait_condition(&ns, "app", "Ready", "True").await;
+            wait_condition(&ns, "app", "Active", "False").await;
+            let e = wait_event(&ns, "KEDAScalerFailed", "HTTP 403").await;
+            assert!(
+                e.contains(&format!("{}/{container}: HTTP 403", s.blob_endpoint))
+                    && !e.contains(wrong),
+                "{e}"
+            );
+            let e = wait_event(
+                &ns,
+                "KEDAScalerFailed",
+                &format!("https://127.0.0.1:{down}/"),
+            )
+            .await;
+            assert!(e.contains("cannot connect") && e.contains("refused"), "{e}");
+
+            let jobs: Vec<String> = (0..6).map(|i| format!("jobs/{i}.json")).collect();
+            let jobs: Vec<&str> = jobs.iter().map(String::as_str).collect();
+            upload(&c, &container, &jobs).await;
+            wait_replicas(&ns, "app", 3).await;
+            wait_event(&ns, "KEDAScaleTargetActivated", "from 0 to 1").await;
+            let hpa = ns
+                .api::<HorizontalPodAutoscaler>()
+                .get("keda-hpa-app")
+                .await
+                .unwrap();
+            let metric = hpa.spec.metrics.and_then(|m| m.into_iter().next());
+            let name = metric.and_then(|m| m.external).map(|e| e.metric.name);
+            assert_eq!(name, Some(format!("s0-azure-blob-{container}")));
+            assert!(
+                counter(
+                    &op,
+                    "swell_scaler_upstream_calls_total{scaler=\"azure-blob\"}"
+                ) > 0.0
+            );
+            assert_eq!(
+                replicas(&ns, "wrong").await,
+                Ok(0),
+                "the failing ScaledObject stays put"
+            );
+            assert_eq!(
+                replicas(&ns, "down").await,
+                Ok(0),
+                "the failing ScaledObject stays put"
+            );
+
+            for j in &jobs {
+                call(&c, Method::DELETE, &format!("{container}/{j}"), &[], "").await;
+            }
             wait_replicas(&ns, "app", 0).await;
         })
         .await;
