@@ -642,3 +642,48 @@ spec:
         })
         .await;
 }
+
+/// More blobs than one List Blobs page holds (5000, the service's and Azurite's most): the
+/// count follows `NextMarker` to the last page, flat and hierarchical alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_blob_reads_every_page() {
+    let s = Azurite::plain();
+    let c = std::sync::Arc::new(admin(s, Service::Blob));
+    let name = new_container(&c, &[]).await;
+    let mut uploads = tokio::task::JoinSet::new();
+    for worker in 0..16usize {
+        let (c, name) = (c.clone(), name.clone());
+        uploads.spawn(async move {
+            let blobs: Vec<String> = (worker..5003)
+                .step_by(16)
+                .map(|i| format!("many/{i:05}"))
+                .collect();
+            let blobs: Vec<&str> = blobs.iter().map(String::as_str).collect();
+            upload(&c, &name, &blobs).await;
+        });
+    }
+    while let Some(done) = uploads.join_next().await {
+        done.unwrap();
+    }
+    let conn = s.connection_string();
+    let page = call(
+        &c,
+        Method::GET,
+        &name,
+        &[("restype", "container"), ("comp", "list")],
+        "",
+    )
+    .await;
+    assert!(
+        page.contains("<NextMarker>") && page.matches("<Blob>").count() == 5000,
+        "one page is not all"
+    );
+    for extra in [("recursive", "true"), ("blobPrefix", "many")] {
+        let meta = [("blobContainerName", name.as_str()), extra];
+        assert_eq!(
+            count(&Shared::default(), &meta, &conn).await.unwrap(),
+            5003.0,
+            "{extra:?}"
+        );
+    }
+}
