@@ -18,13 +18,14 @@ enum Tok {
 #[derive(Clone, Debug)]
 pub struct Glob(Vec<Vec<Tok>>);
 
-/// At most this many spelled-out alternatives (nested `{…}` multiply).
+/// At most this many spelled-out alternatives (nested `{…}` multiply), and `{…}` this deep.
 const MAX_ALTERNATIVES: usize = 1024;
+const MAX_DEPTH: usize = 16;
 
 impl Glob {
     pub fn compile(pattern: &str) -> Result<Glob, String> {
         let chars: Vec<char> = pattern.chars().collect();
-        let (alts, end) = sequence(&chars, 0, false)?;
+        let (alts, end) = sequence(&chars, 0, 0)?;
         if end != chars.len() {
             return Err(format!("unexpected {:?} at {end}", chars[end]));
         }
@@ -39,7 +40,8 @@ impl Glob {
 
 /// Reads from `i` up to the end, or (inside braces) up to an unnested `,` or `}`; returns
 /// the alternatives of what it read and where it stopped.
-fn sequence(c: &[char], mut i: usize, in_braces: bool) -> Result<(Vec<Vec<Tok>>, usize), String> {
+fn sequence(c: &[char], mut i: usize, depth: usize) -> Result<(Vec<Vec<Tok>>, usize), String> {
+    let in_braces = depth > 0;
     let mut alts: Vec<Vec<Tok>> = vec![Vec::new()];
     let push = |alts: &mut Vec<Vec<Tok>>, t: Tok| alts.iter_mut().for_each(|a| a.push(t.clone()));
     while i < c.len() {
@@ -67,15 +69,18 @@ fn sequence(c: &[char], mut i: usize, in_braces: bool) -> Result<(Vec<Vec<Tok>>,
                 continue;
             }
             '{' => {
-                let (choices, end) = braces(c, i)?;
+                if depth >= MAX_DEPTH {
+                    return Err(format!("its '{{' are nested more than {MAX_DEPTH} deep"));
+                }
+                let (choices, end) = braces(c, i, depth + 1)?;
+                if alts.len() * choices.len() > MAX_ALTERNATIVES {
+                    return Err(format!("it has more than {MAX_ALTERNATIVES} alternatives"));
+                }
                 let mut next = Vec::new();
                 for a in &alts {
                     for choice in &choices {
                         next.push(a.iter().chain(choice).cloned().collect());
                     }
-                }
-                if next.len() > MAX_ALTERNATIVES {
-                    return Err(format!("it has more than {MAX_ALTERNATIVES} alternatives"));
                 }
                 alts = next;
                 i = end;
@@ -92,12 +97,15 @@ fn sequence(c: &[char], mut i: usize, in_braces: bool) -> Result<(Vec<Vec<Tok>>,
 }
 
 /// `{a,b,…}` starting at `start`: every alternative, and the index after the `}`.
-fn braces(c: &[char], start: usize) -> Result<(Vec<Vec<Tok>>, usize), String> {
+fn braces(c: &[char], start: usize, depth: usize) -> Result<(Vec<Vec<Tok>>, usize), String> {
     let mut choices = Vec::new();
     let mut i = start + 1;
     loop {
-        let (alts, end) = sequence(c, i, true)?;
+        let (alts, end) = sequence(c, i, depth)?;
         choices.extend(alts);
+        if choices.len() > MAX_ALTERNATIVES {
+            return Err(format!("it has more than {MAX_ALTERNATIVES} alternatives"));
+        }
         match c.get(end) {
             Some(',') => i = end + 1,
             Some('}') => return Ok((choices, end + 1)),
@@ -231,5 +239,10 @@ mod tests {
         for p in ["[abc", "{a,b", "a\\", "[]", "[z-a]", "[\\]"] {
             assert!(Glob::compile(p).is_err(), "{p}");
         }
+        // Bounded: deep nesting and exploding alternatives are refused, not expanded.
+        let deep = "{".repeat(100_000);
+        assert!(Glob::compile(&deep).unwrap_err().contains("nested"));
+        let many = "{a,b,c,d}".repeat(6);
+        assert!(Glob::compile(&many).unwrap_err().contains("alternatives"));
     }
 }
