@@ -2,7 +2,7 @@
 //! (Azurite 3.35.0 from npm, started by `hack/azurite.sh`, with an account of its own).
 //! Queues: both length strategies with invisible messages and more than a peek's 32, one
 //! client per account shared by triggers, a server that is down, a wrong account key, a
-//! missing queue, an untrusted certificate. Blobs: hierarchical, recursive and glob counts
+//! missing queue, an untrusted certificate, a SAS connection string. Blobs: hierarchical, recursive and glob counts
 //! with and without a prefix, a SAS connection string, a missing container, a wrong key.
 //! Each: a Deployment scaled 0 → 3 → 0 by the real HPA over HTTPS.
 
@@ -163,6 +163,19 @@ async fn azure_queue_counts_messages() {
         "another strategy is another reading"
     );
     assert_eq!(shared.azure.len(), 1, "one client for the account");
+
+    // The same through a SAS connection string (read and process on queues).
+    let sas = format!(
+        "QueueEndpoint={};SharedAccessSignature={}",
+        s.queue_endpoint,
+        account_sas(s, "q", "rp")
+    );
+    assert_eq!(
+        sample(&fresh(), 0, &visible, &[("connection", &sas)])
+            .await
+            .unwrap(),
+        43.0
+    );
 
     call(&c, Method::DELETE, &format!("{q}/messages"), &[], "").await;
     assert_eq!(sample(&fresh(), 0, &visible, &auth).await.unwrap(), 0.0);
@@ -382,16 +395,9 @@ async fn upload(c: &StorageClient, container: &str, blobs: &[&str]) {
     }
 }
 
-/// An account SAS (version 2020-12-06 and later) for reading and listing blobs.
-fn account_sas(s: &Azurite) -> String {
-    let (sp, ss, srt, se, spr, sv) = (
-        "rl",
-        "b",
-        "sco",
-        "2099-01-01T00:00:00Z",
-        "https,http",
-        "2024-11-04",
-    );
+/// An account SAS (version 2020-12-06 and later) for the services `ss` with permissions `sp`.
+fn account_sas(s: &Azurite, ss: &str, sp: &str) -> String {
+    let (srt, se, spr, sv) = ("sco", "2099-01-01T00:00:00Z", "https,http", "2024-11-04");
     let to_sign = format!(
         "{}\n{sp}\n{ss}\n{srt}\n\n{se}\n\n{spr}\n{sv}\n\n",
         s.account
@@ -485,7 +491,7 @@ async fn azure_blob_counts_blobs() {
     let sas = format!(
         "BlobEndpoint={};SharedAccessSignature={}",
         s.blob_endpoint,
-        account_sas(s)
+        account_sas(s, "b", "rl")
     );
     assert_eq!(
         count(
