@@ -2,9 +2,10 @@
 //! (Azurite 3.35.0 from npm, started by `hack/azurite.sh`, with an account of its own).
 //! Queues: both length strategies with invisible messages and more than a peek's 32, one
 //! client per account shared by triggers, a server that is down, a wrong account key, a
-//! missing queue, an untrusted certificate, a SAS connection string. Blobs: hierarchical, recursive and glob counts
-//! with and without a prefix, a SAS connection string, a missing container, a wrong key.
-//! Each: a Deployment scaled 0 → 3 → 0 by the real HPA over HTTPS.
+//! missing queue, an untrusted certificate, a SAS connection string. Blobs: hierarchical,
+//! recursive and glob counts with and without a prefix, more than one listing page, a SAS
+//! connection string, a missing container, a wrong key. Each: a Deployment scaled
+//! 0 → 3 → 0 by the real HPA over HTTPS.
 
 #![allow(clippy::unwrap_used)]
 
