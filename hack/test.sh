@@ -63,7 +63,7 @@ phase "kafka jars"
 # --owner-pid, printing its exports; down DIR). One table: starting, waiting and stopping
 # all go through it. They start in seconds (Erlang and the JVM brokers in 5-25 s) and come up
 # in the background while the control plane does.
-servers=(redis redis-topo postgresql mariadb rabbitmq oauth artemis activemq nats etcd)
+servers=(redis redis-topo postgresql mariadb rabbitmq oauth artemis activemq nats etcd azurite)
 echo "== starting local control plane, AWS, Kafka and the servers: ${servers[*]} =="
 state=$(mktemp -d "${TMPDIR:-/tmp}/swell-test.XXXXXX")
 chmod 711 "$state" # the postgres user runs PostgreSQL from a directory inside

@@ -3,6 +3,7 @@
 //! [`metadata::Field`] and parsed by [`metadata::Params`].
 
 pub mod aws;
+pub mod azure_storage;
 pub mod coalesce;
 pub mod http;
 pub mod http_auth;
@@ -218,6 +219,8 @@ pub type UpstreamCalls = prometheus_client::metrics::family::Family<
 pub struct Shared {
     pub workloads: Option<std::sync::Arc<dyn scalers::kubernetes_workload::PodCounter>>,
     pub aws: aws::SharedAws,
+    /// Azure Storage clients per service URL and credential (azure-queue, azure-blob).
+    pub azure: std::sync::Arc<azure_storage::StorageClients>,
     pub sqs_counts: std::sync::Arc<
         coalesce::Coalescer<String, Result<scalers::aws_sqs_queue::QueueCounts, UpstreamError>>,
     >,

@@ -9,6 +9,7 @@
 mod activemq;
 mod artemis;
 mod aws;
+mod azurite;
 mod cluster;
 mod etcd;
 mod kafka;
@@ -26,6 +27,7 @@ mod wait;
 pub use activemq::ActiveMq;
 pub use artemis::Artemis;
 pub use aws::{Aws, AwsKeys, allow, trust};
+pub use azurite::Azurite;
 pub use cluster::{Cluster, TestNamespace};
 pub use etcd::Etcd;
 pub use kafka::Kafka;

@@ -7,6 +7,8 @@ pub mod aws_cloudwatch;
 pub mod aws_dynamodb;
 pub mod aws_kinesis_stream;
 pub mod aws_sqs_queue;
+pub mod azure_blob;
+pub mod azure_queue;
 pub mod cpu_memory;
 pub mod cron;
 pub mod etcd;
@@ -23,6 +25,7 @@ pub mod rabbitmq;
 pub mod redis;
 
 use crate::aws::IDENTITY_FIELDS;
+use crate::azure_storage::ACCOUNT_FIELDS;
 use crate::http_auth;
 use crate::redis_client;
 use crate::{Field, ParamError, Params, Scaler, ScalerError, Shared, TriggerInput};
@@ -94,6 +97,22 @@ pub const REGISTRY: &[Entry] = &[
             let _ = aws_sqs_queue::parse(i, p);
         },
         build: |i, s| boxed(aws_sqs_queue::SqsScaler::new(i, s)),
+    },
+    Entry {
+        name: "azure-blob",
+        fields: Some(&[azure_blob::FIELDS, ACCOUNT_FIELDS]),
+        parse: |i, p| {
+            let _ = azure_blob::AzureBlobScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(azure_blob::AzureBlobScaler::new(i, s)),
+    },
+    Entry {
+        name: "azure-queue",
+        fields: Some(&[azure_queue::FIELDS, ACCOUNT_FIELDS]),
+        parse: |i, p| {
+            let _ = azure_queue::AzureQueueScaler::parse(i, &Shared::default(), p);
+        },
+        build: |i, s| boxed(azure_queue::AzureQueueScaler::new(i, s)),
     },
     Entry {
         name: "cpu",
