@@ -24,7 +24,7 @@ command -v cargo >/dev/null || { echo "test: cargo is not installed (install Rus
 # One Rust build for tests, lint and image (see hack/lib/rust-build.sh).
 . "$here/lib/rust-build.sh"
 
-echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven, redis, postgresql, rabbitmq, mariadb, activemq =="
+echo "== Debian packages: musl-tools (the static build), buildah (the image), prometheus, java, maven, redis, postgresql, rabbitmq, mariadb, activemq, nats-server =="
 "$here/debian-packages.sh" musl-gcc=musl-tools buildah=buildah prometheus=prometheus \
   java=openjdk-17-jre-headless mvn=maven openssl=openssl redis-server=redis-server redis-cli=redis-tools \
   pg_ctlcluster=postgresql rabbitmq-server=rabbitmq-server mariadbd=mariadb-server activemq=activemq \
