@@ -34,6 +34,48 @@ impl ScalerLabels {
     }
 }
 
+/// `keda_internal_scale_loop_latency_seconds`' labels, as KEDA's collector names them.
+#[derive(Clone, Debug)]
+pub struct LoopLabels {
+    pub namespace: String,
+    /// `scaledobject` or `scaledjob`.
+    pub type_: &'static str,
+    /// The ScaledObject's or ScaledJob's name.
+    pub resource: String,
+}
+
+impl LoopLabels {
+    fn set(&self) -> LabelSet {
+        vec![
+            ("namespace", self.namespace.clone()),
+            ("type", self.type_.to_string()),
+            ("resource", self.resource.clone()),
+        ]
+    }
+}
+
+impl ToLabels for LoopLabels {
+    fn to_labels(&self) -> LabelSet {
+        self.set()
+    }
+}
+
+/// `keda_scaled_job_errors_total`'s labels.
+#[derive(Clone, Debug)]
+pub struct JobLabels {
+    pub namespace: String,
+    pub scaled_job: String,
+}
+
+impl ToLabels for JobLabels {
+    fn to_labels(&self) -> LabelSet {
+        vec![
+            ("namespace", self.namespace.clone()),
+            ("scaledJob", self.scaled_job.clone()),
+        ]
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ObjectLabels {
     pub namespace: String,
@@ -91,6 +133,11 @@ impl<L: ToLabels, M: prometheus_client::metrics::TypedMetric + Default> Labeled<
     pub fn get_or_create(&self, l: &L) -> impl std::ops::Deref<Target = M> + '_ {
         self.family.get_or_create(&l.to_labels())
     }
+
+    /// Drops one series; whether it existed.
+    pub fn remove(&self, l: &L) -> bool {
+        self.family.remove(&l.to_labels())
+    }
 }
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -102,8 +149,9 @@ pub struct Metrics {
     pub scaler_active: Labeled<ScalerLabels, FloatGauge>,
     pub scaler_errors: Labeled<ScalerLabels, Counter>,
     pub object_errors: Labeled<ObjectLabels, Counter>,
+    pub job_errors: Labeled<JobLabels, Counter>,
     pub object_paused: Labeled<ObjectLabels, Gauge>,
-    pub loop_latency: Labeled<ObjectLabels, FloatGauge>,
+    pub loop_latency: Labeled<LoopLabels, FloatGauge>,
     pub resources: Family<LabelSet, Gauge>,
     pub triggers: Family<LabelSet, Gauge>,
     /// Calls scalers made to their sources after de-duplication.
@@ -129,6 +177,7 @@ impl Metrics {
             scaler_active: Labeled::default(),
             scaler_errors: Labeled::default(),
             object_errors: Labeled::default(),
+            job_errors: Labeled::default(),
             object_paused: Labeled::default(),
             loop_latency: Labeled::default(),
             resources: Family::default(),
@@ -214,6 +263,11 @@ impl Metrics {
             "scaled_object_errors",
             "Errors per ScaledObject",
             m.object_errors.family.clone(),
+        );
+        registry.register(
+            "scaled_job_errors",
+            "Number of scaled job errors",
+            m.job_errors.family.clone(),
         );
         registry.register(
             "scaled_object_paused",
@@ -302,8 +356,15 @@ mod tests {
                 scaled_object: "so".into(),
             })
             .set(1);
+        let lo = LoopLabels {
+            namespace: "ns".into(),
+            type_: "scaledjob",
+            resource: "sj".into(),
+        };
+        m.loop_latency.get_or_create(&lo).set(0.5);
         let text = m.encode();
         for name in [
+            "keda_internal_scale_loop_latency_seconds{namespace=\"ns\",type=\"scaledjob\",resource=\"sj\"} 0.5",
             "keda_build_info",
             "keda_scaler_metrics_value{",
             "keda_scaler_detail_errors_total{",
@@ -313,5 +374,8 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing in:\n{text}");
         }
+        // A removed series leaves the exposition.
+        assert!(m.scaler_value.remove(&l) && !m.scaler_value.remove(&l));
+        assert!(!m.encode().contains("keda_scaler_metrics_value{"));
     }
 }

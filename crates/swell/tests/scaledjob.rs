@@ -17,7 +17,7 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::api::{ListParams, Patch, PatchParams};
 use swell_api::ScaledJob;
 use swell_testkit::{
-    Aws, Cluster, MetricServer, Operator, TestNamespace, unique_suffix, wait_until,
+    Aws, Cluster, MetricServer, Operator, Reply, TestNamespace, unique_suffix, wait_until,
 };
 
 const REGION: &str = "ca-central-1";
@@ -378,9 +378,26 @@ async fn an_invalid_job_target_ref_is_named_then_fixed() {
                     .output()
                     .map_err(|e| e.to_string())?;
                 let text = String::from_utf8_lossy(&out.stdout).to_string();
+                let loop_latency = format!(
+                    "keda_internal_scale_loop_latency_seconds{{namespace=\"{}\",type=\"scaledjob\",resource=\"bad\"}}",
+                    ns.name
+                );
                 let ok = text.contains(&registered)
+                    && text.contains(&loop_latency)
                     && text.lines().any(|l| l.starts_with(value) && l.contains("type=\"scaledjob\"") && l.contains("scaledObject=\"bad\""));
                 if ok { Ok(()) } else { Err(text) }
+            })
+            .await;
+            // A failing source counts as the ScaledJob's error, under KEDA's name.
+            source.set(Reply::Fail(500));
+            let errors = format!("keda_scaled_job_errors_total{{namespace=\"{}\",scaledJob=\"bad\"}}", ns.name);
+            wait_until("/metrics to count the ScaledJob's error", WAIT, || async {
+                let out = std::process::Command::new("curl")
+                    .args(["-sk", &format!("https://{addr}/metrics")])
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                let text = String::from_utf8_lossy(&out.stdout).to_string();
+                if text.contains(&errors) { Ok(()) } else { Err(text) }
             })
             .await;
         })

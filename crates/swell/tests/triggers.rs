@@ -345,8 +345,35 @@ spec:
                 assert!(text.contains(want), "{want} missing from /metrics:\n{text}");
             }
             assert!(text.contains("scaledObject=\"app\""), "{text}");
+            let loop_latency = format!(
+                "keda_internal_scale_loop_latency_seconds{{namespace=\"{}\",type=\"scaledobject\",resource=\"app\"}}",
+                ns.name
+            );
+            assert!(text.contains(&loop_latency), "KEDA's loop latency labels:\n{text}");
+
+            // A deleted ScaledObject's series leave /metrics, as under KEDA.
+            ns.api::<swell_api::ScaledObject>().delete("app", &Default::default()).await.unwrap();
+            wait_until("the deleted ScaledObject's series to leave /metrics", WAIT, || async {
+                let text = metrics_text(&addr);
+                let ours = |l: &&str| l.contains("scaledObject=\"app\"") || l.contains("resource=\"app\"");
+                match text.lines().find(ours) {
+                    None if text.contains("keda_build_info{") => Ok(()),
+                    None => Err(format!("no answer: {text}")),
+                    Some(l) => Err(l.to_string()),
+                }
+            })
+            .await;
         })
         .await;
+}
+
+fn metrics_text(addr: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-sk", &format!("https://{addr}/metrics")])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn wait_until_metrics(addr: &str) -> String {
@@ -355,11 +382,7 @@ async fn wait_until_metrics(addr: &str) -> String {
         "/metrics to show a finished scale loop pass",
         WAIT,
         || async {
-            let out = std::process::Command::new("curl")
-                .args(["-sk", &format!("https://{addr}/metrics")])
-                .output()
-                .map_err(|e| e.to_string())?;
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let text = metrics_text(addr);
             if text.contains("keda_scaler_metrics_value{")
                 && text.contains("keda_internal_scale_loop_latency_seconds{")
             {

@@ -94,11 +94,23 @@ pub async fn run(
         }
     }
     let mut mem = Memory::default();
+    let labels = crate::metrics::LoopLabels {
+        namespace: key.namespace.clone().unwrap_or_default(),
+        type_: "scaledjob",
+        resource: key.name.clone(),
+    };
     let mut ticker = Ticker::new(polling, cancel, Vec::new());
     while ticker.tick().await.is_some() {
         let Some(sj) = ctx.store.get(&key) else { break };
+        let started = Instant::now();
         scalers.refresh(&ctx, &sj, &running, false, polling).await;
         tick(&ctx, &sj, &scalers.triggers, &mut mem).await;
+        let took = started.elapsed().as_secs_f64();
+        ctx.base
+            .metrics
+            .loop_latency
+            .get_or_create(&labels)
+            .set(took);
         scalers
             .refresh(&ctx, &sj, &running, mem.failed, polling)
             .await;
@@ -149,6 +161,11 @@ async fn read_loads(
             }
             Err(e) => {
                 m.scaler_errors.get_or_create(&labels).inc();
+                let job = crate::metrics::JobLabels {
+                    namespace: labels.namespace.clone(),
+                    scaled_job: labels.scaled_object.clone(),
+                };
+                m.job_errors.get_or_create(&job).inc();
                 p.failed += 1;
                 let msg = e.to_string();
                 if mem.last_errors.get(&t.index) != Some(&msg) {

@@ -241,7 +241,12 @@ async fn check_failed(ctx: &Ctx, so: &ScaledObject, failed: CheckFailed) -> Resu
 
 async fn cleanup(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let key = ObjectRef::from(so.as_ref());
+    // Stopped first, so its last pass cannot record a series again.
+    let state = ctx.loops.get(&key);
     ctx.stop_loop(&key);
+    if let Some(state) = state {
+        scale_loop::forget_series(&ctx, &so, &state);
+    }
     let original = so.status.as_ref().and_then(|s| s.original_replica_count);
     if let (true, Some(n)) = (so.spec.restore_to_original_replica_count(), original)
         && let Err(e) = apply::scale_target(&ctx, &so, n).await

@@ -16,7 +16,7 @@ use crate::composite::COMPOSITE_METRIC_NAME;
 use crate::context::{Ctx, Note};
 use crate::loop_state::{LoopState, Reading};
 use crate::loops::{Cause, Ticker};
-use crate::metrics::{ObjectLabels, ScalerLabels};
+use crate::metrics::{LoopLabels, ObjectLabels, ScalerLabels};
 use crate::scaled_object::plan::{self, Assessment};
 use crate::scaled_object::status::{self, Scaled};
 use crate::triggers::TriggerRuntime;
@@ -35,9 +35,10 @@ pub fn spawn(
             .iter()
             .filter_map(|t| t.scaler.start_push())
             .collect();
-        let labels = ObjectLabels {
+        let labels = LoopLabels {
             namespace: key.namespace.clone().unwrap_or_default(),
-            scaled_object: key.name.clone(),
+            type_: "scaledobject",
+            resource: key.name.clone(),
         };
         let mut ticker = Ticker::new(polling, cancel.clone(), wakes);
         while let Some(cause) = ticker.tick().await {
@@ -47,6 +48,9 @@ pub fn spawn(
             let Some(so) = ctx.store.get(&key) else { break };
             let started = Instant::now();
             tick(&ctx, &key, &so, &state, &cancel).await;
+            if cancel.is_cancelled() {
+                break; // stopped mid-pass: a deleted object's series stay gone
+            }
             let took = started.elapsed().as_secs_f64();
             ctx.metrics.loop_latency.get_or_create(&labels).set(took);
         }
@@ -54,8 +58,14 @@ pub fn spawn(
     });
 }
 
-/// Reads every polled trigger at once, recording each one's value, latency and errors.
-async fn read_all(ctx: &Ctx, so: &ScaledObject, state: &LoopState) -> Vec<(String, Reading)> {
+/// Reads every polled trigger at once, recording each one's value, latency and errors
+/// (unless the loop was stopped meanwhile).
+async fn read_all(
+    ctx: &Ctx,
+    so: &ScaledObject,
+    state: &LoopState,
+    cancel: &CancellationToken,
+) -> Vec<(String, Reading)> {
     let polled = state.triggers.iter().filter(|t| t.scaler.polled());
     let readings = join_all(polled.map(|t| async move {
         let started = Instant::now();
@@ -66,7 +76,9 @@ async fn read_all(ctx: &Ctx, so: &ScaledObject, state: &LoopState) -> Vec<(Strin
     readings
         .into_iter()
         .map(|(t, result, took)| {
-            record_reading(ctx, so, t, &result, took);
+            if !cancel.is_cancelled() {
+                record_reading(ctx, so, t, &result, took);
+            }
             (t.spec.name().to_string(), result)
         })
         .collect()
@@ -82,6 +94,43 @@ fn scaler_labels(so: &ScaledObject, metric: &str, scaler: &str, index: usize) ->
         trigger_index: index.to_string(),
         type_: "scaledobject".into(),
     }
+}
+
+/// Drops a deleted ScaledObject's series from /metrics, as KEDA's collector deletes them,
+/// so dashboards and alerts stop showing it: one per trigger its loop ran (and the
+/// composite), and the object's own.
+pub fn forget_series(ctx: &Ctx, so: &ScaledObject, state: &LoopState) {
+    let m = &ctx.metrics;
+    let mut scalers: Vec<ScalerLabels> = state
+        .triggers
+        .iter()
+        .map(|t| scaler_labels(so, t.spec.name(), &t.type_, t.index))
+        .collect();
+    if state.composite.is_some() {
+        scalers.push(scaler_labels(
+            so,
+            COMPOSITE_METRIC_NAME,
+            COMPOSITE_METRIC_NAME,
+            0,
+        ));
+    }
+    for l in &scalers {
+        m.scaler_value.remove(l);
+        m.scaler_latency.remove(l);
+        m.scaler_active.remove(l);
+        m.scaler_errors.remove(l);
+    }
+    let object = ObjectLabels {
+        namespace: so.metadata.namespace.clone().unwrap_or_default(),
+        scaled_object: so.metadata.name.clone().unwrap_or_default(),
+    };
+    m.object_errors.remove(&object);
+    m.object_paused.remove(&object);
+    m.loop_latency.remove(&LoopLabels {
+        namespace: object.namespace.clone(),
+        type_: "scaledobject",
+        resource: object.scaled_object.clone(),
+    });
 }
 
 fn record_reading(
@@ -125,7 +174,7 @@ async fn tick(
     state: &LoopState,
     cancel: &CancellationToken,
 ) {
-    let readings = read_all(ctx, so, state).await;
+    let readings = read_all(ctx, so, state, cancel).await;
     state.remember(&readings);
     let polling = crate::loops::polling_duration(so.spec.polling_interval());
     if readings.iter().any(|(_, r)| r.is_err()) && state.rebuild_due(polling) {
