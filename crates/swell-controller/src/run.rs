@@ -61,6 +61,8 @@ pub struct Settings {
     pub leader: bool,
     /// `--exact-targets`: ScaledObjects without the annotation get no HPA dead band.
     pub exact_targets: bool,
+    /// KEDA_HTTP_DEFAULT_TIMEOUT: HTTP scalers' requests without a trigger timeout.
+    pub http_default_timeout: std::time::Duration,
 }
 
 /// The controller context currently running, for the metrics API.
@@ -87,6 +89,9 @@ pub fn context(
         client: client.clone(),
         shared: swell_scalers::Shared {
             workloads: Some(Arc::new(KubePods(client.clone()))),
+            http: Arc::new(swell_scalers::http::HttpClients::with_default_timeout(
+                settings.http_default_timeout,
+            )),
             upstream_calls: metrics.upstream_calls.clone(),
             ..Default::default()
         },

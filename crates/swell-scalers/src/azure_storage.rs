@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -25,9 +24,6 @@ use crate::{Field, Params, Source, TriggerInput};
 
 /// The REST API version sent as `x-ms-version` (Azurite: `--skipApiVersionCheck` if newer).
 pub const API_VERSION: &str = "2024-11-04";
-
-/// KEDA's global HTTP timeout (`KEDA_HTTP_DEFAULT_TIMEOUT`, 3 s).
-const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Which storage service a connection string is read for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -373,7 +369,7 @@ fn cause(e: &reqwest::Error) -> String {
         root = s.to_string();
     }
     if e.is_timeout() {
-        format!("no answer within {TIMEOUT:?}")
+        "no answer in time (KEDA_HTTP_DEFAULT_TIMEOUT)".to_string()
     } else if e.is_connect() {
         format!("cannot connect: {root}")
     } else {
@@ -485,10 +481,8 @@ impl StorageClients {
         if let Some(c) = clients.get(account) {
             return Ok(c.clone());
         }
-        let key = HttpClientKey {
-            timeout: TIMEOUT,
-            ..Default::default()
-        };
+        // KEDA's storage clients: the global HTTP timeout.
+        let key = HttpClientKey::default();
         let client = Arc::new(StorageClient::new(http.get(&key)?, account.clone()));
         clients.insert(account.clone(), client.clone());
         Ok(client)

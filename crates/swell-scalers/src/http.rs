@@ -11,7 +11,8 @@ use crate::tls::Secret;
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct HttpClientKey {
     pub unsafe_ssl: bool,
-    pub timeout: Duration,
+    /// `None`: the operator's default, [`HttpClients::default_timeout`].
+    pub timeout: Option<Duration>,
     /// A PEM CA bundle to trust in addition to the system roots.
     pub ca: Option<String>,
     /// A client certificate and key (PEM), for mutual TLS.
@@ -47,20 +48,42 @@ impl From<HttpClientError> for crate::UpstreamError {
     }
 }
 
+/// KEDA's global HTTP timeout for scalers, unless `KEDA_HTTP_DEFAULT_TIMEOUT` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The cache.
-#[derive(Default)]
 pub struct HttpClients {
     clients: Mutex<HashMap<HttpClientKey, reqwest::Client>>,
+    default_timeout: Duration,
+}
+
+impl Default for HttpClients {
+    fn default() -> HttpClients {
+        HttpClients::with_default_timeout(DEFAULT_TIMEOUT)
+    }
 }
 
 impl HttpClients {
+    /// Clients whose requests time out after `timeout` unless their key says otherwise
+    /// (the operator's `KEDA_HTTP_DEFAULT_TIMEOUT`).
+    pub fn with_default_timeout(timeout: Duration) -> HttpClients {
+        HttpClients {
+            clients: Mutex::default(),
+            default_timeout: timeout,
+        }
+    }
+
+    pub fn default_timeout(&self) -> Duration {
+        self.default_timeout
+    }
+
     /// The client for `key`, built on first use.
     pub fn get(&self, key: &HttpClientKey) -> Result<reqwest::Client, HttpClientError> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(key) {
             return Ok(c.clone());
         }
-        let client = build(key)?;
+        let client = build(key, key.timeout.unwrap_or(self.default_timeout))?;
         clients.insert(key.clone(), client.clone());
         Ok(client)
     }
@@ -75,9 +98,9 @@ impl HttpClients {
     }
 }
 
-fn build(key: &HttpClientKey) -> Result<reqwest::Client, HttpClientError> {
+fn build(key: &HttpClientKey, timeout: Duration) -> Result<reqwest::Client, HttpClientError> {
     let mut b = reqwest::Client::builder()
-        .timeout(key.timeout)
+        .timeout(timeout)
         .danger_accept_invalid_certs(key.unsafe_ssl);
     if let Some(ca) = &key.ca {
         let certs = reqwest::Certificate::from_pem_bundle(ca.as_bytes())
@@ -106,7 +129,7 @@ mod tests {
     fn one_client_per_configuration() {
         let c = HttpClients::default();
         let a = HttpClientKey {
-            timeout: Duration::from_secs(3),
+            timeout: Some(Duration::from_secs(3)),
             ..Default::default()
         };
         c.get(&a).unwrap();

@@ -244,7 +244,7 @@ impl HttpAuth {
     pub fn client_key(
         &self,
         unsafe_ssl: bool,
-        timeout: std::time::Duration,
+        timeout: Option<std::time::Duration>,
     ) -> crate::http::HttpClientKey {
         crate::http::HttpClientKey {
             unsafe_ssl,

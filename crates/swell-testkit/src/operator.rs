@@ -187,6 +187,8 @@ pub enum Reply {
     Fail(u16),
     /// Accept the request and never answer (a source that hangs).
     Hang,
+    /// `{"value": N}`, after this long (a slow source).
+    Slow(std::time::Duration, f64),
 }
 
 /// A tiny HTTP server on 127.0.0.1 answering `{"value": N}` for the `metrics-api` scaler.
@@ -263,6 +265,10 @@ impl MetricServer {
                             return;
                         }
                         Reply::Fail(code) => (code, "{\"error\": \"down\"}".to_string()),
+                        Reply::Slow(after, v) => {
+                            tokio::time::sleep(after).await;
+                            (200, format!("{{\"value\": {v}}}"))
+                        }
                     };
                     let resp = format!(
                         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

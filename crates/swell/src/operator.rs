@@ -120,6 +120,11 @@ pub struct OperatorArgs {
     /// its annotation autoscaling.swell.dev/exact-targets says "false". Off: KEDA's ±10%.
     #[arg(long, env = "SWELL_EXACT_TARGETS", default_value_t = false, action = clap::ArgAction::Set)]
     exact_targets: bool,
+    /// Milliseconds an HTTP scaler's request may take when its trigger sets no timeout
+    /// (prometheus, metrics-api, rabbitmq over HTTP, nats-jetstream, artemis-queue,
+    /// activemq, azure-*), KEDA's KEDA_HTTP_DEFAULT_TIMEOUT.
+    #[arg(long, env = "KEDA_HTTP_DEFAULT_TIMEOUT", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..))]
+    http_default_timeout: u64,
     #[arg(long, env = "SWELL_CLOUDWATCH_ADAPTER", default_value_t = false, action = clap::ArgAction::Set)]
     cloudwatch_adapter: bool,
     /// Serve the validating admission webhook (the same checks as `swell check --cluster`).
@@ -510,6 +515,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
         leader,
         exact_targets: args.exact_targets,
+        http_default_timeout: Duration::from_millis(args.http_default_timeout),
     };
     // The controller context serving metric values: a follower's until we lead.
     let current: CurrentCtx = Default::default();

@@ -69,28 +69,12 @@ fn deadline(query: Option<&str>) -> Duration {
         .map_or(DEFAULT_DEADLINE, |t| t.mul_f64(0.8))
 }
 
-/// A Go duration of whole units (`10s`, `1m30s`, `500ms`).
+/// A positive Go duration (the API server sends `10s`, `30s`, …).
 fn go_duration(s: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let d = match &rest[..unit] {
-            "h" => Duration::from_secs(n.checked_mul(3600)?),
-            "m" => Duration::from_secs(n.checked_mul(60)?),
-            "s" => Duration::from_secs(n),
-            "ms" => Duration::from_millis(n),
-            _ => return None,
-        };
-        total = total.checked_add(d)?;
-        rest = &rest[unit..];
+    match swell_scalers::metadata::go_duration(s) {
+        Some((false, d)) if !d.is_zero() => Some(d),
+        _ => None,
     }
-    (total > Duration::ZERO).then_some(total)
 }
 
 /// Runs CPU-bound checking on a blocking thread, holding one of the reviewer's permits.
@@ -278,8 +262,9 @@ mod tests {
         assert_eq!(go_duration("10s"), Some(Duration::from_secs(10)));
         assert_eq!(go_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(go_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(go_duration("1.5s"), None);
+        assert_eq!(go_duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(go_duration("0s"), None);
+        assert_eq!(go_duration("-5s"), None);
         assert_eq!(deadline(Some("timeout=10s")), Duration::from_secs(8));
         assert_eq!(deadline(Some("a=b&timeout=30s")), Duration::from_secs(24));
         assert_eq!(deadline(None), DEFAULT_DEADLINE);

@@ -828,6 +828,28 @@ async fn kill_9_during_scale_cycles_then_delete_restores_the_original() {
         .await;
 }
 
+/// KEDA_HTTP_DEFAULT_TIMEOUT in the operator's environment: a trigger without its own
+/// timeout waits that long, so a source answering in 4 s (past KEDA's default 3 s) is read.
+#[tokio::test]
+async fn keda_http_default_timeout_sets_the_triggers_timeout() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("op-http-timeout", |ns| async move {
+            let source = MetricServer::start(0.0).await;
+            source.set(Reply::Slow(Duration::from_secs(4), 10.0));
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(cluster, &scaled_object("app", "app", &source.url, ""))
+                .unwrap();
+            let args = ["--leader-elect=false"];
+            let env = [("KEDA_HTTP_DEFAULT_TIMEOUT", "10000")];
+            let _op = Operator::start_env(cluster, swell(), &ns.name, None, &args, &env);
+            wait_replicas(&ns, "app", 1).await;
+            let ready = condition(&so(&ns, "app").await, "Ready");
+            assert!(!ready.contains("TriggerError"), "no timeout: {ready}");
+        })
+        .await;
+}
+
 /// Drill: a source that accepts the connection and never answers. The trigger fails on
 /// the scaler's timeout (named in Ready), the busy workload is never scaled to zero well
 /// past its cooldown, and it recovers when the source answers again.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use swell_scaling::naming::metric_name;
 
 use super::artemis::{count, endpoint, host_as_written, parse_query};
-use super::jolokia::{self, Read};
+use super::jolokia::Read;
 use crate::http::HttpClientKey;
 use crate::metadata::shown;
 use crate::tls::Secret;
@@ -136,7 +136,6 @@ impl ActiveMqScaler {
             json_content_type: true,
             // KEDA's ActiveMQ client: the global timeout, certificates checked.
             client: HttpClientKey {
-                timeout: jolokia::TIMEOUT,
                 ..Default::default()
             },
         });

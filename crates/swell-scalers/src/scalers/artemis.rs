@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use swell_scaling::naming::metric_name;
 
-use super::jolokia::{self, Read};
+use super::jolokia::Read;
 use crate::http::HttpClientKey;
 use crate::metadata::shown;
 use crate::tls::Secret;
@@ -204,7 +204,7 @@ fn tls(p: &mut Params<'_>) -> HttpClientKey {
     }
     HttpClientKey {
         unsafe_ssl,
-        timeout: jolokia::TIMEOUT,
+        timeout: None, // KEDA's global HTTP timeout
         ca,
         client_cert: cert.zip(key.map(Secret::new)),
     }

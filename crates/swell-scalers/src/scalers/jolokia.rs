@@ -3,15 +3,10 @@
 //! checking refuses a request without an allowed one), answered with
 //! `{"value": N, "status": 200, …}`. The HTTP client is the shared one for its TLS settings.
 
-use std::time::Duration;
-
 use crate::Shared;
 use crate::http::HttpClientKey;
 use crate::tls::Secret;
 use crate::upstream::{UpstreamError, UpstreamKind as K};
-
-/// KEDA's global HTTP timeout default.
-pub const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One read: what to GET and how. Holds the password, so it is never printed.
 #[derive(Clone, PartialEq, Eq, Hash)]

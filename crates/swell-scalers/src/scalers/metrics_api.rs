@@ -1,8 +1,6 @@
 //! `metrics-api`: read a number from an HTTP endpoint (JSON with a GJSON-style
 //! `valueLocation`, or Prometheus text exposition).
 
-use std::time::Duration;
-
 use serde_json::Value;
 use swell_scaling::naming::{metric_name, normalize};
 use swell_scaling::quantity::parse_quantity;
@@ -23,9 +21,6 @@ const UNSAFE_SSL: Field = Field::new("unsafeSsl");
 const TIMEOUT: Field = Field::new("timeout").hint("a Go duration such as 5s, or milliseconds");
 const AGGREGATE: Field = Field::new("aggregateFromKubeServiceEndpoints");
 const AGGREGATION: Field = Field::new("aggregationType");
-
-/// KEDA's client timeout when the trigger sets none (`KEDA_HTTP_DEFAULT_TIMEOUT`).
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct MetricsApiScaler {
     url: String,
@@ -86,10 +81,8 @@ pub fn parse(p: &mut Params<'_>) -> Config {
         );
     }
     let unsafe_ssl = p.bool(UNSAFE_SSL, false);
-    let timeout = p
-        .duration(TIMEOUT)
-        .filter(|t| !t.is_zero())
-        .unwrap_or(DEFAULT_TIMEOUT);
+    // Without one (or 0), KEDA's global HTTP timeout.
+    let timeout = p.duration(TIMEOUT).filter(|t| !t.is_zero());
     let auth = http_auth::parse(p, "metrics-api", &[]);
     Config {
         url,
@@ -270,6 +263,8 @@ impl Scaler for MetricsApiScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use crate::http_auth::{ApiKey, Authorization};
     use crate::tls::Secret;
     use crate::{RawParams, map};
@@ -376,7 +371,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(s.client_key.timeout, Duration::from_millis(750));
+        assert_eq!(s.client_key.timeout, Some(Duration::from_millis(750)));
     }
 
     #[test]

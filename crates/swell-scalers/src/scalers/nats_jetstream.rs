@@ -36,8 +36,6 @@ pub const FIELDS: &[Field] = &[
 
 /// KEDA's default `lagThreshold`.
 const DEFAULT_LAG: i64 = 10;
-/// KEDA's HTTP client timeout for scalers (`KEDA_HTTP_DEFAULT_TIMEOUT`, 3 s).
-const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where the monitoring endpoint is and what to ask it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -239,10 +237,8 @@ impl NatsJetStreamScaler {
                 "nats-jetstream: the monitoring endpoint is not known",
             ));
         };
-        let client = self.shared.http.get(&HttpClientKey {
-            timeout: TIMEOUT,
-            ..Default::default()
-        })?;
+        // KEDA's HTTP client for scalers: the global timeout.
+        let client = self.shared.http.get(&HttpClientKey::default())?;
         let cached = self.remembered();
         let url = cached.url.clone().unwrap_or_else(|| endpoint.jsz());
         let jsz = match get_json(&client, &url).await {

@@ -42,9 +42,6 @@ pub const FIELDS: &[Field] = &[
     AWS_REGION,
 ];
 
-/// KEDA's client timeout when the trigger sets none (`KEDA_HTTP_DEFAULT_TIMEOUT`).
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// Modes KEDA's prometheus scaler accepts and then never applies.
 const UNSUPPORTED: &[(Mode, &str)] = &[(
     Mode::ApiKey,
@@ -94,10 +91,8 @@ impl PrometheusScaler {
         let parameters = p.map(QUERY_PARAMETERS);
         let ignore_null = p.bool(IGNORE_NULL, true);
         let unsafe_ssl = p.bool(UNSAFE_SSL, false);
-        let timeout = p
-            .duration(TIMEOUT)
-            .filter(|t| !t.is_zero())
-            .unwrap_or(DEFAULT_TIMEOUT);
+        // Without one (or 0), KEDA's global HTTP timeout.
+        let timeout = p.duration(TIMEOUT).filter(|t| !t.is_zero());
         let auth = http_auth::parse(p, "prometheus", UNSUPPORTED);
         if !auth.modes.is_empty()
             && input
@@ -378,7 +373,7 @@ mod tests {
                     assert_eq!(s.activation, 0.0);
                     assert_eq!(s.auth.authorization, Authorization::None);
                     assert!(!s.client_key.unsafe_ssl);
-                    assert_eq!(s.client_key.timeout, Duration::from_secs(3));
+                    assert_eq!(s.client_key.timeout, None);
                 },
             },
             Case {
@@ -402,7 +397,7 @@ mod tests {
                     assert_eq!(s.parameters.len(), 2);
                     assert!(!s.ignore_null);
                     assert!(s.client_key.unsafe_ssl);
-                    assert_eq!(s.client_key.timeout, Duration::from_millis(1500));
+                    assert_eq!(s.client_key.timeout, Some(Duration::from_millis(1500)));
                 },
             },
             Case {

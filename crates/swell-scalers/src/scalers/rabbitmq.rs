@@ -85,8 +85,6 @@ const UNSUPPORTED_AUTH: &[(&str, &str)] = &[
 
 /// KEDA's default `queueLength` when neither it nor mode/value is given.
 const DEFAULT_QUEUE_LENGTH: f64 = 20.0;
-/// KEDA's global HTTP timeout (`KEDA_HTTP_DEFAULT_TIMEOUT`), used without `timeout`.
-const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_millis(3000);
 /// How long connecting over AMQP, and then each call, may take (KEDA takes no timeout there).
 const AMQP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -649,11 +647,8 @@ fn http_target(host: &str, queue: &str, how: How) -> Result<HttpTarget, Invalid>
         client_cert: None,
         unsafe_ssl: how.unsafe_ssl,
     });
-    let timeout = if how.timeout.is_zero() {
-        DEFAULT_HTTP_TIMEOUT
-    } else {
-        how.timeout
-    };
+    // Without `timeout`, KEDA's global HTTP timeout.
+    let timeout = (!how.timeout.is_zero()).then_some(how.timeout);
     Ok(HttpTarget {
         url: request,
         shown: format!("{origin}{prefix}"),
@@ -1782,7 +1777,7 @@ mod tests {
                 .map(|(u, p)| (u.as_str(), p.expose())),
             Some(("u", "p@ss"))
         );
-        assert_eq!(t.client.timeout, DEFAULT_HTTP_TIMEOUT);
+        assert_eq!(t.client.timeout, None, "KEDA's global HTTP timeout");
         let t = http(&[
             ("host", "https://rabbit"),
             ("useRegex", "true"),
@@ -1796,7 +1791,7 @@ mod tests {
         );
         assert_eq!(
             (t.regex, t.client.timeout),
-            (Some(Operation::Sum), Duration::from_millis(1500))
+            (Some(Operation::Sum), Some(Duration::from_millis(1500)))
         );
         let t = http(&[
             ("host", "http://rabbit:15672/"),
