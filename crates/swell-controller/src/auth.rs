@@ -42,6 +42,9 @@ pub enum AuthError {
     Api { what: String, source: kube::Error },
     #[error("{0}")]
     Unsupported(String),
+    /// Reading an `awsSecretManager` secret failed (or its identity cannot be had).
+    #[error("{what}: {message}")]
+    AwsSecretManager { what: String, message: String },
 }
 
 /// What one trigger's authentication resolved to.
@@ -51,6 +54,21 @@ pub struct ResolvedAuth {
     pub pod_identity: Option<AuthPodIdentity>,
     /// `TriggerAuthentication/name`, for `status.authenticationsTypes`.
     pub label: Option<String>,
+    /// An `awsSecretManager` block, its credentials read: the builder reads the secrets
+    /// (they need the AWS clients and the workload's identity).
+    pub aws_secret_manager: Option<AwsSecrets>,
+}
+
+/// A TriggerAuthentication's `awsSecretManager`, with its static credentials (if any) read
+/// from their Secrets.
+#[derive(Clone, Debug)]
+pub struct AwsSecrets {
+    /// `Kind name`, for messages.
+    pub owner: String,
+    pub spec: swell_api::AwsSecretManager,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
 }
 
 /// Reads Secrets and ConfigMaps on demand (reconciles only, never the scale loop), and
@@ -350,6 +368,14 @@ impl Resolver<'_> {
                 out.params.insert(e.parameter.clone(), v.clone());
             }
         }
+        if let Some(sm) = spec
+            .aws_secret_manager
+            .as_ref()
+            .filter(|s| !s.secrets.is_empty())
+        {
+            let owner = format!("{kind} {}", r.name);
+            out.aws_secret_manager = Some(self.aws_secrets(&owner, &secret_ns, sm).await?);
+        }
         if let Some(o) = &spec.oauth2 {
             let secret = match &o.client_secret {
                 Some(c) => {
@@ -365,6 +391,37 @@ impl Resolver<'_> {
             }
         }
         out.pod_identity = spec.pod_identity;
+        Ok(out)
+    }
+}
+
+impl Resolver<'_> {
+    /// Reads an `awsSecretManager`'s static credentials (KEDA's `credentials`), if it has them.
+    async fn aws_secrets(
+        &self,
+        owner: &str,
+        ns: &str,
+        sm: &swell_api::AwsSecretManager,
+    ) -> Result<AwsSecrets, AuthError> {
+        let mut out = AwsSecrets {
+            owner: owner.to_string(),
+            spec: sm.clone(),
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+        };
+        if let Some(c) = &sm.credentials {
+            let read = |field: &'static str, v: &swell_api::ValueFromSecret| {
+                let r = v.value_from.secret_key_ref.clone();
+                let what = format!("{owner} awsSecretManager.credentials.{field}");
+                async move { self.value::<Secret>(&what, ns, &r.name, &r.key).await }
+            };
+            out.access_key_id = Some(read("accessKey", &c.access_key).await?);
+            out.secret_access_key = Some(read("accessSecretKey", &c.access_secret_key).await?);
+            if let Some(t) = &c.access_token {
+                out.session_token = Some(read("accessToken", t).await?);
+            }
+        }
         Ok(out)
     }
 }
@@ -392,7 +449,6 @@ fn refuse_unsupported(
             "azureServicePrincipal",
         ),
         (spec.gcp_secret_manager.is_some(), "gcpSecretManager"),
-        (spec.aws_secret_manager.is_some(), "awsSecretManager"),
         (
             spec.bound_service_account_token.is_some(),
             "boundServiceAccountToken",

@@ -137,10 +137,17 @@ impl Builder {
         let polling_interval = crate::loops::polling_duration(owner.polling_interval);
         let mut built = Built::default();
         for (index, t) in owner.triggers.iter().enumerate() {
-            let auth = resolver
+            let mut auth = resolver
                 .trigger_auth(index, ns, t.authentication_ref.as_ref(), owner.pod)
                 .await
                 .map_err(BuildError::Auth)?;
+            if let Some(sm) = auth.aws_secret_manager.take() {
+                let values = self
+                    .aws_secret_values(ns, owner.pod, &sm)
+                    .await
+                    .map_err(BuildError::Auth)?;
+                auth.params.extend(values);
+            }
             if let Some(r) = &t.authentication_ref {
                 built.auth_names.push(r.name.clone());
             }
@@ -199,6 +206,80 @@ impl Builder {
             scaler,
             use_cached_metrics,
         })
+    }
+
+    /// KEDA's `awsSecretManager`: each secret's value (or its `secretKey` in a JSON secret)
+    /// under its `parameter`, read as the block's identity: its static `credentials`, or its
+    /// `podIdentity` (`aws`: Swell's own role, `roleArn`, or the workload's role).
+    async fn aws_secret_values(
+        &self,
+        ns: &str,
+        pod: Option<&PodSpec>,
+        sm: &crate::auth::AwsSecrets,
+    ) -> Result<Vec<(String, String)>, AuthError> {
+        use swell_scalers::aws::{AuthParams, SecretVersion, resolve_identity, secret_key_value};
+        let fail = |message: String| AuthError::AwsSecretManager {
+            what: format!("{} awsSecretManager", sm.owner),
+            message,
+        };
+        let provider = sm.spec.pod_identity.as_ref().map(|p| p.provider);
+        let identity = match provider {
+            None | Some(swell_api::PodIdentityProvider::None) => {
+                let (Some(id), Some(key)) = (&sm.access_key_id, &sm.secret_access_key) else {
+                    return Err(fail("credentials.accessKey and credentials.accessSecretKey are expected when not using a pod identity provider (as KEDA)".into()));
+                };
+                swell_scalers::aws::Identity::Static {
+                    access_key_id: id.clone(),
+                    secret_access_key: swell_scalers::tls::Secret::new(key.clone()),
+                    session_token: sm
+                        .session_token
+                        .clone()
+                        .map(swell_scalers::tls::Secret::new),
+                }
+            }
+            Some(swell_api::PodIdentityProvider::Aws) => {
+                let input = self
+                    .pod_identity_input(ns, pod, sm.spec.pod_identity.as_ref())
+                    .await;
+                resolve_identity("pod", &input, &AuthParams::default())
+                    .map_err(|e| fail(e.to_string()))?
+            }
+            Some(other) => {
+                return Err(fail(format!(
+                    "podIdentity provider {other:?} is not supported here; use aws or credentials (as KEDA)"
+                )));
+            }
+        };
+        let region = sm
+            .spec
+            .region
+            .clone()
+            .filter(|r| !r.is_empty())
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .ok_or_else(|| {
+                fail("region is required (Swell has no AWS_REGION to fall back on)".into())
+            })?;
+        let mut out = Vec::new();
+        for s in &sm.spec.secrets {
+            let version = SecretVersion {
+                name: &s.name,
+                version_id: s.version_id.as_deref().filter(|v| !v.is_empty()),
+                version_stage: s.version_stage.as_deref().filter(|v| !v.is_empty()),
+            };
+            let value = self
+                .shared
+                .aws
+                .secret_value(&identity, &region, &version)
+                .await
+                .map_err(|e| fail(e.message))?;
+            let value = match s.secret_key.as_deref().filter(|k| !k.is_empty()) {
+                Some(key) => secret_key_value(&s.name, &value, key).map_err(|e| fail(e.message))?,
+                None => value,
+            };
+            out.push((s.parameter.clone(), value));
+        }
+        Ok(out)
     }
 
     async fn pod_identity_input(

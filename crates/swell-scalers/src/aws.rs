@@ -447,6 +447,40 @@ impl AwsClients {
             .await
     }
 
+    /// A secret's value from AWS Secrets Manager (`GetSecretValue`; the version by ID or
+    /// stage when given, else AWSCURRENT), as a TriggerAuthentication's `awsSecretManager`
+    /// reads it. The endpoint is the SDK's (`AWS_ENDPOINT_URL_SECRETS_MANAGER` overrides it).
+    pub async fn secret_value(
+        &self,
+        identity: &Identity,
+        region: &str,
+        secret: &SecretVersion<'_>,
+    ) -> Result<String, UpstreamError> {
+        let client = self
+            .client(identity, region, None, aws_sdk_secretsmanager::Client::new)
+            .await;
+        let got = client
+            .get_secret_value()
+            .secret_id(secret.name)
+            .set_version_id(secret.version_id.map(str::to_string))
+            .set_version_stage(secret.version_stage.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| {
+                let what = format!("secret {}", secret.name);
+                explain_sdk_error(&e, identity, &what, "secretsmanager:GetSecretValue")
+            })?;
+        got.secret_string.ok_or_else(|| {
+            UpstreamError::new(
+                UpstreamKind::Unsupported,
+                format!(
+                    "secret {} holds binary data; Swell reads SecretString values, as KEDA",
+                    secret.name
+                ),
+            )
+        })
+    }
+
     /// A CloudWatch client for an identity, region and optional endpoint override.
     pub async fn cloudwatch(
         &self,
@@ -456,6 +490,31 @@ impl AwsClients {
     ) -> aws_sdk_cloudwatch::Client {
         self.client(identity, region, endpoint, aws_sdk_cloudwatch::Client::new)
             .await
+    }
+}
+
+/// Which secret, and which of its versions, a TriggerAuthentication's `awsSecretManager`
+/// names.
+#[derive(Clone, Copy, Debug)]
+pub struct SecretVersion<'a> {
+    pub name: &'a str,
+    pub version_id: Option<&'a str>,
+    pub version_stage: Option<&'a str>,
+}
+
+/// KEDA's `secretKey`: the value under `key` in a JSON secret, which must be a string.
+pub fn secret_key_value(secret: &str, json: &str, key: &str) -> Result<String, UpstreamError> {
+    let bad = |why: String| UpstreamError::bad_response(format!("secret {secret}: {why}"));
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|_| {
+            bad(format!(
+                "is not a JSON object, so secretKey {key:?} cannot be read"
+            ))
+        })?;
+    match map.get(key) {
+        Some(serde_json::Value::String(v)) => Ok(v.clone()),
+        Some(_) => Err(bad(format!("the value of {key:?} is not a string"))),
+        None => Err(bad(format!("has no key {key:?}"))),
     }
 }
 

@@ -835,3 +835,115 @@ async fn aws_kinesis_stream_scales_on_open_shards() {
         })
         .await;
 }
+
+/// A TriggerAuthentication's `awsSecretManager` (KEDA's): the bearer token of a metrics-api
+/// trigger is a key of a JSON secret in the local Secrets Manager (moto, IAM enforced), read
+/// with static credentials from a Kubernetes Secret; credentials without
+/// `secretsmanager:GetSecretValue` on it are refused, and Ready names the permission.
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_secret_manager_feeds_a_trigger_authentication() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("sc-sm", |ns| async move {
+            let aws = swell_testkit::Aws::shared();
+            let sm = aws_sdk_secretsmanager::Client::new(&aws.config(&aws.admin));
+            let name = format!("swell/{}", ns.name);
+            let created = sm
+                .create_secret()
+                .name(&name)
+                .secret_string(r#"{"token": "s3cr3t-from-sm", "other": 1}"#)
+                .send()
+                .await
+                .unwrap();
+            assert!(created.arn.is_some_and(|a| a.contains(&name)));
+            let reader = aws
+                .create_user(
+                    &format!("{}-reader", ns.name),
+                    Some(swell_testkit::allow(
+                        &["secretsmanager:GetSecretValue"],
+                        "*", // moto evaluates these policies on "*" only, not the ARN
+                    )),
+                )
+                .await
+                .unwrap();
+            let nobody = aws
+                .create_user(&format!("{}-nobody", ns.name), None)
+                .await
+                .unwrap();
+            let source = swell_testkit::MetricServer::start(10.0).await;
+            source.require_bearer("s3cr3t-from-sm");
+            for (so, keys) in [("app", &reader), ("denied", &nobody)] {
+                ns.apply(cluster, &deployment(so, 0)).unwrap();
+                ns.apply(
+                    cluster,
+                    &secret_manager_app(so, keys, &aws.region, &name, &source.url),
+                )
+                .unwrap();
+            }
+            let env = [("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws.endpoint.as_str())];
+            let op = Operator::start_env(
+                cluster,
+                swell(),
+                &ns.name,
+                None,
+                &["--leader-elect=false"],
+                &env,
+            );
+            wait_replicas(&ns, "app", 1).await;
+            let c = wait_condition(&ns, "denied", "Ready", "False/ScaledObjectCheckFailed").await;
+            assert!(
+                c.contains("awsSecretManager")
+                    && c.contains("secretsmanager:GetSecretValue")
+                    && c.contains(&name),
+                "{c}"
+            );
+            assert_eq!(replicas(&ns, "denied").await, Ok(0));
+            let logs = op.log_text();
+            assert!(!logs.contains("s3cr3t-from-sm") && !logs.contains(&reader.secret_access_key));
+            assert!(!c.contains("s3cr3t-from-sm"));
+        })
+        .await;
+}
+
+fn secret_manager_app(
+    name: &str,
+    keys: &swell_testkit::AwsKeys,
+    region: &str,
+    secret: &str,
+    url: &str,
+) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: {name}-aws}}
+stringData: {{id: "{id}", key: "{key}"}}
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: {{name: {name}-sm}}
+spec:
+  awsSecretManager:
+    region: {region}
+    credentials:
+      accessKey: {{valueFrom: {{secretKeyRef: {{name: {name}-aws, key: id}}}}}}
+      accessSecretKey: {{valueFrom: {{secretKeyRef: {{name: {name}-aws, key: key}}}}}}
+    secrets:
+    - {{parameter: token, name: "{secret}", secretKey: token}}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: {name}}}
+spec:
+  scaleTargetRef: {{name: {name}}}
+  pollingInterval: 1
+  cooldownPeriod: 2
+  triggers:
+  - type: metrics-api
+    metadata: {{url: "{url}", valueLocation: value, targetValue: "2", activationTargetValue: "3", authMode: bearer}}
+    authenticationRef: {{name: {name}-sm}}
+"#,
+        id = keys.access_key_id,
+        key = keys.secret_access_key,
+    )
+}
