@@ -58,11 +58,20 @@ pub struct Settings {
     pub instance: String,
     pub concurrency: u16,
     pub watch_namespace: Option<String>,
+    /// Only ScaledObjects, ScaledJobs and HPAs with these labels (`WATCH_LABEL_SELECTOR`).
+    pub watch_label_selector: Option<String>,
+    /// Only (Cluster)TriggerAuthentications with these labels
+    /// (`WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH`).
+    pub auth_label_selector: Option<String>,
+    /// ScaledJobs reconciled at once (KEDA_SCALEDJOB_CTRL_MAX_RECONCILES).
+    pub scaled_job_concurrency: u16,
+    /// KEDA's --k8s-cluster-name, for CloudEvents.
+    pub cluster_name: String,
     pub leader: bool,
     /// `--exact-targets`: ScaledObjects without the annotation get no HPA dead band.
     pub exact_targets: bool,
-    /// KEDA_HTTP_DEFAULT_TIMEOUT: HTTP scalers' requests without a trigger timeout.
-    pub http_default_timeout: std::time::Duration,
+    /// HTTP scalers' clients (KEDA_HTTP_DEFAULT_TIMEOUT, KEDA_HTTP_DISABLE_KEEP_ALIVE).
+    pub http: swell_scalers::http::HttpSettings,
 }
 
 /// The controller context currently running, for the metrics API.
@@ -89,9 +98,7 @@ pub fn context(
         client: client.clone(),
         shared: swell_scalers::Shared {
             workloads: Some(Arc::new(KubePods(client.clone()))),
-            http: Arc::new(swell_scalers::http::HttpClients::with_default_timeout(
-                settings.http_default_timeout,
-            )),
+            http: Arc::new(swell_scalers::http::HttpClients::new(settings.http)),
             upstream_calls: metrics.upstream_calls.clone(),
             ..Default::default()
         },
@@ -235,18 +242,22 @@ pub async fn run_controllers(
 ) {
     let (reader, writer) = reflector::store::<ScaledObject>();
     let (auths, auth_writer) = reflector::store::<TriggerAuthentication>();
+    let auth_selector = settings.auth_label_selector.as_deref();
     let auth_stream = reconciled_changes(
         scoped(&client, settings.watch_namespace.as_deref()),
+        auth_selector,
         auth_writer,
     );
     let (cluster_auths, cluster_auth_writer) = reflector::store::<ClusterTriggerAuthentication>();
-    let cluster_auth_stream = reconciled_changes(Api::all(client.clone()), cluster_auth_writer);
+    let cluster_auth_stream =
+        reconciled_changes(Api::all(client.clone()), auth_selector, cluster_auth_writer);
     let (scaled_jobs, scaled_jobs_writer) = reflector::store::<ScaledJob>();
     let (reconcile_now, rebuilds) = futures::channel::mpsc::unbounded();
-    let (hpas, hpa_stream) = managed_hpas(scoped::<HorizontalPodAutoscaler>(
-        &client,
-        settings.watch_namespace.as_deref(),
-    ));
+    let selector = settings.watch_label_selector.as_deref();
+    let (hpas, hpa_stream) = managed_hpas(
+        scoped::<HorizontalPodAutoscaler>(&client, settings.watch_namespace.as_deref()),
+        selector,
+    );
     let stores = Stores {
         scaled_objects: reader.clone(),
         hpas,
@@ -264,14 +275,20 @@ pub async fn run_controllers(
     );
     publish(&current, &ctx, settings.leader);
 
-    let so_stream =
-        reconciled_changes(scoped(&client, settings.watch_namespace.as_deref()), writer);
+    let so_stream = reconciled_changes(
+        scoped(&client, settings.watch_namespace.as_deref()),
+        selector,
+        writer,
+    );
     let jobs = settings.leader.then(|| {
         tokio::spawn(crate::scaled_job::run(
             ctx.clone(),
             (scaled_jobs.clone(), scaled_jobs_writer),
-            settings.watch_namespace.clone(),
-            settings.concurrency,
+            (
+                settings.watch_namespace.clone(),
+                settings.watch_label_selector.clone(),
+            ),
+            settings.scaled_job_concurrency,
             shutdown.clone(),
         ))
     });

@@ -42,14 +42,17 @@ where
 
 /// The objects a controller reconciles: changes to spec (generation), labels, annotations,
 /// finalizers and deletion, not its own status writes; `writer` keeps the store current.
+/// Only objects matching `selector` are seen (KEDA's `WATCH_LABEL_SELECTOR`), filtered by
+/// the API server.
 pub fn reconciled_changes<K>(
     api: Api<K>,
+    selector: Option<&str>,
     writer: Writer<K>,
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: Watched,
 {
-    watcher(api, watcher::Config::default().any_semantic())
+    watcher(api, selected(selector).any_semantic())
         .default_backoff()
         .reflect(writer)
         .applied_objects()
@@ -66,6 +69,14 @@ where
             },
             Default::default(),
         )
+}
+
+/// A watch of the objects `selector` matches, or of all.
+fn selected(selector: Option<&str>) -> watcher::Config {
+    match selector {
+        Some(s) => watcher::Config::default().labels(s),
+        None => watcher::Config::default(),
+    }
 }
 
 /// A cache of `K` and its spec changes (generation), for kinds a controller reads and
@@ -101,8 +112,11 @@ where
 /// The HPAs Swell manages (KEDA's `app.kubernetes.io/managed-by` label): a cache (the scale
 /// loop reads their status from it, for HPAActive) and their spec changes (not every status
 /// sync), for the controller that owns them. Managed fields are dropped from the cache.
+/// With `selector` (KEDA's `WATCH_LABEL_SELECTOR`; HPAs carry their ScaledObject's labels),
+/// only the matching ones.
 pub fn managed_hpas(
     api: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>,
+    selector: Option<&str>,
 ) -> (
     Store<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>,
     impl Stream<
@@ -111,7 +125,11 @@ pub fn managed_hpas(
     + 'static,
 ) {
     let (store, writer) = reflector::store();
-    let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=keda-operator");
+    let managed = "app.kubernetes.io/managed-by=keda-operator";
+    let managed = match selector {
+        Some(s) => watcher::Config::default().labels(&format!("{managed},{s}")),
+        None => watcher::Config::default().labels(managed),
+    };
     let stream = watcher(api, managed)
         .default_backoff()
         .modify(|h| h.managed_fields_mut().clear())

@@ -99,6 +99,18 @@ impl SelfSigned {
     }
 }
 
+impl SelfSigned {
+    /// Names the Service under the cluster's DNS domain too, when it is not `cluster.local`
+    /// (KEDA's `--k8s-cluster-domain`).
+    pub fn with_cluster_domain(mut self, service: &str, namespace: &str, domain: &str) -> Self {
+        let name = format!("{service}.{namespace}.svc.{domain}");
+        if !self.dns_names.contains(&name) {
+            self.dns_names.push(name);
+        }
+        self
+    }
+}
+
 /// Hands out the current certificate; swapped on rotation without touching connections.
 #[derive(Debug)]
 pub(crate) struct Resolver(ArcSwap<CertifiedKey>);

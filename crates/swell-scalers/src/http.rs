@@ -33,10 +33,8 @@ impl std::fmt::Debug for HttpClientKey {
 /// Why a client could not be built (a bad certificate or key).
 #[derive(Debug, thiserror::Error)]
 pub enum HttpClientError {
-    #[error("ca is not a PEM certificate: {0}")]
-    Ca(String),
-    #[error("cert/key are not a PEM certificate and private key: {0}")]
-    ClientCert(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsConfigError),
     #[error("building the HTTP client: {0}")]
     Build(String),
 }
@@ -51,30 +49,50 @@ impl From<HttpClientError> for crate::UpstreamError {
 /// KEDA's global HTTP timeout for scalers, unless `KEDA_HTTP_DEFAULT_TIMEOUT` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The cache.
-pub struct HttpClients {
-    clients: Mutex<HashMap<HttpClientKey, reqwest::Client>>,
-    default_timeout: Duration,
+/// The operator's settings for every scaler's HTTP client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// For requests whose trigger sets no timeout (`KEDA_HTTP_DEFAULT_TIMEOUT`).
+    pub default_timeout: Duration,
+    /// Keep idle connections for the next request; false closes each after its answer
+    /// (`KEDA_HTTP_DISABLE_KEEP_ALIVE=true`).
+    pub keep_alive: bool,
 }
 
-impl Default for HttpClients {
-    fn default() -> HttpClients {
-        HttpClients::with_default_timeout(DEFAULT_TIMEOUT)
+impl Default for HttpSettings {
+    fn default() -> HttpSettings {
+        HttpSettings {
+            default_timeout: DEFAULT_TIMEOUT,
+            keep_alive: true,
+        }
     }
+}
+
+/// The cache.
+#[derive(Default)]
+pub struct HttpClients {
+    clients: Mutex<HashMap<HttpClientKey, reqwest::Client>>,
+    settings: HttpSettings,
 }
 
 impl HttpClients {
-    /// Clients whose requests time out after `timeout` unless their key says otherwise
-    /// (the operator's `KEDA_HTTP_DEFAULT_TIMEOUT`).
-    pub fn with_default_timeout(timeout: Duration) -> HttpClients {
+    pub fn new(settings: HttpSettings) -> HttpClients {
         HttpClients {
             clients: Mutex::default(),
-            default_timeout: timeout,
+            settings,
         }
     }
 
+    /// Clients whose requests time out after `timeout` unless their key says otherwise.
+    pub fn with_default_timeout(timeout: Duration) -> HttpClients {
+        HttpClients::new(HttpSettings {
+            default_timeout: timeout,
+            ..Default::default()
+        })
+    }
+
     pub fn default_timeout(&self) -> Duration {
-        self.default_timeout
+        self.settings.default_timeout
     }
 
     /// The client for `key`, built on first use.
@@ -83,7 +101,7 @@ impl HttpClients {
         if let Some(c) = clients.get(key) {
             return Ok(c.clone());
         }
-        let client = build(key, key.timeout.unwrap_or(self.default_timeout))?;
+        let client = build(key, &self.settings)?;
         clients.insert(key.clone(), client.clone());
         Ok(client)
     }
@@ -98,25 +116,20 @@ impl HttpClients {
     }
 }
 
-fn build(key: &HttpClientKey, timeout: Duration) -> Result<reqwest::Client, HttpClientError> {
+/// A client with the operator's TLS settings (oldest version, CA directories) and the key's.
+fn build(key: &HttpClientKey, s: &HttpSettings) -> Result<reqwest::Client, HttpClientError> {
+    let mut tls = crate::tls::outbound().client_config(crate::tls::ClientTls {
+        unsafe_ssl: key.unsafe_ssl,
+        ca: key.ca.as_deref(),
+        client_cert: key.client_cert.as_ref().map(|(c, k)| (c.as_str(), k)),
+    })?;
+    // A preconfigured TLS backend negotiates only what it lists.
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let mut b = reqwest::Client::builder()
-        .timeout(timeout)
-        .danger_accept_invalid_certs(key.unsafe_ssl);
-    if let Some(ca) = &key.ca {
-        let certs = reqwest::Certificate::from_pem_bundle(ca.as_bytes())
-            .map_err(|e| HttpClientError::Ca(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(HttpClientError::Ca("no certificate found".into()));
-        }
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
-    if let Some((cert, key)) = &key.client_cert {
-        let pem = format!("{}\n{}", key.expose(), cert);
-        let id = reqwest::Identity::from_pem(pem.as_bytes())
-            .map_err(|e| HttpClientError::ClientCert(e.to_string()))?;
-        b = b.identity(id);
+        .timeout(key.timeout.unwrap_or(s.default_timeout))
+        .tls_backend_preconfigured(tls);
+    if !s.keep_alive {
+        b = b.pool_max_idle_per_host(0);
     }
     b.build().map_err(|e| HttpClientError::Build(e.to_string()))
 }
@@ -145,6 +158,57 @@ mod tests {
             ca: Some("not pem".into()),
             ..a
         };
-        assert!(matches!(c.get(&bad), Err(HttpClientError::Ca(_))));
+        assert!(matches!(
+            c.get(&bad),
+            Err(HttpClientError::Tls(crate::tls::TlsConfigError::CaEmpty))
+        ));
+    }
+
+    /// An HTTP/1.1 server that keeps connections open; counts the connections it accepts.
+    async fn keep_alive_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    // One answer per request read, on the same connection.
+                    while tcp.read(&mut buf).await.is_ok_and(|n| n > 0) {
+                        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if tcp.write_all(ok.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn keep_alive_is_kept_unless_disabled() {
+        use std::sync::atomic::Ordering;
+        for (keep_alive, connections) in [(true, 1), (false, 3)] {
+            let (url, accepted) = keep_alive_server().await;
+            let clients = HttpClients::new(HttpSettings {
+                keep_alive,
+                ..Default::default()
+            });
+            let client = clients.get(&HttpClientKey::default()).unwrap();
+            for _ in 0..3 {
+                let r = client.get(&url).send().await.unwrap();
+                assert_eq!(r.text().await.unwrap(), "ok");
+            }
+            assert_eq!(
+                accepted.load(Ordering::SeqCst),
+                connections,
+                "keep_alive {keep_alive}"
+            );
+        }
     }
 }

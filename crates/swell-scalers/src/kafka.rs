@@ -533,54 +533,14 @@ mod scram {
 
 /// Builds the rustls configuration for `tls: enable`.
 fn tls_config(tls: &Tls) -> Result<Arc<rustls::ClientConfig>, KafkaError> {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+    let t = crate::tls::ClientTls {
+        unsafe_ssl: tls.unsafe_ssl,
+        ca: tls.ca.as_deref(),
+        client_cert: tls.client_cert.as_ref().map(|(c, k)| (c.as_str(), k)),
+    };
+    let config = crate::tls::outbound()
+        .client_config(t)
         .map_err(|e| KafkaError::Tls(e.to_string()))?;
-    let builder = if tls.unsafe_ssl {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(crate::tls::AcceptAnyCert::new()))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(c);
-        }
-        if let Some(ca) = &tls.ca {
-            let mut n = 0;
-            for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
-                let c = c.map_err(|e| KafkaError::Tls(format!("ca is not PEM: {e}")))?;
-                roots
-                    .add(c)
-                    .map_err(|e| KafkaError::Tls(format!("ca: {e}")))?;
-                n += 1;
-            }
-            if n == 0 {
-                return Err(KafkaError::Tls("ca holds no PEM certificate".into()));
-            }
-        }
-        builder.with_root_certificates(roots)
-    };
-    let config = match &tls.client_cert {
-        None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain: Vec<CertificateDer<'static>> =
-                CertificateDer::pem_slice_iter(cert.as_bytes())
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| KafkaError::Tls(format!("cert is not PEM: {e}")))?;
-            if chain.is_empty() {
-                return Err(KafkaError::Tls("cert holds no PEM certificate".into()));
-            }
-            let key = PrivateKeyDer::from_pem_slice(key.expose().as_bytes()).map_err(|_| {
-                KafkaError::Tls("key is not a PEM private key (PKCS#8, PKCS#1 or SEC1)".into())
-            })?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| KafkaError::Tls(format!("cert/key: {e}")))?
-        }
-    };
     Ok(Arc::new(config))
 }
 

@@ -470,9 +470,20 @@ fn connection_addr(target: &Target, address: &str) -> Result<ConnectionAddr, Sca
     })
 }
 
-/// The CA and client certificate of `tls`, when it has either (else the system roots).
+/// The CA and client certificate of `tls`, when it has either or the operator trusts CA
+/// directories (else the client's own system roots). redis' roots replace the system's, so
+/// the system's and the directories' are given too.
 fn certificates(tls: &Tls) -> Option<redis::TlsCertificates> {
-    (tls.ca.is_some() || tls.client_cert.is_some()).then(|| redis::TlsCertificates {
+    let outbound = crate::tls::outbound();
+    let custom = tls.ca.is_some() || !outbound.extra_roots.is_empty();
+    let roots = custom.then(|| {
+        format!(
+            "{}{}",
+            outbound.trusted_pem(),
+            tls.ca.as_deref().unwrap_or("")
+        )
+    });
+    (custom || tls.client_cert.is_some()).then(|| redis::TlsCertificates {
         client_tls: tls
             .client_cert
             .as_ref()
@@ -480,7 +491,7 @@ fn certificates(tls: &Tls) -> Option<redis::TlsCertificates> {
                 client_cert: c.as_bytes().to_vec(),
                 client_key: k.expose().as_bytes().to_vec(),
             }),
-        root_cert: tls.ca.as_ref().map(|c| c.as_bytes().to_vec()),
+        root_cert: roots.map(String::into_bytes),
     })
 }
 

@@ -1,8 +1,11 @@
 //! The `swell` binary: operator, metrics API server and CLI in one executable.
 
 mod check;
+mod kube_api;
+mod leader;
 mod logging;
 mod operator;
+mod outbound;
 mod serve;
 mod webhook;
 

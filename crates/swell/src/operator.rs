@@ -39,9 +39,12 @@ pub struct OperatorArgs {
     /// This replica's identity in the Lease.
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
-    /// Lease duration in seconds; a new leader takes over at most this long after the old one dies.
-    #[arg(long, env = "SWELL_LEASE_DURATION", default_value_t = 15)]
-    lease_duration: u64,
+    #[command(flatten)]
+    leader_election: crate::leader::LeaderElectionArgs,
+    #[command(flatten)]
+    kube_api: crate::kube_api::KubeApiArgs,
+    #[command(flatten)]
+    outbound: crate::outbound::OutboundArgs,
     /// Where ClusterTriggerAuthentication secrets live (KEDA_CLUSTER_OBJECT_NAMESPACE).
     #[arg(long, env = "KEDA_CLUSTER_OBJECT_NAMESPACE")]
     cluster_object_namespace: Option<String>,
@@ -120,11 +123,6 @@ pub struct OperatorArgs {
     /// its annotation autoscaling.swell.dev/exact-targets says "false". Off: KEDA's ±10%.
     #[arg(long, env = "SWELL_EXACT_TARGETS", default_value_t = false, action = clap::ArgAction::Set)]
     exact_targets: bool,
-    /// Milliseconds an HTTP scaler's request may take when its trigger sets no timeout
-    /// (prometheus, metrics-api, rabbitmq over HTTP, nats-jetstream, artemis-queue,
-    /// activemq, azure-*), KEDA's KEDA_HTTP_DEFAULT_TIMEOUT.
-    #[arg(long, env = "KEDA_HTTP_DEFAULT_TIMEOUT", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..))]
-    http_default_timeout: u64,
     #[arg(long, env = "SWELL_CLOUDWATCH_ADAPTER", default_value_t = false, action = clap::ArgAction::Set)]
     cloudwatch_adapter: bool,
     /// Serve the validating admission webhook (the same checks as `swell check --cluster`).
@@ -159,6 +157,27 @@ pub struct OperatorArgs {
         default_value_t = 5
     )]
     max_reconciles: u16,
+    /// ScaledJobs reconciled at once.
+    #[arg(long, env = "KEDA_SCALEDJOB_CTRL_MAX_RECONCILES", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    scaled_job_max_reconciles: u16,
+    /// Only ScaledObjects, ScaledJobs and their HPAs with these labels (KEDA's
+    /// WATCH_LABEL_SELECTOR: `team=payments`, `tier in (gold,silver)`, `!canary`).
+    #[arg(long, env = "WATCH_LABEL_SELECTOR")]
+    watch_label_selector: Option<String>,
+    /// Only (Cluster)TriggerAuthentications with these labels
+    /// (WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH; independent of the one above).
+    #[arg(long, env = "WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH")]
+    watch_label_selector_for_triggerauth: Option<String>,
+    /// The cluster's name, in CloudEvents' source and subject (KEDA's --k8s-cluster-name).
+    #[arg(long = "k8s-cluster-name", default_value = "kubernetes-default")]
+    cluster_name: String,
+    /// The cluster's DNS domain: serving certificates also name
+    /// `<service>.<namespace>.svc.<domain>` (KEDA's --k8s-cluster-domain).
+    #[arg(long = "k8s-cluster-domain", default_value = "cluster.local")]
+    cluster_domain: String,
+    /// KEDA's Go pprof endpoint; refused when set (see `profiling_refused`).
+    #[arg(long, default_value = "")]
+    profiling_bind_address: String,
 }
 
 /// Metric values from whichever controller context is running (follower or leader).
@@ -293,20 +312,20 @@ fn start_metrics_api(
     current: &CurrentCtx,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let cert = match (&args.metrics_api_cert_file, &args.metrics_api_key_file) {
-        (Some(cert), Some(key)) => swell_metrics_api::CertSource::Files {
-            cert: cert.clone(),
-            key: key.clone(),
-        },
-        _ => {
-            let mut s = swell_metrics_api::SelfSigned::for_service(
-                &args.metrics_api_service,
-                &args.namespace,
-            );
-            s.apiservice = Some(args.metrics_api_apiservice.clone()).filter(|a| !a.is_empty());
-            swell_metrics_api::CertSource::SelfSigned(s)
-        }
-    };
+    let cert =
+        match (&args.metrics_api_cert_file, &args.metrics_api_key_file) {
+            (Some(cert), Some(key)) => swell_metrics_api::CertSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => {
+                let (svc, ns) = (&args.metrics_api_service, &args.namespace);
+                let mut s = swell_metrics_api::SelfSigned::for_service(svc, ns)
+                    .with_cluster_domain(svc, ns, &args.cluster_domain);
+                s.apiservice = Some(args.metrics_api_apiservice.clone()).filter(|a| !a.is_empty());
+                swell_metrics_api::CertSource::SelfSigned(s)
+            }
+        };
     let mut config = swell_metrics_api::Config::new(args.metrics_api_bind_address, cert);
     config.delegation = swell_metrics_api::delegate::DelegationConfig::from_flags(
         &args.metrics_api_delegate,
@@ -350,7 +369,12 @@ fn start_webhook(
     client: &Client,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut s = swell_metrics_api::SelfSigned::for_service(&args.webhook_service, &args.namespace);
+    let (svc, ns) = (&args.webhook_service, &args.namespace);
+    let mut s = swell_metrics_api::SelfSigned::for_service(svc, ns).with_cluster_domain(
+        svc,
+        ns,
+        &args.cluster_domain,
+    );
     s.dns_names
         .extend(["localhost".to_string(), "127.0.0.1".to_string()]);
     s.apiservice = None;
@@ -389,20 +413,9 @@ async fn lead(
     current: &CurrentCtx,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let lease =
-        kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.leader_election_id)
-            .with_namespace(&args.namespace)
-            .with_identity(identity)
-            .with_duration(args.lease_duration)
-            .with_grace(args.lease_duration.div_ceil(3).max(1))
-            .build()
-            .await
-            .with_context(|| {
-                format!(
-                    "setting up Lease {}/{}",
-                    args.namespace, args.leader_election_id
-                )
-            })?;
+    let timing = crate::leader::Timing::from_args(&args.leader_election)?;
+    let (ns, id) = (&args.namespace, &args.leader_election_id);
+    let lease = crate::leader::manager(client, ns, id, identity, timing).await?;
     let (mut leader, lease_task) = lease.watch().await;
     // Until we lead, keep scalers ready for metric requests without acting.
     let follow = shutdown.child_token();
@@ -436,12 +449,19 @@ async fn lead(
     ));
     // Losing the lease ends the process, as controller-runtime does: a replica that
     // might still be scaling must not keep running beside the new leader.
+    let stuck = crate::leader::renew_deadline_passed(client, ns, id, identity, timing);
+    let mut stuck = std::pin::pin!(stuck);
     let lost = loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break false,
+            _ = shutdown.cancelled() => break None,
+            unrenewed = &mut stuck => break Some(format!(
+                "Lease {ns}/{id} not renewed for {}s (renew deadline {}s)",
+                unrenewed.as_secs(),
+                timing.renew_deadline
+            )),
             changed = leader.changed() => {
                 if changed.is_err() || !*leader.borrow_and_update() {
-                    break true;
+                    break Some(format!("lost leadership of Lease {ns}/{id}"));
                 }
             }
         }
@@ -450,34 +470,87 @@ async fn lead(
     let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
     drop(leader);
     let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
-    if lost {
-        anyhow::bail!(
-            "lost leadership of Lease {}/{}",
-            args.namespace,
-            args.leader_election_id
-        );
+    match lost {
+        Some(why) => anyhow::bail!(why),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-async fn client(path: Option<&PathBuf>) -> anyhow::Result<Client> {
-    let config = match path {
-        Some(p) => {
-            let kc = kube::config::Kubeconfig::read_from(p)
-                .with_context(|| format!("reading kubeconfig {}", p.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                .await
-                .context("loading kubeconfig")?
+/// Why `--profiling-bind-address` is refused rather than ignored.
+fn profiling_refused() -> &'static str {
+    "--profiling-bind-address: Swell has no Go pprof endpoint to serve (it is not a Go \
+     program); unset it (chart: profiling.operator.enabled=false) and profile the process \
+     with perf, or read /metrics"
+}
+
+/// A label selector as KEDA reads one: unset, empty or `""` means none.
+fn selector(v: Option<&String>) -> Option<String> {
+    v.map(|s| s.trim())
+        .filter(|s| !s.is_empty() && *s != "\"\"")
+        .map(String::from)
+}
+
+/// The two watch label selectors, each tried once against the API server (its parser is
+/// the one that counts) so that a malformed one stops the operator at start-up, named,
+/// instead of failing every watch.
+async fn check_selectors(
+    client: &Client,
+    args: &OperatorArgs,
+) -> anyhow::Result<(Option<String>, Option<String>)> {
+    use kube::api::ListParams;
+    let so = selector(args.watch_label_selector.as_ref());
+    let ta = selector(args.watch_label_selector_for_triggerauth.as_ref());
+    for (name, sel) in [
+        ("WATCH_LABEL_SELECTOR", &so),
+        ("WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH", &ta),
+    ] {
+        let Some(sel) = sel else { continue };
+        let api: kube::Api<swell_api::ScaledObject> = kube::Api::all(client.clone());
+        let lp = ListParams::default().labels(sel).limit(1);
+        if let Err(kube::Error::Api(e)) = api.list_metadata(&lp).await
+            && e.code == 400
+        {
+            anyhow::bail!("{name} {sel:?} is not a label selector: {}", e.message);
         }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig and not running in a cluster")?,
-    };
-    Client::try_from(config).context("building the Kubernetes client")
+    }
+    Ok((so, ta))
+}
+
+/// What the controllers run with, from the command line.
+fn controller_settings(
+    args: &OperatorArgs,
+    identity: &str,
+    (watch_label_selector, auth_label_selector): &(Option<String>, Option<String>),
+    leader: bool,
+) -> Settings {
+    Settings {
+        cluster_namespace: args
+            .cluster_object_namespace
+            .clone()
+            .unwrap_or_else(|| args.namespace.clone()),
+        credentials_namespace: args.credentials_namespace.clone().filter(|n| !n.is_empty()),
+        instance: identity.to_string(),
+        concurrency: args.max_reconciles,
+        watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
+        watch_label_selector: watch_label_selector.clone(),
+        auth_label_selector: auth_label_selector.clone(),
+        scaled_job_concurrency: args.scaled_job_max_reconciles,
+        cluster_name: args.cluster_name.clone(),
+        leader,
+        exact_targets: args.exact_targets,
+        http: args.outbound.http(),
+    }
 }
 
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
-    let client = client(args.kubeconfig.as_ref()).await?;
+    if !args.profiling_bind_address.is_empty() {
+        anyhow::bail!(profiling_refused());
+    }
+    if args.leader_elect {
+        crate::leader::Timing::from_args(&args.leader_election)?;
+    }
+    args.outbound.configure_tls()?;
+    let client = crate::kube_api::client(args.kubeconfig.as_ref(), &args.kube_api).await?;
     let identity = args
         .identity
         .clone()
@@ -504,19 +577,8 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         sig.cancel();
     });
 
-    let settings = |leader: bool| Settings {
-        cluster_namespace: args
-            .cluster_object_namespace
-            .clone()
-            .unwrap_or_else(|| args.namespace.clone()),
-        credentials_namespace: args.credentials_namespace.clone().filter(|n| !n.is_empty()),
-        instance: identity.clone(),
-        concurrency: args.max_reconciles,
-        watch_namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
-        leader,
-        exact_targets: args.exact_targets,
-        http_default_timeout: Duration::from_millis(args.http_default_timeout),
-    };
+    let selectors = check_selectors(&client, &args).await?;
+    let settings = |leader: bool| controller_settings(&args, &identity, &selectors, leader);
     // The controller context serving metric values: a follower's until we lead.
     let current: CurrentCtx = Default::default();
     if args.metrics_api {

@@ -191,6 +191,16 @@ fn labels(sj: &ScaledJob, t: &TriggerRuntime) -> ScalerLabels {
     }
 }
 
+/// Whether the ScaledJob, as the watch shows it now, still runs: a pause (or deletion)
+/// that arrived while this tick read its triggers must not be followed by new Jobs. The
+/// cache sees the annotation before the reconcile that stops this loop writes `Paused`.
+fn still_running(ctx: &JobCtx, key: &ObjectRef<ScaledJob>) -> bool {
+    ctx.store.get(key).is_some_and(|now| {
+        now.metadata.deletion_timestamp.is_none()
+            && matches!(super::plan::admit(&now), Ok(super::plan::Admission::Run))
+    })
+}
+
 async fn tick(ctx: &JobCtx, sj: &ScaledJob, triggers: &[TriggerRuntime], mem: &mut Memory) {
     let key = ObjectRef::from(sj);
     let (loads, mut polled) = read_loads(ctx, sj, triggers, mem).await;
@@ -202,7 +212,7 @@ async fn tick(ctx: &JobCtx, sj: &ScaledJob, triggers: &[TriggerRuntime], mem: &m
     let planned = plan::plan_poll(sj, &loads, &mine, &pods, mem.unseen.len());
     tracing::debug!(scaledjob = %key, ?planned, "job loop");
 
-    let (created, failure) = if planned.create > 0 {
+    let (created, failure) = if planned.create > 0 && still_running(ctx, &key) {
         apply::create_jobs(&ctx.base, sj, planned.create).await
     } else {
         (Vec::new(), None)

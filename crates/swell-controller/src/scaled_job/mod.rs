@@ -87,7 +87,7 @@ impl Error {
 pub async fn run(
     base: Arc<Ctx>,
     (reader, writer): (Store<ScaledJob>, reflector::store::Writer<ScaledJob>),
-    watch_namespace: Option<String>,
+    (watch_namespace, watch_selector): (Option<String>, Option<String>),
     concurrency: u16,
     shutdown: CancellationToken,
 ) {
@@ -104,7 +104,7 @@ pub async fn run(
         .default_backoff()
         .reflect(pods_writer)
         .for_each(|_| async {});
-    let sj_stream = reconciled_changes(scoped(&client, ns), writer);
+    let sj_stream = reconciled_changes(scoped(&client, ns), watch_selector.as_deref(), writer);
     let ctx = Arc::new(JobCtx {
         base,
         store: reader.clone(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use swell_scaling::naming::{metric_name, normalize};
 use tokio::sync::Notify;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::etcdserverpb::watch_request::RequestUnion;
 use crate::etcdserverpb::{
@@ -487,10 +487,7 @@ fn channel(endpoint: &str, tls: Option<&TlsKey>) -> Result<Channel, UpstreamErro
         .tcp_keepalive(Some(Duration::from_secs(30)));
     if let Some(t) = tls {
         let mut config = ClientTlsConfig::new();
-        config = match &t.ca {
-            Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
-            None => config.with_native_roots(),
-        };
+        config = crate::scalers::external::with_roots(config, t.ca.as_deref());
         if let Some((cert, key)) = &t.client_cert {
             config = config.identity(Identity::from_pem(cert, key.expose()));
         }

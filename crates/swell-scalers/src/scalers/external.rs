@@ -95,10 +95,7 @@ fn connect(key: &ChannelKey) -> Result<Channel, UpstreamError> {
         endpoint = if key.unsafe_ssl {
             endpoint.tls_config_with_verifier(tls, Arc::new(crate::tls::AcceptAnyCert::new()))
         } else {
-            tls = match &key.ca {
-                Some(ca) => tls.ca_certificate(Certificate::from_pem(ca)),
-                None => tls.with_native_roots(),
-            };
+            tls = with_roots(tls, key.ca.as_deref());
             endpoint.tls_config(tls)
         }
         .map_err(|e| {
@@ -449,6 +446,19 @@ async fn stream_is_active(
         *push.active.lock().unwrap_or_else(|e| e.into_inner()) = None;
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// The system's roots, the operator's CA directories' (`--ca-dir`) and the trigger's `ca`.
+pub(crate) fn with_roots(tls: ClientTlsConfig, ca: Option<&str>) -> ClientTlsConfig {
+    let mut tls = tls.with_native_roots();
+    let extra = crate::tls::outbound().extra_roots_pem();
+    if !extra.is_empty() {
+        tls = tls.ca_certificate(Certificate::from_pem(extra));
+    }
+    match ca {
+        Some(ca) => tls.ca_certificate(Certificate::from_pem(ca)),
+        None => tls,
     }
 }
 

@@ -346,9 +346,8 @@ fn ssl_opts(tls: Tls) -> mysql_async::SslOpts {
     let opts = mysql_async::SslOpts::default();
     match tls {
         Tls::Verify => {
-            let roots = rustls_native_certs::load_native_certs()
-                .certs
-                .into_iter()
+            let roots = crate::tls::outbound()
+                .trusted()
                 .map(|c| c.to_vec().into())
                 .collect();
             opts.with_disable_built_in_roots(true)

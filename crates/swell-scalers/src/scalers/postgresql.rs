@@ -296,23 +296,13 @@ async fn connect(conn: &Conn) -> Result<(Client, String), ScalerError> {
 }
 
 fn rustls_config(verify: Verify, server: &str) -> Result<rustls::ClientConfig, ScalerError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| upstream_msg(server, format!("TLS setup: {e}")))?;
-    Ok(match verify {
-        Verify::No => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(crate::tls::AcceptAnyCert::new()))
-            .with_no_client_auth(),
-        Verify::Full => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(c);
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
-        }
-    })
+    let t = crate::tls::ClientTls {
+        unsafe_ssl: verify == Verify::No,
+        ..Default::default()
+    };
+    crate::tls::outbound()
+        .client_config(t)
+        .map_err(|e| upstream_msg(server, format!("TLS setup: {e}")))
 }
 
 #[async_trait::async_trait]

@@ -889,52 +889,17 @@ async fn connect(t: &AmqpTarget) -> Result<Connection, UpstreamError> {
         .map_err(|e| amqp_error(t, &e))
 }
 
-/// The rustls configuration for amqps://: the system roots plus `ca`, or no check with
-/// `unsafeSsl`; the client certificate when given. aws-lc-rs, as the workspace's other
-/// clients.
+/// The rustls configuration for amqps://: the operator's roots plus `ca`, or no check with
+/// `unsafeSsl`; the client certificate when given.
 fn tls_config(tls: Option<&Tls>) -> Result<rustls::ClientConfig, Invalid> {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let builder = if tls.is_some_and(|t| t.unsafe_ssl) {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(crate::tls::AcceptAnyCert::new()))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(c);
-        }
-        if let Some(ca) = tls.and_then(|t| t.ca.as_ref()) {
-            let certs: Vec<_> = CertificateDer::pem_slice_iter(ca.as_bytes())
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("ca is not PEM: {e}"))?;
-            if certs.is_empty() {
-                return Err("ca holds no PEM certificate".into());
-            }
-            for c in certs {
-                roots.add(c).map_err(|e| format!("ca: {e}"))?;
-            }
-        }
-        builder.with_root_certificates(roots)
+    let t = crate::tls::ClientTls {
+        unsafe_ssl: tls.is_some_and(|t| t.unsafe_ssl),
+        ca: tls.and_then(|t| t.ca.as_deref()),
+        client_cert: tls.and_then(|t| t.client_cert.as_ref().map(|(c, k)| (c.as_str(), k))),
     };
-    match tls.and_then(|t| t.client_cert.as_ref()) {
-        None => Ok(builder.with_no_client_auth()),
-        Some((cert, key)) => {
-            let chain: Vec<CertificateDer<'static>> =
-                CertificateDer::pem_slice_iter(cert.as_bytes())
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| format!("cert is not PEM: {e}"))?;
-            let key = PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
-                .map_err(|_| "key is not a PEM private key (PKCS#8, PKCS#1 or SEC1)".to_string())?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| Invalid(format!("cert/key: {e}")))
-        }
-    }
+    crate::tls::outbound()
+        .client_config(t)
+        .map_err(|e| Invalid(e.to_string()))
 }
 
 #[async_trait::async_trait]
