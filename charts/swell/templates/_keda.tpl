@@ -85,7 +85,6 @@ Each entry: the key, then why Swell cannot apply it and what to use instead.
   (list "webhooks.port" "the webhook listens on webhook.bindAddress; set webhook.bindAddress=0.0.0.0:<port>")
   (list "webhooks.healthProbePort" (printf "%s: its probes are /healthz and /readyz on the metrics port (metrics.bindAddress)" $one))
   (list "webhooks.name" "the webhook Service is <operator.name>-webhook; name it with operator.name")
-  (list "rbac.aggregateToDefaultRoles" "not implemented yet: grant keda.sh resources to the view/edit/admin roles with your own aggregated ClusterRoles")
   (list "rbac.enabledCustomScaledRefKinds" "Swell's ClusterRole always allows /scale of every kind (KEDA's true)")
   (list "rbac.scaledRefKinds" "Swell allows /scale of every kind; list the kinds whose pod template it must read in rbac.extraScaleTargets (apiGroups, resources)")
   (list "podIdentity.azureWorkload" "Swell does not support Azure Workload Identity yet")
