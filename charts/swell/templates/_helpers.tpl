@@ -242,6 +242,13 @@ annotations:
 - name: SWELL_CREDENTIALS_NAMESPACE
   value: {{ default .Release.Namespace .Values.clusterObjectNamespace | quote }}
 {{- end }}
+{{- $userEnv := list -}}
+{{- range .Values.env }}{{ $userEnv = append $userEnv .name }}{{ end }}
+{{- if not (has "KEDA_OPERATOR_LEADER_ELECTION_LEASE_DURATION" $userEnv) }}
+# operator.leaderElection.leaseDuration, unless env sets KEDA's variable itself.
+- name: KEDA_OPERATOR_LEADER_ELECTION_LEASE_DURATION
+  value: {{ printf "%vs" .Values.operator.leaderElection.leaseDuration | quote }}
+{{- end }}
 - name: KEDA_HTTP_DEFAULT_TIMEOUT
   value: {{ $http.timeout | default 3000 | quote }}
 - name: KEDA_HTTP_MIN_TLS_VERSION

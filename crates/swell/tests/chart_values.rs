@@ -601,7 +601,11 @@ fn keda_keys_are_refused_by_name_or_applied() {
         ),
         (
             "profiling.webhooks.enabled=true",
-            &["profiling.webhooks", "profiling.operator"],
+            &["profiling.webhooks", "pprof"],
+        ),
+        (
+            "profiling.operator.enabled=true",
+            &["profiling.operator", "no Go pprof endpoint"],
         ),
         (
             "prometheus.webhooks.serviceMonitor.enabled=true",
@@ -658,10 +662,6 @@ fn keda_keys_are_refused_by_name_or_applied() {
         (
             "operator.leaderElectionID=keda-lease",
             "- --leader-election-id=keda-lease",
-        ),
-        (
-            "profiling.operator.enabled=true",
-            "- --profiling-bind-address=:8082",
         ),
         (
             "opentelemetry.operator.enabled=true",
