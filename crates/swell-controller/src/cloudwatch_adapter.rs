@@ -262,6 +262,8 @@ impl CloudwatchAdapter {
             identity: &plan.identity,
             region: &plan.region,
             endpoint: None,
+            // The adapter's ExternalMetric has no place for them: the defaults.
+            sdk: Default::default(),
             queries: plan.queries,
             window: window(unix_now()),
             resource: &resource,

@@ -407,6 +407,14 @@ mod tests {
                 ],
             ),
             (
+                "aws-dynamodb-streams",
+                &[
+                    ("tableName", "OrdersTable"),
+                    ("awsRegion", "eu-west-1"),
+                    ("identityOwner", "operator"),
+                ],
+            ),
+            (
                 "aws-kinesis-stream",
                 &[
                     ("streamName", "Clicks"),

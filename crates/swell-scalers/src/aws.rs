@@ -217,14 +217,149 @@ pub fn require_identity(identity: Option<Identity>) -> Result<Identity, ScalerEr
     identity.ok_or_else(|| ScalerError::Internal("no AWS identity for this trigger".into()))
 }
 
+const CONNECT_TIMEOUT: Field = Field::new("swellAwsConnectTimeout")
+    .hint("a Go duration such as 3s: how long to wait for a TCP/TLS connection");
+const READ_TIMEOUT: Field = Field::new("swellAwsReadTimeout")
+    .hint("a Go duration such as 10s: how long one attempt waits for the answer to begin");
+const OPERATION_TIMEOUT: Field = Field::new("swellAwsOperationTimeout")
+    .hint("a Go duration such as 20s: how long one call may take, retries included");
+const MAX_ATTEMPTS: Field =
+    Field::new("swellAwsMaxAttempts").hint("a whole number of attempts per call, 1 to 10");
+
+/// Swell's own SDK settings every AWS scaler takes ([`parse_sdk_settings`]); KEDA has no
+/// such parameters, hence the prefix.
+pub const SDK_FIELDS: &[Field] = &[
+    CONNECT_TIMEOUT,
+    READ_TIMEOUT,
+    OPERATION_TIMEOUT,
+    MAX_ATTEMPTS,
+];
+
+/// The most attempts a trigger may ask for: more would hold a loop for minutes.
+pub const MAX_ATTEMPTS_LIMIT: u32 = 10;
+
+/// How an AWS SDK client of a trigger calls its service: connection and read timeouts per
+/// attempt, a bound on the whole call (retries included) and how many attempts it makes.
+/// The defaults bound a call to 20 s, so one endpoint that does not answer cannot stall
+/// a polling loop (the SDK's own defaults have no read or operation timeout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SdkSettings {
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub operation_timeout: Duration,
+    pub max_attempts: u32,
+}
+
+impl Default for SdkSettings {
+    fn default() -> SdkSettings {
+        SdkSettings {
+            connect_timeout: Duration::from_secs(3),
+            read_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(20),
+            max_attempts: 3,
+        }
+    }
+}
+
+impl SdkSettings {
+    /// Applied to a service's configuration; the SDK's standard retry strategy keeps its
+    /// backoff and which errors it retries.
+    fn apply(&self, conf: SdkConfig) -> SdkConfig {
+        use aws_config::retry::RetryConfig;
+        use aws_config::timeout::TimeoutConfig;
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .operation_timeout(self.operation_timeout)
+            .build();
+        conf.into_builder()
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts))
+            .build()
+    }
+
+    /// For a timeout's message: the settings in force, by their field names.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {}, {} {}, {} {}, {} {}",
+            CONNECT_TIMEOUT.name,
+            go_format(self.connect_timeout),
+            READ_TIMEOUT.name,
+            go_format(self.read_timeout),
+            OPERATION_TIMEOUT.name,
+            go_format(self.operation_timeout),
+            MAX_ATTEMPTS.name,
+            self.max_attempts
+        )
+    }
+
+    /// A timeout's message says which limits were in force and where to change them.
+    fn explain_timeout(&self, mut err: UpstreamError) -> UpstreamError {
+        if err.kind == UpstreamKind::Timeout {
+            err.message = format!(
+                "{}; no answer within the trigger's AWS SDK limits ({}): raise them in the trigger's metadata \
+                 if the endpoint is slow, or check that it is reachable",
+                err.message,
+                self.describe()
+            );
+        }
+        err
+    }
+}
+
+/// A duration as Go prints short ones (`3s`, `250ms`), for messages.
+fn go_format(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_nanos().is_multiple_of(1_000_000) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{d:?}")
+    }
+}
+
+/// Reads [`SDK_FIELDS`] (metadata only) into `p`, each problem under its field.
+pub fn parse_sdk_settings(p: &mut Params<'_>) -> SdkSettings {
+    let d = SdkSettings::default();
+    let positive = |p: &mut Params<'_>, f: Field, default: Duration| match p.duration(f) {
+        Some(v) if v.is_zero() => {
+            p.error(f.name, "must be greater than 0");
+            default
+        }
+        Some(v) => v,
+        None => default,
+    };
+    let connect_timeout = positive(p, CONNECT_TIMEOUT, d.connect_timeout);
+    let read_timeout = positive(p, READ_TIMEOUT, d.read_timeout);
+    let operation_timeout = positive(p, OPERATION_TIMEOUT, d.operation_timeout);
+    let max_attempts = match p.opt::<u32>(MAX_ATTEMPTS, "a whole number of attempts") {
+        Some(n) if (1..=MAX_ATTEMPTS_LIMIT).contains(&n) => n,
+        Some(n) => {
+            p.error(
+                MAX_ATTEMPTS.name,
+                format!("must be from 1 to {MAX_ATTEMPTS_LIMIT}, {n} is given"),
+            );
+            d.max_attempts
+        }
+        None => d.max_attempts,
+    };
+    SdkSettings {
+        connect_timeout,
+        read_timeout,
+        operation_timeout,
+        max_attempts,
+    }
+}
+
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct ConfigKey {
     identity: Identity,
     region: String,
 }
 
-/// A service client's key: identity and region, endpoint override, and the client's type.
-type ClientKey = (ConfigKey, Option<String>, TypeId);
+/// A service client's key: identity and region, endpoint override, SDK settings, and the
+/// client's type.
+type ClientKey = (ConfigKey, Option<String>, SdkSettings, TypeId);
 
 /// SDK configurations per identity and region, and service clients per identity, region
 /// and endpoint, built once and shared.
@@ -393,13 +528,14 @@ impl AwsClients {
     }
 
     /// A service client (`C` is e.g. `aws_sdk_sqs::Client`, `make` its `Client::new`) for an
-    /// identity, region and optional endpoint override; the endpoint applies to this service
-    /// only, not to the STS calls behind an assumed role.
+    /// identity, region, optional endpoint override and SDK settings; the endpoint and the
+    /// settings apply to this service only, not to the STS calls behind an assumed role.
     pub async fn client<C: Clone + Send + 'static>(
         &self,
         identity: &Identity,
         region: &str,
         endpoint: Option<&str>,
+        sdk: &SdkSettings,
         make: impl FnOnce(&SdkConfig) -> C,
     ) -> C {
         let key = (
@@ -408,6 +544,7 @@ impl AwsClients {
                 region: region.to_string(),
             },
             endpoint.map(str::to_string),
+            *sdk,
             TypeId::of::<C>(),
         );
         if let Some(c) = self
@@ -419,7 +556,7 @@ impl AwsClients {
         {
             return c.clone();
         }
-        let mut conf = self.config(identity, region).await;
+        let mut conf = sdk.apply(self.config(identity, region).await);
         if let Some(ep) = endpoint {
             let mut b = conf.into_builder();
             b.set_endpoint_url(Some(ep.to_string()));
@@ -436,14 +573,15 @@ impl AwsClients {
         client
     }
 
-    /// An SQS client for an identity, region and optional endpoint override.
+    /// An SQS client for an identity, region, optional endpoint override and SDK settings.
     pub async fn sqs(
         &self,
         identity: &Identity,
         region: &str,
         endpoint: Option<&str>,
+        sdk: &SdkSettings,
     ) -> aws_sdk_sqs::Client {
-        self.client(identity, region, endpoint, aws_sdk_sqs::Client::new)
+        self.client(identity, region, endpoint, sdk, aws_sdk_sqs::Client::new)
             .await
     }
 
@@ -456,8 +594,15 @@ impl AwsClients {
         region: &str,
         secret: &SecretVersion<'_>,
     ) -> Result<String, UpstreamError> {
+        let sdk = SdkSettings::default();
         let client = self
-            .client(identity, region, None, aws_sdk_secretsmanager::Client::new)
+            .client(
+                identity,
+                region,
+                None,
+                &sdk,
+                aws_sdk_secretsmanager::Client::new,
+            )
             .await;
         let got = client
             .get_secret_value()
@@ -468,7 +613,7 @@ impl AwsClients {
             .await
             .map_err(|e| {
                 let what = format!("secret {}", secret.name);
-                explain_sdk_error(&e, identity, &what, "secretsmanager:GetSecretValue")
+                explain_sdk_error(&e, identity, &sdk, &what, "secretsmanager:GetSecretValue")
             })?;
         got.secret_string.ok_or_else(|| {
             UpstreamError::new(
@@ -481,15 +626,23 @@ impl AwsClients {
         })
     }
 
-    /// A CloudWatch client for an identity, region and optional endpoint override.
+    /// A CloudWatch client for an identity, region, optional endpoint override and SDK
+    /// settings.
     pub async fn cloudwatch(
         &self,
         identity: &Identity,
         region: &str,
         endpoint: Option<&str>,
+        sdk: &SdkSettings,
     ) -> aws_sdk_cloudwatch::Client {
-        self.client(identity, region, endpoint, aws_sdk_cloudwatch::Client::new)
-            .await
+        self.client(
+            identity,
+            region,
+            endpoint,
+            sdk,
+            aws_sdk_cloudwatch::Client::new,
+        )
+        .await
     }
 }
 
@@ -524,6 +677,7 @@ pub struct AwsTrigger {
     pub region: String,
     pub endpoint: Option<String>,
     pub identity: Identity,
+    pub sdk: SdkSettings,
     pub metric: String,
     pub metric_type: MetricType,
     pub target: f64,
@@ -545,7 +699,13 @@ impl AwsTrigger {
     pub async fn client<C: Clone + Send + 'static>(&self, make: impl FnOnce(&SdkConfig) -> C) -> C {
         self.shared
             .aws
-            .client(&self.identity, &self.region, self.endpoint.as_deref(), make)
+            .client(
+                &self.identity,
+                &self.region,
+                self.endpoint.as_deref(),
+                &self.sdk,
+                make,
+            )
             .await
     }
 
@@ -559,7 +719,7 @@ impl AwsTrigger {
     where
         E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
-        explain_sdk_error(e, &self.identity, resource, action)
+        explain_sdk_error(e, &self.identity, &self.sdk, resource, action)
     }
 
     /// The key of `question` asked of `scaler`'s service as this identity.
@@ -608,10 +768,12 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 pub type SharedAws = Arc<AwsClients>;
 
 /// [`explain`] for an error of any AWS SDK call: its service error code, HTTP status and
-/// chain; a call that got no answer is a timeout or a connection failure.
+/// chain; a call that got no answer is a timeout or a connection failure, and a timeout
+/// names the trigger's [`SdkSettings`].
 pub fn explain_sdk_error<E>(
     e: &SdkError<E, HttpResponse>,
     identity: &Identity,
+    sdk: &SdkSettings,
     resource: &str,
     action: &str,
 ) -> UpstreamError
@@ -629,7 +791,7 @@ where
             err.kind = UpstreamKind::from_http_status(r.status().as_u16());
         }
     }
-    err
+    sdk.explain_timeout(err)
 }
 
 /// What an SDK error without a service error code says about the call.

@@ -1,7 +1,8 @@
 //! Scalers against real sources, end to end through `swell operator` on the local control
 //! plane: prometheus (a real Prometheus scraping a value the test sets), external and
 //! external-push (a gRPC external scaler served by the test), and the AWS scalers against
-//! the local AWS (moto with IAM enforced): aws-cloudwatch, aws-dynamodb, aws-kinesis-stream.
+//! the local AWS (moto with IAM enforced): aws-cloudwatch, aws-dynamodb,
+//! aws-dynamodb-streams, aws-kinesis-stream.
 
 #![allow(clippy::unwrap_used)]
 
@@ -834,6 +835,204 @@ async fn aws_kinesis_stream_scales_on_open_shards() {
             );
         })
         .await;
+}
+
+/// `aws-dynamodb-streams` against the local AWS: a reader with only dynamodb:DescribeTable
+/// and dynamodb:DescribeStream (static keys) counts the shards of the table's latest stream
+/// (moto gives a stream one shard). 1 shard > activationShardCount 0 takes the Deployment to
+/// 1 and the reading is 1; activationShardCount 1 takes it back to 0. A table without a
+/// stream is said to have none; an identity without either permission is told which.
+#[tokio::test]
+async fn aws_dynamodb_streams_scales_on_the_streams_shards() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        StreamSpecification, StreamViewType,
+    };
+    swell();
+    let cluster = cluster();
+    let aws = swell_testkit::Aws::shared();
+    cluster
+        .with_namespace("sc-ddbs", |ns| async move {
+            let db = aws_sdk_dynamodb::Client::new(&aws.config(&aws.admin));
+            let create = |table: String, stream: bool| {
+                let db = db.clone();
+                async move {
+                    let spec = StreamSpecification::builder()
+                        .stream_enabled(true)
+                        .stream_view_type(StreamViewType::NewImage)
+                        .build()
+                        .unwrap();
+                    db.create_table()
+                        .table_name(table)
+                        .attribute_definitions(
+                            AttributeDefinition::builder()
+                                .attribute_name("id")
+                                .attribute_type(ScalarAttributeType::S)
+                                .build()
+                                .unwrap(),
+                        )
+                        .key_schema(
+                            KeySchemaElement::builder()
+                                .attribute_name("id")
+                                .key_type(KeyType::Hash)
+                                .build()
+                                .unwrap(),
+                        )
+                        .billing_mode(BillingMode::PayPerRequest)
+                        .set_stream_specification(stream.then_some(spec))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            };
+            // Capitals: the HPA controller asks for `s0-aws-dynamodb-streams-events-…`.
+            let table = format!("Events-{}", ns.name);
+            let plain = format!("plain-{}", ns.name);
+            create(table.clone(), true).await;
+            create(plain.clone(), false).await;
+            let reader = format!("ddbs-reader-{}", swell_testkit::unique_suffix());
+            let reads = ["dynamodb:DescribeTable", "dynamodb:DescribeStream"];
+            let keys = aws
+                .create_user(&reader, Some(swell_testkit::allow(&reads, "*")))
+                .await
+                .unwrap();
+            let trigger = |table: &str, activation: u32| {
+                format!(
+                    r#"
+  - type: aws-dynamodb-streams
+    metadata:
+      tableName: "{table}"
+      awsRegion: "{region}"
+      awsEndpoint: "{endpoint}"
+      shardCount: "1"
+      activationShardCount: "{activation}""#,
+                    region = aws.region,
+                    endpoint = aws.endpoint,
+                )
+            };
+            let app = |activation: u32| {
+                format!(
+                    r#"{auth}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app}}
+spec:
+  scaleTargetRef: {{name: app}}
+  pollingInterval: 1
+  cooldownPeriod: 2
+  triggers:{trigger}
+    authenticationRef: {{name: app-auth}}
+"#,
+                    auth = static_keys_auth("app-auth", &keys),
+                    trigger = trigger(&table, activation),
+                )
+            };
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(cluster, &app(0)).unwrap();
+            let (op, _guard) = operator_with_metrics_api(cluster, &ns).await;
+            wait_replicas(&ns, "app", 1).await;
+            wait_condition(&ns, "app", "Active", "True").await;
+            let s = so(&ns, "app").await.status.unwrap();
+            let metric = format!("s0-aws-dynamodb-streams-{table}");
+            assert_eq!(s.external_metric_names, Some(vec![metric.clone()]));
+            wait_event(&ns, "KEDAScaleTargetActivated", "aws-dynamodb-streams").await;
+            // The reading is the stream's one shard.
+            wait_until("the shard count on /metrics", WAIT, || async {
+                let v = scaler_value(&op, &ns.name, &metric);
+                v.filter(|v| *v == 1.0).map(drop).ok_or(format!("{v:?}"))
+            })
+            .await;
+            // 1 shard is not above activationShardCount 1.
+            ns.apply(cluster, &app(1)).unwrap();
+            wait_replicas(&ns, "app", 0).await;
+
+            // A table without a stream.
+            ns.apply(cluster, &deployment("plain", 0)).unwrap();
+            ns.apply(
+                cluster,
+                &format!(
+                    r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: plain}}
+spec:
+  scaleTargetRef: {{name: plain}}
+  pollingInterval: 1
+  triggers:{trigger}
+    authenticationRef: {{name: app-auth}}
+"#,
+                    trigger = trigger(&plain, 0),
+                ),
+            )
+            .unwrap();
+            let c = wait_condition(&ns, "plain", "Ready", "False/TriggerError").await;
+            assert!(
+                c.contains("has no stream") && c.contains("enable DynamoDB Streams"),
+                "{c}"
+            );
+
+            let denied = access_denied(&ns, "dynamodb:DescribeTable", &trigger(&table, 0)).await;
+            let logs = op.log_text();
+            assert!(
+                !logs.contains(&keys.secret_access_key)
+                    && !logs.contains(&denied.secret_access_key)
+            );
+            // DescribeTable allowed, DescribeStream not.
+            ns.apply(cluster, &deployment("half", 0)).unwrap();
+            let half = format!("ddbs-half-{}", swell_testkit::unique_suffix());
+            let keys = aws
+                .create_user(
+                    &half,
+                    Some(swell_testkit::allow(&["dynamodb:DescribeTable"], "*")),
+                )
+                .await
+                .unwrap();
+            ns.apply(
+                cluster,
+                &format!(
+                    r#"{auth}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: half}}
+spec:
+  scaleTargetRef: {{name: half}}
+  pollingInterval: 1
+  triggers:{trigger}
+    authenticationRef: {{name: half-auth}}
+"#,
+                    auth = static_keys_auth("half-auth", &keys),
+                    trigger = trigger(&table, 0),
+                ),
+            )
+            .unwrap();
+            let c = wait_condition(&ns, "half", "Ready", "False/TriggerError").await;
+            assert!(
+                c.contains("AccessDenied") && c.contains("dynamodb:DescribeStream"),
+                "{c}"
+            );
+        })
+        .await;
+}
+
+/// The reading of `metric` of namespace `ns` on the operator's /metrics
+/// (`keda_scaler_metrics_value`), if it is there.
+fn scaler_value(op: &Operator, ns: &str, metric: &str) -> Option<f64> {
+    let addr = op.metrics_addr()?;
+    let out = std::process::Command::new("curl")
+        .args(["-sk", &format!("https://{addr}/metrics")])
+        .output()
+        .ok()?;
+    // Either case: the label may carry the HPA's lowercased name.
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let ns = format!("namespace=\"{ns}\"");
+    let metric = format!("metric=\"{}\"", metric.to_lowercase());
+    text.lines()
+        .find(|l| {
+            l.starts_with("keda_scaler_metrics_value{") && l.contains(&ns) && l.contains(&metric)
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 /// A TriggerAuthentication's `awsSecretManager` (KEDA's): the bearer token of a metrics-api

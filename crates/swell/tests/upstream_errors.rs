@@ -165,6 +165,25 @@ async fn kinesis_access_denied_keeps_its_code() {
     );
 }
 
+#[tokio::test]
+async fn dynamodb_streams_access_denied_keeps_its_code() {
+    let aws = Aws::shared();
+    let keys = denied_user(aws).await;
+    let meta = [
+        ("tableName", "Events"),
+        ("awsRegion", aws.region.as_str()),
+        ("awsEndpoint", aws.endpoint.as_str()),
+    ];
+    let e = sample_error(&input("aws-dynamodb-streams", &meta, &keys)).await;
+    assert_upstream(
+        &e,
+        UpstreamKind::Auth,
+        "AccessDeniedException",
+        "lacks dynamodb:DescribeTable",
+        &keys.secret_access_key,
+    );
+}
+
 /// A port nobody listens on: no answer at all is a connection failure, without a code.
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_connection_failure() {

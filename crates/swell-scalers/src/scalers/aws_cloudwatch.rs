@@ -13,7 +13,9 @@ use aws_sdk_cloudwatch::types::{
 };
 use swell_scaling::naming::metric_name;
 
-use crate::aws::{Identity, explain_sdk_error, parse_identity, require_identity};
+use crate::aws::{
+    Identity, SdkSettings, explain_sdk_error, parse_identity, parse_sdk_settings, require_identity,
+};
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
 
 const NAMESPACE: Field = Field::new("namespace").hint("e.g. AWS/SQS");
@@ -88,6 +90,7 @@ pub struct CloudwatchScaler {
     /// `awsAccountId`: set on the query, as KEDA does.
     account_id: Option<String>,
     identity: Identity,
+    sdk: SdkSettings,
     metric: String,
     metric_type: crate::MetricType,
     polling: Duration,
@@ -207,6 +210,7 @@ impl CloudwatchScaler {
         let region = p.string(REGION);
         let endpoint = p.opt_url(ENDPOINT, false);
         let account_id = p.opt_string(ACCOUNT_ID);
+        let sdk = parse_sdk_settings(p);
         let identity = require_identity(parse_identity(input, p))?;
         Ok(CloudwatchScaler {
             query,
@@ -221,6 +225,7 @@ impl CloudwatchScaler {
             endpoint,
             account_id,
             identity,
+            sdk,
             metric: metric_name(input.index, "aws-cloudwatch"),
             metric_type: input.metric_type.unwrap_or_default(),
             polling: input.polling_interval,
@@ -289,6 +294,7 @@ impl CloudwatchScaler {
             identity: &self.identity,
             region: &self.region,
             endpoint: self.endpoint.as_deref(),
+            sdk: self.sdk,
             queries: vec![self.data_query()],
             window: (start, end),
             resource: &self.resource(),
@@ -318,6 +324,7 @@ pub struct MetricDataCall<'a> {
     pub identity: &'a Identity,
     pub region: &'a str,
     pub endpoint: Option<&'a str>,
+    pub sdk: SdkSettings,
     pub queries: Vec<MetricDataQuery>,
     /// Start and end, seconds since the epoch.
     pub window: (i64, i64),
@@ -333,7 +340,7 @@ impl MetricDataCall<'_> {
         aws: &crate::aws::AwsClients,
     ) -> Result<Option<Option<Vec<f64>>>, crate::UpstreamError> {
         let client = aws
-            .cloudwatch(self.identity, self.region, self.endpoint)
+            .cloudwatch(self.identity, self.region, self.endpoint, &self.sdk)
             .await;
         let out = client
             .get_metric_data()
@@ -344,7 +351,8 @@ impl MetricDataCall<'_> {
             .send()
             .await
             .map_err(|e| {
-                explain_sdk_error(&e, self.identity, self.resource, "cloudwatch:GetMetricData")
+                let (id, sdk) = (self.identity, &self.sdk);
+                explain_sdk_error(&e, id, sdk, self.resource, "cloudwatch:GetMetricData")
             })?;
         Ok(out
             .metric_data_results

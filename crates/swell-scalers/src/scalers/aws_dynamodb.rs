@@ -12,7 +12,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use serde_json::Value;
 use swell_scaling::naming::{metric_name, normalize};
 
-use crate::aws::{AwsTrigger, Identity, parse_identity, require_identity};
+use crate::aws::{
+    AwsTrigger, Identity, SdkSettings, parse_identity, parse_sdk_settings, require_identity,
+};
 use crate::{
     Field, Invalid, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput,
 };
@@ -65,6 +67,7 @@ pub struct Config {
     region: String,
     endpoint: Option<String>,
     identity: Option<Identity>,
+    sdk: SdkSettings,
     target: i64,
     activation: i64,
 }
@@ -207,6 +210,7 @@ pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
     }
     let activation: i64 = p.or(ACTIVATION, "a whole number of items", 0);
     let identity = parse_identity(input, p);
+    let sdk = parse_sdk_settings(p);
     Config {
         query: QuerySpec {
             table,
@@ -219,6 +223,7 @@ pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
         region,
         endpoint,
         identity,
+        sdk,
         target,
         activation,
     }
@@ -239,6 +244,7 @@ impl DynamoDbScaler {
             aws: AwsTrigger {
                 metric: metric_name(input.index, &normalize(&format!("aws-dynamodb-{table}"))),
                 identity: require_identity(c.identity)?,
+                sdk: c.sdk,
                 region: c.region,
                 endpoint: c.endpoint,
                 metric_type: input.metric_type.unwrap_or_default(),

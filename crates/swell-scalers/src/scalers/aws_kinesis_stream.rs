@@ -7,7 +7,9 @@
 
 use swell_scaling::naming::{metric_name, normalize};
 
-use crate::aws::{AwsTrigger, Identity, parse_identity, require_identity};
+use crate::aws::{
+    AwsTrigger, Identity, SdkSettings, parse_identity, parse_sdk_settings, require_identity,
+};
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, TriggerInput};
 
 const STREAM: Field = Field::new("streamName");
@@ -27,6 +29,7 @@ pub struct Config {
     region: String,
     endpoint: Option<String>,
     identity: Option<Identity>,
+    sdk: SdkSettings,
     shards: i64,
     activation: i64,
 }
@@ -45,11 +48,13 @@ pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
     let region = p.string(REGION);
     let endpoint = p.opt_url(ENDPOINT, false);
     let identity = parse_identity(input, p);
+    let sdk = parse_sdk_settings(p);
     Config {
         stream,
         region,
         endpoint,
         identity,
+        sdk,
         shards,
         activation,
     }
@@ -70,6 +75,7 @@ impl KinesisScaler {
             aws: AwsTrigger {
                 metric: metric_name(input.index, &normalize(&format!("aws-kinesis-{stream}"))),
                 identity: require_identity(c.identity)?,
+                sdk: c.sdk,
                 region: c.region,
                 endpoint: c.endpoint,
                 metric_type: input.metric_type.unwrap_or_default(),
@@ -157,6 +163,31 @@ mod tests {
             }
         );
         assert_eq!((s.aws.target, s.aws.activation), (2.0, 0.0));
+        assert_eq!(s.aws.sdk, SdkSettings::default());
+        let s = scaler(
+            &[
+                ("streamName", "clicks"),
+                ("awsRegion", "eu-west-1"),
+                ("identityOwner", "operator"),
+                ("swellAwsConnectTimeout", "1s"),
+                ("swellAwsReadTimeout", "1500"),
+                ("swellAwsOperationTimeout", "1m"),
+                ("swellAwsMaxAttempts", "5"),
+            ],
+            Default::default(),
+        )
+        .unwrap();
+        let sdk = SdkSettings {
+            connect_timeout: std::time::Duration::from_secs(1),
+            read_timeout: std::time::Duration::from_millis(1500),
+            operation_timeout: std::time::Duration::from_secs(60),
+            max_attempts: 5,
+        };
+        assert_eq!(s.aws.sdk, sdk);
+        assert_eq!(
+            sdk.describe(),
+            "swellAwsConnectTimeout 1s, swellAwsReadTimeout 1500ms, swellAwsOperationTimeout 60s, swellAwsMaxAttempts 5"
+        );
         let s = scaler(
             &[
                 ("streamName", "clicks"),
@@ -180,6 +211,76 @@ mod tests {
                 external_id: None
             }
         );
+    }
+
+    /// A loopback listener that accepts connections, holds them and never answers; counts
+    /// the connections.
+    async fn silent_listener() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(conn);
+            }
+        });
+        (url, count)
+    }
+
+    /// The trigger's SDK limits bound a call to an endpoint that never answers, and the
+    /// error is a timeout naming them; swellAwsMaxAttempts is the number of connections tried.
+    #[tokio::test]
+    async fn sdk_limits_bound_a_call_that_gets_no_answer() {
+        let cases = [
+            // (settings, attempts made, said)
+            (
+                [
+                    ("swellAwsReadTimeout", "200ms"),
+                    ("swellAwsMaxAttempts", "1"),
+                ],
+                1,
+                "swellAwsReadTimeout 200ms",
+            ),
+            (
+                [
+                    ("swellAwsReadTimeout", "100ms"),
+                    ("swellAwsMaxAttempts", "2"),
+                ],
+                2,
+                "swellAwsMaxAttempts 2",
+            ),
+            (
+                [
+                    ("swellAwsReadTimeout", "1h"),
+                    ("swellAwsOperationTimeout", "300ms"),
+                ],
+                1,
+                "swellAwsOperationTimeout 300ms",
+            ),
+        ];
+        for (settings, attempts, said) in cases {
+            let (url, connections) = silent_listener().await;
+            let mut meta = vec![
+                ("streamName", "clicks"),
+                ("awsRegion", "eu-west-1"),
+                ("awsEndpoint", url.as_str()),
+                ("awsAccessKeyID", "AKIDSWELLTEST"),
+                ("awsSecretAccessKey", "secret"),
+            ];
+            meta.extend(settings);
+            let s = scaler(&meta, Default::default()).unwrap();
+            let e = s.fetch().await.unwrap_err();
+            assert_eq!(e.kind, crate::UpstreamKind::Timeout, "{said}: {e}");
+            assert!(
+                e.message.contains(said) && e.message.contains("raise them"),
+                "{said}: {e}"
+            );
+            let made = connections.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(made, attempts, "{said}: {e}");
+        }
     }
 
     #[test]
@@ -228,6 +329,34 @@ mod tests {
                     ("identityOwner", "nobody"),
                 ],
                 vec!["\"nobody\" is not one of pod, operator"],
+            ),
+            (
+                vec![
+                    ("streamName", "s"),
+                    ("awsRegion", "eu-west-1"),
+                    ("identityOwner", "operator"),
+                    ("swellAwsConnectTimeout", "soon"),
+                    ("swellAwsReadTimeout", "0s"),
+                    ("swellAwsOperationTimeout", "-1s"),
+                    ("swellAwsMaxAttempts", "0"),
+                ],
+                vec![
+                    "triggers[0].metadata.swellAwsConnectTimeout: \"soon\" is not a duration",
+                    "triggers[0].metadata.swellAwsReadTimeout: must be greater than 0",
+                    "triggers[0].metadata.swellAwsOperationTimeout: duration cannot be negative",
+                    "triggers[0].metadata.swellAwsMaxAttempts: must be from 1 to 10, 0 is given",
+                ],
+            ),
+            (
+                vec![
+                    ("streamName", "s"),
+                    ("awsRegion", "eu-west-1"),
+                    ("identityOwner", "operator"),
+                    ("swellAwsMaxAttempts", "three"),
+                ],
+                vec![
+                    "triggers[0].metadata.swellAwsMaxAttempts: \"three\" is not a whole number of attempts",
+                ],
             ),
         ];
         for (meta, wants) in cases {

@@ -5,7 +5,9 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use swell_scaling::naming::{metric_name, normalize};
 
-use crate::aws::{Identity, explain_sdk_error, parse_identity, require_identity};
+use crate::aws::{
+    Identity, SdkSettings, explain_sdk_error, parse_identity, parse_sdk_settings, require_identity,
+};
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
 
 const QUEUE_URL: Field = Field::new("queueURL")
@@ -33,6 +35,7 @@ pub struct SqsScaler {
     region: String,
     endpoint: Option<String>,
     identity: Identity,
+    sdk: SdkSettings,
     queue_length: i64,
     activation: i64,
     in_flight: bool,
@@ -92,6 +95,7 @@ pub struct Config {
     region: String,
     endpoint: Option<String>,
     identity: Option<Identity>,
+    sdk: SdkSettings,
     queue_length: i64,
     activation: i64,
     in_flight: bool,
@@ -122,6 +126,7 @@ pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
     let in_flight = p.bool(IN_FLIGHT, true);
     let delayed = p.bool(DELAYED, false);
     let identity = parse_identity(input, p);
+    let sdk = parse_sdk_settings(p);
     if let Some(url_region) = url_region(&queue_url).filter(|r| !region.is_empty() && *r != region)
     {
         // KEDA lets this through and fails later with NonExistentQueue; say it now.
@@ -138,6 +143,7 @@ pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
         region,
         endpoint,
         identity,
+        sdk,
         queue_length,
         activation,
         in_flight,
@@ -165,6 +171,7 @@ impl SqsScaler {
             region,
             endpoint: c.endpoint,
             identity,
+            sdk: c.sdk,
             queue_length: c.queue_length,
             activation: c.activation,
             in_flight: c.in_flight,
@@ -179,7 +186,12 @@ impl SqsScaler {
         let client = self
             .shared
             .aws
-            .sqs(&self.identity, &self.region, self.endpoint.as_deref())
+            .sqs(
+                &self.identity,
+                &self.region,
+                self.endpoint.as_deref(),
+                &self.sdk,
+            )
             .await;
         let out = client
             .get_queue_attributes()
@@ -193,6 +205,7 @@ impl SqsScaler {
                 explain_sdk_error(
                     &e,
                     &self.identity,
+                    &self.sdk,
                     &self.queue_arn_hint,
                     "sqs:GetQueueAttributes",
                 )

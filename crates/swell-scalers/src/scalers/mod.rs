@@ -5,6 +5,7 @@ pub mod activemq;
 pub mod artemis;
 pub mod aws_cloudwatch;
 pub mod aws_dynamodb;
+pub mod aws_dynamodb_streams;
 pub mod aws_kinesis_stream;
 pub mod aws_sqs_queue;
 pub mod azure_blob;
@@ -24,7 +25,7 @@ pub mod prometheus;
 pub mod rabbitmq;
 pub mod redis;
 
-use crate::aws::IDENTITY_FIELDS;
+use crate::aws::{IDENTITY_FIELDS, SDK_FIELDS};
 use crate::azure_storage::ACCOUNT_FIELDS;
 use crate::http_auth;
 use crate::redis_client;
@@ -68,7 +69,7 @@ pub const REGISTRY: &[Entry] = &[
     },
     Entry {
         name: "aws-cloudwatch",
-        fields: Some(&[aws_cloudwatch::FIELDS, IDENTITY_FIELDS]),
+        fields: Some(&[aws_cloudwatch::FIELDS, IDENTITY_FIELDS, SDK_FIELDS]),
         parse: |i, p| {
             let _ = aws_cloudwatch::CloudwatchScaler::parse(i, &Shared::default(), p);
         },
@@ -76,15 +77,23 @@ pub const REGISTRY: &[Entry] = &[
     },
     Entry {
         name: "aws-dynamodb",
-        fields: Some(&[aws_dynamodb::FIELDS, IDENTITY_FIELDS]),
+        fields: Some(&[aws_dynamodb::FIELDS, IDENTITY_FIELDS, SDK_FIELDS]),
         parse: |i, p| {
             let _ = aws_dynamodb::parse(i, p);
         },
         build: |i, s| boxed(aws_dynamodb::DynamoDbScaler::new(i, s)),
     },
     Entry {
+        name: "aws-dynamodb-streams",
+        fields: Some(&[aws_dynamodb_streams::FIELDS, IDENTITY_FIELDS, SDK_FIELDS]),
+        parse: |i, p| {
+            let _ = aws_dynamodb_streams::parse(i, p);
+        },
+        build: |i, s| boxed(aws_dynamodb_streams::DynamoDbStreamsScaler::new(i, s)),
+    },
+    Entry {
         name: "aws-kinesis-stream",
-        fields: Some(&[aws_kinesis_stream::FIELDS, IDENTITY_FIELDS]),
+        fields: Some(&[aws_kinesis_stream::FIELDS, IDENTITY_FIELDS, SDK_FIELDS]),
         parse: |i, p| {
             let _ = aws_kinesis_stream::parse(i, p);
         },
@@ -92,7 +101,7 @@ pub const REGISTRY: &[Entry] = &[
     },
     Entry {
         name: "aws-sqs-queue",
-        fields: Some(&[aws_sqs_queue::FIELDS, IDENTITY_FIELDS]),
+        fields: Some(&[aws_sqs_queue::FIELDS, IDENTITY_FIELDS, SDK_FIELDS]),
         parse: |i, p| {
             let _ = aws_sqs_queue::parse(i, p);
         },
