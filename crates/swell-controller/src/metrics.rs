@@ -160,6 +160,42 @@ pub struct Metrics {
     pub metrics_api_requests: Family<LabelSet, Counter>,
     /// Reconciles that ended in an error, by controller and error category.
     pub reconcile_errors: Family<LabelSet, Counter>,
+    /// Scalers' HTTP requests and empty answers (`keda_scaler_http_*`,
+    /// `keda_scaler_empty_upstream_responses_total`).
+    pub scalers: swell_scalers::observe::ScalerMetrics,
+    /// The admission webhook's ScaledObject validations (`keda_webhook_*`).
+    pub webhook: WebhookMetrics,
+}
+
+/// `keda_webhook_scaled_object_validations_total{namespace,action}` and
+/// `keda_webhook_scaled_object_validation_errors_total{namespace,action,reason}`.
+#[derive(Clone, Default)]
+pub struct WebhookMetrics {
+    pub validations: Family<LabelSet, Counter>,
+    pub validation_errors: Family<LabelSet, Counter>,
+}
+
+impl WebhookMetrics {
+    /// One ScaledObject validated on `action` (`create`, `update`), as KEDA counts them.
+    pub fn validation(&self, namespace: &str, action: &str) {
+        self.validations
+            .get_or_create(&vec![
+                ("namespace", namespace.to_string()),
+                ("action", action.to_string()),
+            ])
+            .inc();
+    }
+
+    /// One refused, with KEDA's `reason` (`incorrect-triggers`, …).
+    pub fn validation_error(&self, namespace: &str, action: &str, reason: &str) {
+        self.validation_errors
+            .get_or_create(&vec![
+                ("namespace", namespace.to_string()),
+                ("action", action.to_string()),
+                ("reason", reason.to_string()),
+            ])
+            .inc();
+    }
 }
 
 impl Default for Metrics {
@@ -170,6 +206,12 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
+        Metrics::with_high_cardinality(false)
+    }
+
+    /// With KEDA's `--enable-high-cardinality-metrics-labels`: HTTP request durations are
+    /// labelled by trigger too.
+    pub fn with_high_cardinality(high_cardinality: bool) -> Metrics {
         let mut root = Registry::default();
         let m = Metrics {
             scaler_value: Labeled::default(),
@@ -185,6 +227,8 @@ impl Metrics {
             upstream_calls: Default::default(),
             metrics_api_requests: Family::default(),
             reconcile_errors: Family::default(),
+            scalers: swell_scalers::observe::ScalerMetrics::new(high_cardinality),
+            webhook: WebhookMetrics::default(),
             registry: Registry::default(),
         };
         m.register_swell(root.sub_registry_with_prefix("swell"));
@@ -289,6 +333,48 @@ impl Metrics {
             "Triggers per type and namespace",
             m.triggers.clone(),
         );
+        registry.register(
+            "scaler_empty_upstream_responses",
+            "Number of times a query returns an empty result",
+            m.scalers.empty_upstream.clone(),
+        );
+        registry.register(
+            "scaler_http_requests",
+            "Total number of outbound HTTP requests issued during scaler metric collection",
+            m.scalers.http_requests.clone(),
+        );
+        registry.register(
+            "scaler_http_request_duration_seconds",
+            "Duration in seconds of outbound HTTP requests issued during scaler metric collection",
+            m.scalers.http_duration.clone(),
+        );
+        registry.register(
+            "webhook_scaled_object_validations",
+            "Total number of scaled object validations",
+            m.webhook.validations.clone(),
+        );
+        registry.register(
+            "webhook_scaled_object_validation_errors",
+            "Total number of scaled object validating errors",
+            m.webhook.validation_errors.clone(),
+        );
+    }
+
+    /// The name of every family /metrics exposes (`keda_…`, `swell_…`), as a scrape shows
+    /// them before suffixes: counters end in `_total`, histograms add `_bucket`, `_sum` and
+    /// `_count`.
+    pub fn family_names(&self) -> Vec<String> {
+        self.encode()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| {
+                let (name, kind) = l.split_once(' ')?;
+                Some(match kind {
+                    "counter" => format!("{name}_total"),
+                    _ => name.to_string(),
+                })
+            })
+            .collect()
     }
 
     /// Counts one answered metric value request.
@@ -332,6 +418,10 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+#[path = "metrics_chart_tests.rs"]
+mod chart_files;
 
 #[cfg(test)]
 mod tests {

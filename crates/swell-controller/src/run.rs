@@ -93,6 +93,7 @@ pub fn context(
                 settings.http_default_timeout,
             )),
             upstream_calls: metrics.upstream_calls.clone(),
+            observe: metrics.scalers.clone(),
             ..Default::default()
         },
         cluster_namespace: settings.cluster_namespace.clone(),

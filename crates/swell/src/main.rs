@@ -3,6 +3,7 @@
 mod check;
 mod logging;
 mod operator;
+mod otel;
 mod serve;
 mod webhook;
 
