@@ -165,6 +165,33 @@ pub struct Metrics {
     pub scalers: swell_scalers::observe::ScalerMetrics,
     /// The admission webhook's ScaledObject validations (`keda_webhook_*`).
     pub webhook: WebhookMetrics,
+    /// Every registered family's exposed name (see [`Metrics::family_names`]).
+    families: Vec<String>,
+}
+
+/// Registers families under one prefix, keeping their exposed names: the exposition leaves
+/// out a family without series, so it cannot tell which exist.
+struct Reg<'a> {
+    registry: &'a mut Registry,
+    prefix: &'static str,
+    names: &'a mut Vec<String>,
+}
+
+impl Reg<'_> {
+    fn register(
+        &mut self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        // prometheus-client appends `_total` to counters.
+        let suffix = match metric.metric_type() {
+            prometheus_client::metrics::MetricType::Counter => "_total",
+            _ => "",
+        };
+        self.names.push(format!("{}_{name}{suffix}", self.prefix));
+        self.registry.register(name, help, metric);
+    }
 }
 
 /// `keda_webhook_scaled_object_validations_total{namespace,action}` and
@@ -229,18 +256,29 @@ impl Metrics {
             reconcile_errors: Family::default(),
             scalers: swell_scalers::observe::ScalerMetrics::new(high_cardinality),
             webhook: WebhookMetrics::default(),
+            families: Vec::new(),
             registry: Registry::default(),
         };
-        m.register_swell(root.sub_registry_with_prefix("swell"));
-        m.register_keda(root.sub_registry_with_prefix("keda"));
+        let mut families = Vec::new();
+        m.register_swell(&mut Reg {
+            registry: root.sub_registry_with_prefix("swell"),
+            prefix: "swell",
+            names: &mut families,
+        });
+        m.register_keda(&mut Reg {
+            registry: root.sub_registry_with_prefix("keda"),
+            prefix: "keda",
+            names: &mut families,
+        });
         Metrics {
             registry: root,
+            families,
             ..m
         }
     }
 
     /// Swell's own families (`swell_…`).
-    fn register_swell(&self, registry: &mut Registry) {
+    fn register_swell(&self, registry: &mut Reg<'_>) {
         let m = self;
         registry.register(
             "scaler_upstream_calls",
@@ -260,7 +298,7 @@ impl Metrics {
     }
 
     /// KEDA's families under KEDA's names (`keda_…`), so dashboards and alerts keep working.
-    fn register_keda(&self, registry: &mut Registry) {
+    fn register_keda(&self, registry: &mut Reg<'_>) {
         let m = self;
         let build: Family<LabelSet, Gauge> = Family::default();
         build
@@ -297,7 +335,6 @@ impl Metrics {
             "1 when the scaler is active, 0 otherwise",
             m.scaler_active.family.clone(),
         );
-        // prometheus-client appends `_total` to counters, giving KEDA's exact names.
         registry.register(
             "scaler_detail_errors",
             "Errors per scaler",
@@ -360,21 +397,10 @@ impl Metrics {
         );
     }
 
-    /// The name of every family /metrics exposes (`keda_…`, `swell_…`), as a scrape shows
-    /// them before suffixes: counters end in `_total`, histograms add `_bucket`, `_sum` and
-    /// `_count`.
+    /// The name of every family /metrics exposes (`keda_…`, `swell_…`), series or not, as a
+    /// scrape shows them before histogram suffixes (`_bucket`, `_sum`, `_count`).
     pub fn family_names(&self) -> Vec<String> {
-        self.encode()
-            .lines()
-            .filter_map(|l| l.strip_prefix("# TYPE "))
-            .filter_map(|l| {
-                let (name, kind) = l.split_once(' ')?;
-                Some(match kind {
-                    "counter" => format!("{name}_total"),
-                    _ => name.to_string(),
-                })
-            })
-            .collect()
+        self.families.clone()
     }
 
     /// Counts one answered metric value request.
