@@ -39,6 +39,9 @@ tools_pid=$!
 # The second external-metrics server the delegation tests run behind Swell (cached).
 "$here/build-prometheus-adapter.sh" >"$tools_log.adapter" 2> >(tee "$tools_log.adapter-err" >&2) &
 adapter_pid=$!
+# The OTLP receiver the OpenTelemetry test exports to (cached).
+"$here/build-otlp-receiver.sh" >"$tools_log.otlp" 2> >(tee "$tools_log.otlp-err" >&2) &
+otlp_pid=$!
 cargo fmt --all -- --check
 
 cargo test --workspace --all-targets --no-run
@@ -46,6 +49,8 @@ phase "rust build + clippy"
 if ! wait "$tools_pid"; then echo "test: building the control-plane tools failed (log above)" >&2; exit 1; fi
 if ! wait "$adapter_pid"; then echo "test: building prometheus-adapter failed (log above)" >&2; exit 1; fi
 SWELL_PROMETHEUS_ADAPTER="$(cat "$tools_log.adapter")"; export SWELL_PROMETHEUS_ADAPTER
+if ! wait "$otlp_pid"; then echo "test: building the OTLP receiver failed (log above)" >&2; exit 1; fi
+SWELL_OTLP_RECEIVER="$(cat "$tools_log.otlp")"; export SWELL_OTLP_RECEIVER
 phase "go tools (overlap wait)"
 
 echo "== the image: the static swell the tests run, in the Dockerfile's runtime stage, with buildah =="

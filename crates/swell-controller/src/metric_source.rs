@@ -269,7 +269,7 @@ async fn reading(state: &LoopState, trigger: &TriggerRuntime) -> Option<Reading>
     let (r, upstream) = state
         .live
         .get(&metric.to_string(), Duration::ZERO, || async {
-            trigger.scaler.sample().await.map_err(Arc::new)
+            trigger.sample().await.map_err(Arc::new)
         })
         .await;
     if let (true, Ok(mut last)) = (upstream, state.last.lock()) {

@@ -160,6 +160,69 @@ pub struct Metrics {
     pub metrics_api_requests: Family<LabelSet, Counter>,
     /// Reconciles that ended in an error, by controller and error category.
     pub reconcile_errors: Family<LabelSet, Counter>,
+    /// Scalers' HTTP requests and empty answers (`keda_scaler_http_*`,
+    /// `keda_scaler_empty_upstream_responses_total`).
+    pub scalers: swell_scalers::observe::ScalerMetrics,
+    /// The admission webhook's ScaledObject validations (`keda_webhook_*`).
+    pub webhook: WebhookMetrics,
+    /// Every registered family's exposed name (see [`Metrics::family_names`]).
+    families: Vec<String>,
+}
+
+/// Registers families under one prefix, keeping their exposed names: the exposition leaves
+/// out a family without series, so it cannot tell which exist.
+struct Reg<'a> {
+    registry: &'a mut Registry,
+    prefix: &'static str,
+    names: &'a mut Vec<String>,
+}
+
+impl Reg<'_> {
+    fn register(
+        &mut self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        // prometheus-client appends `_total` to counters.
+        let suffix = match metric.metric_type() {
+            prometheus_client::metrics::MetricType::Counter => "_total",
+            _ => "",
+        };
+        self.names.push(format!("{}_{name}{suffix}", self.prefix));
+        self.registry.register(name, help, metric);
+    }
+}
+
+/// `keda_webhook_scaled_object_validations_total{namespace,action}` and
+/// `keda_webhook_scaled_object_validation_errors_total{namespace,action,reason}`.
+#[derive(Clone, Default)]
+pub struct WebhookMetrics {
+    pub validations: Family<LabelSet, Counter>,
+    pub validation_errors: Family<LabelSet, Counter>,
+}
+
+impl WebhookMetrics {
+    /// One ScaledObject validated on `action` (`create`, `update`), as KEDA counts them.
+    pub fn validation(&self, namespace: &str, action: &str) {
+        self.validations
+            .get_or_create(&vec![
+                ("namespace", namespace.to_string()),
+                ("action", action.to_string()),
+            ])
+            .inc();
+    }
+
+    /// One refused, with KEDA's `reason` (`incorrect-triggers`, …).
+    pub fn validation_error(&self, namespace: &str, action: &str, reason: &str) {
+        self.validation_errors
+            .get_or_create(&vec![
+                ("namespace", namespace.to_string()),
+                ("action", action.to_string()),
+                ("reason", reason.to_string()),
+            ])
+            .inc();
+    }
 }
 
 impl Default for Metrics {
@@ -170,6 +233,12 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
+        Metrics::with_high_cardinality(false)
+    }
+
+    /// With KEDA's `--enable-high-cardinality-metrics-labels`: HTTP request durations are
+    /// labelled by trigger too.
+    pub fn with_high_cardinality(high_cardinality: bool) -> Metrics {
         let mut root = Registry::default();
         let m = Metrics {
             scaler_value: Labeled::default(),
@@ -185,18 +254,31 @@ impl Metrics {
             upstream_calls: Default::default(),
             metrics_api_requests: Family::default(),
             reconcile_errors: Family::default(),
+            scalers: swell_scalers::observe::ScalerMetrics::new(high_cardinality),
+            webhook: WebhookMetrics::default(),
+            families: Vec::new(),
             registry: Registry::default(),
         };
-        m.register_swell(root.sub_registry_with_prefix("swell"));
-        m.register_keda(root.sub_registry_with_prefix("keda"));
+        let mut families = Vec::new();
+        m.register_swell(&mut Reg {
+            registry: root.sub_registry_with_prefix("swell"),
+            prefix: "swell",
+            names: &mut families,
+        });
+        m.register_keda(&mut Reg {
+            registry: root.sub_registry_with_prefix("keda"),
+            prefix: "keda",
+            names: &mut families,
+        });
         Metrics {
             registry: root,
+            families,
             ..m
         }
     }
 
     /// Swell's own families (`swell_…`).
-    fn register_swell(&self, registry: &mut Registry) {
+    fn register_swell(&self, registry: &mut Reg<'_>) {
         let m = self;
         registry.register(
             "scaler_upstream_calls",
@@ -216,7 +298,7 @@ impl Metrics {
     }
 
     /// KEDA's families under KEDA's names (`keda_…`), so dashboards and alerts keep working.
-    fn register_keda(&self, registry: &mut Registry) {
+    fn register_keda(&self, registry: &mut Reg<'_>) {
         let m = self;
         let build: Family<LabelSet, Gauge> = Family::default();
         build
@@ -253,7 +335,6 @@ impl Metrics {
             "1 when the scaler is active, 0 otherwise",
             m.scaler_active.family.clone(),
         );
-        // prometheus-client appends `_total` to counters, giving KEDA's exact names.
         registry.register(
             "scaler_detail_errors",
             "Errors per scaler",
@@ -289,6 +370,37 @@ impl Metrics {
             "Triggers per type and namespace",
             m.triggers.clone(),
         );
+        registry.register(
+            "scaler_empty_upstream_responses",
+            "Number of times a query returns an empty result",
+            m.scalers.empty_upstream.clone(),
+        );
+        registry.register(
+            "scaler_http_requests",
+            "Total number of outbound HTTP requests issued during scaler metric collection",
+            m.scalers.http_requests.clone(),
+        );
+        registry.register(
+            "scaler_http_request_duration_seconds",
+            "Duration in seconds of outbound HTTP requests issued during scaler metric collection",
+            m.scalers.http_duration.clone(),
+        );
+        registry.register(
+            "webhook_scaled_object_validations",
+            "Total number of scaled object validations",
+            m.webhook.validations.clone(),
+        );
+        registry.register(
+            "webhook_scaled_object_validation_errors",
+            "Total number of scaled object validating errors",
+            m.webhook.validation_errors.clone(),
+        );
+    }
+
+    /// The name of every family /metrics exposes (`keda_…`, `swell_…`), series or not, as a
+    /// scrape shows them before histogram suffixes (`_bucket`, `_sum`, `_count`).
+    pub fn family_names(&self) -> Vec<String> {
+        self.families.clone()
     }
 
     /// Counts one answered metric value request.
@@ -332,6 +444,10 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+#[path = "metrics_chart_tests.rs"]
+mod chart_files;
 
 #[cfg(test)]
 mod tests {

@@ -100,6 +100,7 @@ pub fn context(
             workloads: Some(Arc::new(KubePods(client.clone()))),
             http: Arc::new(swell_scalers::http::HttpClients::new(settings.http)),
             upstream_calls: metrics.upstream_calls.clone(),
+            observe: metrics.scalers.clone(),
             ..Default::default()
         },
         cluster_namespace: settings.cluster_namespace.clone(),

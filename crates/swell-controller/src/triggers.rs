@@ -5,7 +5,8 @@ use k8s_openapi::api::core::v1::{PodSpec, ServiceAccount};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 use swell_api::{ClusterTriggerAuthentication, ScaleTriggers, TriggerAuthentication};
-use swell_scalers::{MetricSpec, MetricType, RawParams, Scaler, ScalerError, TriggerInput};
+use swell_scalers::observe::{Reader, Scope};
+use swell_scalers::{MetricSpec, MetricType, RawParams, Sample, Scaler, ScalerError, TriggerInput};
 
 use crate::auth::{AuthError, Resolver};
 use crate::target::TargetError;
@@ -17,10 +18,21 @@ pub struct TriggerRuntime {
     pub spec: MetricSpec,
     pub scaler: Box<dyn Scaler>,
     pub use_cached_metrics: bool,
+    /// Who reads, for the HTTP request and empty-answer metrics of its readings.
+    pub scope: Scope,
+}
+
+impl TriggerRuntime {
+    /// Reads the source once, its HTTP requests and empty answers recorded as this trigger's.
+    pub async fn sample(&self) -> Result<Sample, ScalerError> {
+        self.scope.run(self.scaler.sample()).await
+    }
 }
 
 /// What owns the triggers.
 pub struct Owner<'a> {
+    /// `ScaledObject` or `ScaledJob`.
+    pub kind: &'static str,
     pub namespace: &'a str,
     pub name: &'a str,
     pub triggers: &'a [ScaleTriggers],
@@ -174,7 +186,9 @@ impl Builder {
                 pod_identity,
                 polling_interval,
             };
-            let trigger = self.build_one(&input, t.use_cached_metrics()).await?;
+            let trigger = self
+                .build_one(&input, owner.kind, t.use_cached_metrics())
+                .await?;
             built.triggers.push(trigger);
             if let Ok(checked) = swell_scalers::check(&input) {
                 built.notices.extend(checked.warnings);
@@ -187,6 +201,7 @@ impl Builder {
     async fn build_one(
         &self,
         input: &TriggerInput,
+        kind: &'static str,
         use_cached_metrics: bool,
     ) -> Result<TriggerRuntime, BuildError> {
         // Some scalers ask their source first (an external scaler's GetMetricSpec).
@@ -199,12 +214,25 @@ impl Builder {
             type_: input.type_.clone(),
             source,
         })?;
+        let spec = scaler.metric_spec();
+        let reader = Reader {
+            namespace: input.namespace.clone(),
+            scaled_resource: input.scaled_object.clone(),
+            resource_type: kind,
+            scaler: input.type_.clone(),
+            trigger_name: input.name.clone().unwrap_or_default(),
+            metric_name: spec.name().to_string(),
+        };
         Ok(TriggerRuntime {
             index: input.index,
             type_: input.type_.clone(),
-            spec: scaler.metric_spec(),
+            spec,
             scaler,
             use_cached_metrics,
+            scope: Scope {
+                reader: std::sync::Arc::new(reader),
+                sink: self.shared.observe.clone(),
+            },
         })
     }
 

@@ -315,8 +315,7 @@ impl StorageClient {
         if !body.is_empty() || matches!(method, reqwest::Method::PUT | reqwest::Method::POST) {
             req = req.body(body);
         }
-        let resp = req
-            .send()
+        let resp = crate::observe::send(req)
             .await
             .map_err(|e| UpstreamError::reqwest(&e, format!("{shown_url}: {}", cause(&e))))?;
         let status = resp.status().as_u16();

@@ -10,6 +10,7 @@ pub mod http_auth;
 pub mod kafka;
 pub mod metadata;
 pub mod oauth;
+pub mod observe;
 pub mod redis_client;
 pub mod scalers;
 pub mod tls;
@@ -248,6 +249,8 @@ pub struct Shared {
     /// etcd clients per endpoints, TLS settings and credentials (etcd).
     pub etcd: std::sync::Arc<scalers::etcd::EtcdClients>,
     pub upstream_calls: UpstreamCalls,
+    /// HTTP requests and empty answers, by trigger (KEDA's scaler HTTP metrics).
+    pub observe: observe::ScalerMetrics,
 }
 
 impl Shared {

@@ -145,10 +145,11 @@ impl Operator {
         let _ = self.child.wait();
     }
 
-    /// The HTTPS address the operator logged for /metrics and health.
+    /// The address the operator logged for /metrics and health (plain HTTP unless it runs
+    /// with `--metrics-tls`).
     pub fn metrics_addr(&self) -> Option<String> {
         let text = self.log_text();
-        let line = text.lines().find(|l| l.contains("serving HTTPS"))?;
+        let line = text.lines().find(|l| l.contains("serving /metrics over"))?;
         let i = line.find("addr=")?;
         let rest = &line[i + 5..];
         Some(

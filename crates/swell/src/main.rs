@@ -5,6 +5,7 @@ mod kube_api;
 mod leader;
 mod logging;
 mod operator;
+mod otel;
 mod outbound;
 mod serve;
 mod webhook;

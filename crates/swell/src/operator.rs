@@ -1,5 +1,5 @@
-//! `swell operator`: the ScaledObject controller under leader election, plus HTTPS
-//! /metrics, /healthz and /readyz on every replica.
+//! `swell operator`: the ScaledObject controller under leader election, plus /metrics,
+//! /healthz and /readyz on every replica (plain HTTP as KEDA's, or HTTPS with --metrics-tls).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,13 +52,26 @@ pub struct OperatorArgs {
     /// rbac.restrictSecretAccess; default: the watched namespace, or all).
     #[arg(long, env = "SWELL_CREDENTIALS_NAMESPACE")]
     credentials_namespace: Option<String>,
-    /// Address for HTTPS /metrics, /healthz, /readyz.
+    /// Address for /metrics, /healthz, /readyz (plain HTTP, as KEDA's scrape, unless
+    /// --metrics-tls).
     #[arg(
         long,
         env = "SWELL_METRICS_BIND_ADDRESS",
         default_value = "0.0.0.0:8080"
     )]
     metrics_bind_address: SocketAddr,
+    /// Serve /metrics, /healthz and /readyz over HTTPS (a self-signed certificate) instead
+    /// of plain HTTP.
+    #[arg(long, env = "SWELL_METRICS_TLS", default_value_t = false, action = clap::ArgAction::Set)]
+    metrics_tls: bool,
+    /// Label keda_scaler_http_request_duration_seconds by namespace, scaled_resource,
+    /// trigger_name and metric_name too, as KEDA's flag of the same name.
+    #[arg(long, env = "SWELL_ENABLE_HIGH_CARDINALITY_METRICS_LABELS", default_value_t = false, action = clap::ArgAction::Set)]
+    enable_high_cardinality_metrics_labels: bool,
+    /// Push the metrics over OTLP (http/protobuf) under KEDA's OpenTelemetry names, to
+    /// OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, as KEDA's flag.
+    #[arg(long, env = "SWELL_ENABLE_OPENTELEMETRY_METRICS", default_value_t = false, action = clap::ArgAction::Set)]
+    enable_opentelemetry_metrics: bool,
     /// Minimum TLS version on Swell's ports.
     #[arg(
         long,
@@ -367,6 +380,7 @@ fn start_metrics_api(
 fn start_webhook(
     args: &OperatorArgs,
     client: &Client,
+    metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let (svc, ns) = (&args.webhook_service, &args.namespace);
@@ -389,11 +403,11 @@ fn start_webhook(
     tokio::spawn(async move { maintained.maintain(Some(c), stop).await });
     let (addr, router, stop) = (
         args.webhook_bind_address,
-        crate::webhook::router(client.clone()),
+        crate::webhook::router(client.clone(), metrics.webhook.clone()),
         shutdown.clone(),
     );
     tokio::spawn(async move {
-        if let Err(e) = serve::serve(addr, tls, router, stop.clone()).await {
+        if let Err(e) = serve::serve(addr, Some(tls), router, stop.clone(), "the webhook").await {
             tracing::error!(error = %e, "admission webhook stopped");
             stop.cancel();
         }
@@ -556,18 +570,31 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("swell-{}", std::process::id()));
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_high_cardinality(
+        args.enable_high_cardinality_metrics_labels,
+    ));
     let shutdown = CancellationToken::new();
     let ready = Arc::new(AtomicBool::new(false));
+    // Held until the operator returns: dropping it flushes the last measurements.
+    let _otel = if args.enable_opentelemetry_metrics {
+        Some(crate::otel::start(metrics.clone())?)
+    } else {
+        None
+    };
 
-    let (certs, key) = serve::self_signed(vec!["localhost".into()])?;
-    let tls = serve::server_config(certs, key, args.min_tls_version)?;
+    let tls = if args.metrics_tls {
+        let (certs, key) = serve::self_signed(vec!["localhost".into()])?;
+        Some(serve::server_config(certs, key, args.min_tls_version)?)
+    } else {
+        None
+    };
     let router = health_and_metrics(metrics.clone(), ready.clone());
     let server = tokio::spawn(serve::serve(
         args.metrics_bind_address,
         tls,
         router,
         shutdown.clone(),
+        "/metrics",
     ));
 
     let sig = shutdown.clone();
@@ -589,7 +616,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         );
     }
     if args.webhook {
-        start_webhook(&args, &client, &shutdown)?;
+        start_webhook(&args, &client, &metrics, &shutdown)?;
     }
     ready.store(true, Ordering::Relaxed);
     if args.leader_elect {

@@ -1,5 +1,6 @@
-//! HTTPS serving for Swell's ports: a self-signed certificate made at start-up unless one
-//! is supplied, and an axum router on each accepted connection.
+//! Serving Swell's ports: HTTPS with a self-signed certificate made at start-up unless one
+//! is supplied, or plain HTTP (the metrics port's default, as KEDA's), and an axum router on
+//! each accepted connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,19 +69,22 @@ pub fn server_config(
     Ok(cfg)
 }
 
-/// Serves `router` over TLS on `addr` until `shutdown` fires.
+/// Serves `router` on `addr` until `shutdown` fires: over TLS with `tls`, else plain HTTP.
+/// `what` names the server in the log line giving its address.
 pub async fn serve(
     addr: SocketAddr,
-    tls: rustls::ServerConfig,
+    tls: Option<rustls::ServerConfig>,
     router: axum::Router,
     shutdown: CancellationToken,
+    what: &'static str,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(Arc::new(t)));
     let addr = listener.local_addr().unwrap_or(addr);
-    tracing::info!(%addr, "serving HTTPS");
+    let scheme = if acceptor.is_some() { "HTTPS" } else { "HTTP" };
+    tracing::info!(%addr, "serving {what} over {scheme}");
     loop {
         let (tcp, _) = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -95,13 +99,25 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let router = router.clone();
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let svc = hyper_util::service::TowerToHyperService::new(router);
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), svc)
-                .await;
+            match acceptor {
+                Some(acceptor) => {
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        connection(TokioIo::new(tls), router).await;
+                    }
+                }
+                None => connection(TokioIo::new(tcp), router).await,
+            }
         });
     }
+}
+
+/// Serves one accepted connection (HTTP/1.1 or h2) until it closes.
+async fn connection<I>(io: TokioIo<I>, router: axum::Router)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper_util::service::TowerToHyperService::new(router);
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection(io, svc)
+        .await;
 }

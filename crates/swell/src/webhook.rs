@@ -14,6 +14,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use swell_check::check::{self, AuthKnowledge, Finding, Severity};
 use swell_check::check_cluster::{self, Mode};
+use swell_controller::metrics::WebhookMetrics;
 use tokio::sync::Semaphore;
 
 use swell_check::manifest::{Doc, Object, parse_doc};
@@ -43,9 +44,10 @@ const CONCURRENT_REVIEWS: usize = 2;
 struct Reviewer {
     client: kube::Client,
     permits: Arc<Semaphore>,
+    metrics: WebhookMetrics,
 }
 
-pub fn router(client: kube::Client) -> axum::Router {
+pub fn router(client: kube::Client, metrics: WebhookMetrics) -> axum::Router {
     let mut router = axum::Router::new();
     for path in PATHS {
         router = router.route(path, post(review));
@@ -55,6 +57,7 @@ pub fn router(client: kube::Client) -> axum::Router {
         .with_state(Reviewer {
             client,
             permits: Arc::new(Semaphore::new(CONCURRENT_REVIEWS)),
+            metrics,
         })
 }
 
@@ -233,6 +236,14 @@ async fn decide(reviewer: &Reviewer, mut request: Value) -> (bool, String, Vec<S
         .or_else(|| object["metadata"]["namespace"].as_str())
         .unwrap_or_default()
         .to_string();
+    let kind = request["kind"]["kind"]
+        .as_str()
+        .unwrap_or("object")
+        .to_string();
+    let action = operation.to_ascii_lowercase();
+    if kind == "ScaledObject" {
+        reviewer.metrics.validation(&namespace, &action);
+    }
     let found = match findings(reviewer, &namespace, object).await {
         Ok(f) => f,
         Err(e) => return (false, e, Vec::new()),
@@ -247,15 +258,119 @@ async fn decide(reviewer: &Reviewer, mut request: Value) -> (bool, String, Vec<S
         .filter(|f| f.severity == Severity::Warning)
         .map(ToString::to_string)
         .collect();
-    let kind = request["kind"]["kind"].as_str().unwrap_or("object");
-    tracing::debug!(kind, namespace, errors = errors.len(), "admission review");
+    if let Some(first) = found.iter().find(|f| f.severity == Severity::Error) {
+        let reason = validation_reason(first);
+        // KEDA's ScaledJob webhook checks (and counts) only the triggers.
+        if kind == "ScaledObject" || (kind == "ScaledJob" && reason == "incorrect-triggers") {
+            reviewer
+                .metrics
+                .validation_error(&namespace, &action, reason);
+        }
+    }
+    tracing::debug!(%kind, namespace, errors = errors.len(), "admission review");
     (errors.is_empty(), errors.join("; "), warnings)
+}
+
+/// KEDA's `reason` label of `keda_webhook_scaled_object_validation_errors_total` for the
+/// first error found: by the field it names (and, for the target, what it says).
+fn validation_reason(f: &Finding) -> &'static str {
+    let field = f.field.as_str();
+    let under = |prefix: &str| {
+        field == prefix
+            || field.starts_with(&format!("{prefix}."))
+            || field.starts_with(&format!("{prefix}["))
+    };
+    if under("spec.triggers") {
+        if f.message.contains(" request") && f.message.contains("Utilization") {
+            return "missing-requests";
+        }
+        return "incorrect-triggers";
+    }
+    if under("spec.advanced.scalingModifiers") {
+        return "scaling-modifiers";
+    }
+    if under("spec.fallback") {
+        return "incorrect-fallback";
+    }
+    let too_long = f.message.contains("long");
+    if under("spec.advanced.horizontalPodAutoscalerConfig.name") && too_long {
+        return "hpa-name-too-long";
+    }
+    if under("metadata.name") && too_long {
+        return "name-too-long";
+    }
+    if [
+        "spec.minReplicaCount",
+        "spec.maxReplicaCount",
+        "spec.idleReplicaCount",
+    ]
+    .iter()
+    .any(|p| under(p))
+    {
+        return "incorrect-replicas";
+    }
+    if under("spec.scaleTargetRef") {
+        if f.message.starts_with("HorizontalPodAutoscaler ") {
+            return "other-hpa";
+        }
+        if f.message.starts_with("ScaledObject ") {
+            return "other-scaled-object";
+        }
+    }
+    "other"
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    #[test]
+    fn validation_reasons_are_kedas() {
+        let cases = [
+            (
+                "spec.triggers[0].metadata.query",
+                "is required",
+                "incorrect-triggers",
+            ),
+            (
+                "spec.triggers[1]",
+                "the target's container \"a\" has no cpu request, so cpu Utilization cannot be computed",
+                "missing-requests",
+            ),
+            (
+                "spec.advanced.scalingModifiers.formula",
+                "bad",
+                "scaling-modifiers",
+            ),
+            ("spec.fallback.replicas", "bad", "incorrect-fallback"),
+            ("spec.minReplicaCount", "above max", "incorrect-replicas"),
+            ("spec.idleReplicaCount", "bad", "incorrect-replicas"),
+            ("metadata.name", "too long", "name-too-long"),
+            ("metadata.name", "required; name the object", "other"),
+            (
+                "spec.advanced.horizontalPodAutoscalerConfig.name",
+                "too long",
+                "hpa-name-too-long",
+            ),
+            (
+                "spec.scaleTargetRef",
+                "ScaledObject ns/b already targets apps/v1 Deployment a",
+                "other-scaled-object",
+            ),
+            (
+                "spec.scaleTargetRef",
+                "HorizontalPodAutoscaler ns/h already scales it",
+                "other-hpa",
+            ),
+            ("spec.scaleTargetRef", "Deployment a not found", "other"),
+            ("spec.pollingIntervalX", "bad", "other"),
+        ];
+        for (field, message, want) in cases {
+            let f = Finding::error(field, message);
+            assert_eq!(validation_reason(&f), want, "{field}: {message}");
+        }
+    }
 
     #[test]
     fn deadline_follows_the_api_servers_timeout() {
@@ -278,7 +393,10 @@ mod tests {
 
     async fn post_with(body: &[u8], timeout: &str) -> (String, String) {
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-        let router = router(kube::Client::try_from(config).unwrap());
+        let router = router(
+            kube::Client::try_from(config).unwrap(),
+            WebhookMetrics::default(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move { axum::serve(listener, router).await });

@@ -374,7 +374,7 @@ async fn an_invalid_job_target_ref_is_named_then_fixed() {
             let value = "keda_scaler_metrics_value{";
             wait_until("/metrics to count the ScaledJob", WAIT, || async {
                 let out = std::process::Command::new("curl")
-                    .args(["-sk", &format!("https://{addr}/metrics")])
+                    .args(["-sk", &format!("http://{addr}/metrics")])
                     .output()
                     .map_err(|e| e.to_string())?;
                 let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -393,7 +393,7 @@ async fn an_invalid_job_target_ref_is_named_then_fixed() {
             let errors = format!("keda_scaled_job_errors_total{{namespace=\"{}\",scaledJob=\"bad\"}}", ns.name);
             wait_until("/metrics to count the ScaledJob's error", WAIT, || async {
                 let out = std::process::Command::new("curl")
-                    .args(["-sk", &format!("https://{addr}/metrics")])
+                    .args(["-sk", &format!("http://{addr}/metrics")])
                     .output()
                     .map_err(|e| e.to_string())?;
                 let text = String::from_utf8_lossy(&out.stdout).to_string();

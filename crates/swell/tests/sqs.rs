@@ -645,7 +645,7 @@ async fn one_upstream_call_per_queue_and_identity() {
             let addr = op.metrics_addr().unwrap();
             let calls = || {
                 let out = std::process::Command::new("curl")
-                    .args(["-sk", &format!("https://{addr}/metrics")])
+                    .args(["-sk", &format!("http://{addr}/metrics")])
                     .output()
                     .unwrap();
                 let text = String::from_utf8_lossy(&out.stdout).to_string();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use swell_testkit::{MetricServer, Operator, Reply, wait_until};
+use swell_testkit::{MetricServer, Operator, OtlpReceiver, Reply, wait_until};
 
 #[tokio::test]
 async fn trigger_authentication_and_env_feed_the_scaler() {
@@ -355,7 +355,8 @@ spec:
             ns.api::<swell_api::ScaledObject>().delete("app", &Default::default()).await.unwrap();
             wait_until("the deleted ScaledObject's series to leave /metrics", WAIT, || async {
                 let text = metrics_text(&addr);
-                let ours = |l: &&str| l.contains("scaledObject=\"app\"") || l.contains("resource=\"app\"");
+                // The HTTP request and empty-answer counters stay, as in KEDA.
+                let ours = |l: &&str| l.contains("scaledObject=\"app\"") || l.contains(",resource=\"app\"");
                 match text.lines().find(ours) {
                     None if text.contains("keda_build_info{") => Ok(()),
                     None => Err(format!("no answer: {text}")),
@@ -367,9 +368,170 @@ spec:
         .await;
 }
 
+/// KEDA's scaler HTTP metrics and empty-answer counter, on plain HTTP /metrics: each
+/// trigger's requests by status code, their durations, and a prometheus query that
+/// matched nothing.
+#[tokio::test]
+async fn scaler_requests_and_empty_answers_are_metered() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("trg-http-metrics", |ns| async move {
+            let ok = MetricServer::start(3.0).await;
+            let down = MetricServer::start(0.0).await;
+            down.set(Reply::Fail(503));
+            let empty = MetricServer::start(0.0).await;
+            empty.set(Reply::Json(
+                r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#.into(),
+            ));
+            ns.apply(cluster, &deployment("app", 1)).unwrap();
+            ns.apply(
+                cluster,
+                &format!(
+                    r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app}}
+spec:
+  scaleTargetRef: {{name: app}}
+  pollingInterval: 1
+  minReplicaCount: 1
+  triggers:
+  - type: metrics-api
+    name: ok
+    metadata: {{url: "{ok}", valueLocation: value, targetValue: "2"}}
+  - type: metrics-api
+    metadata: {{url: "{down}", valueLocation: value, targetValue: "2"}}
+  - type: prometheus
+    name: empty
+    metadata: {{serverAddress: "{empty}", query: "up", threshold: "1"}}
+"#,
+                    ok = ok.url,
+                    down = down.url,
+                    empty = empty.url
+                ),
+            )
+            .unwrap();
+            let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            let n = &ns.name;
+            let requests = |trigger: &str, scaler: &str, metric: &str, code: &str| {
+                format!(
+                    "keda_scaler_http_requests_total{{namespace=\"{n}\",scaled_resource=\"app\",scaler=\"{scaler}\",trigger_name=\"{trigger}\",metric_name=\"{metric}"
+                ) + &format!("\",status_code=\"{code}\"}} ")
+            };
+            let text = wait_metrics(
+                &op,
+                &[
+                    requests("ok", "metrics-api", "s0-metric-api-value", "200"),
+                    requests("", "metrics-api", "s1-metric-api-value", "503"),
+                    requests("empty", "prometheus", "s2-prometheus", "200"),
+                    "keda_scaler_http_request_duration_seconds_bucket{le=\"+Inf\",scaler=\"prometheus\",status_code=\"200\"} ".into(),
+                    "keda_scaler_http_request_duration_seconds_count{scaler=\"metrics-api\",status_code=\"503\"} ".into(),
+                    format!("keda_scaler_empty_upstream_responses_total{{namespace=\"{n}\",scaledResource=\"app\",triggerName=\"empty\",metricName=\"s2-prometheus\",resourceType=\"ScaledObject\",ignoreNullValues=\"true\"}} "),
+                ],
+            )
+            .await;
+            // Only the prometheus trigger's empty answers count.
+            let empties = text
+                .lines()
+                .filter(|l| l.starts_with("keda_scaler_empty_upstream_responses_total{"))
+                .count();
+            assert_eq!(empties, 1, "{text}");
+        })
+        .await;
+}
+
+/// `--enable-opentelemetry-metrics`: the operator pushes KEDA's `keda.*` instruments, with
+/// KEDA's attributes, over OTLP/HTTP to a local receiver.
+#[tokio::test]
+async fn opentelemetry_metrics_reach_an_otlp_receiver() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("trg-otel", |ns| async move {
+            let receiver = OtlpReceiver::start();
+            let source = MetricServer::start(3.0).await;
+            ns.apply(cluster, &deployment("app", 1)).unwrap();
+            ns.apply(
+                cluster,
+                &scaled_object("app", "app", &source.url, "  minReplicaCount: 1"),
+            )
+            .unwrap();
+            let _op = Operator::start_env(
+                cluster,
+                swell(),
+                &ns.name,
+                None,
+                &[
+                    "--leader-elect=false",
+                    "--enable-opentelemetry-metrics=true",
+                ],
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+                    ("OTEL_METRIC_EXPORT_INTERVAL", "1000"),
+                ],
+            );
+            let n = ns.name.clone();
+            let has = |name: &str, want: &[(&str, &str)]| {
+                let points = receiver.points(name);
+                let found = points.iter().find(|p| {
+                    want.iter()
+                        .all(|(k, v)| p.attributes.iter().any(|(pk, pv)| pk == k && pv == v))
+                });
+                found
+                    .map(|p| p.value)
+                    .ok_or(format!("{name} {want:?} not among {points:?}"))
+            };
+            wait_until("KEDA's instruments at the OTLP receiver", WAIT, || async {
+                let scaler = [
+                    ("namespace", n.as_str()),
+                    ("scaledObject", "app"),
+                    ("scaler", "metrics-api"),
+                    ("scalerIndex", "0"),
+                    ("metric", "s0-metric-api-value"),
+                ];
+                let value = has("keda.scaler.metrics.value", &scaler)?;
+                if value != 3.0 {
+                    return Err(format!("keda.scaler.metrics.value is {value}"));
+                }
+                has("keda.scaler.active", &scaler)?;
+                has("keda.scaler.metrics.latency.seconds", &scaler)?;
+                has(
+                    "keda.internal.scale.loop.latency.seconds",
+                    &[
+                        ("namespace", n.as_str()),
+                        ("type", "scaledobject"),
+                        ("name", "app"),
+                    ],
+                )?;
+                has("keda.build.info", &[("goversion", "rust")])?;
+                has(
+                    "keda.resource.registered.count",
+                    &[("namespace", n.as_str())],
+                )?;
+                has("keda.trigger.registered.count", &[("type", "metrics-api")])?;
+                has(
+                    "keda.scaler.http.requests.count",
+                    &[
+                        ("namespace", n.as_str()),
+                        ("scaled_resource", "app"),
+                        ("scaler", "metrics-api"),
+                        ("metric_name", "s0-metric-api-value"),
+                        ("status_code", "200"),
+                    ],
+                )?;
+                has(
+                    "keda.scaler.http.request.duration.seconds",
+                    &[("scaler", "metrics-api"), ("status_code", "200")],
+                )?;
+                Ok(())
+            })
+            .await;
+        })
+        .await;
+}
+
 fn metrics_text(addr: &str) -> String {
     let out = std::process::Command::new("curl")
-        .args(["-sk", &format!("https://{addr}/metrics")])
+        .args(["-sk", &format!("http://{addr}/metrics")])
         .output()
         .map(|o| o.stdout)
         .unwrap_or_default();

@@ -238,6 +238,21 @@ spec:
             let (ok, out) = kubectl_apply(cluster, &n, &formula);
             assert!(!ok && out.contains(&want), "want {want:?}, got {out}");
 
+            // KEDA's webhook metrics, on the operator's plain-HTTP /metrics: every
+            // ScaledObject validated, and each refusal by KEDA's reason.
+            let errors = |reason: &str| {
+                format!("keda_webhook_scaled_object_validation_errors_total{{namespace=\"{n}\",action=\"create\",reason=\"{reason}\"}} ")
+            };
+            wait_metrics(
+                &_op,
+                &[
+                    format!("keda_webhook_scaled_object_validations_total{{namespace=\"{n}\",action=\"create\"}} "),
+                    errors("incorrect-triggers"),
+                    errors("scaling-modifiers"),
+                ],
+            )
+            .await;
+
             // A TriggerAuthentication that KEDA's rules reject.
             let ta = "apiVersion: keda.sh/v1alpha1
 kind: TriggerAuthentication

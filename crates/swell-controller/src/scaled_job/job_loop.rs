@@ -133,7 +133,7 @@ async fn read_loads(
             MetricSpec::Resource { .. } => None,
         })
         .collect();
-    let readings = futures::future::join_all(polled.iter().map(|(t, _)| t.scaler.sample())).await;
+    let readings = futures::future::join_all(polled.iter().map(|(t, _)| t.sample())).await;
     let mut loads = Vec::new();
     let mut p = Polled {
         polled: polled.len(),

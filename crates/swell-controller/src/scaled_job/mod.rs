@@ -170,6 +170,7 @@ impl JobCtx {
         self.base
             .builder
             .build(Owner {
+                kind: "ScaledJob",
                 namespace: &ns,
                 name: &sj.name_any(),
                 triggers: &sj.spec.triggers,

@@ -54,6 +54,7 @@ async fn build(
     let built = ctx
         .builder
         .build(Owner {
+            kind: "ScaledObject",
             namespace: &ns,
             name: &so.name_any(),
             triggers: &so.spec.triggers,

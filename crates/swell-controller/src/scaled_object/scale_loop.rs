@@ -69,7 +69,7 @@ async fn read_all(
     let polled = state.triggers.iter().filter(|t| t.scaler.polled());
     let readings = join_all(polled.map(|t| async move {
         let started = Instant::now();
-        let result = t.scaler.sample().await.map_err(Arc::new);
+        let result = t.sample().await.map_err(Arc::new);
         (t, result, started.elapsed())
     }))
     .await;

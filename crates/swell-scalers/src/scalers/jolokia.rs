@@ -51,7 +51,7 @@ impl Read {
         if self.json_content_type {
             req = req.header(reqwest::header::CONTENT_TYPE, "application/json");
         }
-        let resp = req.send().await.map_err(|e| {
+        let resp = crate::observe::send(req).await.map_err(|e| {
             // The whole chain without the URL: "error sending request" alone hides the cause.
             let e = e.without_url();
             UpstreamError::reqwest(&e, what(crate::aws::error_chain(&e)))

@@ -220,7 +220,7 @@ impl Scaler for MetricsApiScaler {
             .apply(client.get(&self.url), &client, &self.shared.oauth_tokens)
             .await?;
         // Never echo the request (it may carry a key); the URL alone names the source.
-        let resp = req.send().await.map_err(|e| {
+        let resp = crate::observe::send(req).await.map_err(|e| {
             // The whole chain: "error sending request" alone hides a timeout or refusal.
             let e = e.without_url();
             let why = crate::aws::error_chain(&e);

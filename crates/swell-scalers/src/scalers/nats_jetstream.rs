@@ -398,7 +398,7 @@ struct Found {
 
 /// GETs a monitoring URL and reads its JSON; errors name the URL and the cause.
 async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, UpstreamError> {
-    let resp = client.get(url).send().await.map_err(|e| {
+    let resp = crate::observe::send(client.get(url)).await.map_err(|e| {
         let e = e.without_url();
         let why = crate::aws::error_chain(&e);
         UpstreamError::reqwest(&e, format!("nats-jetstream GET {url}: {why}"))

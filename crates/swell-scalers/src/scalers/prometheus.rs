@@ -179,11 +179,13 @@ impl PrometheusScaler {
                 .sign(identity, region, "aps", &mut request)
                 .await?;
         }
-        let resp = client.execute(request).await.map_err(|e| {
-            let e = e.without_url();
-            let message = format!("GET {url}: {}", crate::aws::error_chain(&e));
-            UpstreamError::reqwest(&e, message)
-        })?;
+        let resp = crate::observe::request(client.execute(request))
+            .await
+            .map_err(|e| {
+                let e = e.without_url();
+                let message = format!("GET {url}: {}", crate::aws::error_chain(&e));
+                UpstreamError::reqwest(&e, message)
+            })?;
         let status = resp.status().as_u16();
         if status == 401 {
             self.auth.refused(&self.shared.oauth_tokens);
@@ -198,7 +200,32 @@ impl PrometheusScaler {
             let e = e.without_url();
             UpstreamError::reqwest(&e, format!("reading the answer of {url}: {e}"))
         })?;
-        query_value(&body, &self.query, self.ignore_null)
+        let json = parse_answer(&body)?;
+        if empty_answer(&json) {
+            crate::observe::empty_response(self.ignore_null);
+        }
+        value_of(&json, &self.query, self.ignore_null)
+    }
+}
+
+fn parse_answer(body: &str) -> Result<Value, UpstreamError> {
+    serde_json::from_str(body)
+        .map_err(|e| UpstreamError::bad_response(format!("the Prometheus answer is not JSON: {e}")))
+}
+
+/// Whether the answer is one KEDA counts in `keda_scaler_empty_upstream_responses_total`:
+/// no element, or an element with an empty value list.
+pub fn empty_answer(json: &Value) -> bool {
+    match json.pointer("/data/result").and_then(Value::as_array) {
+        None => true,
+        Some(r) => match r.as_slice() {
+            [] => true,
+            [one] => one
+                .get("value")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty),
+            _ => false,
+        },
     }
 }
 
@@ -206,10 +233,11 @@ impl PrometheusScaler {
 /// (an error otherwise), more than one element is an error, NaN and ±Inf are 0 with
 /// `ignoreNullValues` (an error otherwise).
 pub fn query_value(body: &str, query: &str, ignore_null: bool) -> Result<f64, UpstreamError> {
+    value_of(&parse_answer(body)?, query, ignore_null)
+}
+
+fn value_of(json: &Value, query: &str, ignore_null: bool) -> Result<f64, UpstreamError> {
     let bad = |m: String| Err(UpstreamError::bad_response(m));
-    let json: Value = serde_json::from_str(body).map_err(|e| {
-        UpstreamError::bad_response(format!("the Prometheus answer is not JSON: {e}"))
-    })?;
     let empty = Vec::new();
     let result = json
         .pointer("/data/result")
@@ -633,6 +661,13 @@ mod tests {
         // A scalar result is not a list of elements: KEDA cannot read it either.
         assert!(query_value(scalar, "q", true).is_err());
         assert!(query_value("<html>", "q", true).is_err());
+        // What KEDA counts as an empty upstream response.
+        for (body, empty) in [(one, false), (none, true), (two, false), (short, false)] {
+            let json: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(empty_answer(&json), empty, "{body}");
+        }
+        let no_values = r#"{"data":{"result":[{"metric":{},"value":[]}]}}"#;
+        assert!(empty_answer(&serde_json::from_str(no_values).unwrap()));
     }
 
     /// Amazon Managed Prometheus: the query that reaches the server carries a SigV4

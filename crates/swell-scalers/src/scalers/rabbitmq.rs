@@ -738,7 +738,7 @@ async fn http_read(client: &reqwest::Client, t: &HttpTarget) -> Result<QueueStat
     if let Some((u, pw)) = &t.credentials {
         req = req.basic_auth(u, Some(pw.expose()));
     }
-    let resp = req.send().await.map_err(|e| {
+    let resp = crate::observe::send(req).await.map_err(|e| {
         // The whole chain without the URL: "error sending request" alone hides the cause.
         let e = e.without_url();
         UpstreamError::reqwest(&e, what(crate::aws::error_chain(&e)))

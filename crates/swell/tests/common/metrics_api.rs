@@ -154,7 +154,7 @@ spec:
 pub fn counter(op: &Operator, prefix: &str) -> f64 {
     let addr = op.metrics_addr().unwrap();
     let out = std::process::Command::new("curl")
-        .args(["-sk", &format!("https://{addr}/metrics")])
+        .args(["-sk", &format!("http://{addr}/metrics")])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();

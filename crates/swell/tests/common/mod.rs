@@ -146,3 +146,33 @@ pub async fn annotate(ns: &TestNamespace, name: &str, key: &str, value: Option<&
         .await
         .unwrap();
 }
+
+/// The operator's /metrics, scraped as KEDA's chart scrapes it: plain HTTP.
+pub fn scrape(op: &swell_testkit::Operator) -> String {
+    let Some(addr) = op.metrics_addr() else {
+        return String::new();
+    };
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", &format!("http://{addr}/metrics")])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Waits until /metrics has a line starting with each of `prefixes`; the whole text.
+pub async fn wait_metrics(op: &swell_testkit::Operator, prefixes: &[String]) -> String {
+    wait_until("/metrics to show the series", WAIT, || async {
+        let text = scrape(op);
+        let missing: Vec<&String> = prefixes
+            .iter()
+            .filter(|p| !text.lines().any(|l| l.starts_with(p.as_str())))
+            .collect();
+        if missing.is_empty() {
+            Ok(text)
+        } else {
+            Err(format!("missing {missing:?} in:\n{text}"))
+        }
+    })
+    .await
+}
