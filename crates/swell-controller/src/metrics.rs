@@ -140,6 +140,62 @@ impl<L: ToLabels, M: prometheus_client::metrics::TypedMetric + Default> Labeled<
     }
 }
 
+// --- CloudEventSources: KEDA's `keda_cloudeventsource_*` families. ---
+
+/// `keda_cloudeventsource_events_emitted_total`'s labels, as KEDA's collector names them.
+#[derive(Clone, Debug)]
+pub struct CloudEventLabels {
+    /// The event's object's namespace (KEDA's `eventData.Namespace`).
+    pub namespace: String,
+    /// The CloudEventSource's or ClusterCloudEventSource's name.
+    pub cloudeventsource: String,
+    /// The destination kind: `http`.
+    pub eventsink: &'static str,
+    /// `emitted` (delivered) or `failed` (one failed try, or dropped from a full queue).
+    pub state: &'static str,
+}
+
+impl ToLabels for CloudEventLabels {
+    fn to_labels(&self) -> LabelSet {
+        vec![
+            ("namespace", self.namespace.clone()),
+            ("cloudeventsource", self.cloudeventsource.clone()),
+            ("eventsink", self.eventsink.to_string()),
+            ("state", self.state.to_string()),
+        ]
+    }
+}
+
+/// The CloudEvent families, registered under `keda_cloudeventsource_…`.
+#[derive(Default)]
+pub struct CloudEventMetrics {
+    pub emitted: Labeled<CloudEventLabels, Counter>,
+    /// Events waiting in the sinks' queues, by the source's namespace ("" for cluster ones).
+    queued: Family<LabelSet, Gauge>,
+}
+
+impl CloudEventMetrics {
+    pub fn queued(&self, namespace: &str) -> impl std::ops::Deref<Target = Gauge> + '_ {
+        self.queued
+            .get_or_create(&vec![("namespace", namespace.to_string())])
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "cloudeventsource_events_emitted",
+            "Measured the total number of emitted cloudevents. 'namespace': namespace of CloudEventSource 'cloudeventsource': name of CloudEventSource object. 'eventsink': destination of this emitted event 'state':indicated events emitted successfully or not",
+            self.emitted.family.clone(),
+        );
+        registry.register(
+            "cloudeventsource_events_queued",
+            "Indicates how many events are still queue",
+            self.queued.clone(),
+        );
+    }
+}
+
+// --- end of CloudEventSources ---
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 pub struct Metrics {
@@ -160,6 +216,7 @@ pub struct Metrics {
     pub metrics_api_requests: Family<LabelSet, Counter>,
     /// Reconciles that ended in an error, by controller and error category.
     pub reconcile_errors: Family<LabelSet, Counter>,
+    pub cloud_events: CloudEventMetrics,
 }
 
 impl Default for Metrics {
@@ -185,6 +242,7 @@ impl Metrics {
             upstream_calls: Default::default(),
             metrics_api_requests: Family::default(),
             reconcile_errors: Family::default(),
+            cloud_events: CloudEventMetrics::default(),
             registry: Registry::default(),
         };
         m.register_swell(root.sub_registry_with_prefix("swell"));
@@ -289,6 +347,7 @@ impl Metrics {
             "Triggers per type and namespace",
             m.triggers.clone(),
         );
+        m.cloud_events.register(registry);
     }
 
     /// Counts one answered metric value request.

@@ -63,6 +63,8 @@ pub struct Settings {
     pub exact_targets: bool,
     /// KEDA_HTTP_DEFAULT_TIMEOUT: HTTP scalers' requests without a trigger timeout.
     pub http_default_timeout: std::time::Duration,
+    /// KEDA's `--k8s-cluster-name`: CloudEvents' cluster when a source sets no `clusterName`.
+    pub cluster_name: String,
 }
 
 /// The controller context currently running, for the metrics API.
@@ -85,13 +87,21 @@ pub fn context(
     auth_wakes: AuthWakes,
     settings: &Settings,
 ) -> Arc<Ctx> {
+    let http = Arc::new(swell_scalers::http::HttpClients::with_default_timeout(
+        settings.http_default_timeout,
+    ));
+    let cloud_events = Arc::new(crate::cloud_events::Emitter::new(
+        client.clone(),
+        http.clone(),
+        metrics.clone(),
+        settings.cluster_name.clone(),
+        settings.cluster_namespace.clone(),
+    ));
     let builder = Builder {
         client: client.clone(),
         shared: swell_scalers::Shared {
             workloads: Some(Arc::new(KubePods(client.clone()))),
-            http: Arc::new(swell_scalers::http::HttpClients::with_default_timeout(
-                settings.http_default_timeout,
-            )),
+            http,
             upstream_calls: metrics.upstream_calls.clone(),
             ..Default::default()
         },
@@ -117,6 +127,7 @@ pub fn context(
         metrics,
         leader: settings.leader,
         exact_targets: settings.exact_targets,
+        cloud_events,
         client,
     })
 }
@@ -266,6 +277,14 @@ pub async fn run_controllers(
 
     let so_stream =
         reconciled_changes(scoped(&client, settings.watch_namespace.as_deref()), writer);
+    // Only the leader publishes events, so only it delivers CloudEvents.
+    let cloud_events = settings.leader.then(|| {
+        tokio::spawn(crate::cloud_events::run(
+            ctx.cloud_events.clone(),
+            settings.watch_namespace.clone(),
+            shutdown.clone(),
+        ))
+    });
     let jobs = settings.leader.then(|| {
         tokio::spawn(crate::scaled_job::run(
             ctx.clone(),
@@ -301,7 +320,7 @@ pub async fn run_controllers(
     };
     run_scaled_objects(ctx, watches, &settings, shutdown.clone()).await;
     shutdown.cancel();
-    for task in jobs.into_iter().chain(authentications) {
+    for task in jobs.into_iter().chain(cloud_events).chain(authentications) {
         let _ = task.await;
     }
     // Leadership or the process ended: no loop may keep scaling. A follower's states stay

@@ -125,6 +125,10 @@ pub struct OperatorArgs {
     /// activemq, azure-*), KEDA's KEDA_HTTP_DEFAULT_TIMEOUT.
     #[arg(long, env = "KEDA_HTTP_DEFAULT_TIMEOUT", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..))]
     http_default_timeout: u64,
+    /// The cluster's name in CloudEvents' `source` and `subject` when a CloudEventSource sets
+    /// no `clusterName` (KEDA's flag and default).
+    #[arg(long = "k8s-cluster-name", env = "SWELL_K8S_CLUSTER_NAME", default_value = "kubernetes-default")]
+    k8s_cluster_name: String,
     #[arg(long, env = "SWELL_CLOUDWATCH_ADAPTER", default_value_t = false, action = clap::ArgAction::Set)]
     cloudwatch_adapter: bool,
     /// Serve the validating admission webhook (the same checks as `swell check --cluster`).
@@ -516,6 +520,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         leader,
         exact_targets: args.exact_targets,
         http_default_timeout: Duration::from_millis(args.http_default_timeout),
+        cluster_name: args.k8s_cluster_name.clone(),
     };
     // The controller context serving metric values: a follower's until we lead.
     let current: CurrentCtx = Default::default();
