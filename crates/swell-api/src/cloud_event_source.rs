@@ -222,7 +222,10 @@ impl CloudEventSourceSpec {
     /// destination is refused by name rather than silently dropping events.
     pub fn http_uri(&self) -> Result<&str, ValidationError> {
         let field = "spec.destination";
-        match (&self.destination.http, &self.destination.azure_event_grid_topic) {
+        match (
+            &self.destination.http,
+            &self.destination.azure_event_grid_topic,
+        ) {
             (Some(http), _) if http.uri.is_empty() => Err(ValidationError::new(
                 format!("{field}.http.uri"),
                 "uri cannot be empty",
@@ -267,8 +270,12 @@ mod tests {
             ),
         ];
         for (subscription, want) in cases {
-            let s = spec(serde_json::json!({"destination": http, "eventSubscription": subscription}));
-            let got = s.validate().err().map(|e| crate::validation::format_errors(&e));
+            let s =
+                spec(serde_json::json!({"destination": http, "eventSubscription": subscription}));
+            let got = s
+                .validate()
+                .err()
+                .map(|e| crate::validation::format_errors(&e));
             match (want, got) {
                 (None, None) => {}
                 (Some(w), Some(g)) => assert!(g.contains(w), "{g}"),
@@ -281,8 +288,13 @@ mod tests {
     fn only_http_destinations() {
         let ok = spec(serde_json::json!({"destination": {"http": {"uri": "http://sink/x"}}}));
         assert_eq!(ok.http_uri().ok(), Some("http://sink/x"));
-        let azure = spec(serde_json::json!({"destination": {"azureEventGridTopic": {"endpoint": "e"}}}));
-        let e = azure.http_uri().err().map(|e| e.to_string()).unwrap_or_default();
+        let azure =
+            spec(serde_json::json!({"destination": {"azureEventGridTopic": {"endpoint": "e"}}}));
+        let e = azure
+            .http_uri()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("supports only the http destination"), "{e}");
         let empty = spec(serde_json::json!({"destination": {"http": {"uri": ""}}}));
         assert!(empty.http_uri().is_err());

@@ -28,7 +28,11 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     let mut cluster_sources = ClusterCloudEventSource::crd();
     // KEDA's ClusterCloudEventSource has no description (the derive writes a placeholder).
     for v in &mut cluster_sources.spec.versions {
-        if let Some(root) = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+        if let Some(root) = v
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
             root.description = None;
         }
     }

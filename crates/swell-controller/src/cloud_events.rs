@@ -396,7 +396,11 @@ impl Emitter {
             eventsink: HTTP_SINK,
             state,
         };
-        self.metrics.cloud_events.emitted.get_or_create(&labels).inc();
+        self.metrics
+            .cloud_events
+            .emitted
+            .get_or_create(&labels)
+            .inc();
     }
 
     fn next_id(&self) -> String {
@@ -526,7 +530,12 @@ impl SinkTask {
             self.depth.fetch_sub(1, Ordering::Relaxed);
             self.emitter.queued(&self.key, -1);
             let id = self.emitter.next_id();
-            let event = CloudEvent::new(&o, &self.plan.cluster_name, &self.emitter.operator_namespace, id);
+            let event = CloudEvent::new(
+                &o,
+                &self.plan.cluster_name,
+                &self.emitter.operator_namespace,
+                id,
+            );
             let Some(ok) = self.deliver(&event, &o.namespace, &stop).await else {
                 return;
             };
@@ -539,7 +548,12 @@ impl SinkTask {
     }
 
     /// Tries up to [`MAX_ATTEMPTS`] times; whether it got through (`None`: stopped).
-    async fn deliver(&self, event: &CloudEvent, namespace: &str, stop: &CancellationToken) -> Option<bool> {
+    async fn deliver(
+        &self,
+        event: &CloudEvent,
+        namespace: &str,
+        stop: &CancellationToken,
+    ) -> Option<bool> {
         for attempt in 1..=MAX_ATTEMPTS {
             match self.send(event).await {
                 Ok(()) => {
@@ -569,14 +583,15 @@ impl SinkTask {
             request = request.header(name, value);
         }
         let uri = self.plan.uri.clone();
-        let response = request
-            .body(event.body.clone())
-            .send()
-            .await
-            .map_err(|e| DeliveryError::Send {
-                uri: uri.clone(),
-                reason: e.to_string(),
-            })?;
+        let response =
+            request
+                .body(event.body.clone())
+                .send()
+                .await
+                .map_err(|e| DeliveryError::Send {
+                    uri: uri.clone(),
+                    reason: e.to_string(),
+                })?;
         let code = response.status().as_u16();
         if (200..300).contains(&code) {
             Ok(())
@@ -635,7 +650,7 @@ impl<'a> From<&'a ClusterCloudEventSource> for Seen<'a> {
                 name: s.name_any(),
             },
             generation: s.metadata.generation,
-            spec: &s.spec,
+            spec: &s.spec.0,
             status: s.status.as_ref(),
         }
     }
@@ -708,32 +723,100 @@ mod tests {
     fn keda_reason_to_type() {
         use CloudEventType as T;
         let cases = [
-            ("ScaledObject", "ScaledObjectReady", Some(T::ScaledObjectReady)),
-            ("ScaledObject", "ScaledObjectCheckFailed", Some(T::ScaledObjectFailed)),
-            ("ScaledObject", "ScaledObjectUpdateFailed", Some(T::ScaledObjectFailed)),
-            ("ScaledObject", "ScaledObjectDeleted", Some(T::ScaledObjectRemoved)),
-            ("ScaledObject", "ScaledObjectPaused", Some(T::ScaledObjectPaused)),
-            ("ScaledObject", "ScaledObjectUnpaused", Some(T::ScaledObjectUnpaused)),
+            (
+                "ScaledObject",
+                "ScaledObjectReady",
+                Some(T::ScaledObjectReady),
+            ),
+            (
+                "ScaledObject",
+                "ScaledObjectCheckFailed",
+                Some(T::ScaledObjectFailed),
+            ),
+            (
+                "ScaledObject",
+                "ScaledObjectUpdateFailed",
+                Some(T::ScaledObjectFailed),
+            ),
+            (
+                "ScaledObject",
+                "ScaledObjectDeleted",
+                Some(T::ScaledObjectRemoved),
+            ),
+            (
+                "ScaledObject",
+                "ScaledObjectPaused",
+                Some(T::ScaledObjectPaused),
+            ),
+            (
+                "ScaledObject",
+                "ScaledObjectUnpaused",
+                Some(T::ScaledObjectUnpaused),
+            ),
             ("ScaledObject", "KEDAScaleTargetActivated", None),
             ("ScaledObject", "KEDAScalerFailed", None),
             ("ScaledJob", "ScaledJobReady", Some(T::ScaledJobReady)),
-            ("ScaledJob", "ScaledJobCheckFailed", Some(T::ScaledJobFailed)),
-            ("ScaledJob", "ScaledJobUpdateFailed", Some(T::ScaledJobFailed)),
+            (
+                "ScaledJob",
+                "ScaledJobCheckFailed",
+                Some(T::ScaledJobFailed),
+            ),
+            (
+                "ScaledJob",
+                "ScaledJobUpdateFailed",
+                Some(T::ScaledJobFailed),
+            ),
             ("ScaledJob", "ScaledJobDeleted", Some(T::ScaledJobRemoved)),
             ("ScaledJob", "ScaledJobPaused", Some(T::ScaledJobPaused)),
             ("ScaledJob", "ScaledJobUnpaused", Some(T::ScaledJobUnpaused)),
-            ("ScaledJob", "ScaledJobRolloutCleanupStarted", Some(T::ScaledJobRolloutCleanupStarted)),
-            ("ScaledJob", "ScaledJobRolloutCleanupCompleted", Some(T::ScaledJobRolloutCleanupCompleted)),
-            ("ScaledJob", "ScaledJobRolloutCleanupFailed", Some(T::ScaledJobRolloutCleanupFailed)),
+            (
+                "ScaledJob",
+                "ScaledJobRolloutCleanupStarted",
+                Some(T::ScaledJobRolloutCleanupStarted),
+            ),
+            (
+                "ScaledJob",
+                "ScaledJobRolloutCleanupCompleted",
+                Some(T::ScaledJobRolloutCleanupCompleted),
+            ),
+            (
+                "ScaledJob",
+                "ScaledJobRolloutCleanupFailed",
+                Some(T::ScaledJobRolloutCleanupFailed),
+            ),
             ("ScaledJob", "KEDAJobsCreated", None),
             ("ScaledJob", "ScaledObjectReady", None),
-            ("TriggerAuthentication", "TriggerAuthenticationAdded", Some(T::TriggerAuthenticationCreated)),
+            (
+                "TriggerAuthentication",
+                "TriggerAuthenticationAdded",
+                Some(T::TriggerAuthenticationCreated),
+            ),
             // KEDA's namespaced update reason carries the cluster kind's spelling.
-            ("TriggerAuthentication", "ClusterTriggerAuthenticationUpdated", Some(T::TriggerAuthenticationUpdated)),
-            ("TriggerAuthentication", "TriggerAuthenticationDeleted", Some(T::TriggerAuthenticationRemoved)),
-            ("ClusterTriggerAuthentication", "ClusterTriggerAuthenticationAdded", Some(T::ClusterTriggerAuthenticationCreated)),
-            ("ClusterTriggerAuthentication", "ClusterTriggerAuthenticationUpdated", Some(T::ClusterTriggerAuthenticationUpdated)),
-            ("ClusterTriggerAuthentication", "ClusterTriggerAuthenticationDeleted", Some(T::ClusterTriggerAuthenticationRemoved)),
+            (
+                "TriggerAuthentication",
+                "ClusterTriggerAuthenticationUpdated",
+                Some(T::TriggerAuthenticationUpdated),
+            ),
+            (
+                "TriggerAuthentication",
+                "TriggerAuthenticationDeleted",
+                Some(T::TriggerAuthenticationRemoved),
+            ),
+            (
+                "ClusterTriggerAuthentication",
+                "ClusterTriggerAuthenticationAdded",
+                Some(T::ClusterTriggerAuthenticationCreated),
+            ),
+            (
+                "ClusterTriggerAuthentication",
+                "ClusterTriggerAuthenticationUpdated",
+                Some(T::ClusterTriggerAuthenticationUpdated),
+            ),
+            (
+                "ClusterTriggerAuthentication",
+                "ClusterTriggerAuthenticationDeleted",
+                Some(T::ClusterTriggerAuthenticationRemoved),
+            ),
             ("TriggerAuthentication", "TriggerAuthenticationFailed", None),
         ];
         for (kind, reason, want) in cases {
@@ -751,15 +834,36 @@ mod tests {
         let http = serde_json::json!({"http": {"uri": "http://sink:8080/x"}});
         let cases = [
             (serde_json::json!(null), T::ScaledObjectReady, true),
-            (serde_json::json!({"includedEventTypes": ["keda.scaledobject.ready.v1"]}), T::ScaledObjectReady, true),
-            (serde_json::json!({"includedEventTypes": ["keda.scaledobject.ready.v1"]}), T::ScaledObjectFailed, false),
-            (serde_json::json!({"excludedEventTypes": ["keda.scaledobject.failed.v1"]}), T::ScaledObjectFailed, false),
-            (serde_json::json!({"excludedEventTypes": ["keda.scaledobject.failed.v1"]}), T::ScaledJobFailed, true),
+            (
+                serde_json::json!({"includedEventTypes": ["keda.scaledobject.ready.v1"]}),
+                T::ScaledObjectReady,
+                true,
+            ),
+            (
+                serde_json::json!({"includedEventTypes": ["keda.scaledobject.ready.v1"]}),
+                T::ScaledObjectFailed,
+                false,
+            ),
+            (
+                serde_json::json!({"excludedEventTypes": ["keda.scaledobject.failed.v1"]}),
+                T::ScaledObjectFailed,
+                false,
+            ),
+            (
+                serde_json::json!({"excludedEventTypes": ["keda.scaledobject.failed.v1"]}),
+                T::ScaledJobFailed,
+                true,
+            ),
             // An empty list filters nothing (KEDA checks len > 0).
-            (serde_json::json!({"includedEventTypes": []}), T::ScaledJobReady, true),
+            (
+                serde_json::json!({"includedEventTypes": []}),
+                T::ScaledJobReady,
+                true,
+            ),
         ];
         for (subscription, t, want) in cases {
-            let s = spec(serde_json::json!({"destination": http, "eventSubscription": subscription}));
+            let s =
+                spec(serde_json::json!({"destination": http, "eventSubscription": subscription}));
             let p = plan(&s, "kubernetes-default").expect("plans");
             assert_eq!(p.filter.passes(&t), want, "{subscription} {t}");
         }
@@ -769,35 +873,74 @@ mod tests {
     fn plans_refuse_what_swell_cannot_deliver() {
         let cases = [
             (serde_json::json!({"http": {"uri": "http://sink/x"}}), None),
-            (serde_json::json!({"azureEventGridTopic": {"endpoint": "https://t"}}), Some("unsupported")),
+            (
+                serde_json::json!({"azureEventGridTopic": {"endpoint": "https://t"}}),
+                Some("unsupported"),
+            ),
             (serde_json::json!({"http": {"uri": "sink/x"}}), Some("uri")),
-            (serde_json::json!({"http": {"uri": "http:///x"}}), Some("uri")),
-            (serde_json::json!({"http": {"uri": ""}}), Some("unsupported")),
+            (
+                serde_json::json!({"http": {"uri": "http:///x"}}),
+                Some("uri"),
+            ),
+            (
+                serde_json::json!({"http": {"uri": ""}}),
+                Some("unsupported"),
+            ),
         ];
         for (destination, want) in cases {
             let got = plan(&spec(serde_json::json!({"destination": destination})), "c");
-            assert_eq!(got.as_ref().err().map(SourceError::category), want, "{destination}");
+            assert_eq!(
+                got.as_ref().err().map(SourceError::category),
+                want,
+                "{destination}"
+            );
         }
         let both = spec(serde_json::json!({
             "destination": {"http": {"uri": "http://sink"}},
             "eventSubscription": {"includedEventTypes": [], "excludedEventTypes": []}
         }));
-        let e = plan(&both, "c").err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(e.contains("included types and excluded types at the same time"), "{e}");
+        let e = plan(&both, "c")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("included types and excluded types at the same time"),
+            "{e}"
+        );
     }
 
     #[test]
     fn cluster_name_defaults_to_the_operators() {
         let s = spec(serde_json::json!({"destination": {"http": {"uri": "http://s"}}}));
-        assert_eq!(plan(&s, "kubernetes-default").map(|p| p.cluster_name).ok().as_deref(), Some("kubernetes-default"));
-        let s = spec(serde_json::json!({"clusterName": "prod", "destination": {"http": {"uri": "http://s"}}}));
-        assert_eq!(plan(&s, "kubernetes-default").map(|p| p.cluster_name).ok().as_deref(), Some("prod"));
+        assert_eq!(
+            plan(&s, "kubernetes-default")
+                .map(|p| p.cluster_name)
+                .ok()
+                .as_deref(),
+            Some("kubernetes-default")
+        );
+        let s = spec(
+            serde_json::json!({"clusterName": "prod", "destination": {"http": {"uri": "http://s"}}}),
+        );
+        assert_eq!(
+            plan(&s, "kubernetes-default")
+                .map(|p| p.cluster_name)
+                .ok()
+                .as_deref(),
+            Some("prod")
+        );
     }
 
     #[test]
     fn sources_cover_their_namespace_or_all() {
-        let ns = SourceKey { namespace: Some("a".into()), name: "s".into() };
-        let cluster = SourceKey { namespace: None, name: "s".into() };
+        let ns = SourceKey {
+            namespace: Some("a".into()),
+            name: "s".into(),
+        };
+        let cluster = SourceKey {
+            namespace: None,
+            name: "s".into(),
+        };
         assert!(ns.covers("a") && !ns.covers("b") && !ns.covers(""));
         assert!(cluster.covers("a") && cluster.covers("b") && cluster.covers(""));
     }
@@ -818,14 +961,22 @@ mod tests {
         assert_eq!(e.subject, "/prod/apps/scaledobject/my-app");
         assert_eq!(e.type_, "keda.scaledobject.ready.v1");
         assert_eq!(e.time, "1970-01-01T00:00:00Z");
-        assert_eq!(e.body, r#"{"reason":"ScaledObjectReady","message":"ScaledObject is ready for scaling"}"#);
+        assert_eq!(
+            e.body,
+            r#"{"reason":"ScaledObjectReady","message":"ScaledObject is ready for scaling"}"#
+        );
         let h = e.headers();
-        assert!(h.contains(&("ce-specversion", "1.0")) && h.contains(&("content-type", "application/json")));
+        assert!(
+            h.contains(&("ce-specversion", "1.0"))
+                && h.contains(&("content-type", "application/json"))
+        );
     }
 
     #[test]
     fn retries_back_off() {
-        let delays: Vec<u128> = (1..MAX_ATTEMPTS).map(|a| retry_delay(a).as_millis()).collect();
+        let delays: Vec<u128> = (1..MAX_ATTEMPTS)
+            .map(|a| retry_delay(a).as_millis())
+            .collect();
         assert_eq!(delays, [500, 1000, 2000, 4000]);
     }
 }

@@ -127,7 +127,11 @@ pub struct OperatorArgs {
     http_default_timeout: u64,
     /// The cluster's name in CloudEvents' `source` and `subject` when a CloudEventSource sets
     /// no `clusterName` (KEDA's flag and default).
-    #[arg(long = "k8s-cluster-name", env = "SWELL_K8S_CLUSTER_NAME", default_value = "kubernetes-default")]
+    #[arg(
+        long = "k8s-cluster-name",
+        env = "SWELL_K8S_CLUSTER_NAME",
+        default_value = "kubernetes-default"
+    )]
     k8s_cluster_name: String,
     #[arg(long, env = "SWELL_CLOUDWATCH_ADAPTER", default_value_t = false, action = clap::ArgAction::Set)]
     cloudwatch_adapter: bool,

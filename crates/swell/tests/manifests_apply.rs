@@ -48,7 +48,12 @@ async fn keda_documentation_manifests_apply_unchanged() {
                         serde_json::to_value(serde_saphyr_value(doc)).unwrap();
                     let kind = sent["kind"].as_str().unwrap().to_lowercase();
                     let name = sent["metadata"]["name"].as_str().unwrap();
-                    let group = sent["apiVersion"].as_str().unwrap().split('/').next().unwrap();
+                    let group = sent["apiVersion"]
+                        .as_str()
+                        .unwrap()
+                        .split('/')
+                        .next()
+                        .unwrap();
                     let mut get = cluster.kubectl();
                     get.args(["get", &format!("{kind}.{group}"), name, "-o", "json"]);
                     if !kind.starts_with("cluster") {
