@@ -114,10 +114,12 @@ pub struct AzureEventGridTopicSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventSubscription {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    // `default` keeps the field optional in the schema (`schema_with` alone makes it required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "event_types_schema")]
     pub included_event_types: Option<Vec<CloudEventType>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    // `default` keeps the field optional in the schema (`schema_with` alone makes it required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "event_types_schema")]
     pub excluded_event_types: Option<Vec<CloudEventType>>,
 }
