@@ -433,6 +433,24 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing in:\n{text}");
         }
+        let ce = CloudEventLabels {
+            namespace: "ns".into(),
+            cloudeventsource: "ces".into(),
+            eventsink: "http",
+            state: "emitted",
+        };
+        m.cloud_events.emitted.get_or_create(&ce).inc();
+        m.cloud_events.queued("ns").set(2);
+        let text = m.encode();
+        for line in [
+            "keda_cloudeventsource_events_emitted_total{namespace=\"ns\",cloudeventsource=\"ces\",eventsink=\"http\",state=\"emitted\"} 1",
+            "keda_cloudeventsource_events_queued{namespace=\"ns\"} 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
+        }
         // A removed series leaves the exposition.
         assert!(m.scaler_value.remove(&l) && !m.scaler_value.remove(&l));
         assert!(!m.encode().contains("keda_scaler_metrics_value{"));

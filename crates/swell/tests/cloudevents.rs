@@ -238,6 +238,29 @@ async fn exclude_filter_retries_and_refusals() {
             ns.api::<swell_api::ScaledObject>().delete("bad", &DeleteParams::default()).await.unwrap();
             wait_cloud_event(&sink, "keda.scaledobject.removed.v1", &ns.name, "scaledobject", "bad").await;
             assert!(sink.of_type("keda.scaledobject.failed.v1").is_empty(), "{:?}", sink.received());
+
+            // An event refused 5 times is given up: Active says so, as KEDA; the next one
+            // delivered sets it back.
+            sink.answer(&[500, 500, 500, 500, 500]);
+            ns.apply(cluster, &deployment("app2", 0)).unwrap();
+            ns.apply(cluster, &scaled_object("app2", "app2", &source.url, ""))
+                .unwrap();
+            let c = wait_ces_active(&ns, "ces", "False/CloudEventSourceFailed").await;
+            assert!(c.ends_with("Failed to send events to the configured destination"), "{c}");
+            let subject = format!("/{CLUSTER}/{}/scaledobject/app2", ns.name);
+            let tries: Vec<u16> = sink
+                .received()
+                .iter()
+                .filter(|r| r.header("ce-subject") == subject)
+                .map(|r| r.status)
+                .collect();
+            assert_eq!(tries, [500; 5], "5 tries, then given up");
+            ns.api::<swell_api::ScaledObject>()
+                .delete("app2", &DeleteParams::default())
+                .await
+                .unwrap();
+            wait_cloud_event(&sink, "keda.scaledobject.removed.v1", &ns.name, "scaledobject", "app2").await;
+            wait_ces_active(&ns, "ces", "True/CloudEventSourceActive").await;
             drop(op);
         })
         .await;
