@@ -7,7 +7,8 @@ use kube::CustomResourceExt;
 use serde_json::Value;
 
 use crate::{
-    ClusterTriggerAuthentication, ExternalMetric, ScaledJob, ScaledObject, TriggerAuthentication,
+    CloudEventSource, ClusterCloudEventSource, ClusterTriggerAuthentication, ExternalMetric,
+    ScaledJob, ScaledObject, TriggerAuthentication,
 };
 
 /// Errors from rendering the CRDs.
@@ -21,13 +22,27 @@ pub enum Error {
     },
 }
 
-/// The four `keda.sh/v1alpha1` CRDs, in the order KEDA's release manifest lists them.
+/// The four `keda.sh/v1alpha1` CRDs, in the order KEDA's release manifest lists them, then
+/// the two `eventing.keda.sh/v1alpha1` ones.
 pub fn crds() -> Vec<CustomResourceDefinition> {
+    let mut cluster_sources = ClusterCloudEventSource::crd();
+    // KEDA's ClusterCloudEventSource has no description (the derive writes a placeholder).
+    for v in &mut cluster_sources.spec.versions {
+        if let Some(root) = v
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            root.description = None;
+        }
+    }
     let mut crds = vec![
         ClusterTriggerAuthentication::crd(),
         ScaledJob::crd(),
         ScaledObject::crd(),
         TriggerAuthentication::crd(),
+        CloudEventSource::crd(),
+        cluster_sources,
     ];
     for crd in &mut crds {
         finish(crd);

@@ -9,6 +9,7 @@
 mod open_enum;
 
 pub mod annotations;
+mod cloud_event_source;
 pub mod conditions;
 mod crd;
 pub mod defaults;
@@ -22,6 +23,7 @@ mod trigger;
 mod trigger_authentication;
 pub mod validation;
 
+pub use cloud_event_source::*;
 pub use crd::{Error, cloudwatch_adapter_crd, crds, crds_yaml, yaml};
 pub use external_metric::{ExternalMetric, ExternalMetricSpec};
 pub use scaled_job::*;

@@ -22,16 +22,15 @@ fn reference_dir() -> Option<PathBuf> {
     }
 }
 
-/// (generated CRD, reference CRD) as JSON, for each of the four kinds.
+/// (generated CRD, reference CRD) as JSON, for each kind.
 fn pairs() -> Option<Vec<(String, Value, Value)>> {
     let dir = reference_dir()?;
     let mut out = Vec::new();
     for crd in swell_api::crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        let path = dir.join(format!(
-            "keda.sh_{}.yaml",
-            name.trim_end_matches(".keda.sh")
-        ));
+        // controller-gen's file names: `<group>_<plural>.yaml`.
+        let (plural, group) = name.split_once('.').unwrap_or((&name, ""));
+        let path = dir.join(format!("{group}_{plural}.yaml"));
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         // The ScaledJob CRD is 650 KB; lift the parser's default resource budget.
@@ -372,7 +371,7 @@ fn crds_fit_client_side_apply() {
 }
 
 #[test]
-fn crds_yaml_is_four_documents() {
+fn crds_yaml_is_six_documents() {
     let yaml = swell_api::crds_yaml().expect("renders");
     let docs: Vec<Value> = serde_saphyr::from_str_multiple_with_options(
         &yaml,
@@ -390,6 +389,8 @@ fn crds_yaml_is_four_documents() {
             "scaledjobs.keda.sh",
             "scaledobjects.keda.sh",
             "triggerauthentications.keda.sh",
+            "cloudeventsources.eventing.keda.sh",
+            "clustercloudeventsources.eventing.keda.sh",
         ]
     );
     // The YAML must carry exactly what `crds()` builds.

@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use swell_api::{
-    ClusterTriggerAuthentication, ScaledJob, ScaledObject, TriggerAuthentication, ValidationError,
+    CloudEventSource, ClusterCloudEventSource, ClusterTriggerAuthentication, ScaledJob,
+    ScaledObject, TriggerAuthentication, ValidationError,
 };
 
 struct Doc {
@@ -109,6 +110,16 @@ fn manifests_round_trip_and_validate() {
                     check_valid(&doc, cta.validate(), &mut problems);
                 }
             }
+            Some("CloudEventSource") => {
+                if let Some(ces) = round_trip::<CloudEventSource>(&doc, &mut problems) {
+                    check_valid(&doc, ces.spec.validate(), &mut problems);
+                }
+            }
+            Some("ClusterCloudEventSource") => {
+                if let Some(cces) = round_trip::<ClusterCloudEventSource>(&doc, &mut problems) {
+                    check_valid(&doc, cces.spec.validate(), &mut problems);
+                }
+            }
             other => problems.push(format!("{}: unexpected kind {other:?}", label(&doc))),
         }
     }
@@ -184,6 +195,9 @@ fn manifests_cover_every_spec_field() {
         let kinds: &[&str] = match kind.as_str() {
             "TriggerAuthentication" | "ClusterTriggerAuthentication" => {
                 &["TriggerAuthentication", "ClusterTriggerAuthentication"]
+            }
+            "CloudEventSource" | "ClusterCloudEventSource" => {
+                &["CloudEventSource", "ClusterCloudEventSource"]
             }
             other => &[other][..],
         };

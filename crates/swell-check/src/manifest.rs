@@ -123,6 +123,16 @@ pub fn parse_doc(location: String, value: Value) -> Doc {
         findings: Vec::new(),
     };
     let group = api_version.split('/').next().unwrap_or_default();
+    if group == "eventing.keda.sh"
+        && matches!(
+            kind.as_str(),
+            "CloudEventSource" | "ClusterCloudEventSource"
+        )
+    {
+        let api_version = api_version.to_string();
+        check_cloud_event_source(&api_version, &kind, value, &mut doc.findings);
+        return doc;
+    }
     let keda = group == "keda.sh";
     if !keda
         || !matches!(
@@ -172,6 +182,45 @@ pub fn parse_doc(location: String, value: Value) -> Doc {
         Err(f) => doc.findings.push(f),
     }
     doc
+}
+
+/// A CloudEventSource or ClusterCloudEventSource: KEDA's webhook rules, and what Swell
+/// refuses (destinations other than `http`).
+fn check_cloud_event_source(
+    api_version: &str,
+    kind: &str,
+    value: Value,
+    findings: &mut Vec<Finding>,
+) {
+    if api_version != "eventing.keda.sh/v1alpha1" {
+        findings.push(Finding::error(
+            "apiVersion",
+            format!("{api_version:?} is not served; use eventing.keda.sh/v1alpha1"),
+        ));
+        return;
+    }
+    if str_at(&value, &["metadata", "name"]).is_none_or(str::is_empty) {
+        findings.push(Finding::error("metadata.name", "required; name the object"));
+    }
+    let spec = if kind == "CloudEventSource" {
+        decode::<swell_api::CloudEventSource>(value).map(|o| o.spec)
+    } else {
+        decode::<swell_api::ClusterCloudEventSource>(value).map(|o| o.spec.0)
+    };
+    let spec = match spec {
+        Ok(s) => s,
+        Err(f) => return findings.push(f),
+    };
+    if let Err(errors) = spec.validate() {
+        findings.extend(
+            errors
+                .into_iter()
+                .map(|e| Finding::error(e.field, e.message)),
+        );
+    }
+    if let Err(e) = spec.http_uri() {
+        findings.push(Finding::error(e.field, e.message));
+    }
 }
 
 /// The namespace a namespaced object lands in when the manifest leaves it out.

@@ -45,6 +45,8 @@ pub struct Ctx {
     pub leader: bool,
     /// The operator's default for `autoscaling.swell.dev/exact-targets`.
     pub exact_targets: bool,
+    /// Sends the CloudEvents KEDA maps from published events to CloudEventSources' sinks.
+    pub cloud_events: Arc<crate::cloud_events::Emitter>,
 }
 
 /// An event to record, decided by a pure status step and published by I/O.
@@ -109,6 +111,15 @@ impl Ctx {
         note: String,
     ) {
         let reference: ObjectReference = obj.object_ref(&());
+        // The one place events are published, so the one place CloudEvents are sent from.
+        let meta = obj.meta();
+        self.cloud_events.emit(
+            &K::kind(&()),
+            meta.namespace.as_deref(),
+            meta.name.as_deref().unwrap_or_default(),
+            reason,
+            &note,
+        );
         let note = truncate_note(note);
         if let Err(e) = self.recorder.publish(&reference, type_, reason, note).await {
             tracing::warn!(error = %e, reason, "publishing event");

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod authentication;
+pub mod cloud_events;
 pub mod cloudwatch_adapter;
 pub mod composite;
 pub mod context;

@@ -140,6 +140,62 @@ impl<L: ToLabels, M: prometheus_client::metrics::TypedMetric + Default> Labeled<
     }
 }
 
+// --- CloudEventSources: KEDA's `keda_cloudeventsource_*` families. ---
+
+/// `keda_cloudeventsource_events_emitted_total`'s labels, as KEDA's collector names them.
+#[derive(Clone, Debug)]
+pub struct CloudEventLabels {
+    /// The event's object's namespace (KEDA's `eventData.Namespace`).
+    pub namespace: String,
+    /// The CloudEventSource's or ClusterCloudEventSource's name.
+    pub cloudeventsource: String,
+    /// The destination kind: `http`.
+    pub eventsink: &'static str,
+    /// `emitted` (delivered) or `failed` (one failed try, or dropped from a full queue).
+    pub state: &'static str,
+}
+
+impl ToLabels for CloudEventLabels {
+    fn to_labels(&self) -> LabelSet {
+        vec![
+            ("namespace", self.namespace.clone()),
+            ("cloudeventsource", self.cloudeventsource.clone()),
+            ("eventsink", self.eventsink.to_string()),
+            ("state", self.state.to_string()),
+        ]
+    }
+}
+
+/// The CloudEvent families, registered under `keda_cloudeventsource_…`.
+#[derive(Default)]
+pub struct CloudEventMetrics {
+    pub emitted: Labeled<CloudEventLabels, Counter>,
+    /// Events waiting in the sinks' queues, by the source's namespace ("" for cluster ones).
+    queued: Family<LabelSet, Gauge>,
+}
+
+impl CloudEventMetrics {
+    pub fn queued(&self, namespace: &str) -> impl std::ops::Deref<Target = Gauge> + '_ {
+        self.queued
+            .get_or_create(&vec![("namespace", namespace.to_string())])
+    }
+
+    fn register(&self, registry: &mut Reg<'_>) {
+        registry.register(
+            "cloudeventsource_events_emitted",
+            "Measured the total number of emitted cloudevents. 'namespace': namespace of CloudEventSource 'cloudeventsource': name of CloudEventSource object. 'eventsink': destination of this emitted event 'state':indicated events emitted successfully or not",
+            self.emitted.family.clone(),
+        );
+        registry.register(
+            "cloudeventsource_events_queued",
+            "Indicates how many events are still queue",
+            self.queued.clone(),
+        );
+    }
+}
+
+// --- end of CloudEventSources ---
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 pub struct Metrics {
@@ -167,6 +223,7 @@ pub struct Metrics {
     pub webhook: WebhookMetrics,
     /// Every registered family's exposed name (see [`Metrics::family_names`]).
     families: Vec<String>,
+    pub cloud_events: CloudEventMetrics,
 }
 
 /// Registers families under one prefix, keeping their exposed names: the exposition leaves
@@ -257,6 +314,7 @@ impl Metrics {
             scalers: swell_scalers::observe::ScalerMetrics::new(high_cardinality),
             webhook: WebhookMetrics::default(),
             families: Vec::new(),
+            cloud_events: CloudEventMetrics::default(),
             registry: Registry::default(),
         };
         let mut families = Vec::new();
@@ -395,6 +453,7 @@ impl Metrics {
             "Total number of scaled object validating errors",
             m.webhook.validation_errors.clone(),
         );
+        m.cloud_events.register(registry);
     }
 
     /// The name of every family /metrics exposes (`keda_…`, `swell_…`), series or not, as a
@@ -489,6 +548,24 @@ mod tests {
             "triggerIndex=\"0\"",
         ] {
             assert!(text.contains(name), "{name} missing in:\n{text}");
+        }
+        let ce = CloudEventLabels {
+            namespace: "ns".into(),
+            cloudeventsource: "ces".into(),
+            eventsink: "http",
+            state: "emitted",
+        };
+        m.cloud_events.emitted.get_or_create(&ce).inc();
+        m.cloud_events.queued("ns").set(2);
+        let text = m.encode();
+        for line in [
+            "keda_cloudeventsource_events_emitted_total{namespace=\"ns\",cloudeventsource=\"ces\",eventsink=\"http\",state=\"emitted\"} 1",
+            "keda_cloudeventsource_events_queued{namespace=\"ns\"} 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
         }
         // A removed series leaves the exposition.
         assert!(m.scaler_value.remove(&l) && !m.scaler_value.remove(&l));

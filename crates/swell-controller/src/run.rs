@@ -94,11 +94,19 @@ pub fn context(
     auth_wakes: AuthWakes,
     settings: &Settings,
 ) -> Arc<Ctx> {
+    let http = Arc::new(swell_scalers::http::HttpClients::new(settings.http));
+    let cloud_events = Arc::new(crate::cloud_events::Emitter::new(
+        client.clone(),
+        http.clone(),
+        metrics.clone(),
+        settings.cluster_name.clone(),
+        settings.cluster_namespace.clone(),
+    ));
     let builder = Builder {
         client: client.clone(),
         shared: swell_scalers::Shared {
             workloads: Some(Arc::new(KubePods(client.clone()))),
-            http: Arc::new(swell_scalers::http::HttpClients::new(settings.http)),
+            http,
             upstream_calls: metrics.upstream_calls.clone(),
             observe: metrics.scalers.clone(),
             ..Default::default()
@@ -125,6 +133,7 @@ pub fn context(
         metrics,
         leader: settings.leader,
         exact_targets: settings.exact_targets,
+        cloud_events,
         client,
     })
 }
@@ -281,6 +290,14 @@ pub async fn run_controllers(
         selector,
         writer,
     );
+    // Only the leader publishes events, so only it delivers CloudEvents.
+    let cloud_events = settings.leader.then(|| {
+        tokio::spawn(crate::cloud_events::run(
+            ctx.cloud_events.clone(),
+            settings.watch_namespace.clone(),
+            shutdown.clone(),
+        ))
+    });
     let jobs = settings.leader.then(|| {
         tokio::spawn(crate::scaled_job::run(
             ctx.clone(),
@@ -319,7 +336,7 @@ pub async fn run_controllers(
     };
     run_scaled_objects(ctx, watches, &settings, shutdown.clone()).await;
     shutdown.cancel();
-    for task in jobs.into_iter().chain(authentications) {
+    for task in jobs.into_iter().chain(cloud_events).chain(authentications) {
         let _ = task.await;
     }
     // Leadership or the process ended: no loop may keep scaling. A follower's states stay

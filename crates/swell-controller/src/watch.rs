@@ -138,3 +138,11 @@ pub fn managed_hpas(
         .predicate_filter(predicates::generation, Default::default());
     (store, stream)
 }
+
+/// Every change to `K`'s objects as the watcher reports it (applies, deletes and relists),
+/// for state kept per object outside a store (the CloudEventSources' sinks).
+pub fn all_events<K: Watched>(
+    api: Api<K>,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static {
+    watcher(api, watcher::Config::default().any_semantic()).default_backoff()
+}

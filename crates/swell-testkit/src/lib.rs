@@ -23,6 +23,7 @@ mod prometheus;
 mod rabbitmq;
 mod redis;
 mod redis_topo;
+mod sink;
 mod wait;
 
 pub use activemq::ActiveMq;
@@ -42,6 +43,7 @@ pub use prometheus::{Prometheus, ScrapeTarget};
 pub use rabbitmq::RabbitMq;
 pub use redis::Redis;
 pub use redis_topo::RedisTopo;
+pub use sink::{Received, RecordingSink};
 pub use wait::{Seen, wait_until};
 
 use std::path::PathBuf;

@@ -48,6 +48,8 @@ impl Cluster {
                         "crd/scaledjobs.keda.sh",
                         "crd/triggerauthentications.keda.sh",
                         "crd/clustertriggerauthentications.keda.sh",
+                        "crd/cloudeventsources.eventing.keda.sh",
+                        "crd/clustercloudeventsources.eventing.keda.sh",
                     ])
                     .output()
                     .unwrap_or_else(|e| panic!("kubectl wait: {e}"));

@@ -181,8 +181,13 @@ pub struct OperatorArgs {
     /// (WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH; independent of the one above).
     #[arg(long, env = "WATCH_LABEL_SELECTOR_FOR_TRIGGERAUTH")]
     watch_label_selector_for_triggerauth: Option<String>,
-    /// The cluster's name, in CloudEvents' source and subject (KEDA's --k8s-cluster-name).
-    #[arg(long = "k8s-cluster-name", default_value = "kubernetes-default")]
+    /// The cluster's name in CloudEvents' `source` and `subject` when a CloudEventSource sets
+    /// no `clusterName` (KEDA's flag and default).
+    #[arg(
+        long = "k8s-cluster-name",
+        env = "SWELL_K8S_CLUSTER_NAME",
+        default_value = "kubernetes-default"
+    )]
     cluster_name: String,
     /// The cluster's DNS domain: serving certificates also name
     /// `<service>.<namespace>.svc.<domain>` (KEDA's --k8s-cluster-domain).

@@ -31,7 +31,9 @@ async fn keda_documentation_manifests_apply_unchanged() {
                     .apply(cluster, &text)
                     .unwrap_or_else(|e| panic!("{} does not apply: {e}", file.display()));
                 for line in out.lines() {
-                    if line.starts_with("clustertriggerauthentication") {
+                    if line.starts_with("clustertriggerauthentication")
+                        || line.starts_with("clustercloudeventsource")
+                    {
                         cluster_scoped.push(
                             line.split_whitespace()
                                 .next()
@@ -46,9 +48,15 @@ async fn keda_documentation_manifests_apply_unchanged() {
                         serde_json::to_value(serde_saphyr_value(doc)).unwrap();
                     let kind = sent["kind"].as_str().unwrap().to_lowercase();
                     let name = sent["metadata"]["name"].as_str().unwrap();
+                    let group = sent["apiVersion"]
+                        .as_str()
+                        .unwrap()
+                        .split('/')
+                        .next()
+                        .unwrap();
                     let mut get = cluster.kubectl();
-                    get.args(["get", &format!("{kind}.keda.sh"), name, "-o", "json"]);
-                    if kind != "clustertriggerauthentication" {
+                    get.args(["get", &format!("{kind}.{group}"), name, "-o", "json"]);
+                    if !kind.starts_with("cluster") {
                         get.args(["-n", &ns.name]);
                     }
                     let got = get.output().unwrap();
