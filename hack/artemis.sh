@@ -83,6 +83,12 @@ create_instance() { # HOME DIR HTTP_PORT CORE_PORT: a fresh broker instance in D
     --nio --no-fsync --no-autotune --java-memory "$HEAP" \
     "$dir/instance" >"$dir/create.log" 2>&1 \
     || { tail -n 20 "$dir/create.log" >&2; die "artemis create failed (log: $dir/create.log)"; }
+  # A test broker must not refuse messages because the machine's disk is 90% full
+  # (Artemis' default max-disk-usage): the tests' few messages need no such guard.
+  sed -i 's|<max-disk-usage>[0-9]*</max-disk-usage>|<max-disk-usage>-1</max-disk-usage>|' \
+    "$dir/instance/etc/broker.xml"
+  grep -q '<max-disk-usage>-1</max-disk-usage>' "$dir/instance/etc/broker.xml" \
+    || die "no max-disk-usage in $dir/instance/etc/broker.xml to turn off"
 }
 
 add_tls_binding() { # DIR HTTPS_PORT: the console also over HTTPS (a PKCS#12 keystore)

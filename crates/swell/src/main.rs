@@ -4,6 +4,7 @@ mod check;
 mod kube_api;
 mod leader;
 mod logging;
+mod metrics_auth;
 mod operator;
 mod otel;
 mod outbound;

@@ -64,6 +64,11 @@ pub struct OperatorArgs {
     /// of plain HTTP.
     #[arg(long, env = "SWELL_METRICS_TLS", default_value_t = false, action = clap::ArgAction::Set)]
     metrics_tls: bool,
+    /// Serve /metrics only to scrapers whose bearer token the API server accepts and
+    /// authorizes to `get` the non-resource URL /metrics (TokenReview, SubjectAccessReview);
+    /// needs --metrics-tls, so tokens never cross the network in the clear.
+    #[arg(long, env = "SWELL_METRICS_AUTH", default_value_t = false, action = clap::ArgAction::Set)]
+    metrics_auth: bool,
     /// Label keda_scaler_http_request_duration_seconds by namespace, scaled_resource,
     /// trigger_name and metric_name too, as KEDA's flag of the same name.
     #[arg(long, env = "SWELL_ENABLE_HIGH_CARDINALITY_METRICS_LABELS", default_value_t = false, action = clap::ArgAction::Set)]
@@ -292,19 +297,25 @@ impl swell_metrics_api::MetricSource for Source {
 }
 
 /// `/metrics` (OpenMetrics text), `/healthz`, `/livez` and `/readyz` (503 until `ready`).
-fn health_and_metrics(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> axum::Router {
+fn health_and_metrics(
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    auth: Option<Arc<crate::metrics_auth::MetricsAuth>>,
+) -> axum::Router {
+    use axum::response::IntoResponse as _;
     let (m, r) = (metrics, ready);
     axum::Router::new()
         .route(
             "/metrics",
-            get(move || async move {
-                (
-                    [(
-                        "content-type",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    m.encode(),
-                )
+            get(move |headers: axum::http::HeaderMap| async move {
+                if let Some(auth) = &auth {
+                    let header = headers.get("authorization").and_then(|v| v.to_str().ok());
+                    if let Err(refused) = auth.check(header).await {
+                        return (refused.status(), refused.to_string()).into_response();
+                    }
+                }
+                let text = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+                ([("content-type", text)], m.encode()).into_response()
             }),
         )
         .route("/healthz", get(|| async { "ok" }))
@@ -565,6 +576,11 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     if !args.profiling_bind_address.is_empty() {
         anyhow::bail!(profiling_refused());
     }
+    if args.metrics_auth && !args.metrics_tls {
+        anyhow::bail!(
+            "--metrics-auth needs --metrics-tls: scrapers' tokens must not cross the network in the clear"
+        );
+    }
     if args.leader_elect {
         crate::leader::Timing::from_args(&args.leader_election)?;
     }
@@ -593,7 +609,10 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let router = health_and_metrics(metrics.clone(), ready.clone());
+    let auth = args
+        .metrics_auth
+        .then(|| Arc::new(crate::metrics_auth::MetricsAuth::new(client.clone())));
+    let router = health_and_metrics(metrics.clone(), ready.clone(), auth);
     let server = tokio::spawn(serve::serve(
         args.metrics_bind_address,
         tls,

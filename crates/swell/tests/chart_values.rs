@@ -608,6 +608,10 @@ fn keda_keys_are_refused_by_name_or_applied() {
             &["profiling.operator", "no Go pprof endpoint"],
         ),
         (
+            "metrics.tls.auth=true",
+            &["metrics.tls.auth needs metrics.tls.enabled"],
+        ),
+        (
             "prometheus.webhooks.serviceMonitor.enabled=true",
             &["prometheus.webhooks.serviceMonitor"],
         ),
@@ -697,6 +701,10 @@ fn keda_keys_are_refused_by_name_or_applied() {
             "b: \"2\"",
         ),
         ("metrics.tls.enabled=true", "scheme: HTTPS"),
+        (
+            "metrics.tls.enabled=true,metrics.tls.auth=true",
+            "- --metrics-auth=true",
+        ),
         (
             "rbac.controlPlaneServiceAccountsNamespace=kube-auth",
             "namespace: kube-auth",

@@ -278,3 +278,107 @@ async fn a_ca_dir_is_trusted_and_the_minimum_tls_version_is_kept() {
         })
         .await;
 }
+
+/// `--metrics-tls --metrics-auth`: /metrics answers only a token the API server accepts and
+/// authorizes for `get /metrics`; probes stay open for the kubelet.
+#[tokio::test]
+async fn metrics_auth_asks_the_api_server_who_may_scrape() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("set-metrics-auth", |ns| async move {
+            let kubectl = |args: &[&str], stdin: Option<&str>| {
+                use std::io::Write as _;
+                let mut child = cluster
+                    .kubectl()
+                    .args(args)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                if let Some(input) = stdin {
+                    child
+                        .stdin
+                        .take()
+                        .unwrap()
+                        .write_all(input.as_bytes())
+                        .unwrap();
+                }
+                let out = child.wait_with_output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "kubectl {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            };
+            let n = &ns.name;
+            kubectl(&["-n", n, "create", "serviceaccount", "scraper"], None);
+            let token = kubectl(&["-n", n, "create", "token", "scraper"], None);
+            let args = [
+                "--leader-elect=false",
+                "--metrics-tls=true",
+                "--metrics-auth=true",
+            ];
+            let op = Operator::start(cluster, swell(), n, None, &args);
+            let addr = wait_until("the metrics port", WAIT, || async {
+                op.metrics_addr().ok_or("not yet".to_string())
+            })
+            .await;
+            let http = reqwest::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .build()
+                .unwrap();
+            let get = |path: &'static str, token: Option<String>| {
+                let (http, addr) = (http.clone(), addr.clone());
+                async move {
+                    let mut req = http.get(format!("https://{addr}{path}"));
+                    if let Some(t) = token {
+                        req = req.bearer_auth(t);
+                    }
+                    let r = req.send().await.unwrap();
+                    (r.status().as_u16(), r.text().await.unwrap())
+                }
+            };
+            assert_eq!(get("/healthz", None).await.0, 200, "probes need no token");
+            let (code, body) = get("/metrics", None).await;
+            assert_eq!(code, 401, "{body}");
+            assert_eq!(get("/metrics", Some("not-a-token".into())).await.0, 401);
+            let (code, body) = get("/metrics", Some(token.clone())).await;
+            assert_eq!(code, 403, "{body}");
+            assert!(
+                body.contains(&format!("system:serviceaccount:{n}:scraper")),
+                "{body}"
+            );
+            // Granted `get /metrics`, the same token scrapes (once the cached denial expires).
+            let role = format!("swell-scrape-{n}");
+            let rbac = format!(
+                "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: {role}}}
+rules: [{{nonResourceURLs: [/metrics], verbs: [get]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: {role}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}
+subjects: [{{kind: ServiceAccount, name: scraper, namespace: {n}}}]
+"
+            );
+            kubectl(&["apply", "-f", "-"], Some(&rbac));
+            let body = wait_until(
+                "the scraper to be let in",
+                Duration::from_secs(150),
+                || async {
+                    match get("/metrics", Some(token.clone())).await {
+                        (200, body) => Ok(body),
+                        (code, body) => Err(format!("{code}: {body}")),
+                    }
+                },
+            )
+            .await;
+            assert!(body.contains("keda_build_info"), "{body}");
+            kubectl(&["delete", "clusterrole,clusterrolebinding", &role], None);
+        })
+        .await;
+}
