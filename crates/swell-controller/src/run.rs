@@ -290,26 +290,12 @@ pub async fn run_controllers(
         selector,
         writer,
     );
-    // Only the leader publishes events, so only it delivers CloudEvents.
-    let cloud_events = settings.leader.then(|| {
-        tokio::spawn(crate::cloud_events::run(
-            ctx.cloud_events.clone(),
-            settings.watch_namespace.clone(),
-            shutdown.clone(),
-        ))
-    });
-    let jobs = settings.leader.then(|| {
-        tokio::spawn(crate::scaled_job::run(
-            ctx.clone(),
-            (scaled_jobs.clone(), scaled_jobs_writer),
-            (
-                settings.watch_namespace.clone(),
-                settings.watch_label_selector.clone(),
-            ),
-            settings.scaled_job_concurrency,
-            shutdown.clone(),
-        ))
-    });
+    let leader_tasks = spawn_leader_tasks(
+        &ctx,
+        &settings,
+        (scaled_jobs.clone(), scaled_jobs_writer),
+        &shutdown,
+    );
     // The authentication controllers consume their kinds' watches; a spec change rebuilds
     // the ScaledObjects that use it through `reconcile_now`.
     let auth_ctx = AuthCtx::new(ctx.clone(), scaled_jobs);
@@ -336,7 +322,7 @@ pub async fn run_controllers(
     };
     run_scaled_objects(ctx, watches, &settings, shutdown.clone()).await;
     shutdown.cancel();
-    for task in jobs.into_iter().chain(cloud_events).chain(authentications) {
+    for task in leader_tasks.into_iter().chain(authentications) {
         let _ = task.await;
     }
     // Leadership or the process ended: no loop may keep scaling. A follower's states stay
@@ -345,6 +331,35 @@ pub async fn run_controllers(
         loops_ctx.loops.stop_all();
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// The leader's own controllers: ScaledJobs, and CloudEvents (only the leader publishes
+/// events, so only it delivers them). None on a follower.
+fn spawn_leader_tasks(
+    ctx: &Arc<Ctx>,
+    settings: &Settings,
+    scaled_jobs: (Store<ScaledJob>, reflector::store::Writer<ScaledJob>),
+    shutdown: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    if !settings.leader {
+        return Vec::new();
+    }
+    let cloud_events = tokio::spawn(crate::cloud_events::run(
+        ctx.cloud_events.clone(),
+        settings.watch_namespace.clone(),
+        shutdown.clone(),
+    ));
+    let jobs = tokio::spawn(crate::scaled_job::run(
+        ctx.clone(),
+        scaled_jobs,
+        (
+            settings.watch_namespace.clone(),
+            settings.watch_label_selector.clone(),
+        ),
+        settings.scaled_job_concurrency,
+        shutdown.clone(),
+    ));
+    vec![cloud_events, jobs]
 }
 
 /// Makes `ctx` the one the metrics API reads; a new leader first adopts the follower's

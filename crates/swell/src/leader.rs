@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -136,7 +136,7 @@ pub async fn renew_deadline_passed(
 ) -> Duration {
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={id}"));
-    let mut leases = std::pin::pin!(watcher::watcher(api, config));
+    let mut leases = std::pin::pin!(watcher::watcher(api, config).default_backoff());
     let deadline = Duration::from_secs(t.renew_deadline);
     let mut renewed = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(t.retry));
