@@ -98,25 +98,13 @@ async fn wait_ces_active(ns: &TestNamespace, name: &str, prefix: &str) -> String
     .await
 }
 
-fn metrics_text(op: &Operator) -> String {
-    let Some(addr) = op.metrics_addr() else {
-        return String::new();
-    };
-    let out = std::process::Command::new("curl")
-        .args(["-sk", &format!("https://{addr}/metrics")])
-        .output()
-        .map(|o| o.stdout)
-        .unwrap_or_default();
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Waits until the series `series` (name and labels) shows at least `min`.
 async fn wait_metric(op: &Operator, series: &str, min: f64) {
     wait_until(
         &format!("/metrics to show {series} >= {min}"),
         WAIT,
         || async {
-            let text = metrics_text(op);
+            let text = common::scrape(op);
             let value = text
                 .lines()
                 .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok());
@@ -185,7 +173,7 @@ async fn scaled_object_ready_failed_and_removed() {
             ), 3.0).await;
             let drained = format!("keda_cloudeventsource_events_queued{{namespace=\"{}\"}} 0", ns.name);
             wait_until("the sink's queue to drain", WAIT, || async {
-                let text = metrics_text(&op);
+                let text = common::scrape(&op);
                 if text.lines().any(|l| l == drained) { Ok(()) } else { Err(text) }
             })
             .await;

@@ -1019,13 +1019,8 @@ spec:
 /// The reading of `metric` of namespace `ns` on the operator's /metrics
 /// (`keda_scaler_metrics_value`), if it is there.
 fn scaler_value(op: &Operator, ns: &str, metric: &str) -> Option<f64> {
-    let addr = op.metrics_addr()?;
-    let out = std::process::Command::new("curl")
-        .args(["-sk", &format!("https://{addr}/metrics")])
-        .output()
-        .ok()?;
     // Either case: the label may carry the HPA's lowercased name.
-    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let text = common::scrape(op).to_lowercase();
     let ns = format!("namespace=\"{ns}\"");
     let metric = format!("metric=\"{}\"", metric.to_lowercase());
     text.lines()
