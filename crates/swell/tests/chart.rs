@@ -9,10 +9,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use common::helm::{chart_dir, helm, run};
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -32,60 +32,6 @@ const SEED_VALUES: &str = "serviceAccount:
 ";
 const SEED_ROLE: &str = "arn:aws:iam::111122223333:role/keda-operator";
 const SERVICE_ACCOUNT: &str = "keda-operator";
-
-fn chart_dir() -> PathBuf {
-    swell_testkit::repo_root().join("charts/swell")
-}
-
-/// The output of a finished command.
-struct Ran {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn text(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-fn run(cmd: &mut Command, stdin: Option<&str>) -> Ran {
-    let mut child = cmd
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    Ran {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn helm(cluster: &Cluster) -> Command {
-    let mut c = Command::new(cluster.bin.join("helm"));
-    c.env("KUBECONFIG", &cluster.kubeconfig)
-        // Keep Helm's caches and config out of the user's home.
-        .env("HELM_CACHE_HOME", cluster.dir.join("helm/cache"))
-        .env("HELM_CONFIG_HOME", cluster.dir.join("helm/config"))
-        .env("HELM_DATA_HOME", cluster.dir.join("helm/data"));
-    c
-}
 
 /// Writes the seed scenario's values.yaml and returns its path.
 fn seed_values(cluster: &Cluster) -> PathBuf {

@@ -9,10 +9,10 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
+use common::helm::{Ran, chart_dir, helm, run};
 use serde_json::{Value, json};
 use swell_testkit::Cluster;
 
@@ -22,59 +22,10 @@ const MONITORING: &str = "monitoring-pdb-netpol.yaml";
 const CUSTOM_CA: &str = "custom-ca-env-priority.yaml";
 const ROLE: &str = "arn:aws:iam::111122223333:role/keda-operator";
 
-fn chart_dir() -> PathBuf {
-    swell_testkit::repo_root().join("charts/swell")
-}
-
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/chart-values")
         .join(name)
-}
-
-/// The output of a finished command.
-struct Ran {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn text(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-fn run(cmd: &mut Command, stdin: Option<&str>) -> Ran {
-    let mut child = cmd
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(input.as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    Ran {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn helm(cluster: &Cluster) -> Command {
-    let mut c = Command::new(cluster.bin.join("helm"));
-    c.env("KUBECONFIG", &cluster.kubeconfig)
-        .env("HELM_CACHE_HOME", cluster.dir.join("helm/cache"))
-        .env("HELM_CONFIG_HOME", cluster.dir.join("helm/config"))
-        .env("HELM_DATA_HOME", cluster.dir.join("helm/data"));
-    c
 }
 
 /// `helm template keda charts/swell -n NS -f FILE… ARGS…`.

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod helm;
 pub mod metrics_api;
 
 use std::path::Path;
