@@ -83,18 +83,6 @@ impl HttpClients {
         }
     }
 
-    /// Clients whose requests time out after `timeout` unless their key says otherwise.
-    pub fn with_default_timeout(timeout: Duration) -> HttpClients {
-        HttpClients::new(HttpSettings {
-            default_timeout: timeout,
-            ..Default::default()
-        })
-    }
-
-    pub fn default_timeout(&self) -> Duration {
-        self.settings.default_timeout
-    }
-
     /// The client for `key`, built on first use.
     pub fn get(&self, key: &HttpClientKey) -> Result<reqwest::Client, HttpClientError> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
