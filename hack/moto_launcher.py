@@ -43,6 +43,13 @@ the awsQuery shape when the request was form-encoded. Other protocols (ec2, rest
 rest-xml) keep moto's answer. moto's own service errors need nothing: its serializer
 already renders both shapes like this.
 
+Throttling on demand (not a patch of moto: a WSGI layer in front of it), since moto never
+throttles: `POST /_swell/throttle?key=AKID&on=1` makes every request signed with access key
+AKID answer as AWS does when a quota is exceeded (400, code Throttling, in the request's
+protocol: awsQuery XML for a form-encoded request, JSON with x-amzn-query-error otherwise),
+until `on=0`; `GET /_swell/throttle?key=AKID` returns how many requests were refused so.
+Scoped to one access key so that tests sharing this moto do not throttle each other.
+
 Another patch: moto checks a CloudWatch call as monitoring:<Action> (its SigV4 signing
 name); AWS checks cloudwatch:<Action>. The action is renamed (IAM_PREFIX).
 """
@@ -240,6 +247,59 @@ def patch_iam_action_prefix() -> None:
     base.__init__ = __init__
 
 
+CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
+
+
+def throttling(app):
+    """The WSGI layer described in the module's docstring."""
+    import threading
+    from urllib.parse import parse_qs
+
+    lock = threading.Lock()
+    throttled: dict[str, int] = {}  # access key -> requests refused (present: throttling on)
+
+    def answer(start_response, status, body, headers):
+        start_response(status, [("Content-Length", str(len(body)))] + headers)
+        return [body]
+
+    def wrapped(environ, start_response):
+        if environ.get("PATH_INFO") == "/_swell/throttle":
+            q = parse_qs(environ.get("QUERY_STRING", ""))
+            key = q.get("key", [""])[0]
+            with lock:
+                if environ.get("REQUEST_METHOD") == "POST":
+                    if q.get("on", ["1"])[0] == "1":
+                        throttled.setdefault(key, 0)
+                    else:
+                        throttled.pop(key, None)
+                count = throttled.get(key, 0)
+            return answer(start_response, "200 OK", str(count).encode(), [("Content-Type", "text/plain")])
+        m = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        key = m.group(1) if m else None
+        with lock:
+            hit = key in throttled
+            if hit:
+                throttled[key] += 1
+        if not hit:
+            return app(environ, start_response)
+        content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        if content_type == "application/x-www-form-urlencoded":
+            body = (
+                "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+                "<Message>Rate exceeded</Message></Error><RequestId>swell-throttle</RequestId></ErrorResponse>"
+            ).encode()
+            headers = [("Content-Type", "text/xml")]
+        else:
+            body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+            headers = [
+                ("Content-Type", content_type or "application/x-amz-json-1.0"),
+                ("x-amzn-query-error", "ThrottlingException;Sender"),
+            ]
+        return answer(start_response, "400 Bad Request", body, headers)
+
+    return wrapped
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
@@ -272,7 +332,9 @@ def main() -> None:
 
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # as moto.server.main
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server(
+        args.host, args.port, throttling(app), threaded=True, request_handler=MotoRequestHandler
+    )
     port = server.server_port
     os.environ["MOTO_PORT"] = str(port)
 

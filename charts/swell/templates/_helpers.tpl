@@ -221,6 +221,12 @@ annotations:
   value: {{ .Values.operator.maxReconciles | quote }}
 - name: KEDA_SCALEDJOB_CTRL_MAX_RECONCILES
   value: {{ .Values.operator.maxScaledJobReconciles | default 1 | quote }}
+{{- with (.Values.aws | default dict).apiRateLimit }}
+- name: SWELL_AWS_API_QPS
+  value: {{ .qps | default 20 | quote }}
+- name: SWELL_AWS_API_BURST
+  value: {{ .burst | default 40 | quote }}
+{{- end }}
 {{- with .Values.watchNamespace }}
 - name: WATCH_NAMESPACE
   value: {{ . | quote }}

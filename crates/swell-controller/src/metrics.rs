@@ -219,6 +219,8 @@ pub struct Metrics {
     /// Scalers' HTTP requests and empty answers (`keda_scaler_http_*`,
     /// `keda_scaler_empty_upstream_responses_total`).
     pub scalers: swell_scalers::observe::ScalerMetrics,
+    /// AWS API calls and their estimated price (`swell_aws_*`).
+    pub aws: swell_scalers::aws::AwsMetrics,
     /// The admission webhook's ScaledObject validations (`keda_webhook_*`).
     pub webhook: WebhookMetrics,
     /// Every registered family's exposed name (see [`Metrics::family_names`]).
@@ -312,6 +314,7 @@ impl Metrics {
             metrics_api_requests: Family::default(),
             reconcile_errors: Family::default(),
             scalers: swell_scalers::observe::ScalerMetrics::new(high_cardinality),
+            aws: Default::default(),
             webhook: WebhookMetrics::default(),
             families: Vec::new(),
             cloud_events: CloudEventMetrics::default(),
@@ -342,6 +345,17 @@ impl Metrics {
             "scaler_upstream_calls",
             "Calls to event sources, after sharing between triggers",
             m.upstream_calls.clone(),
+        );
+        registry.register(
+            "aws_api_calls",
+            "AWS API calls scalers made (after batching and sharing), by IAM service and operation",
+            m.aws.calls.clone(),
+        );
+        registry.register(
+            "aws_estimated_cost_dollars",
+            "Estimated price of those calls in US dollars, from AWS's per-request list prices \
+             (us-east-1; see docs/aws.md)",
+            m.aws.cost.clone(),
         );
         registry.register(
             "metrics_api_requests",

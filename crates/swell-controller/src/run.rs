@@ -72,6 +72,8 @@ pub struct Settings {
     pub exact_targets: bool,
     /// HTTP scalers' clients (KEDA_HTTP_DEFAULT_TIMEOUT, KEDA_HTTP_DISABLE_KEEP_ALIVE).
     pub http: swell_scalers::http::HttpSettings,
+    /// AWS calls' rate limit per identity, region and service (`--aws-api-qps/burst`).
+    pub aws_limits: swell_scalers::aws::CallLimits,
 }
 
 /// The controller context currently running, for the metrics API.
@@ -107,6 +109,10 @@ pub fn context(
         shared: swell_scalers::Shared {
             workloads: Some(Arc::new(KubePods(client.clone()))),
             http,
+            aws: Arc::new(swell_scalers::aws::AwsClients::new(
+                settings.aws_limits,
+                metrics.aws.clone(),
+            )),
             upstream_calls: metrics.upstream_calls.clone(),
             observe: metrics.scalers.clone(),
             ..Default::default()

@@ -22,7 +22,11 @@ use aws_types::origin::Origin;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 
+mod calls;
+pub mod cloudwatch_batch;
 mod credentials;
+
+pub use calls::{AwsMetrics, CallLimits, Operation, PRICES, PRICES_AS_OF, price};
 
 use crate::upstream::{Code, UpstreamError, UpstreamKind};
 use crate::{
@@ -362,9 +366,13 @@ struct ConfigKey {
 type ClientKey = (ConfigKey, Option<String>, SdkSettings, TypeId);
 
 /// SDK configurations per identity and region, and service clients per identity, region
-/// and endpoint, built once and shared.
+/// and endpoint, built once and shared; every call made through [`AwsClients::call`].
 #[derive(Default)]
 pub struct AwsClients {
+    limiter: calls::Limiter,
+    metrics: AwsMetrics,
+    /// CloudWatch triggers asking in one `GetMetricData` call ([`cloudwatch_batch`]).
+    pub cloudwatch_batches: cloudwatch_batch::Batches,
     /// Per region: the default chain with Swell's own credentials in a [`credentials::Cached`],
     /// shared by every identity there, so assuming several roles (or failing to) does not
     /// resolve Swell's own identity again.
@@ -374,7 +382,51 @@ pub struct AwsClients {
     clients: tokio::sync::Mutex<HashMap<ClientKey, Box<dyn Any + Send>>>,
 }
 
+/// Where one AWS call goes and as whom, for [`AwsClients::call`] and its messages.
+pub struct Call<'a> {
+    pub identity: &'a Identity,
+    pub region: &'a str,
+    pub sdk: &'a SdkSettings,
+    pub operation: Operation,
+    /// What is read, for messages (`queue … in eu-west-1`).
+    pub resource: &'a str,
+}
+
 impl AwsClients {
+    /// Clients whose calls keep to `limits` and are counted in `metrics`.
+    pub fn new(limits: CallLimits, metrics: AwsMetrics) -> AwsClients {
+        AwsClients {
+            limiter: calls::Limiter::new(limits),
+            metrics,
+            ..Default::default()
+        }
+    }
+
+    /// Runs one SDK call (`send`, billed as `units` of [`PRICES`]) within the rate limit of
+    /// its identity, region and service, counts it, and turns its error into one that says
+    /// what to fix ([`explain_sdk_error`]). A throttled answer backs the service off.
+    pub async fn call<T, E, Fut>(
+        &self,
+        call: &Call<'_>,
+        units: f64,
+        send: impl FnOnce() -> Fut,
+    ) -> Result<T, UpstreamError>
+    where
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let key = calls::Limiter::key(call.identity, call.region, call.operation);
+        self.limiter.acquire(&key).await?;
+        self.metrics.count(call.operation, units);
+        let answer = send().await.map_err(|e| {
+            let permission = call.operation.permission();
+            explain_sdk_error(&e, call.identity, call.sdk, call.resource, &permission)
+        });
+        let throttled = matches!(&answer, Err(e) if e.kind == UpstreamKind::Throttled);
+        self.limiter.finished(&key, throttled);
+        answer
+    }
+
     async fn base(&self, region: &str) -> SdkConfig {
         let mut bases = self.bases.lock().await;
         if let Some(b) = bases.get(region) {
@@ -604,17 +656,20 @@ impl AwsClients {
                 aws_sdk_secretsmanager::Client::new,
             )
             .await;
-        let got = client
+        let request = client
             .get_secret_value()
             .secret_id(secret.name)
             .set_version_id(secret.version_id.map(str::to_string))
-            .set_version_stage(secret.version_stage.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| {
-                let what = format!("secret {}", secret.name);
-                explain_sdk_error(&e, identity, &sdk, &what, "secretsmanager:GetSecretValue")
-            })?;
+            .set_version_stage(secret.version_stage.map(str::to_string));
+        let resource = format!("secret {}", secret.name);
+        let call = Call {
+            identity,
+            region,
+            sdk: &sdk,
+            operation: Operation::new("secretsmanager", "GetSecretValue"),
+            resource: &resource,
+        };
+        let got = self.call(&call, 1.0, || request.send()).await?;
         got.secret_string.ok_or_else(|| {
             UpstreamError::new(
                 UpstreamKind::Unsupported,
@@ -709,17 +764,26 @@ impl AwsTrigger {
             .await
     }
 
-    /// [`explain_sdk_error`] as this trigger's identity.
-    pub fn explain<E>(
+    /// [`AwsClients::call`] as this trigger's identity, in its region.
+    pub async fn call<T, E, Fut>(
         &self,
-        e: &SdkError<E, HttpResponse>,
+        operation: Operation,
         resource: &str,
-        action: &str,
-    ) -> UpstreamError
+        units: f64,
+        send: impl FnOnce() -> Fut,
+    ) -> Result<T, UpstreamError>
     where
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
-        explain_sdk_error(e, &self.identity, &self.sdk, resource, action)
+        let call = Call {
+            identity: &self.identity,
+            region: &self.region,
+            sdk: &self.sdk,
+            operation,
+            resource,
+        };
+        self.shared.aws.call(&call, units, send).await
     }
 
     /// The key of `question` asked of `scaler`'s service as this identity.

@@ -66,6 +66,33 @@ impl Aws {
             .count())
     }
 
+    /// Makes moto answer every request signed with `keys` with `Throttling` (`on`), or stop
+    /// (hack/moto_launcher.py's throttling layer). Returns how many it has refused so far.
+    pub async fn throttle(&self, keys: &AwsKeys, on: Option<bool>) -> anyhow::Result<usize> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let host = self
+            .endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        let (method, on) = match on {
+            Some(true) => ("POST", "&on=1"),
+            Some(false) => ("POST", "&on=0"),
+            None => ("GET", ""),
+        };
+        let mut tcp = tokio::net::TcpStream::connect(host).await?;
+        let request = format!(
+            "{method} /_swell/throttle?key={}{on} HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n",
+            keys.access_key_id
+        );
+        tcp.write_all(request.as_bytes()).await?;
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await?;
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        body.trim()
+            .parse()
+            .with_context(|| format!("moto's throttling layer answered {answer:?}"))
+    }
+
     /// SDK configuration for the given keys against the local endpoint.
     pub fn config(&self, keys: &AwsKeys) -> SdkConfig {
         let creds = Credentials::new(
@@ -227,6 +254,8 @@ pub fn trust(principals: &[&str]) -> Value {
 pub struct Request {
     pub action: String,
     pub params: serde_json::Map<String, Value>,
+    /// The access key the request was signed with (from its Authorization header).
+    pub access_key: Option<String>,
 }
 
 impl Request {
@@ -241,18 +270,23 @@ impl Request {
         } else {
             body.as_bytes().to_vec()
         };
-        let target = entry["headers"]
-            .as_object()
-            .and_then(|h| {
-                h.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
-            })
-            .and_then(|(_, v)| v.as_str());
+        let header = |name: &str| {
+            entry["headers"]
+                .as_object()
+                .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+                .and_then(|(_, v)| v.as_str())
+        };
+        let access_key = header("authorization")
+            .and_then(|a| a.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').next())
+            .map(str::to_string);
+        let target = header("x-amz-target");
         Ok(match target {
             // JSON protocols: `AmazonSQS.GetQueueAttributes` and a JSON object.
             Some(t) => Request {
                 action: t.rsplit('.').next().unwrap_or(t).to_string(),
                 params: serde_json::from_slice(&body).unwrap_or_default(),
+                access_key,
             },
             None => {
                 let params: serde_json::Map<String, Value> = form_urlencoded::parse(&body)
@@ -263,7 +297,11 @@ impl Request {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                Request { action, params }
+                Request {
+                    action,
+                    params,
+                    access_key,
+                }
             }
         })
     }

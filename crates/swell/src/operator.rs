@@ -367,6 +367,10 @@ fn start_metrics_api(
     };
     let cloudwatch = args.cloudwatch_adapter.then(|| {
         let shared = swell_scalers::Shared {
+            aws: Arc::new(swell_scalers::aws::AwsClients::new(
+                args.outbound.aws_limits(),
+                metrics.aws.clone(),
+            )),
             upstream_calls: metrics.upstream_calls.clone(),
             ..Default::default()
         };
@@ -569,6 +573,7 @@ fn controller_settings(
         leader,
         exact_targets: args.exact_targets,
         http: args.outbound.http(),
+        aws_limits: args.outbound.aws_limits(),
     }
 }
 

@@ -33,6 +33,22 @@ pub struct OutboundArgs {
         hide = true
     )]
     http_tls_cipher_list: String,
+    /// AWS API calls per second Swell allows itself per identity, region and service (a
+    /// token bucket; CloudWatch's default GetMetricData quota is 50 per region).
+    #[arg(long, env = "SWELL_AWS_API_QPS", default_value_t = 20.0, value_parser = positive_rate)]
+    aws_api_qps: f64,
+    /// Calls the bucket allows at once after a quiet period.
+    #[arg(long, env = "SWELL_AWS_API_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    aws_api_burst: u32,
+}
+
+fn positive_rate(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{v:?} is not a number of calls per second above 0, such as 20 or 0.5"
+        )),
+    }
 }
 
 fn min_tls(v: &str) -> Result<MinTlsVersion, String> {
@@ -45,6 +61,14 @@ fn min_tls(v: &str) -> Result<MinTlsVersion, String> {
 }
 
 impl OutboundArgs {
+    /// The AWS calls' rate limit.
+    pub fn aws_limits(&self) -> swell_scalers::aws::CallLimits {
+        swell_scalers::aws::CallLimits {
+            qps: self.aws_api_qps,
+            burst: self.aws_api_burst,
+        }
+    }
+
     /// The HTTP clients' settings.
     pub fn http(&self) -> HttpSettings {
         HttpSettings {

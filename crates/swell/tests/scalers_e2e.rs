@@ -1141,3 +1141,198 @@ spec:
         key = keys.secret_access_key,
     )
 }
+
+/// Puts one CloudWatch datapoint (`Swell/Test` `QueueDepth`, dimension `QueueName=queue`)
+/// `ago` seconds old, as the AWS admin.
+async fn put_queue_depth(queue: &str, value: f64, ago: u64) {
+    let aws = swell_testkit::Aws::shared();
+    let cw = aws_sdk_cloudwatch::Client::new(&aws.config(&aws.admin));
+    let at = std::time::SystemTime::now() - std::time::Duration::from_secs(ago);
+    let dimension = aws_sdk_cloudwatch::types::Dimension::builder()
+        .name("QueueName")
+        .value(queue)
+        .build();
+    cw.put_metric_data()
+        .namespace("Swell/Test")
+        .metric_data(
+            aws_sdk_cloudwatch::types::MetricDatum::builder()
+                .metric_name("QueueDepth")
+                .dimensions(dimension)
+                .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from(at))
+                .value(value)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The GetMetricData calls moto has received signed with `keys`, each as its number of
+/// queries.
+fn get_metric_data_calls(keys: &swell_testkit::AwsKeys) -> Vec<usize> {
+    let aws = swell_testkit::Aws::shared();
+    aws.requests()
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            r.action == "GetMetricData" && r.access_key.as_ref() == Some(&keys.access_key_id)
+        })
+        .map(|r| {
+            r.params
+                .keys()
+                .filter(|k| k.starts_with("MetricDataQueries.member.") && k.ends_with(".Id"))
+                .count()
+        })
+        .collect()
+}
+
+/// 200 ScaledObjects, each with a CloudWatch trigger on its own queue's metric, read as one
+/// identity: Swell asks for all 200 metrics in one GetMetricData call per polling interval
+/// (⌈200/500⌉ = 1), where KEDA makes one call per trigger per poll (200). Counted at moto.
+#[tokio::test(flavor = "multi_thread")]
+async fn cloudwatch_triggers_share_one_call_per_polling_interval() {
+    const N: usize = 200;
+    const POLLING: u64 = 10;
+    swell();
+    let cluster = cluster();
+    let aws = swell_testkit::Aws::shared();
+    cluster
+        .with_namespace("sc-cw-batch", |ns| async move {
+            let reader = format!("cw-batch-{}", swell_testkit::unique_suffix());
+            let policy = swell_testkit::allow(&["cloudwatch:GetMetricData"], "*");
+            let keys = aws.create_user(&reader, Some(policy)).await.unwrap();
+            let mut yaml = static_keys_auth("batch-auth", &keys);
+            for i in 0..N {
+                yaml.push_str(&format!(
+                    r#"
+---
+{deployment}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app-{i}}}
+spec:
+  scaleTargetRef: {{name: app-{i}}}
+  pollingInterval: {POLLING}
+  triggers:
+  - type: aws-cloudwatch
+    metadata: {{namespace: Swell/Test, metricName: QueueDepth, dimensionName: QueueName, dimensionValue: "batch-{i}",
+      metricStatPeriod: "60", metricCollectionTime: "60", targetMetricValue: "5", minMetricValue: "0",
+      awsRegion: "{region}", awsEndpoint: "{endpoint}"}}
+    authenticationRef: {{name: batch-auth}}
+"#,
+                    deployment = deployment(&format!("app-{i}"), 0),
+                    region = aws.region,
+                    endpoint = aws.endpoint,
+                ));
+            }
+            ns.apply(cluster, &yaml).unwrap();
+            let op = Operator::start(cluster, swell(), &ns.name, None, &["--leader-elect=false"]);
+            // Every trigger is in the batch once a call asks for all N.
+            let full = wait_until("a GetMetricData call with all 200 queries", std::time::Duration::from_secs(300), || async {
+                let calls = get_metric_data_calls(&keys);
+                if calls.last() == Some(&N) { Ok(calls.len()) } else { Err(format!("calls so far (queries each): {calls:?}")) }
+            })
+            .await;
+            let window = 3 * POLLING;
+            tokio::time::sleep(std::time::Duration::from_secs(window)).await;
+            let calls = get_metric_data_calls(&keys);
+            let steady = &calls[full..];
+            eprintln!(
+                "{N} CloudWatch ScaledObjects: {} GetMetricData calls to fill the batch, then {} in {window}s \
+                 ({:?} queries each); KEDA: {N} per {POLLING}s interval",
+                full,
+                steady.len(),
+                steady
+            );
+            assert!(
+                steady.len() <= (window / POLLING) as usize + 1,
+                "more than one call per polling interval: {steady:?}"
+            );
+            assert!(steady.iter().all(|&q| q == N), "a call did not ask for every trigger: {steady:?}");
+            let counted = counter(&op, "swell_aws_api_calls_total{service=\"cloudwatch\",operation=\"GetMetricData\"}");
+            assert!(counted >= calls.len() as f64, "swell_aws_api_calls_total says {counted}, moto saw {}", calls.len());
+            // $0.01 per 1,000 metrics requested.
+            let cost = counter(&op, "swell_aws_estimated_cost_dollars_total{service=\"cloudwatch\",operation=\"GetMetricData\"}");
+            assert!(cost >= N as f64 * 0.00001, "estimated cost {cost}");
+            assert!(!op.log_text().contains(&keys.secret_access_key));
+        })
+        .await;
+}
+
+/// CloudWatch throttles Swell (moto answers every call of the trigger's identity with
+/// `Throttling`): the replicas the metric gave (2) stay, through several backoffs and HPA
+/// syncs, with the ScaledObject saying it is throttled; once AWS answers again the trigger
+/// reads values again.
+#[tokio::test]
+async fn a_throttled_cloudwatch_holds_the_replicas() {
+    swell();
+    let cluster = cluster();
+    let aws = swell_testkit::Aws::shared();
+    cluster
+        .with_namespace("sc-cw-throttle", |ns| async move {
+            let reader = format!("cw-throttled-{}", swell_testkit::unique_suffix());
+            let policy = swell_testkit::allow(&["cloudwatch:GetMetricData"], "*");
+            let keys = aws.create_user(&reader, Some(policy)).await.unwrap();
+            let trigger = format!(
+                r#"
+  - type: aws-cloudwatch
+    metadata: {{namespace: Swell/Test, metricName: QueueDepth, dimensionName: QueueName, dimensionValue: "{queue}",
+      metricStat: Maximum, metricStatPeriod: "1", metricCollectionTime: "60", targetMetricValue: "5",
+      minMetricValue: "0", awsRegion: "{region}", awsEndpoint: "{endpoint}"}}"#,
+                queue = ns.name,
+                region = aws.region,
+                endpoint = aws.endpoint,
+            );
+            // The HPA may scale down at once: a metric read as 0 while throttled would show.
+            ns.apply(cluster, &deployment("app", 0)).unwrap();
+            ns.apply(
+                cluster,
+                &format!(
+                    r#"{auth}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app}}
+spec:
+  scaleTargetRef: {{name: app}}
+  pollingInterval: 1
+  cooldownPeriod: 2
+  advanced:
+    horizontalPodAutoscalerConfig:
+      behavior:
+        scaleDown: {{stabilizationWindowSeconds: 0}}
+  triggers:{trigger}
+    authenticationRef: {{name: app-auth}}
+"#,
+                    auth = static_keys_auth("app-auth", &keys),
+                ),
+            )
+            .unwrap();
+            let (op, _guard) = operator_with_metrics_api(cluster, &ns).await;
+            wait_condition(&ns, "app", "Ready", "True").await;
+            put_queue_depth(&ns.name, 10.0, 2).await;
+            wait_replicas(&ns, "app", 2).await;
+
+            aws.throttle(&keys, Some(true)).await.unwrap();
+            let c = wait_condition(&ns, "app", "Ready", "False/TriggerError").await;
+            assert!(c.contains("Throttling") || c.contains("throttled"), "{c}");
+            // Several throttled calls (the SDK's retries, then Swell's backoffs of 5 s, 10 s,
+            // …) span more than the cooldown and two HPA syncs.
+            wait_until("moto to refuse 9 throttled calls", std::time::Duration::from_secs(180), || async {
+                let n = aws.throttle(&keys, None).await.map_err(|e| e.to_string())?;
+                if n >= 9 { Ok(()) } else { Err(format!("{n} refused")) }
+            })
+            .await;
+            assert_eq!(replicas(&ns, "app").await, Ok(2), "throttling must never take replicas away");
+            let c = condition(&so(&ns, "app").await, "Ready");
+            assert!(c.contains("throttled") && c.contains("holds the replicas") || c.contains("Throttling"), "{c}");
+            assert!(counter(&op, "keda_scaler_detail_errors_total") >= 1.0);
+
+            aws.throttle(&keys, Some(false)).await.unwrap();
+            wait_condition(&ns, "app", "Ready", "True").await;
+            assert_eq!(replicas(&ns, "app").await, Ok(2));
+            assert!(!op.log_text().contains(&keys.secret_access_key));
+        })
+        .await;
+}

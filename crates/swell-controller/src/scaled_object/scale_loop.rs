@@ -177,7 +177,12 @@ async fn tick(
     let readings = read_all(ctx, so, state, cancel).await;
     state.remember(&readings);
     let polling = crate::loops::polling_duration(so.spec.polling_interval());
-    if readings.iter().any(|(_, r)| r.is_err()) && state.rebuild_due(polling) {
+    // Fresh credentials do not help a throttled source: its backoff is Swell's own.
+    let rebuild_helps = |r: &Reading| match r {
+        Err(e) => e.category() != "throttled",
+        Ok(_) => false,
+    };
+    if readings.iter().any(|(_, r)| rebuild_helps(r)) && state.rebuild_due(polling) {
         tracing::info!(scaledobject = %key, "a trigger failed: rebuilding its scalers with fresh credentials");
         ctx.request_reconcile(key.clone());
     }

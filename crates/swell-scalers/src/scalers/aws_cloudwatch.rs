@@ -13,8 +13,9 @@ use aws_sdk_cloudwatch::types::{
 };
 use swell_scaling::naming::metric_name;
 
+use crate::aws::cloudwatch_batch::{BatchKey, GET_METRIC_DATA, Member};
 use crate::aws::{
-    Identity, SdkSettings, explain_sdk_error, parse_identity, parse_sdk_settings, require_identity,
+    Call, Identity, SdkSettings, parse_identity, parse_sdk_settings, require_identity,
 };
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
 
@@ -95,6 +96,9 @@ pub struct CloudwatchScaler {
     metric_type: crate::MetricType,
     polling: Duration,
     shared: Shared,
+    /// A metric query's place in the `GetMetricData` batch of the triggers sharing its
+    /// identity, region, endpoint and window; `None` for an expression (one call each).
+    batch: Option<Member>,
 }
 
 /// KEDA's `checkMetricStatPeriod`.
@@ -212,7 +216,7 @@ impl CloudwatchScaler {
         let account_id = p.opt_string(ACCOUNT_ID);
         let sdk = parse_sdk_settings(p);
         let identity = require_identity(parse_identity(input, p))?;
-        Ok(CloudwatchScaler {
+        let mut scaler = CloudwatchScaler {
             query,
             target,
             activation,
@@ -230,7 +234,22 @@ impl CloudwatchScaler {
             metric_type: input.metric_type.unwrap_or_default(),
             polling: input.polling_interval,
             shared: shared.clone(),
-        })
+            batch: None,
+        };
+        if let Query::Stat { .. } = scaler.query {
+            let key = BatchKey {
+                identity: scaler.identity.clone(),
+                region: scaler.region.clone(),
+                endpoint: scaler.endpoint.clone(),
+                sdk: scaler.sdk,
+                period: scaler.period,
+                collection_time: scaler.collection_time,
+                end_time_offset: scaler.end_time_offset,
+            };
+            let member = shared.aws.cloudwatch_batches.join(key, scaler.data_query());
+            scaler.batch = Some(member);
+        }
+        Ok(scaler)
     }
 
     fn data_query(&self) -> MetricDataQuery {
@@ -283,23 +302,31 @@ impl CloudwatchScaler {
         }
     }
 
-    async fn fetch(&self) -> Result<f64, crate::UpstreamError> {
-        let (start, end) = query_window(
+    fn window(&self) -> (i64, i64) {
+        query_window(
             unix_now(),
             self.period,
             self.end_time_offset,
             self.collection_time,
-        );
+        )
+    }
+
+    /// An expression's reading: a call of its own.
+    async fn fetch_alone(&self) -> Result<f64, crate::UpstreamError> {
         let call = MetricDataCall {
             identity: &self.identity,
             region: &self.region,
             endpoint: self.endpoint.as_deref(),
             sdk: self.sdk,
             queries: vec![self.data_query()],
-            window: (start, end),
+            window: self.window(),
             resource: &self.resource(),
         };
         let first = call.first_values(&self.shared.aws).await?;
+        self.value_of(first)
+    }
+
+    fn value_of(&self, first: Option<Option<Vec<f64>>>) -> Result<f64, crate::UpstreamError> {
         let no_results = first.is_none();
         pick_value(
             no_results,
@@ -342,18 +369,25 @@ impl MetricDataCall<'_> {
         let client = aws
             .cloudwatch(self.identity, self.region, self.endpoint, &self.sdk)
             .await;
-        let out = client
-            .get_metric_data()
-            .start_time(DateTime::from_secs(self.window.0))
-            .end_time(DateTime::from_secs(self.window.1))
-            .scan_by(ScanBy::TimestampDescending)
-            .set_metric_data_queries(Some(self.queries))
-            .send()
-            .await
-            .map_err(|e| {
-                let (id, sdk) = (self.identity, &self.sdk);
-                explain_sdk_error(&e, id, sdk, self.resource, "cloudwatch:GetMetricData")
-            })?;
+        let call = Call {
+            identity: self.identity,
+            region: self.region,
+            sdk: &self.sdk,
+            operation: GET_METRIC_DATA,
+            resource: self.resource,
+        };
+        let metrics = self.queries.len() as f64;
+        let out = aws
+            .call(&call, metrics, || {
+                client
+                    .get_metric_data()
+                    .start_time(DateTime::from_secs(self.window.0))
+                    .end_time(DateTime::from_secs(self.window.1))
+                    .scan_by(ScanBy::TimestampDescending)
+                    .set_metric_data_queries(Some(self.queries))
+                    .send()
+            })
+            .await?;
         Ok(out
             .metric_data_results
             .unwrap_or_default()
@@ -391,6 +425,21 @@ impl Scaler for CloudwatchScaler {
     }
 
     async fn sample(&self) -> Result<Sample, ScalerError> {
+        if let Some(member) = &self.batch {
+            let (first, upstream) = member
+                .values(&self.shared.aws, self.polling, self.window())
+                .await;
+            if upstream {
+                self.shared.count_upstream("aws-cloudwatch");
+            }
+            let value = first
+                .and_then(|f| self.value_of(f))
+                .map_err(ScalerError::Upstream)?;
+            return Ok(Sample {
+                value,
+                active: value > self.activation,
+            });
+        }
         let key = format!(
             "aws-cloudwatch|{:?}|{}|{}|{}|{}|{}|{}|{}|{}",
             self.query,
@@ -409,7 +458,7 @@ impl Scaler for CloudwatchScaler {
                 &key,
                 self.polling,
                 self.activation,
-                || self.fetch(),
+                || self.fetch_alone(),
             )
             .await
     }

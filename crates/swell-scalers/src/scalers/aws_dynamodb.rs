@@ -13,7 +13,8 @@ use serde_json::Value;
 use swell_scaling::naming::{metric_name, normalize};
 
 use crate::aws::{
-    AwsTrigger, Identity, SdkSettings, parse_identity, parse_sdk_settings, require_identity,
+    AwsTrigger, Identity, Operation, SdkSettings, parse_identity, parse_sdk_settings,
+    require_identity,
 };
 use crate::{
     Field, Invalid, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput,
@@ -266,12 +267,14 @@ impl DynamoDbScaler {
     }
 
     async fn fetch(&self) -> Result<f64, crate::UpstreamError> {
+        const QUERY: Operation = Operation::new("dynamodb", "Query");
         let client = self.aws.client(aws_sdk_dynamodb::Client::new).await;
         let q = &self.query;
         let mut total: i64 = 0;
         let mut start = None;
+        let resource = self.resource();
         loop {
-            let out = client
+            let request = client
                 .query()
                 .table_name(&q.table)
                 .set_index_name(q.index.clone())
@@ -280,10 +283,12 @@ impl DynamoDbScaler {
                 .set_expression_attribute_names(Some(q.names.clone()))
                 .set_expression_attribute_values(Some(q.values.clone()))
                 .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| self.aws.explain(&e, &self.resource(), "dynamodb:Query"))?;
+                .set_exclusive_start_key(start);
+            // Billed by read units; a page reads at least one.
+            let out = self
+                .aws
+                .call(QUERY, &resource, 1.0, || request.send())
+                .await?;
             total += i64::from(out.count);
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),

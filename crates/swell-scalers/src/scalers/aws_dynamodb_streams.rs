@@ -13,7 +13,8 @@
 use swell_scaling::naming::{metric_name, normalize};
 
 use crate::aws::{
-    AwsTrigger, Identity, SdkSettings, parse_identity, parse_sdk_settings, require_identity,
+    AwsTrigger, Identity, Operation, SdkSettings, parse_identity, parse_sdk_settings,
+    require_identity,
 };
 use crate::{
     Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput,
@@ -117,16 +118,13 @@ impl DynamoDbStreamsScaler {
 
     /// The table's latest stream, from `DescribeTable`.
     async fn latest_stream_arn(&self) -> Result<String, UpstreamError> {
+        const DESCRIBE_TABLE: Operation = Operation::new("dynamodb", "DescribeTable");
         let client = self.aws.client(aws_sdk_dynamodb::Client::new).await;
-        let out = client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|e| {
-                self.aws
-                    .explain(&e, &self.resource(), "dynamodb:DescribeTable")
-            })?;
+        let request = client.describe_table().table_name(&self.table);
+        let out = self
+            .aws
+            .call(DESCRIBE_TABLE, &self.resource(), 1.0, || request.send())
+            .await?;
         stream_arn_of(
             &self.resource(),
             out.table.and_then(|t| t.latest_stream_arn),
@@ -138,17 +136,17 @@ impl DynamoDbStreamsScaler {
         let client = self.aws.client(aws_sdk_dynamodbstreams::Client::new).await;
         let mut total = 0usize;
         let mut start: Option<String> = None;
+        const DESCRIBE_STREAM: Operation = Operation::new("dynamodb", "DescribeStream");
+        let resource = format!("stream {arn} of {}", self.resource());
         for _ in 0..MAX_PAGES {
-            let out = client
+            let request = client
                 .describe_stream()
                 .stream_arn(arn)
-                .set_exclusive_start_shard_id(start)
-                .send()
-                .await
-                .map_err(|e| {
-                    let resource = format!("stream {arn} of {}", self.resource());
-                    self.aws.explain(&e, &resource, "dynamodb:DescribeStream")
-                })?;
+                .set_exclusive_start_shard_id(start);
+            let out = self
+                .aws
+                .call(DESCRIBE_STREAM, &resource, 1.0, || request.send())
+                .await?;
             let page = out.stream_description.ok_or_else(|| {
                 UpstreamError::bad_response("DescribeStream returned no StreamDescription")
             })?;

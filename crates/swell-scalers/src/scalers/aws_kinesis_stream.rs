@@ -8,7 +8,8 @@
 use swell_scaling::naming::{metric_name, normalize};
 
 use crate::aws::{
-    AwsTrigger, Identity, SdkSettings, parse_identity, parse_sdk_settings, require_identity,
+    AwsTrigger, Identity, Operation, SdkSettings, parse_identity, parse_sdk_settings,
+    require_identity,
 };
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, TriggerInput};
 
@@ -89,17 +90,14 @@ impl KinesisScaler {
     }
 
     async fn fetch(&self) -> Result<f64, crate::UpstreamError> {
+        const DESCRIBE: Operation = Operation::new("kinesis", "DescribeStreamSummary");
         let client = self.aws.client(aws_sdk_kinesis::Client::new).await;
-        let out = client
-            .describe_stream_summary()
-            .stream_name(&self.stream)
-            .send()
-            .await
-            .map_err(|e| {
-                let resource = format!("stream {} in {}", self.stream, self.aws.region);
-                self.aws
-                    .explain(&e, &resource, "kinesis:DescribeStreamSummary")
-            })?;
+        let resource = format!("stream {} in {}", self.stream, self.aws.region);
+        let request = client.describe_stream_summary().stream_name(&self.stream);
+        let out = self
+            .aws
+            .call(DESCRIBE, &resource, 1.0, || request.send())
+            .await?;
         out.stream_description_summary
             .map(|s| f64::from(s.open_shard_count))
             .ok_or_else(|| {

@@ -6,7 +6,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use swell_scaling::naming::{metric_name, normalize};
 
 use crate::aws::{
-    Identity, SdkSettings, explain_sdk_error, parse_identity, parse_sdk_settings, require_identity,
+    Call, Identity, Operation, SdkSettings, parse_identity, parse_sdk_settings, require_identity,
 };
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
 
@@ -193,23 +193,20 @@ impl SqsScaler {
                 &self.sdk,
             )
             .await;
-        let out = client
+        let request = client
             .get_queue_attributes()
             .queue_url(&self.queue_url)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-            .send()
-            .await
-            .map_err(|e| {
-                explain_sdk_error(
-                    &e,
-                    &self.identity,
-                    &self.sdk,
-                    &self.queue_arn_hint,
-                    "sqs:GetQueueAttributes",
-                )
-            })?;
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed);
+        let call = Call {
+            identity: &self.identity,
+            region: &self.region,
+            sdk: &self.sdk,
+            operation: Operation::new("sqs", "GetQueueAttributes"),
+            resource: &self.queue_arn_hint,
+        };
+        let out = self.shared.aws.call(&call, 1.0, || request.send()).await?;
         let attrs = out.attributes.unwrap_or_default();
         let get = |n: QueueAttributeName| -> Result<i64, crate::UpstreamError> {
             let bad = |what: &str| {
