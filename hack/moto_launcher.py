@@ -40,7 +40,8 @@ awsQuery's shape:
     <Code>AccessDenied</Code><Message>...</Message></Error><RequestId>...</RequestId></ErrorResponse>
 A service that also speaks awsQuery but defaults to another protocol (CloudWatch) gets
 the awsQuery shape when the request was form-encoded. Other protocols (ec2, rest-json,
-rest-xml) keep moto's answer. moto's own service errors need nothing: its serializer
+rest-xml) keep moto's answer; rest-json (EKS) gets the code in x-amzn-ErrorType and
+{"message": ...}, as AWS sends it. moto's own service errors need nothing: its serializer
 already renders both shapes like this.
 
 Throttling on demand (not a patch of moto: a WSGI layer in front of it), since moto never
@@ -49,6 +50,14 @@ AKID answer as AWS does when a quota is exceeded (400, code Throttling, in the r
 protocol: awsQuery XML for a form-encoded request, JSON with x-amzn-query-error otherwise),
 until `on=0`; `GET /_swell/throttle?key=AKID` returns how many requests were refused so.
 Scoped to one access key so that tests sharing this moto do not throttle each other.
+
+EKS Pod Identity associations (CreatePodIdentityAssociation, ListPodIdentityAssociations,
+DescribePodIdentityAssociation) are added to moto's EKS service: moto 5.2.5 has none
+(later moto versions do, but none is released yet). They are written from the EKS API
+reference and served through moto's own routing, IAM check and serializer (botocore's
+model), so an identity without eks:ListPodIdentityAssociations is refused as by AWS.
+Kept in memory per account, region and cluster; the cluster must exist (moto's
+CreateCluster).
 
 Another patch: moto checks a CloudWatch call as monitoring:<Action> (its SigV4 signing
 name); AWS checks cloudwatch:<Action>. The action is renamed (IAM_PREFIX).
@@ -180,8 +189,12 @@ def patch_auth_error_shapes() -> None:
                     f"<ErrorResponse{xmlns}><Error><Type>Sender</Type><Code>{escape(query_code)}</Code>"
                     f"<Message>{escape(message)}</Message></Error><RequestId></RequestId></ErrorResponse>"
                 )  # call_action (_enrich_response) fills in the RequestId
+            elif metadata.get("protocol") == "rest-json":  # EKS: the code in x-amzn-ErrorType
+                self.response_headers["Content-Type"] = "application/json"
+                self.response_headers["x-amzn-ErrorType"] = JSON_AUTH_ERROR_TYPES.get(query_code, query_code)
+                body = json.dumps({"message": message})
             else:
-                raise  # other protocols (ec2, rest-*): moto's answer unchanged
+                raise  # other protocols (ec2, rest-xml): moto's answer unchanged
             rendered = HTTPException(description=body)
             rendered.code = e.code
             raise rendered from e
@@ -245,6 +258,101 @@ def patch_iam_action_prefix() -> None:
             self._action = f"{IAM_PREFIX[service]}:{action}"
 
     base.__init__ = __init__
+
+
+def patch_eks_pod_identity() -> None:
+    from moto.eks import urls as eks_urls
+    from moto.eks.exceptions import ResourceNotFoundException
+    from moto.eks.responses import EKSResponse
+
+    if hasattr(EKSResponse, "list_pod_identity_associations"):
+        die(f"moto {moto.__version__} serves EKS Pod Identity itself; drop patch_eks_pod_identity")
+    base = "{0}/clusters/(?P<name>[^/]+)/pod-identity-associations"
+    eks_urls.url_paths[base + "$"] = eks_urls.response.dispatch
+    eks_urls.url_paths[base + "/(?P<associationId>[^/]+)$"] = eks_urls.response.dispatch
+    associations: dict[tuple[str, str, str], dict[str, dict]] = {}
+
+    def path_param(self, member: str, label: str):
+        # moto's rest-json parser keeps a URI label under its own name (`name`), not the
+        # member's (`clusterName`).
+        return self._get_param(member) or (getattr(self, "uri_match", None) or {}).get(label)
+
+    def of_cluster(self) -> dict[str, dict]:
+        name = path_param(self, "clusterName", "name")
+        if name not in self.eks_backend.clusters:
+            raise ResourceNotFoundException(
+                clusterName=None, nodegroupName=None, fargateProfileName=None, addonName=None,
+                message=f"No cluster found for name: {name}.",
+            )
+        return associations.setdefault((self.current_account, self.region, name), {})
+
+    def create(self):
+        import datetime
+        import uuid
+
+        cluster = path_param(self, "clusterName", "name")
+        aid = "a-" + uuid.uuid4().hex[:17]
+        now = datetime.datetime.now(datetime.timezone.utc)
+        a = {
+            "clusterName": cluster,
+            "namespace": self._get_param("namespace"),
+            "serviceAccount": self._get_param("serviceAccount"),
+            "roleArn": self._get_param("roleArn"),
+            "associationArn": f"arn:aws:eks:{self.region}:{self.current_account}:podidentityassociation/{cluster}/{aid}",
+            "associationId": aid,
+            "tags": self._get_param("tags") or {},
+            "createdAt": now,
+            "modifiedAt": now,
+        }
+        of_cluster(self)[aid] = a
+        return responses.ActionResult({"association": a})
+
+    def list_(self):
+        ns, sa = self._get_param("namespace"), self._get_param("serviceAccount")
+        found = [
+            {k: a[k] for k in ("clusterName", "namespace", "serviceAccount", "associationArn", "associationId")}
+            for a in of_cluster(self).values()
+            if (not ns or a["namespace"] == ns) and (not sa or a["serviceAccount"] == sa)
+        ]
+        return responses.ActionResult({"associations": found})
+
+    def describe(self):
+        aid = path_param(self, "associationId", "associationId")
+        a = of_cluster(self).get(aid)
+        if a is None:
+            raise ResourceNotFoundException(
+                clusterName=None, nodegroupName=None, fargateProfileName=None, addonName=None,
+                message=f"No Pod Identity Association found for id: {aid}.",
+            )
+        return responses.ActionResult({"association": a})
+
+    EKSResponse.create_pod_identity_association = create
+    EKSResponse.list_pod_identity_associations = list_
+    EKSResponse.describe_pod_identity_association = describe
+
+
+def patch_signed_get() -> None:
+    """moto checks a request's SigV4 signature over `data`, which for a GET is its parsed
+    query string, so botocore hashes it as a form body and a correctly signed GET with a
+    query (EKS ListPodIdentityAssociations?namespace=...) fails with SignatureDoesNotMatch.
+    A GET or DELETE without a body is checked as sent: empty payload, the query in the URL."""
+    from moto.iam import access_control
+
+    base = access_control.IAMRequestBase
+    original = getattr(base, "_create_aws_request", None)
+    if original is None or "data=self._body or self._data" not in inspect.getsource(original):
+        die(f"moto {moto.__version__}: IAMRequestBase._create_aws_request changed; revisit patch_signed_get")
+
+    def _create_aws_request(self):
+        if self._method in ("GET", "DELETE", "HEAD") and not self._body:
+            saved, self._data = self._data, b""
+            try:
+                return original(self)
+            finally:
+                self._data = saved
+        return original(self)
+
+    base._create_aws_request = _create_aws_request
 
 
 CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
@@ -319,6 +427,8 @@ def main() -> None:
     patch_auth_error_shapes()
     patch_role_session_principals()
     patch_iam_action_prefix()
+    patch_eks_pod_identity()
+    patch_signed_get()
 
     # What moto.server.main does, but bound through make_server so that port 0 works
     # and the real port is known (MOTO_PORT is read by a few backends to build URLs).

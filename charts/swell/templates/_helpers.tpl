@@ -227,6 +227,14 @@ annotations:
 - name: SWELL_AWS_API_BURST
   value: {{ .burst | default 40 | quote }}
 {{- end }}
+{{- with (.Values.aws | default dict).eksClusterName }}
+- name: SWELL_EKS_CLUSTER_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- with (.Values.aws | default dict).eksRegion }}
+- name: SWELL_EKS_REGION
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.watchNamespace }}
 - name: WATCH_NAMESPACE
   value: {{ . | quote }}

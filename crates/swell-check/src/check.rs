@@ -203,7 +203,12 @@ fn trigger_input(
             spec.pod_identity
                 .as_ref()
                 .map(|id| {
-                    pod_identity_input(ns, "<service account>", id, Some(ROLE_CHECKED_LATER.into()))
+                    pod_identity_input(
+                        ns,
+                        "<service account>",
+                        id,
+                        (Some(ROLE_CHECKED_LATER.into()), None),
+                    )
                 })
                 .unwrap_or_default(),
         ),

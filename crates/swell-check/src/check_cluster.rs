@@ -403,7 +403,7 @@ async fn workload_role(
                     out.push(mode.not_yet(
                         field,
                         format!(
-                            "the workload's ServiceAccount {ns}/{sa} has no {} annotation, which the pod identity owner model needs; annotate it with the workload's IAM role or set identityOwner: operator",
+                            "the workload's ServiceAccount {ns}/{sa} has no {} annotation, which the pod identity owner model needs unless the ServiceAccount has an EKS Pod Identity association (Swell reads it when installed with aws.eksClusterName); annotate it with the workload's IAM role, associate it, or set identityOwner: operator",
                             swell_scalers::aws::ROLE_ARN_ANNOTATION
                         ),
                     ));

@@ -478,7 +478,7 @@ pub fn pod_identity_input(
     ns: &str,
     service_account: &str,
     id: &AuthPodIdentity,
-    workload_role_arn: Option<String>,
+    (workload_role_arn, workload_role_lookup): (Option<String>, Option<String>),
 ) -> swell_scalers::aws::PodIdentityInput {
     let provider = match id.provider {
         PodIdentityProvider::Aws => "aws",
@@ -500,6 +500,7 @@ pub fn pod_identity_input(
         }),
         workload_role_arn,
         workload_service_account: format!("{ns}/{service_account}"),
+        workload_role_lookup,
     }
 }
 

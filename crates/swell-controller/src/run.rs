@@ -74,6 +74,8 @@ pub struct Settings {
     pub http: swell_scalers::http::HttpSettings,
     /// AWS calls' rate limit per identity, region and service (`--aws-api-qps/burst`).
     pub aws_limits: swell_scalers::aws::CallLimits,
+    /// The EKS cluster whose Pod Identity associations give workloads their roles.
+    pub eks_cluster: Option<swell_scalers::aws::EksCluster>,
 }
 
 /// The controller context currently running, for the metrics API.
@@ -109,10 +111,10 @@ pub fn context(
         shared: swell_scalers::Shared {
             workloads: Some(Arc::new(KubePods(client.clone()))),
             http,
-            aws: Arc::new(swell_scalers::aws::AwsClients::new(
-                settings.aws_limits,
-                metrics.aws.clone(),
-            )),
+            aws: Arc::new(
+                swell_scalers::aws::AwsClients::new(settings.aws_limits, metrics.aws.clone())
+                    .with_eks_cluster(settings.eks_cluster.clone()),
+            ),
             upstream_calls: metrics.upstream_calls.clone(),
             observe: metrics.scalers.clone(),
             ..Default::default()

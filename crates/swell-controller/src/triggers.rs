@@ -323,18 +323,45 @@ impl Builder {
             .and_then(|p| p.service_account_name.clone())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "default".into());
-        let workload_role_arn = if crate::auth::needs_workload_role(id) {
-            let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
-            api.get_opt(&sa)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|s| s.metadata.annotations)
-                .and_then(|a| a.get(swell_scalers::aws::ROLE_ARN_ANNOTATION).cloned())
+        let role = if crate::auth::needs_workload_role(id) {
+            self.workload_role(ns, &sa).await
         } else {
-            None
+            (None, None)
         };
-        crate::auth::pod_identity_input(ns, &sa, id, workload_role_arn)
+        crate::auth::pod_identity_input(ns, &sa, id, role)
+    }
+
+    /// The workload's role: its ServiceAccount's IRSA annotation, else its EKS Pod Identity
+    /// association's; without one, why not (for the error's message).
+    async fn workload_role(&self, ns: &str, sa: &str) -> (Option<String>, Option<String>) {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
+        let annotated = api
+            .get_opt(sa)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.metadata.annotations)
+            .and_then(|a| a.get(swell_scalers::aws::ROLE_ARN_ANNOTATION).cloned());
+        if annotated.is_some() {
+            return (annotated, None);
+        }
+        match self.shared.aws.pod_identity_role(ns, sa).await {
+            Ok(Some(role)) => (Some(role), None),
+            Ok(None) => (
+                None,
+                self.shared
+                    .aws
+                    .eks_cluster()
+                    .map(|c| format!("no EKS Pod Identity association in cluster {}", c.name)),
+            ),
+            Err(e) => (
+                None,
+                Some(format!(
+                    "its EKS Pod Identity association could not be read: {}",
+                    e.message
+                )),
+            ),
+        }
     }
 }
 

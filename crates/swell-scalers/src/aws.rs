@@ -25,8 +25,10 @@ use aws_smithy_runtime_api::client::result::SdkError;
 mod calls;
 pub mod cloudwatch_batch;
 mod credentials;
+mod pod_identity;
 
 pub use calls::{AwsMetrics, CallLimits, Operation, PRICES, PRICES_AS_OF, price};
+pub use pod_identity::EksCluster;
 
 use crate::upstream::{Code, UpstreamError, UpstreamKind};
 use crate::{
@@ -99,6 +101,9 @@ pub struct PodIdentityInput {
     pub workload_role_arn: Option<String>,
     /// `namespace/name` of that ServiceAccount, for messages.
     pub workload_service_account: String,
+    /// Without the annotation: why its EKS Pod Identity association gave no role (none
+    /// found, the lookup failed, or no cluster is configured), for the error's message.
+    pub workload_role_lookup: Option<String>,
 }
 
 /// The annotation IRSA puts on a ServiceAccount.
@@ -117,10 +122,11 @@ pub struct AuthParams {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error(
-        "ServiceAccount {0} has no {ROLE_ARN_ANNOTATION} annotation; annotate it with the workload's IAM role \
+        "ServiceAccount {0} has no {ROLE_ARN_ANNOTATION} annotation{1}; annotate it with the workload's IAM role, \
+         give it an EKS Pod Identity association (Swell finds it with --eks-cluster-name, chart aws.eksClusterName), \
          or use identityOwner: operator"
     )]
-    NoWorkloadRole(String),
+    NoWorkloadRole(String, String),
     #[error("podIdentity.provider {0} cannot authenticate to AWS; use aws")]
     NotAws(String),
     #[error("awsSecretAccessKey is missing from the TriggerAuthentication")]
@@ -139,9 +145,14 @@ pub fn resolve_identity(
     auth: &AuthParams,
 ) -> Result<Identity, IdentityError> {
     let workload_role = || {
-        pod.workload_role_arn
-            .clone()
-            .ok_or_else(|| IdentityError::NoWorkloadRole(pod.workload_service_account.clone()))
+        pod.workload_role_arn.clone().ok_or_else(|| {
+            let why = pod
+                .workload_role_lookup
+                .as_ref()
+                .map(|w| format!(" and {w}"))
+                .unwrap_or_default();
+            IdentityError::NoWorkloadRole(pod.workload_service_account.clone(), why)
+        })
     };
     let assume = |role_arn: String, external_id: Option<String>| Identity::AssumeRole {
         role_arn,
@@ -373,6 +384,9 @@ pub struct AwsClients {
     metrics: AwsMetrics,
     /// CloudWatch triggers asking in one `GetMetricData` call ([`cloudwatch_batch`]).
     pub cloudwatch_batches: cloudwatch_batch::Batches,
+    /// The cluster whose EKS Pod Identity associations give workloads their roles.
+    eks_cluster: Option<EksCluster>,
+    pod_identity_roles: crate::coalesce::Coalescer<String, Result<Option<String>, UpstreamError>>,
     /// Per region: the default chain with Swell's own credentials in a [`credentials::Cached`],
     /// shared by every identity there, so assuming several roles (or failing to) does not
     /// resolve Swell's own identity again.
@@ -400,6 +414,13 @@ impl AwsClients {
             metrics,
             ..Default::default()
         }
+    }
+
+    /// Workloads without an IRSA annotation get their EKS Pod Identity association's role
+    /// in `cluster` ([`AwsClients::pod_identity_role`]).
+    pub fn with_eks_cluster(mut self, cluster: Option<EksCluster>) -> AwsClients {
+        self.eks_cluster = cluster;
+        self
     }
 
     /// Runs one SDK call (`send`, billed as `units` of [`PRICES`]) within the rate limit of

@@ -47,6 +47,15 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescer<K, V> {
         (v, true)
     }
 
+    /// Drops `key`'s cached answer, so the next caller asks again (a failure not worth
+    /// keeping for the whole `max_age`).
+    pub fn forget(&self, key: &K) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if slots.get(key).is_some_and(|s| s.try_lock().is_ok()) {
+            slots.remove(key);
+        }
+    }
+
     /// Drops cached answers for keys nobody asked about within `idle`.
     pub fn sweep(&self, idle: Duration) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());

@@ -574,6 +574,7 @@ fn controller_settings(
         exact_targets: args.exact_targets,
         http: args.outbound.http(),
         aws_limits: args.outbound.aws_limits(),
+        eks_cluster: args.outbound.eks_cluster().ok().flatten(),
     }
 }
 
@@ -590,6 +591,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         crate::leader::Timing::from_args(&args.leader_election)?;
     }
     args.outbound.configure_tls()?;
+    args.outbound.eks_cluster()?;
     let client = crate::kube_api::client(args.kubeconfig.as_ref(), &args.kube_api).await?;
     let identity = args
         .identity

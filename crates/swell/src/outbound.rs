@@ -40,6 +40,13 @@ pub struct OutboundArgs {
     /// Calls the bucket allows at once after a quiet period.
     #[arg(long, env = "SWELL_AWS_API_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     aws_api_burst: u32,
+    /// The EKS cluster Swell runs in: workloads whose ServiceAccount has no IRSA annotation
+    /// get the role of their EKS Pod Identity association (identityOwner: workload / aws-eks).
+    #[arg(long, env = "SWELL_EKS_CLUSTER_NAME", default_value = "")]
+    eks_cluster_name: String,
+    /// The region of that cluster's EKS API (default: AWS_REGION, else AWS_DEFAULT_REGION).
+    #[arg(long, env = "SWELL_EKS_REGION", default_value = "")]
+    eks_region: String,
 }
 
 fn positive_rate(v: &str) -> Result<f64, String> {
@@ -61,6 +68,28 @@ fn min_tls(v: &str) -> Result<MinTlsVersion, String> {
 }
 
 impl OutboundArgs {
+    /// The EKS cluster for Pod Identity lookups, when named.
+    pub fn eks_cluster(&self) -> anyhow::Result<Option<swell_scalers::aws::EksCluster>> {
+        if self.eks_cluster_name.is_empty() {
+            return Ok(None);
+        }
+        let region = [self.eks_region.clone()]
+            .into_iter()
+            .chain(std::env::var("AWS_REGION").ok())
+            .chain(std::env::var("AWS_DEFAULT_REGION").ok())
+            .find(|r| !r.is_empty());
+        let Some(region) = region else {
+            anyhow::bail!(
+                "--eks-cluster-name {} needs the cluster's region: set --eks-region (SWELL_EKS_REGION) or AWS_REGION",
+                self.eks_cluster_name
+            );
+        };
+        Ok(Some(swell_scalers::aws::EksCluster {
+            name: self.eks_cluster_name.clone(),
+            region,
+        }))
+    }
+
     /// The AWS calls' rate limit.
     pub fn aws_limits(&self) -> swell_scalers::aws::CallLimits {
         swell_scalers::aws::CallLimits {

@@ -144,6 +144,16 @@ impl SeedAws {
 
 /// Runs `swell operator` with IRSA: the keda-operator ServiceAccount's token and role.
 async fn operator(cluster: &Cluster, ns: &TestNamespace, seed: &SeedAws) -> Operator {
+    operator_env(cluster, ns, seed, &[]).await
+}
+
+/// [`operator`] with more environment.
+async fn operator_env(
+    cluster: &Cluster,
+    ns: &TestNamespace,
+    seed: &SeedAws,
+    env: &[(&str, &str)],
+) -> Operator {
     ns.apply(
         cluster,
         "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: keda-operator}\n",
@@ -163,7 +173,10 @@ async fn operator(cluster: &Cluster, ns: &TestNamespace, seed: &SeedAws) -> Oper
             ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
             ("AWS_REGION", "us-west-2"),
             ("AWS_ENDPOINT_URL", seed.aws.endpoint.as_str()),
-        ],
+        ]
+        .into_iter()
+        .chain(env.iter().copied())
+        .collect::<Vec<_>>(),
     )
 }
 
@@ -323,6 +336,86 @@ async fn seed_pod_identity_owner_model() {
                 s.authentications_types.as_deref(),
                 Some("demo-app-trigger-auth-aws-credentials")
             );
+            assert!(!op.log_text().contains("SecretAccessKey"));
+        })
+        .await;
+}
+
+/// The seed's pod model with EKS Pod Identity instead of IRSA (keda#6418): the workload's
+/// ServiceAccount has no role annotation, but an EKS Pod Identity association of the
+/// cluster (moto's EKS API, extended by hack/moto_launcher.py) names its role. Without
+/// eks:ListPodIdentityAssociations Swell says so; granted, it finds the role, assumes it and
+/// scales 0 → 1 → 0.
+#[tokio::test]
+async fn seed_pod_model_with_eks_pod_identity() {
+    let cluster = cluster();
+    cluster
+        .with_namespace("seed-podid", |ns| async move {
+            let seed = SeedAws::new("demo-app-sqs").await;
+            seed.allow_demo_app(&["sqs:GetQueueAttributes"], &seed.queue_arn())
+                .await;
+            seed.allow_operator("keda-operator-assume", &["sts:AssumeRole"], &seed.demo_role)
+                .await;
+            let eks_name = format!("swell-{}", unique_suffix());
+            let eks = aws_sdk_eks::Client::new(
+                &seed
+                    .aws
+                    .config(&seed.aws.admin)
+                    .into_builder()
+                    .region(aws_sdk_eks::config::Region::new("us-west-2"))
+                    .build(),
+            );
+            eks.create_cluster()
+                .name(&eks_name)
+                .role_arn(&seed.demo_role)
+                .resources_vpc_config(
+                    aws_sdk_eks::types::VpcConfigRequest::builder()
+                        .subnet_ids("subnet-1")
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            eks.create_pod_identity_association()
+                .cluster_name(&eks_name)
+                .namespace(&ns.name)
+                .service_account("demo-app-sa")
+                .role_arn(&seed.demo_role)
+                .send()
+                .await
+                .unwrap();
+            let annotation = format!(
+                "  annotations:\n    eks.amazonaws.com/role-arn: {}\n",
+                seed.demo_role
+            );
+            let app = demo_app(&seed.demo_role, "demo-app");
+            assert!(app.contains(&annotation));
+            ns.apply(cluster, &app.replace(&annotation, "")).unwrap();
+            ns.apply(cluster, &pod_model_scaled_object(&seed, &seed.queue_url))
+                .unwrap();
+            let env = [("SWELL_EKS_CLUSTER_NAME", eks_name.as_str())];
+            let op = operator_env(cluster, &ns, &seed, &env).await;
+            let c = wait_condition(&ns, "demo-app-scaledobject", "Ready", "False").await;
+            assert!(
+                c.contains("eks:ListPodIdentityAssociations")
+                    && c.contains(&format!("{}/demo-app-sa", ns.name)),
+                "{c}"
+            );
+            let cluster_arn = format!(
+                "arn:aws:eks:us-west-2:{}:cluster/{eks_name}",
+                seed.aws.account_id
+            );
+            seed.allow_operator(
+                "keda-operator-pod-identity",
+                &[
+                    "eks:ListPodIdentityAssociations",
+                    "eks:DescribePodIdentityAssociation",
+                ],
+                "*",
+            )
+            .await;
+            eprintln!("granted eks pod identity reads on {cluster_arn} (policy on *)");
+            scale_cycle(&ns, &seed, "demo-app-scaledobject", "demo-app").await;
             assert!(!op.log_text().contains("SecretAccessKey"));
         })
         .await;
