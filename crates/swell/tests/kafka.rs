@@ -1,6 +1,8 @@
 //! The `kafka` scaler against a real Kafka broker (KRaft, started by `hack/kafka.sh`): the
 //! client over plain, SASL (PLAIN, SCRAM-SHA-256/512) and TLS listeners, the scaler's
-//! reading of a consumer group's lag, and a Deployment scaled 0 → 3 → 0 by the real HPA.
+//! reading of a consumer group's lag (also over SASL OAUTHBEARER with real JWTs from the
+//! local OAuth server, which the broker validates against its JWKS), and a Deployment
+//! scaled 0 → 3 → 0 by the real HPA.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +16,7 @@ use swell_scalers::kafka::{
     Cluster, ClusterKey, GroupOffsets, KafkaError, PartitionSet, Sasl, Tls,
 };
 use swell_scalers::{RawParams, Shared, TriggerInput, map};
-use swell_testkit::{Kafka, unique_suffix};
+use swell_testkit::{Kafka, OAuthServer, unique_suffix};
 
 fn key(bootstrap: &str, sasl: Sasl, tls: Option<Tls>) -> ClusterKey {
     ClusterKey {
@@ -256,6 +258,72 @@ async fn scaler_reads_the_lag_and_shares_the_cluster() {
     assert_eq!(c.metric_spec().name(), format!("s2-kafka-{group}-topics"));
     assert_eq!(c.sample().await.unwrap().value, 20.0);
     assert_eq!(shared.kafka.len(), 2);
+}
+
+/// `sasl: oauthbearer`: a client-credentials JWT from the OAuth server (`ca` trusted for
+/// its token endpoint), sent with an extension, reads the lag through the OAUTHBEARER
+/// listener; a wrong client secret is the token endpoint's error, and a token for another
+/// audience is the broker's.
+#[tokio::test(flavor = "multi_thread")]
+async fn scaler_reads_the_lag_over_oauthbearer() {
+    let kafka = Kafka::shared();
+    let idp = OAuthServer::shared();
+    let Some(listener) = kafka.oauth_bootstrap.as_deref() else {
+        panic!(
+            "the Kafka in SWELL_KAFKA_* has no OAUTHBEARER listener: start hack/kafka.sh with hack/oauth.sh's exports in its environment"
+        );
+    };
+    let (topic, group) = seeded(&plain(kafka)).await;
+    let shared = Shared::default();
+    let meta = [
+        ("bootstrapServers", listener),
+        ("consumerGroup", group.as_str()),
+        ("topic", topic.as_str()),
+        ("lagThreshold", "5"),
+    ];
+    let ca = idp.ca_pem();
+    let auth = |client: &'static str, secret: &'static str| {
+        vec![
+            ("sasl", "oauthbearer"),
+            ("username", client),
+            ("password", secret),
+            ("oauthTokenEndpointUri", idp.token_url.as_str()),
+            ("scopes", "kafka"),
+            ("oauthExtensions", "traceId=swell"),
+            ("ca", ca.as_str()),
+        ]
+    };
+    let leak = |s: &str| s.to_string().leak() as &'static str;
+    let (id, other, secret) = (
+        leak(&idp.kafka_client_id),
+        leak(&idp.kafka_other_client_id),
+        leak(&idp.client_secret),
+    );
+    let good = swell_scalers::build(&trigger(0, &meta, &auth(id, secret)), &shared).unwrap();
+    // 20 + 0 + 1 = 21, capped at 3 partitions × 5.
+    let s = good.sample().await.unwrap();
+    assert_eq!((s.value, s.active), (15.0, true));
+
+    let wrong = "not-the-secret-7f3a";
+    let bad = swell_scalers::build(&trigger(1, &meta, &auth(id, wrong)), &shared).unwrap();
+    let e = bad.sample().await.unwrap_err().to_string();
+    let want = format!(
+        "getting the SASL OAUTHBEARER token for Kafka broker {listener}: oauth2 token endpoint {} refused the client: 401 invalid_client",
+        idp.token_url
+    );
+    assert!(e.contains(&want), "{e}");
+    assert!(!e.contains(wrong), "{e}");
+
+    let elsewhere =
+        swell_scalers::build(&trigger(2, &meta, &auth(other, secret)), &shared).unwrap();
+    let e = elsewhere.sample().await.unwrap_err().to_string();
+    let want = format!(
+        "SASL authentication with Kafka broker {listener} failed: the broker rejected the token of oauth2 token endpoint {} (status invalid_token",
+        idp.token_url
+    );
+    assert!(e.contains(&want), "{e}");
+    assert!(e.contains("SaslAuthenticationFailed (58)"), "{e}");
+    assert!(!e.contains("eyJ"), "no token in the message: {e}");
 }
 
 /// 0 → 3 → 0: 10 records on each of 3 partitions with nothing consumed is a lag of 30,
