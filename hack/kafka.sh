@@ -226,6 +226,8 @@ EOF
     if [ $oauth = 1 ]; then
       # The listener's JWKS fetch trusts the OAuth server's CA (JAAS ssl.* options); the
       # broker itself never sends a token on it, but its login module wants a subject.
+      # BrokerJwtValidator checks signatures (JWKS), issuer and audience: Kafka 4.1 would
+      # otherwise pick ClientJwtValidator, which reads the claims without checking them.
       sed -i -e "s|^listeners=\(.*\)$|listeners=\1,OAUTH://127.0.0.1:$oport|" \
         -e "s|^advertised.listeners=\(.*\)$|advertised.listeners=\1,OAUTH://127.0.0.1:$oport|" \
         -e "s|^listener.security.protocol.map=\(.*\)$|listener.security.protocol.map=\1,OAUTH:SASL_PLAINTEXT|" \
@@ -235,6 +237,7 @@ listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER
 listener.name.oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="swell-broker" ssl.truststore.type="PEM" ssl.truststore.location="$SWELL_OAUTH_TLS_CA";
 listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler
 sasl.oauthbearer.jwks.endpoint.url=$SWELL_OAUTH_JWKS_URL
+sasl.oauthbearer.jwt.validator.class=org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator
 sasl.oauthbearer.expected.audience=$SWELL_OAUTH_KAFKA_AUDIENCE
 sasl.oauthbearer.expected.issuer=$SWELL_OAUTH_ISSUER
 EOF

@@ -2,7 +2,8 @@
 # Local OAuth 2.0 authorization server for tests: panva's oidc-provider (npm, cached in
 # ~/.cache/swell) run by Node over HTTPS on a free loopback port, with a certificate from a CA
 # made for the run. Issues client-credentials tokens (see hack/oauth/server.mjs) to a test
-# client.
+# client (opaque, checked by introspection), and JWT access tokens (keys at /jwks) to two more:
+# one for the audience the test Kafka's OAUTHBEARER listener expects, one for another.
 #
 #   hack/oauth.sh up [--dir DIR] [--owner-pid PID] [--token-ttl SECONDS]
 #        start; prints `export …` lines (eval "$(hack/oauth.sh up)"), progress on stderr.

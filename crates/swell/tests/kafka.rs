@@ -260,6 +260,24 @@ async fn scaler_reads_the_lag_and_shares_the_cluster() {
     assert_eq!(shared.kafka.len(), 2);
 }
 
+/// A TriggerAuthentication's parameters for `sasl: oauthbearer` with `client`'s credentials.
+fn oauth_auth<'a>(
+    idp: &'a OAuthServer,
+    ca: &'a str,
+    client: &'a str,
+    secret: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("sasl", "oauthbearer"),
+        ("username", client),
+        ("password", secret),
+        ("oauthTokenEndpointUri", idp.token_url.as_str()),
+        ("scopes", "kafka"),
+        ("oauthExtensions", "traceId=swell"),
+        ("ca", ca),
+    ]
+}
+
 /// `sasl: oauthbearer`: a client-credentials JWT from the OAuth server (`ca` trusted for
 /// its token endpoint), sent with an extension, reads the lag through the OAUTHBEARER
 /// listener; a wrong client secret is the token endpoint's error, and a token for another
@@ -282,23 +300,12 @@ async fn scaler_reads_the_lag_over_oauthbearer() {
         ("lagThreshold", "5"),
     ];
     let ca = idp.ca_pem();
-    let auth = |client: &'static str, secret: &'static str| {
-        vec![
-            ("sasl", "oauthbearer"),
-            ("username", client),
-            ("password", secret),
-            ("oauthTokenEndpointUri", idp.token_url.as_str()),
-            ("scopes", "kafka"),
-            ("oauthExtensions", "traceId=swell"),
-            ("ca", ca.as_str()),
-        ]
-    };
-    let leak = |s: &str| s.to_string().leak() as &'static str;
     let (id, other, secret) = (
-        leak(&idp.kafka_client_id),
-        leak(&idp.kafka_other_client_id),
-        leak(&idp.client_secret),
+        idp.kafka_client_id.as_str(),
+        idp.kafka_other_client_id.as_str(),
+        idp.client_secret.as_str(),
     );
+    let auth = |client, secret| oauth_auth(idp, &ca, client, secret);
     let good = swell_scalers::build(&trigger(0, &meta, &auth(id, secret)), &shared).unwrap();
     // 20 + 0 + 1 = 21, capped at 3 partitions × 5.
     let s = good.sample().await.unwrap();

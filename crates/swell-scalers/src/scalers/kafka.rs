@@ -251,6 +251,8 @@ fn parse_sasl(input: &TriggerInput, p: &mut Params<'_>, tls_on: bool, ca: Option
         ],
         "none",
     );
+    // Checked whatever `sasl` is, as KEDA's typed config checks its enum.
+    let provider = p.one_of(TOKEN_PROVIDER, &["bearer", "aws_msk_iam"], "bearer");
     match sasl_mode {
         "plaintext" | "scram_sha256" | "scram_sha512" => {
             let user = p.opt_string(USERNAME);
@@ -281,7 +283,7 @@ fn parse_sasl(input: &TriggerInput, p: &mut Params<'_>, tls_on: bool, ca: Option
                 }
             }
         }
-        "oauthbearer" => parse_oauthbearer(input, p, tls_on, ca),
+        "oauthbearer" => parse_oauthbearer(input, p, provider, tls_on, ca),
         "gssapi" => {
             p.error(
                     "sasl",
@@ -299,10 +301,10 @@ fn parse_sasl(input: &TriggerInput, p: &mut Params<'_>, tls_on: bool, ca: Option
 fn parse_oauthbearer(
     input: &TriggerInput,
     p: &mut Params<'_>,
+    provider: &str,
     tls_on: bool,
     ca: Option<&str>,
 ) -> Sasl {
-    let provider = p.one_of(TOKEN_PROVIDER, &["bearer", "aws_msk_iam"], "bearer");
     let prefix = "error parsing OAuth token provider configuration";
     if provider == "aws_msk_iam" {
         if !tls_on && !p.is_deferred("tls") {
