@@ -228,6 +228,7 @@ EOF
       # broker itself never sends a token on it, but its login module wants a subject.
       # BrokerJwtValidator checks signatures (JWKS), issuer and audience: Kafka 4.1 would
       # otherwise pick ClientJwtValidator, which reads the claims without checking them.
+      # Sessions last 5 s (KIP-368), so clients must renew them within a test.
       sed -i -e "s|^listeners=\(.*\)$|listeners=\1,OAUTH://127.0.0.1:$oport|" \
         -e "s|^advertised.listeners=\(.*\)$|advertised.listeners=\1,OAUTH://127.0.0.1:$oport|" \
         -e "s|^listener.security.protocol.map=\(.*\)$|listener.security.protocol.map=\1,OAUTH:SASL_PLAINTEXT|" \
@@ -236,13 +237,21 @@ EOF
 listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER
 listener.name.oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="swell-broker" ssl.truststore.type="PEM" ssl.truststore.location="$SWELL_OAUTH_TLS_CA";
 listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler
+listener.name.oauth.oauthbearer.connections.max.reauth.ms=5000
 sasl.oauthbearer.jwks.endpoint.url=$SWELL_OAUTH_JWKS_URL
 sasl.oauthbearer.jwt.validator.class=org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator
 sasl.oauthbearer.expected.audience=$SWELL_OAUTH_KAFKA_AUDIENCE
 sasl.oauthbearer.expected.issuer=$SWELL_OAUTH_ISSUER
 EOF
     fi
-    cluster_id=$(python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))')
+    # Not starting with "-", which kafka-storage would read as an option.
+    cluster_id=$(python3 -c '
+import base64, os
+while True:
+    i = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    if not i.startswith("-"):
+        break
+print(i)')
     if ! "$JAVA_BIN" "${java_opts[@]}" -cp "$libs/*" kafka.tools.StorageTool format \
         -t "$cluster_id" -c "$dir/server.properties" --standalone \
         --add-scram "SCRAM-SHA-256=[name=$SASL_USER,password=$SASL_PASSWORD]" \

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::metrics_api::{counter, operator_with_metrics_api};
 use common::*;
 use swell_scalers::kafka::{
-    Cluster, ClusterKey, GroupOffsets, KafkaError, PartitionSet, Sasl, Tls,
+    Cluster, ClusterKey, GroupOffsets, KafkaError, PartitionSet, Sasl, Tls, TokenSource,
 };
 use swell_scalers::{RawParams, Shared, TriggerInput, map};
 use swell_testkit::{Kafka, OAuthServer, unique_suffix};
@@ -331,6 +331,43 @@ async fn scaler_reads_the_lag_over_oauthbearer() {
     assert!(e.contains(&want), "{e}");
     assert!(e.contains("SaslAuthenticationFailed (58)"), "{e}");
     assert!(!e.contains("eyJ"), "no token in the message: {e}");
+}
+
+/// The OAUTHBEARER listener ends a session after 5 s (`connections.max.reauth.ms`, KIP-368:
+/// a request after that closes the connection); the client replaces its connection, with a
+/// token fetched or taken from the cache, before then, so a reading after 5 s still works.
+#[tokio::test(flavor = "multi_thread")]
+async fn oauthbearer_sessions_are_renewed_before_the_broker_ends_them() {
+    let kafka = Kafka::shared();
+    let idp = OAuthServer::shared();
+    let Some(listener) = kafka.oauth_bootstrap.as_deref() else {
+        panic!(
+            "the Kafka in SWELL_KAFKA_* has no OAUTHBEARER listener: start hack/kafka.sh with hack/oauth.sh's exports in its environment"
+        );
+    };
+    let (topic, group) = seeded(&plain(kafka)).await;
+    let client = swell_scalers::oauth::OAuthClient {
+        token_uri: idp.token_url.clone(),
+        client_id: idp.kafka_client_id.clone(),
+        client_secret: swell_scalers::tls::Secret::new(idp.client_secret.clone()),
+        scopes: vec!["kafka".into()],
+        params: vec![],
+    };
+    let source = TokenSource::Client {
+        client,
+        ca: Some(idp.ca_pem()),
+        extensions: vec![],
+    };
+    let c = Cluster::new(key(listener, Sasl::OAuthBearer(source), None)).unwrap();
+    let all = PartitionSet::default();
+    let first = c.group_offsets(&group, Some(&topic), &all).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let second = c.group_offsets(&group, Some(&topic), &all).await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(
+        flat(&second, &topic),
+        vec![(0, 10, 30), (1, 5, 5), (2, -1, 0)]
+    );
 }
 
 /// 0 → 3 → 0: 10 records on each of 3 partitions with nothing consumed is a lag of 30,
