@@ -3,7 +3,12 @@
 # Maven into a cache outside the repository), run as one KRaft node (broker and
 # controller in one process) on free loopback ports, with its log and data in a state
 # directory. Listeners: PLAINTEXT, SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256/512 for the test
-# user swell) and SSL (a certificate for 127.0.0.1 from a CA made for the run).
+# user swell) and SSL (a certificate for 127.0.0.1 from a CA made for the run). With the
+# local OAuth server's exports in the environment (hack/oauth.sh: SWELL_OAUTH_ISSUER,
+# SWELL_OAUTH_JWKS_URL, SWELL_OAUTH_KAFKA_AUDIENCE, SWELL_OAUTH_TLS_CA), a fourth
+# listener, OAUTH (SASL_PLAINTEXT, OAUTHBEARER), validates JWT access tokens with Kafka's
+# OAuthBearerValidatorCallbackHandler (KIP-768) against that server's JWKS; without them
+# Kafka starts without it and SWELL_KAFKA_OAUTH_BOOTSTRAP is not exported.
 #
 #   hack/kafka.sh fetch              fetch the jars if missing; prints the libs directory
 #   hack/kafka.sh up [--dir DIR] [--owner-pid PID]
@@ -177,9 +182,18 @@ logger.apache.level = WARN
 EOF
   local java_opts=("$HEAP" -Xms128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto
     -Djava.awt.headless=true "-Dlog4j2.configurationFile=$dir/log4j2.properties")
-  local attempt port cport pid cluster_id
+  local oauth=0
+  if [ -n "${SWELL_OAUTH_JWKS_URL:-}" ] && [ -n "${SWELL_OAUTH_KAFKA_AUDIENCE:-}" ] &&
+     [ -n "${SWELL_OAUTH_ISSUER:-}" ] && [ -f "${SWELL_OAUTH_TLS_CA:-}" ]; then
+    oauth=1
+    # Kafka 4 fetches only the JWKS and token URLs this property allows.
+    java_opts+=("-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=$SWELL_OAUTH_JWKS_URL")
+  else
+    say "no SWELL_OAUTH_* exports (hack/oauth.sh): starting without the OAUTHBEARER listener"
+  fi
+  local attempt port cport oport pid cluster_id
   for attempt in 1 2 3 4 5; do
-    read -r port sport tport cport < <(free_ports 4)
+    read -r port sport tport cport oport < <(free_ports 5)
     rm -rf "$dir/data"
     cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
@@ -209,7 +223,35 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.retention.hours=1
 EOF
-    cluster_id=$(python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))')
+    if [ $oauth = 1 ]; then
+      # The listener's JWKS fetch trusts the OAuth server's CA (JAAS ssl.* options); the
+      # broker itself never sends a token on it, but its login module wants a subject.
+      # BrokerJwtValidator checks signatures (JWKS), issuer and audience: Kafka 4.1 would
+      # otherwise pick ClientJwtValidator, which reads the claims without checking them.
+      # Sessions last 5 s (KIP-368), so clients must renew them within a test.
+      sed -i -e "s|^listeners=\(.*\)$|listeners=\1,OAUTH://127.0.0.1:$oport|" \
+        -e "s|^advertised.listeners=\(.*\)$|advertised.listeners=\1,OAUTH://127.0.0.1:$oport|" \
+        -e "s|^listener.security.protocol.map=\(.*\)$|listener.security.protocol.map=\1,OAUTH:SASL_PLAINTEXT|" \
+        "$dir/server.properties"
+      cat >>"$dir/server.properties" <<EOF
+listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER
+listener.name.oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="swell-broker" ssl.truststore.type="PEM" ssl.truststore.location="$SWELL_OAUTH_TLS_CA";
+listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler
+listener.name.oauth.oauthbearer.connections.max.reauth.ms=5000
+sasl.oauthbearer.jwks.endpoint.url=$SWELL_OAUTH_JWKS_URL
+sasl.oauthbearer.jwt.validator.class=org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator
+sasl.oauthbearer.expected.audience=$SWELL_OAUTH_KAFKA_AUDIENCE
+sasl.oauthbearer.expected.issuer=$SWELL_OAUTH_ISSUER
+EOF
+    fi
+    # Not starting with "-", which kafka-storage would read as an option.
+    cluster_id=$(python3 -c '
+import base64, os
+while True:
+    i = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    if not i.startswith("-"):
+        break
+print(i)')
     if ! "$JAVA_BIN" "${java_opts[@]}" -cp "$libs/*" kafka.tools.StorageTool format \
         -t "$cluster_id" -c "$dir/server.properties" --standalone \
         --add-scram "SCRAM-SHA-256=[name=$SASL_USER,password=$SASL_PASSWORD]" \
@@ -244,6 +286,7 @@ EOF
   echo "export SWELL_KAFKA_BOOTSTRAP=127.0.0.1:$port"
   echo "export SWELL_KAFKA_SASL_BOOTSTRAP=127.0.0.1:$sport"
   echo "export SWELL_KAFKA_TLS_BOOTSTRAP=127.0.0.1:$tport"
+  if [ $oauth = 1 ]; then echo "export SWELL_KAFKA_OAUTH_BOOTSTRAP=127.0.0.1:$oport"; fi
   echo "export SWELL_KAFKA_TLS_CA=$dir/tls/ca.crt"
   echo "export SWELL_KAFKA_SASL_USER=$SASL_USER"
   echo "export SWELL_KAFKA_SASL_PASSWORD=$SASL_PASSWORD"

@@ -2,7 +2,8 @@
 # Local OAuth 2.0 authorization server for tests: panva's oidc-provider (npm, cached in
 # ~/.cache/swell) run by Node over HTTPS on a free loopback port, with a certificate from a CA
 # made for the run. Issues client-credentials tokens (see hack/oauth/server.mjs) to a test
-# client.
+# client (opaque, checked by introspection), and JWT access tokens (keys at /jwks) to two more:
+# one for the audience the test Kafka's OAUTHBEARER listener expects, one for another.
 #
 #   hack/oauth.sh up [--dir DIR] [--owner-pid PID] [--token-ttl SECONDS]
 #        start; prints `export …` lines (eval "$(hack/oauth.sh up)"), progress on stderr.
@@ -21,6 +22,10 @@ CACHE="${SWELL_CACHE:-$HOME/.cache/swell}/oidc-provider-$VERSION"
 # Test-only credentials.
 CLIENT_ID=swell-scaler
 CLIENT_SECRET=swell-oauth-secret
+# Clients with JWT access tokens (same secret): for the audience below, and for another.
+KAFKA_CLIENT_ID=swell-kafka
+KAFKA_OTHER_CLIENT_ID=swell-kafka-elsewhere
+KAFKA_AUDIENCE=https://kafka.swell.test
 
 # shellcheck source=lib/procs.sh
 source "$here/lib/procs.sh"
@@ -73,6 +78,8 @@ cmd_up() {
     ln -sfn "$CACHE/node_modules" "$dir/node_modules"
     cp "$here/oauth/server.mjs" "$dir/server.mjs"
     OAUTH_PORT=$port OAUTH_CLIENT_ID=$CLIENT_ID OAUTH_CLIENT_SECRET=$CLIENT_SECRET \
+      OAUTH_KAFKA_CLIENT_ID=$KAFKA_CLIENT_ID OAUTH_KAFKA_OTHER_CLIENT_ID=$KAFKA_OTHER_CLIENT_ID \
+      OAUTH_KAFKA_AUDIENCE=$KAFKA_AUDIENCE \
       OAUTH_TOKEN_TTL="$ttl" OAUTH_TLS_KEY="$dir/tls/server.key" \
       OAUTH_TLS_CERT="$dir/tls/server.crt" NODE_ENV=production \
       setsid node "$dir/server.mjs" >"$dir/server.log" 2>&1 </dev/null &
@@ -96,6 +103,10 @@ cmd_up() {
   echo "export SWELL_OAUTH_INTROSPECTION_URL=https://127.0.0.1:$port/token/introspection"
   echo "export SWELL_OAUTH_CLIENT_ID=$CLIENT_ID"
   echo "export SWELL_OAUTH_CLIENT_SECRET=$CLIENT_SECRET"
+  echo "export SWELL_OAUTH_JWKS_URL=https://127.0.0.1:$port/jwks"
+  echo "export SWELL_OAUTH_KAFKA_CLIENT_ID=$KAFKA_CLIENT_ID"
+  echo "export SWELL_OAUTH_KAFKA_OTHER_CLIENT_ID=$KAFKA_OTHER_CLIENT_ID"
+  echo "export SWELL_OAUTH_KAFKA_AUDIENCE=$KAFKA_AUDIENCE"
   echo "export SWELL_OAUTH_TLS_CA=$dir/tls/ca.crt"
   echo "export SWELL_OAUTH_TOKEN_TTL=$ttl"
   echo "export SWELL_OAUTH_DIR=$dir"

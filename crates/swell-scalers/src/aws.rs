@@ -720,6 +720,68 @@ impl AwsClients {
         )
         .await
     }
+
+    /// Presigns a GET of `url` with SigV4 in its query (`X-Amz-Expires` = `expires_in`, the
+    /// session token when the credentials have one), as the SDKs' `PresignHTTP`; e.g. the
+    /// Amazon MSK IAM token (`kafka-cluster`). Returns the URL and when it was signed.
+    pub async fn presign(
+        &self,
+        identity: &Identity,
+        region: &str,
+        service: &str,
+        url: &str,
+        expires_in: Duration,
+    ) -> Result<(reqwest::Url, std::time::SystemTime), UpstreamError> {
+        let creds = self.credentials(identity, region).await?;
+        let now = std::time::SystemTime::now();
+        presign_url(creds, region, service, url, expires_in, now).map(|u| (u, now))
+    }
+}
+
+/// [`AwsClients::presign`] with the credentials and signing time given.
+pub fn presign_url(
+    creds: Credentials,
+    region: &str,
+    service: &str,
+    url: &str,
+    expires_in: Duration,
+    time: std::time::SystemTime,
+) -> Result<reqwest::Url, UpstreamError> {
+    use aws_sigv4::http_request::{
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    };
+    let failed = |e: &dyn std::fmt::Display| {
+        UpstreamError::new(
+            UpstreamKind::Other,
+            format!("presigning {service} in {region}: {e}"),
+        )
+    };
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires_in);
+    let signer_identity: aws_smithy_runtime_api::client::identity::Identity = creds.into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&signer_identity)
+        .region(region)
+        .name(service)
+        .time(time)
+        .settings(settings)
+        .build()
+        .map_err(|e| failed(&e))?
+        .into();
+    let signable = SignableRequest::new("GET", url, std::iter::empty(), SignableBody::Bytes(&[]))
+        .map_err(|e| failed(&e))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| failed(&e))?
+        .into_parts();
+    let mut signed = reqwest::Url::parse(url).map_err(|e| failed(&e))?;
+    {
+        let mut query = signed.query_pairs_mut();
+        for (name, value) in instructions.params() {
+            query.append_pair(name, value);
+        }
+    }
+    Ok(signed)
 }
 
 /// Which secret, and which of its versions, a TriggerAuthentication's `awsSecretManager`

@@ -1,6 +1,7 @@
 //! A small Kafka client in pure Rust (no librdkafka): the wire protocol from the
 //! `kafka-protocol` codec over a tokio connection, with optional TLS (rustls) and SASL
-//! (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512). It asks only what the `kafka` scaler needs:
+//! (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER with an OAuth 2.0 or Amazon MSK IAM
+//! token, see [`oauthbearer`]). It asks only what the `kafka` scaler needs:
 //! Metadata, ListOffsets (high watermarks), FindCoordinator and OffsetFetch (a consumer
 //! group's committed offsets). A few writes (CreateTopics, Produce, OffsetCommit) serve the
 //! tests.
@@ -10,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ParseResponseErrorCode;
@@ -30,6 +31,9 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 use crate::tls::Secret;
 
+pub mod oauthbearer;
+pub use oauthbearer::{TokenSource, Tokens};
+
 /// SASL mechanism and credentials.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Sasl {
@@ -43,6 +47,8 @@ pub enum Sasl {
         user: String,
         password: Secret,
     },
+    /// OAUTHBEARER (RFC 7628) with a token from its source.
+    OAuthBearer(TokenSource),
 }
 
 /// TLS settings (`tls: enable`). Holds key material, so it is never printed in full.
@@ -87,6 +93,9 @@ pub enum KafkaError {
     Timeout { addr: String, secs: u64 },
     #[error("SASL authentication with Kafka broker {addr} failed: {msg}")]
     Auth { addr: String, msg: String },
+    /// No OAUTHBEARER token to send: the token endpoint's (or AWS's) error.
+    #[error("getting the SASL OAUTHBEARER token for Kafka broker {addr}: {error}")]
+    Token { addr: String, error: UpstreamError },
     #[error("Kafka TLS settings: {0}")]
     Tls(String),
     /// The broker answered with an error code; `msg` names it (see [`error_name`]).
@@ -106,15 +115,24 @@ impl KafkaError {
     }
 }
 
+use crate::upstream::UpstreamError;
+
 impl From<KafkaError> for crate::UpstreamError {
     fn from(e: KafkaError) -> crate::UpstreamError {
-        use crate::upstream::{Code, UpstreamError, UpstreamKind};
+        use crate::upstream::{Code, UpstreamKind};
+        if let KafkaError::Token { error, .. } = &e {
+            return UpstreamError {
+                message: e.to_string(),
+                ..error.clone()
+            };
+        }
         let kind = match &e {
             KafkaError::Connect { .. } | KafkaError::Tls(_) => UpstreamKind::Connect,
             KafkaError::Timeout { .. } => UpstreamKind::Timeout,
             KafkaError::Auth { .. } => UpstreamKind::Auth,
             KafkaError::Refused { code, .. } => UpstreamKind::from_kafka(*code),
             KafkaError::Io { .. } | KafkaError::Broker(_) => UpstreamKind::Other,
+            KafkaError::Token { error, .. } => error.kind,
         };
         let code = match &e {
             KafkaError::Refused { code, .. } => Some(Code::Kafka(*code)),
@@ -146,6 +164,9 @@ struct Conn {
     stream: Box<dyn Stream>,
     versions: HashMap<i16, (i16, i16)>,
     next_id: i32,
+    /// When to open a new connection (a fresh token) before the broker ends the session
+    /// (KIP-368's `session_lifetime_ms`), as a client re-authenticates at 85% of it.
+    renew_at: Option<Instant>,
 }
 
 /// Highest version Swell speaks of each request: the fields it sets mean the same up to there.
@@ -165,6 +186,7 @@ impl Conn {
         addr: &str,
         key: &ClusterKey,
         tls: Option<&Arc<rustls::ClientConfig>>,
+        tokens: &Tokens,
     ) -> Result<Conn, KafkaError> {
         let connect_err = |msg: String| KafkaError::Connect {
             addr: addr.to_string(),
@@ -192,6 +214,7 @@ impl Conn {
             stream,
             versions: HashMap::new(),
             next_id: 1,
+            renew_at: None,
         };
         let mut req = ApiVersionsRequest::default();
         req.client_software_name = StrBytes::from_static_str("swell");
@@ -208,7 +231,7 @@ impl Conn {
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
-        conn.authenticate(&key.sasl).await?;
+        conn.authenticate(&key.sasl, tokens).await?;
         Ok(conn)
     }
 
@@ -298,9 +321,10 @@ impl Conn {
         R::Response::decode(&mut body, version).map_err(proto)
     }
 
-    async fn authenticate(&mut self, sasl: &Sasl) -> Result<(), KafkaError> {
+    async fn authenticate(&mut self, sasl: &Sasl, tokens: &Tokens) -> Result<(), KafkaError> {
         let mechanism = match sasl {
             Sasl::None => return Ok(()),
+            Sasl::OAuthBearer(_) => "OAUTHBEARER",
             Sasl::Plain { .. } => "PLAIN",
             Sasl::Scram { sha512: false, .. } => "SCRAM-SHA-256",
             Sasl::Scram { sha512: true, .. } => "SCRAM-SHA-512",
@@ -318,6 +342,7 @@ impl Conn {
         }
         match sasl {
             Sasl::None => Ok(()),
+            Sasl::OAuthBearer(source) => self.oauthbearer(source, tokens).await,
             Sasl::Plain { user, password } => {
                 let mut msg = Vec::new();
                 msg.push(0);
@@ -345,6 +370,41 @@ impl Conn {
         }
     }
 
+    /// RFC 7628: the token in the initial response; an error challenge (§3.2.2) is
+    /// answered with `\x01`, after which the broker fails the exchange with its reason.
+    async fn oauthbearer(
+        &mut self,
+        source: &TokenSource,
+        tokens: &Tokens,
+    ) -> Result<(), KafkaError> {
+        let first = tokens
+            .initial_response(source)
+            .await
+            .map_err(|error| KafkaError::Token {
+                addr: self.addr.clone(),
+                error,
+            })?;
+        let challenge = match self.sasl_round(first.expose().as_bytes().to_vec()).await {
+            Ok(c) if c.is_empty() => return Ok(()),
+            Ok(c) => c,
+            Err(e) => {
+                tokens.refused(source);
+                return Err(e);
+            }
+        };
+        tokens.refused(source);
+        let status = oauthbearer::server_error(&challenge);
+        let why = match self.sasl_round(vec![0x01]).await {
+            Err(KafkaError::Auth { msg, .. }) => msg,
+            Err(e) => e.to_string(),
+            Ok(_) => "the broker did not end the exchange".into(),
+        };
+        Err(self.auth_err(format!(
+            "the broker rejected {} ({status}): {why}",
+            source.describe()
+        )))
+    }
+
     async fn sasl_round(&mut self, bytes: Vec<u8>) -> Result<Bytes, KafkaError> {
         let mut r = SaslAuthenticateRequest::default();
         r.auth_bytes = Bytes::from(bytes);
@@ -355,6 +415,10 @@ impl Conn {
                 .map(|m| m.to_string())
                 .unwrap_or_default();
             return Err(self.auth_err(format!("{} {detail}", error_name(resp.error_code))));
+        }
+        if resp.session_lifetime_ms > 0 {
+            let life = Duration::from_millis(resp.session_lifetime_ms as u64);
+            self.renew_at = Some(Instant::now() + life.mul_f64(0.85));
         }
         Ok(resp.auth_bytes)
     }
@@ -550,6 +614,7 @@ type Slot = Arc<tokio::sync::Mutex<Option<Conn>>>;
 pub struct Cluster {
     key: ClusterKey,
     tls: Option<Arc<rustls::ClientConfig>>,
+    tokens: Tokens,
     conns: Mutex<HashMap<String, Slot>>,
     brokers: Mutex<HashMap<i32, String>>,
     coordinators: Mutex<HashMap<String, String>>,
@@ -621,10 +686,16 @@ pub struct PartitionOffsets {
 
 impl Cluster {
     pub fn new(key: ClusterKey) -> Result<Cluster, KafkaError> {
+        Self::with_tokens(key, Tokens::default())
+    }
+
+    /// A cluster whose OAUTHBEARER tokens come through `tokens` (the scalers' shared ones).
+    pub fn with_tokens(key: ClusterKey, tokens: Tokens) -> Result<Cluster, KafkaError> {
         let tls = key.tls.as_ref().map(tls_config).transpose()?;
         Ok(Cluster {
             key,
             tls,
+            tokens,
             conns: Mutex::new(HashMap::new()),
             brokers: Mutex::new(HashMap::new()),
             coordinators: Mutex::new(HashMap::new()),
@@ -646,7 +717,7 @@ impl Cluster {
         let mut guard = slot.lock().await;
         let result = tokio::time::timeout(
             self.key.timeout,
-            Self::call_on(&mut guard, addr, &self.key, self.tls.as_ref(), req, cap),
+            Self::call_on(&mut guard, addr, self, req, cap),
         )
         .await
         .unwrap_or_else(|_| {
@@ -664,14 +735,24 @@ impl Cluster {
     async fn call_on<R: Request>(
         slot: &mut Option<Conn>,
         addr: &str,
-        key: &ClusterKey,
-        tls: Option<&Arc<rustls::ClientConfig>>,
+        cluster: &Cluster,
         req: &R,
         cap: i16,
     ) -> Result<(i16, R::Response), KafkaError> {
+        // A session near its end is replaced by a new one, with a fresh token.
+        if slot
+            .as_ref()
+            .and_then(|c| c.renew_at)
+            .is_some_and(|at| Instant::now() >= at)
+        {
+            *slot = None;
+        }
         let conn = match slot {
             Some(c) => c,
-            None => slot.insert(Conn::open(addr, key, tls).await?),
+            None => {
+                let (key, tls) = (&cluster.key, cluster.tls.as_ref());
+                slot.insert(Conn::open(addr, key, tls, &cluster.tokens).await?)
+            }
         };
         conn.call(req, cap).await
     }
@@ -1233,13 +1314,14 @@ pub struct KafkaClients {
 }
 
 impl KafkaClients {
-    /// The cluster for `key`, made on first use (no connection is opened here).
-    pub fn get(&self, key: &ClusterKey) -> Result<Arc<Cluster>, KafkaError> {
+    /// The cluster for `key`, made on first use (no connection is opened here), its
+    /// OAUTHBEARER tokens fetched through `tokens`.
+    pub fn get(&self, key: &ClusterKey, tokens: &Tokens) -> Result<Arc<Cluster>, KafkaError> {
         let mut clusters = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clusters.get(key) {
             return Ok(c.clone());
         }
-        let c = Arc::new(Cluster::new(key.clone())?);
+        let c = Arc::new(Cluster::with_tokens(key.clone(), tokens.clone())?);
         clusters.insert(key.clone(), c.clone());
         Ok(c)
     }

@@ -95,9 +95,19 @@ pub(crate) fn from_env_or_started<T>(
 }
 
 pub(crate) fn run_script(script: &str, args: &[&str]) -> anyhow::Result<Vec<(String, String)>> {
+    run_script_with_env(script, args, &[])
+}
+
+/// [`run_script`] with more environment variables (another server's exports).
+pub(crate) fn run_script_with_env(
+    script: &str,
+    args: &[&str],
+    envs: &[(String, String)],
+) -> anyhow::Result<Vec<(String, String)>> {
     let path = repo_root().join("hack").join(script);
     let out = std::process::Command::new(&path)
         .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", path.display()))?;

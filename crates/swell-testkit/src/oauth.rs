@@ -8,10 +8,19 @@ use std::sync::OnceLock;
 /// [`OAuthServer::tls_ca`] made for the run.
 #[derive(Debug)]
 pub struct OAuthServer {
+    pub issuer: String,
     pub token_url: String,
+    /// Its signing keys, for the JWT access tokens of [`OAuthServer::kafka_client_id`].
+    pub jwks_url: String,
     pub introspection_url: String,
     pub client_id: String,
     pub client_secret: String,
+    /// A client (same secret) whose tokens are JWTs for [`OAuthServer::kafka_audience`],
+    /// the audience the test Kafka's OAUTHBEARER listener expects.
+    pub kafka_client_id: String,
+    /// A client (same secret) whose tokens are JWTs for another audience.
+    pub kafka_other_client_id: String,
+    pub kafka_audience: String,
     pub tls_ca: PathBuf,
     /// How long its tokens live, in seconds.
     pub token_ttl: u64,
@@ -47,13 +56,31 @@ impl OAuthServer {
 
     fn from_exports(get: &dyn Fn(&str) -> anyhow::Result<String>) -> anyhow::Result<OAuthServer> {
         Ok(OAuthServer {
+            issuer: get("SWELL_OAUTH_ISSUER")?,
             token_url: get("SWELL_OAUTH_TOKEN_URL")?,
+            jwks_url: get("SWELL_OAUTH_JWKS_URL")?,
+            kafka_client_id: get("SWELL_OAUTH_KAFKA_CLIENT_ID")?,
+            kafka_other_client_id: get("SWELL_OAUTH_KAFKA_OTHER_CLIENT_ID")?,
+            kafka_audience: get("SWELL_OAUTH_KAFKA_AUDIENCE")?,
             introspection_url: get("SWELL_OAUTH_INTROSPECTION_URL")?,
             client_id: get("SWELL_OAUTH_CLIENT_ID")?,
             client_secret: get("SWELL_OAUTH_CLIENT_SECRET")?,
             tls_ca: PathBuf::from(get("SWELL_OAUTH_TLS_CA")?),
             token_ttl: get("SWELL_OAUTH_TOKEN_TTL")?.parse()?,
         })
+    }
+
+    /// What `hack/kafka.sh` needs for its OAUTHBEARER listener.
+    pub fn kafka_exports(&self) -> Vec<(String, String)> {
+        [
+            ("SWELL_OAUTH_ISSUER", self.issuer.clone()),
+            ("SWELL_OAUTH_JWKS_URL", self.jwks_url.clone()),
+            ("SWELL_OAUTH_KAFKA_AUDIENCE", self.kafka_audience.clone()),
+            ("SWELL_OAUTH_TLS_CA", self.tls_ca.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 
     /// The run's CA, PEM.

@@ -1,6 +1,8 @@
 //! The `kafka` scaler against a real Kafka broker (KRaft, started by `hack/kafka.sh`): the
 //! client over plain, SASL (PLAIN, SCRAM-SHA-256/512) and TLS listeners, the scaler's
-//! reading of a consumer group's lag, and a Deployment scaled 0 → 3 → 0 by the real HPA.
+//! reading of a consumer group's lag (also over SASL OAUTHBEARER with real JWTs from the
+//! local OAuth server, which the broker validates against its JWKS), and a Deployment
+//! scaled 0 → 3 → 0 by the real HPA.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,10 +13,10 @@ use std::time::Duration;
 use common::metrics_api::{counter, operator_with_metrics_api};
 use common::*;
 use swell_scalers::kafka::{
-    Cluster, ClusterKey, GroupOffsets, KafkaError, PartitionSet, Sasl, Tls,
+    Cluster, ClusterKey, GroupOffsets, KafkaError, PartitionSet, Sasl, Tls, TokenSource,
 };
 use swell_scalers::{RawParams, Shared, TriggerInput, map};
-use swell_testkit::{Kafka, unique_suffix};
+use swell_testkit::{Kafka, OAuthServer, unique_suffix};
 
 fn key(bootstrap: &str, sasl: Sasl, tls: Option<Tls>) -> ClusterKey {
     ClusterKey {
@@ -256,6 +258,116 @@ async fn scaler_reads_the_lag_and_shares_the_cluster() {
     assert_eq!(c.metric_spec().name(), format!("s2-kafka-{group}-topics"));
     assert_eq!(c.sample().await.unwrap().value, 20.0);
     assert_eq!(shared.kafka.len(), 2);
+}
+
+/// A TriggerAuthentication's parameters for `sasl: oauthbearer` with `client`'s credentials.
+fn oauth_auth<'a>(
+    idp: &'a OAuthServer,
+    ca: &'a str,
+    client: &'a str,
+    secret: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("sasl", "oauthbearer"),
+        ("username", client),
+        ("password", secret),
+        ("oauthTokenEndpointUri", idp.token_url.as_str()),
+        ("scopes", "kafka"),
+        ("oauthExtensions", "traceId=swell"),
+        ("ca", ca),
+    ]
+}
+
+/// `sasl: oauthbearer`: a client-credentials JWT from the OAuth server (`ca` trusted for
+/// its token endpoint), sent with an extension, reads the lag through the OAUTHBEARER
+/// listener; a wrong client secret is the token endpoint's error, and a token for another
+/// audience is the broker's.
+#[tokio::test(flavor = "multi_thread")]
+async fn scaler_reads_the_lag_over_oauthbearer() {
+    let kafka = Kafka::shared();
+    let idp = OAuthServer::shared();
+    let Some(listener) = kafka.oauth_bootstrap.as_deref() else {
+        panic!(
+            "the Kafka in SWELL_KAFKA_* has no OAUTHBEARER listener: start hack/kafka.sh with hack/oauth.sh's exports in its environment"
+        );
+    };
+    let (topic, group) = seeded(&plain(kafka)).await;
+    let shared = Shared::default();
+    let meta = [
+        ("bootstrapServers", listener),
+        ("consumerGroup", group.as_str()),
+        ("topic", topic.as_str()),
+        ("lagThreshold", "5"),
+    ];
+    let ca = idp.ca_pem();
+    let (id, other, secret) = (
+        idp.kafka_client_id.as_str(),
+        idp.kafka_other_client_id.as_str(),
+        idp.client_secret.as_str(),
+    );
+    let auth = |client, secret| oauth_auth(idp, &ca, client, secret);
+    let good = swell_scalers::build(&trigger(0, &meta, &auth(id, secret)), &shared).unwrap();
+    // 20 + 0 + 1 = 21, capped at 3 partitions × 5.
+    let s = good.sample().await.unwrap();
+    assert_eq!((s.value, s.active), (15.0, true));
+
+    let wrong = "not-the-secret-7f3a";
+    let bad = swell_scalers::build(&trigger(1, &meta, &auth(id, wrong)), &shared).unwrap();
+    let e = bad.sample().await.unwrap_err().to_string();
+    let want = format!(
+        "getting the SASL OAUTHBEARER token for Kafka broker {listener}: oauth2 token endpoint {} refused the client: 401 invalid_client",
+        idp.token_url
+    );
+    assert!(e.contains(&want), "{e}");
+    assert!(!e.contains(wrong), "{e}");
+
+    let elsewhere =
+        swell_scalers::build(&trigger(2, &meta, &auth(other, secret)), &shared).unwrap();
+    let e = elsewhere.sample().await.unwrap_err().to_string();
+    let want = format!(
+        "SASL authentication with Kafka broker {listener} failed: the broker rejected the token of oauth2 token endpoint {} (status invalid_token",
+        idp.token_url
+    );
+    assert!(e.contains(&want), "{e}");
+    assert!(e.contains("SaslAuthenticationFailed (58)"), "{e}");
+    assert!(!e.contains("eyJ"), "no token in the message: {e}");
+}
+
+/// The OAUTHBEARER listener ends a session after 5 s (`connections.max.reauth.ms`, KIP-368:
+/// a request after that closes the connection); the client replaces its connection, with a
+/// token fetched or taken from the cache, before then, so a reading after 5 s still works.
+#[tokio::test(flavor = "multi_thread")]
+async fn oauthbearer_sessions_are_renewed_before_the_broker_ends_them() {
+    let kafka = Kafka::shared();
+    let idp = OAuthServer::shared();
+    let Some(listener) = kafka.oauth_bootstrap.as_deref() else {
+        panic!(
+            "the Kafka in SWELL_KAFKA_* has no OAUTHBEARER listener: start hack/kafka.sh with hack/oauth.sh's exports in its environment"
+        );
+    };
+    let (topic, group) = seeded(&plain(kafka)).await;
+    let client = swell_scalers::oauth::OAuthClient {
+        token_uri: idp.token_url.clone(),
+        client_id: idp.kafka_client_id.clone(),
+        client_secret: swell_scalers::tls::Secret::new(idp.client_secret.clone()),
+        scopes: vec!["kafka".into()],
+        params: vec![],
+    };
+    let source = TokenSource::Client {
+        client,
+        ca: Some(idp.ca_pem()),
+        extensions: vec![],
+    };
+    let c = Cluster::new(key(listener, Sasl::OAuthBearer(source), None)).unwrap();
+    let all = PartitionSet::default();
+    let first = c.group_offsets(&group, Some(&topic), &all).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let second = c.group_offsets(&group, Some(&topic), &all).await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(
+        flat(&second, &topic),
+        vec![(0, 10, 30), (1, 5, 5), (2, -1, 0)]
+    );
 }
 
 /// 0 → 3 → 0: 10 records on each of 3 partitions with nothing consumed is a lag of 30,

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use swell_scaling::naming::{metric_name, normalize};
 
-use crate::aws::Secret;
-use crate::kafka::{ClusterKey, GroupOffsets, PartitionSet, Sasl, Tls};
+use crate::aws::{Secret, parse_identity};
+use crate::kafka::{ClusterKey, GroupOffsets, PartitionSet, Sasl, Tls, TokenSource, Tokens};
+use crate::oauth::OAuthClient;
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput};
 
 const BOOTSTRAP: Field = Field::new("bootstrapServers")
@@ -39,10 +40,13 @@ const KEY: Field = Field::new("key").from(&[Source::Auth]);
 const KEY_PASSWORD: Field = Field::new("keyPassword").from(&[Source::Auth]);
 const CA: Field = Field::new("ca").from(&[Source::Auth]);
 const UNSAFE_SSL: Field = Field::new("unsafeSsl");
-// KEDA's OAUTHBEARER, AWS MSK IAM and GSSAPI parameters: known, so not reported as typos,
-// and refused with `sasl` naming them.
 const TOKEN_PROVIDER: Field =
     Field::new("saslTokenProvider").from(&[Source::Metadata, Source::Auth]);
+const SCOPES: Field = Field::new("scopes").from(&[Source::Auth]);
+const TOKEN_ENDPOINT: Field = Field::new("oauthTokenEndpointUri").from(&[Source::Auth]);
+const EXTENSIONS: Field = Field::new("oauthExtensions")
+    .from(&[Source::Auth])
+    .hint("key=value pairs, comma-separated, e.g. logicalCluster=lkc-1,identityPoolId=pool-2");
 const AWS_REGION: Field = Field::new("awsRegion");
 
 /// Every parameter, for unknown-key warnings.
@@ -71,6 +75,9 @@ pub const FIELDS: &[Field] = &[
     CA,
     UNSAFE_SSL,
     TOKEN_PROVIDER,
+    SCOPES,
+    TOKEN_ENDPOINT,
+    EXTENSIONS,
     AWS_REGION,
 ];
 
@@ -229,6 +236,146 @@ pub struct KafkaScaler {
     shared: Shared,
 }
 
+/// `sasl` and its credentials, as KEDA's `parseSASL`; `tls_on` and the trigger's `ca` for
+/// OAUTHBEARER.
+fn parse_sasl(input: &TriggerInput, p: &mut Params<'_>, tls_on: bool, ca: Option<&str>) -> Sasl {
+    let sasl_mode = p.one_of(
+        SASL,
+        &[
+            "none",
+            "plaintext",
+            "scram_sha256",
+            "scram_sha512",
+            "oauthbearer",
+            "gssapi",
+        ],
+        "none",
+    );
+    // Checked whatever `sasl` is, as KEDA's typed config checks its enum.
+    let provider = p.one_of(TOKEN_PROVIDER, &["bearer", "aws_msk_iam"], "bearer");
+    match sasl_mode {
+        "plaintext" | "scram_sha256" | "scram_sha512" => {
+            let user = p.opt_string(USERNAME);
+            let password = p.opt_string(PASSWORD);
+            if user.is_none() && !p.is_deferred("username") {
+                p.error(
+                        "sasl",
+                        format!("sasl {sasl_mode} needs username in the TriggerAuthentication (no username given)"),
+                    );
+            }
+            if password.is_none() && !p.is_deferred("password") {
+                p.error(
+                        "sasl",
+                        format!("sasl {sasl_mode} needs password in the TriggerAuthentication (no password given)"),
+                    );
+            }
+            let (user, password) = (
+                user.unwrap_or_default(),
+                Secret::new(password.unwrap_or_default()),
+            );
+            if sasl_mode == "plaintext" {
+                Sasl::Plain { user, password }
+            } else {
+                Sasl::Scram {
+                    sha512: sasl_mode == "scram_sha512",
+                    user,
+                    password,
+                }
+            }
+        }
+        "oauthbearer" => parse_oauthbearer(input, p, provider, tls_on, ca),
+        "gssapi" => {
+            p.error(
+                    "sasl",
+                    "sasl gssapi is not supported by Swell yet; use plaintext, scram_sha256, scram_sha512 or oauthbearer",
+                );
+            Sasl::None
+        }
+        _ => Sasl::None,
+    }
+}
+
+/// KEDA's `parseOAuthParams`: `saslTokenProvider` `bearer` (client id and secret in
+/// `username`/`password`, `oauthTokenEndpointUri`, `scopes`, `oauthExtensions`) or
+/// `aws_msk_iam` (`tls: enable`, `awsRegion`, the trigger's AWS identity).
+fn parse_oauthbearer(
+    input: &TriggerInput,
+    p: &mut Params<'_>,
+    provider: &str,
+    tls_on: bool,
+    ca: Option<&str>,
+) -> Sasl {
+    let prefix = "error parsing OAuth token provider configuration";
+    if provider == "aws_msk_iam" {
+        if !tls_on && !p.is_deferred("tls") {
+            p.error(
+                "tls",
+                format!("{prefix}: TLS is required for AWS MSK authentication; set tls: enable"),
+            );
+        }
+        let region = p.opt_string(AWS_REGION);
+        if region.is_none() && !p.is_deferred("awsRegion") {
+            p.error("awsRegion", format!("{prefix}: no awsRegion given"));
+        }
+        return match (parse_identity(input, p), region) {
+            (Some(identity), Some(region)) => {
+                Sasl::OAuthBearer(TokenSource::MskIam { identity, region })
+            }
+            _ => Sasl::None,
+        };
+    }
+    let missing = |p: &mut Params<'_>, f: Field, what: &str| {
+        let v = p.opt_string(f);
+        if v.is_none() && !p.is_deferred(f.name) {
+            p.error(
+                "sasl",
+                format!(
+                    "{prefix}: no {what} given ({} in the TriggerAuthentication)",
+                    f.name
+                ),
+            );
+        }
+        v.unwrap_or_default()
+    };
+    let client_id = missing(p, USERNAME, "username");
+    let secret = missing(p, PASSWORD, "password");
+    let token_uri = missing(p, TOKEN_ENDPOINT, "oauth token endpoint uri");
+    let scopes = p
+        .opt_string(SCOPES)
+        .map(|s| {
+            s.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut extensions = Vec::new();
+    for ext in p.opt_string(EXTENSIONS).iter().flat_map(|e| e.split(',')) {
+        match ext.split('=').collect::<Vec<_>>()[..] {
+            [k, v] => match crate::kafka::oauthbearer::check_extension(k, v) {
+                Some(why) => p.error("oauthExtensions", format!("{prefix}: {why}")),
+                None => extensions.push((k.to_string(), v.to_string())),
+            },
+            _ => p.error(
+                "oauthExtensions",
+                format!("{prefix}: invalid OAuthBearer extension, must be of format key=value"),
+            ),
+        }
+    }
+    let client = OAuthClient {
+        token_uri,
+        client_id,
+        client_secret: Secret::new(secret),
+        scopes,
+        params: Vec::new(),
+    };
+    Sasl::OAuthBearer(TokenSource::Client {
+        client,
+        ca: ca.map(str::to_string),
+        extensions,
+    })
+}
+
 /// What sarama's `ParseKafkaVersion` accepts: `0.x.y.z` before Kafka 1, `x.y.z` since.
 fn sarama_version(v: &str) -> bool {
     let parts: Vec<&str> = v.split('.').collect();
@@ -355,63 +502,10 @@ impl KafkaScaler {
             );
         }
 
-        let sasl_mode = p.one_of(
-            SASL,
-            &[
-                "none",
-                "plaintext",
-                "scram_sha256",
-                "scram_sha512",
-                "oauthbearer",
-                "gssapi",
-            ],
-            "none",
-        );
-        let _ = p.opt_string(TOKEN_PROVIDER);
-        let _ = p.opt_string(AWS_REGION);
-        let sasl = match sasl_mode {
-            "plaintext" | "scram_sha256" | "scram_sha512" => {
-                let user = p.opt_string(USERNAME);
-                let password = p.opt_string(PASSWORD);
-                if user.is_none() && !p.is_deferred("username") {
-                    p.error(
-                        "sasl",
-                        format!("sasl {sasl_mode} needs username in the TriggerAuthentication (no username given)"),
-                    );
-                }
-                if password.is_none() && !p.is_deferred("password") {
-                    p.error(
-                        "sasl",
-                        format!("sasl {sasl_mode} needs password in the TriggerAuthentication (no password given)"),
-                    );
-                }
-                let (user, password) = (
-                    user.unwrap_or_default(),
-                    Secret::new(password.unwrap_or_default()),
-                );
-                if sasl_mode == "plaintext" {
-                    Sasl::Plain { user, password }
-                } else {
-                    Sasl::Scram {
-                        sha512: sasl_mode == "scram_sha512",
-                        user,
-                        password,
-                    }
-                }
-            }
-            "oauthbearer" | "gssapi" => {
-                p.error(
-                    "sasl",
-                    format!("sasl {sasl_mode} is not supported by Swell yet; use plaintext, scram_sha256 or scram_sha512"),
-                );
-                Sasl::None
-            }
-            _ => Sasl::None,
-        };
-
         let tls_on = p.one_of(TLS, &["enable", "disable"], "disable") == "enable";
         let unsafe_ssl = p.bool(UNSAFE_SSL, false);
         let (cert, key, ca) = (p.opt_string(CERT), p.opt_string(KEY), p.opt_string(CA));
+        let ca_for_token = ca.clone();
         if p.opt_string(KEY_PASSWORD).is_some() {
             p.error(
                 "tls",
@@ -431,6 +525,7 @@ impl KafkaScaler {
         } else {
             None
         };
+        let sasl = parse_sasl(input, p, tls.is_some(), ca_for_token.as_deref());
 
         let name = match &topic {
             Some(t) => format!("kafka-{t}"),
@@ -471,7 +566,12 @@ impl KafkaScaler {
     }
 
     async fn fetch(&self) -> Result<GroupOffsets, crate::UpstreamError> {
-        let cluster = self.shared.kafka.get(&self.cluster)?;
+        let tokens = Tokens {
+            oauth: self.shared.oauth_tokens.clone(),
+            http: self.shared.http.clone(),
+            aws: self.shared.aws.clone(),
+        };
+        let cluster = self.shared.kafka.get(&self.cluster, &tokens)?;
         Ok(cluster
             .group_offsets(&self.group, self.topic.as_deref(), &self.partitions)
             .await?)
@@ -768,9 +868,9 @@ mod tests {
                 vec!["triggers[1].metadata.sasl: \"kerberos\" is not one of none"],
             ),
             (
-                with(&[("sasl", "oauthbearer")]),
+                with(&[("sasl", "gssapi")]),
                 vec![],
-                vec!["sasl oauthbearer is not supported by Swell yet"],
+                vec!["sasl gssapi is not supported by Swell yet"],
             ),
             (
                 with(&[]),
@@ -818,6 +918,330 @@ mod tests {
                 ("sasl", "plaintext"),
                 ("username", "u"),
                 ("password", "hunter2"),
+            ],
+        )
+        .unwrap();
+        assert!(!format!("{:?}", s.cluster).contains("hunter2"));
+        assert!(!s.coalesce_key().contains("hunter2"));
+    }
+
+    const IDP: &str = "https://website.com";
+
+    /// KEDA's `parseKafkaOAuthbearerAuthParamsTestDataset`, the cases that parse.
+    #[test]
+    fn parses_oauthbearer_like_keda() {
+        let bearer = |extra: &[(&'static str, &'static str)]| {
+            let mut v: Pairs = vec![
+                ("sasl", "oauthbearer"),
+                ("username", "admin"),
+                ("password", "admin"),
+                ("oauthTokenEndpointUri", IDP),
+                ("tls", "disable"),
+            ];
+            v.extend_from_slice(extra);
+            v
+        };
+        // (auth, scopes, extensions)
+        type Case = (Pairs, Vec<&'static str>, Pairs);
+        let cases: Vec<Case> = vec![
+            (bearer(&[("scopes", "scope")]), vec!["scope"], vec![]),
+            (
+                bearer(&[("saslTokenProvider", "bearer"), ("scopes", "scope")]),
+                vec!["scope"],
+                vec![],
+            ),
+            (
+                bearer(&[("scopes", "scope1, scope2")]),
+                vec!["scope1", "scope2"],
+                vec![],
+            ),
+            (bearer(&[]), vec![], vec![]),
+            (
+                bearer(&[("oauthExtensions", "extensionfoo=bar")]),
+                vec![],
+                vec![("extensionfoo", "bar")],
+            ),
+            (
+                bearer(&[(
+                    "oauthExtensions",
+                    "logicalCluster=lkc-1,identityPoolId=pool-2",
+                )]),
+                vec![],
+                vec![("logicalCluster", "lkc-1"), ("identityPoolId", "pool-2")],
+            ),
+        ];
+        for (auth, scopes, extensions) in cases {
+            let s = scaler(&with(&[]), &auth).unwrap_or_else(|e| panic!("{auth:?}: {e}"));
+            let Sasl::OAuthBearer(TokenSource::Client {
+                client,
+                ca,
+                extensions: got,
+            }) = &s.cluster.sasl
+            else {
+                panic!("{auth:?}: {:?}", s.cluster.sasl);
+            };
+            assert_eq!(client.token_uri, IDP);
+            assert_eq!(client.client_id, "admin");
+            assert_eq!(client.client_secret, Secret::new("admin"));
+            assert_eq!(client.scopes, scopes, "{auth:?}");
+            assert!(ca.is_none());
+            let want: Vec<(String, String)> = extensions
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(got, &want, "{auth:?}");
+            assert!(s.cluster.tls.is_none());
+        }
+        // MSK IAM with static keys or a role, the region from the metadata.
+        let msk = [
+            vec![
+                ("sasl", "oauthbearer"),
+                ("saslTokenProvider", "aws_msk_iam"),
+                ("tls", "enable"),
+                ("awsAccessKeyID", "none"),
+                ("awsSecretAccessKey", "none"),
+            ],
+            vec![
+                ("sasl", "oauthbearer"),
+                ("saslTokenProvider", "aws_msk_iam"),
+                ("tls", "enable"),
+                ("awsRoleArn", "arn:aws:iam::123456789012:role/msk"),
+            ],
+        ];
+        for auth in msk {
+            let s = scaler(&with(&[("awsRegion", "eu-west-1")]), &auth).unwrap();
+            let Sasl::OAuthBearer(TokenSource::MskIam { identity, region }) = &s.cluster.sasl
+            else {
+                panic!("{auth:?}: {:?}", s.cluster.sasl);
+            };
+            assert_eq!(region, "eu-west-1");
+            assert!(
+                matches!(
+                    identity,
+                    crate::aws::Identity::Static { .. } | crate::aws::Identity::AssumeRole { .. }
+                ),
+                "{identity:?}"
+            );
+            assert!(s.cluster.tls.is_some());
+        }
+    }
+
+    /// KEDA's failing OAUTHBEARER cases, and Swell's checks of the extensions.
+    #[test]
+    fn rejects_oauthbearer_like_keda() {
+        let msk: Pairs = vec![
+            ("sasl", "oauthbearer"),
+            ("saslTokenProvider", "aws_msk_iam"),
+        ];
+        let with_msk = |extra: &[(&'static str, &'static str)]| {
+            let mut v = msk.clone();
+            v.extend_from_slice(extra);
+            v
+        };
+        let cases: Vec<(Pairs, Pairs, Vec<&str>)> = vec![
+            (
+                with(&[]),
+                vec![
+                    ("sasl", "oauthbearer"),
+                    ("username", "admin"),
+                    ("password", "admin"),
+                    ("scopes", "scope"),
+                    ("oauthTokenEndpointUri", ""),
+                ],
+                vec![
+                    "triggers[1].metadata.sasl: error parsing OAuth token provider configuration: no oauth token endpoint uri given",
+                ],
+            ),
+            (
+                with(&[]),
+                vec![("sasl", "oauthbearer"), ("oauthTokenEndpointUri", IDP)],
+                vec!["no username given", "no password given"],
+            ),
+            (
+                with(&[]),
+                vec![
+                    ("sasl", "oauthbearer"),
+                    ("username", "admin"),
+                    ("password", "admin"),
+                    ("oauthTokenEndpointUri", IDP),
+                    ("oauthExtensions", "extension_foo=bar,extension_bazbaz"),
+                ],
+                vec![
+                    "oauthExtensions: error parsing OAuth token provider configuration: invalid OAuthBearer extension, must be of format key=value",
+                ],
+            ),
+            (
+                with(&[]),
+                vec![
+                    ("sasl", "oauthbearer"),
+                    ("username", "admin"),
+                    ("password", "admin"),
+                    ("oauthTokenEndpointUri", IDP),
+                    ("oauthExtensions", "auth=x"),
+                ],
+                vec!["extension key \"auth\" is reserved"],
+            ),
+            (
+                with(&[]),
+                vec![("sasl", "oauthbearer"), ("saslTokenProvider", "kerberos")],
+                vec!["saslTokenProvider: \"kerberos\" is not one of bearer, aws_msk_iam"],
+            ),
+            (
+                with(&[("awsRegion", "eu-west-1")]),
+                with_msk(&[
+                    ("tls", "disable"),
+                    ("awsAccessKeyID", "none"),
+                    ("awsSecretAccessKey", "none"),
+                ]),
+                vec!["TLS is required for AWS MSK authentication"],
+            ),
+            (
+                with(&[]),
+                with_msk(&[
+                    ("tls", "enable"),
+                    ("awsAccessKeyID", "none"),
+                    ("awsSecretAccessKey", "none"),
+                ]),
+                vec![
+                    "triggers[1].metadata.awsRegion: error parsing OAuth token provider configuration: no awsRegion given",
+                ],
+            ),
+            // No credentials and no pod identity.
+            (
+                with(&[("awsRegion", "eu-west-1")]),
+                with_msk(&[("tls", "enable")]),
+                vec!["identityOwner"],
+            ),
+        ];
+        for (meta, auth, wants) in cases {
+            let e = match scaler(&meta, &auth) {
+                Ok(s) => panic!("{meta:?} {auth:?} should be refused: {:?}", s.cluster),
+                Err(e) => e.to_string(),
+            };
+            for want in wants {
+                assert!(e.contains(want), "want {want:?} in {e}");
+            }
+        }
+    }
+
+    /// SigV4 signing key and signature by hand (AWS's published algorithm), so the check
+    /// does not reuse the signer that made the token.
+    fn sigv4(secret: &str, date: &str, region: &str, service: &str, to_sign: &str) -> String {
+        use aws_lc_rs::hmac;
+        let mac = |key: &[u8], data: &str| {
+            hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data.as_bytes())
+                .as_ref()
+                .to_vec()
+        };
+        let k = mac(format!("AWS4{secret}").as_bytes(), &date[..8]);
+        let k = mac(&k, region);
+        let k = mac(&k, service);
+        let k = mac(&k, "aws4_request");
+        mac(&k, to_sign)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn uri_encode(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    /// The MSK IAM token is what aws-msk-iam-sasl-signer builds: a presigned GET of
+    /// `kafka-cluster:Connect` on `kafka.<region>.amazonaws.com`, valid 900 s, with the
+    /// session token, signed over what it carries; base64url without padding.
+    #[tokio::test]
+    async fn msk_iam_tokens_are_presigned_connect_urls() {
+        use base64::Engine as _;
+        let s = scaler(
+            &with(&[("awsRegion", "eu-west-1")]),
+            &[
+                ("sasl", "oauthbearer"),
+                ("saslTokenProvider", "aws_msk_iam"),
+                ("tls", "enable"),
+                ("awsAccessKeyID", "AKIDSWELLTEST"),
+                ("awsSecretAccessKey", "c2VjcmV0LWtleQ"),
+                ("awsSessionToken", "session/token+1"),
+            ],
+        )
+        .unwrap();
+        let Sasl::OAuthBearer(source) = &s.cluster.sasl else {
+            panic!("{:?}", s.cluster.sasl);
+        };
+        let first = Tokens::default().initial_response(source).await.unwrap();
+        let first = first.expose();
+        let token = first
+            .strip_prefix("n,,\x01auth=Bearer ")
+            .and_then(|t| t.strip_suffix("\x01\x01"))
+            .unwrap_or_else(|| panic!("{first:?}"));
+        assert!(!token.contains('='), "no padding");
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .unwrap();
+        let url = reqwest::Url::parse(std::str::from_utf8(&raw).unwrap()).unwrap();
+        assert_eq!(url.scheme(), "https");
+        assert_eq!(url.host_str(), Some("kafka.eu-west-1.amazonaws.com"));
+        assert_eq!(url.path(), "/");
+        let q: std::collections::BTreeMap<String, String> =
+            url.query_pairs().into_owned().collect();
+        let get = |k: &str| {
+            q.get(k)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {k} in {url}"))
+        };
+        assert_eq!(get("Action"), "kafka-cluster:Connect");
+        assert_eq!(get("X-Amz-Algorithm"), "AWS4-HMAC-SHA256");
+        assert_eq!(get("X-Amz-Expires"), "900");
+        assert_eq!(get("X-Amz-SignedHeaders"), "host");
+        assert_eq!(get("X-Amz-Security-Token"), "session/token+1");
+        assert!(get("User-Agent").starts_with("swell-kafka-scaler/"));
+        let date = get("X-Amz-Date");
+        let scope = format!("{}/eu-west-1/kafka-cluster/aws4_request", &date[..8]);
+        assert_eq!(get("X-Amz-Credential"), format!("AKIDSWELLTEST/{scope}"));
+
+        // Sign what the token carries (all but the signature and the unsigned User-Agent),
+        // at its date, with the secret: the same signature.
+        let query: Vec<String> = q
+            .iter()
+            .filter(|(k, _)| *k != "X-Amz-Signature" && *k != "User-Agent")
+            .map(|(k, v)| format!("{}={}", uri_encode(k), uri_encode(v)))
+            .collect();
+        let empty_sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let canonical = format!(
+            "GET\n/\n{}\nhost:kafka.eu-west-1.amazonaws.com\n\nhost\n{empty_sha256}",
+            query.join("&")
+        );
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+        let hashed: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let to_sign = format!("AWS4-HMAC-SHA256\n{date}\n{scope}\n{hashed}");
+        let want = sigv4(
+            "c2VjcmV0LWtleQ",
+            &date,
+            "eu-west-1",
+            "kafka-cluster",
+            &to_sign,
+        );
+        assert_eq!(get("X-Amz-Signature"), want, "{url}");
+        // The secret key never travels.
+        assert!(!url.as_str().contains("c2VjcmV0LWtleQ"));
+    }
+
+    #[test]
+    fn oauthbearer_secrets_stay_out_of_messages_and_keys() {
+        let s = scaler(
+            &with(&[]),
+            &[
+                ("sasl", "oauthbearer"),
+                ("username", "u"),
+                ("password", "hunter2"),
+                ("oauthTokenEndpointUri", IDP),
             ],
         )
         .unwrap();

@@ -165,7 +165,7 @@ pub const REGISTRY: &[Entry] = &[
     },
     Entry {
         name: "kafka",
-        fields: Some(&[kafka::FIELDS]),
+        fields: Some(&[kafka::FIELDS, IDENTITY_FIELDS]),
         parse: |i, p| {
             let _ = kafka::KafkaScaler::parse(i, &Shared::default(), p);
         },
