@@ -89,7 +89,15 @@ async fn nats_jetstream_reads_the_lag_on_a_cluster() {
     for (publish, fetch, want) in [(3, 0, 4.0), (0, 4, 0.0)] {
         c.publish_acked(&subject, publish).await.unwrap();
         c.fetch_and_ack(&s, &consumer, fetch).await.unwrap();
-        assert_eq!(one.sample().await.unwrap().value, want);
+        // The acks reach the consumer's leader, whose monitoring endpoint the scaler reads,
+        // shortly after the client's ack returns: wait for it rather than race it.
+        swell_testkit::wait_until(&format!("a lag of {want}"), WAIT, || async {
+            match one.sample().await {
+                Ok(s) if s.value == want => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
     }
 
     let e = sample(&meta(&endpoint, "NoSuchStream", &consumer))
