@@ -240,7 +240,7 @@ impl Member {
         (mine, true)
     }
 
-    /// How many distinct queries the batch holds (tests, `swell explain`).
+    /// How many distinct queries the batch holds (tests).
     pub fn batch_size(&self) -> usize {
         let qs = self.batch.queries.lock().unwrap_or_else(|p| p.into_inner());
         qs.by_content.len()
