@@ -227,6 +227,8 @@ annotations:
 - name: SWELL_AWS_API_BURST
   value: {{ .burst | default 40 | quote }}
 {{- end }}
+- name: SWELL_AWS_SECRET_REFRESH_SECONDS
+  value: {{ (.Values.aws | default dict).secretRefreshSeconds | default 60 | quote }}
 {{- with (.Values.aws | default dict).eksClusterName }}
 - name: SWELL_EKS_CLUSTER_NAME
   value: {{ . | quote }}

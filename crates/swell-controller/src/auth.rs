@@ -84,8 +84,8 @@ pub struct Resolver<'a> {
 }
 
 /// A Secret or ConfigMap that credentials or environment were read from, and its
-/// resourceVersion then (`None`: it did not exist). A newer version of it means the
-/// scalers built from it are rebuilt.
+/// resourceVersion then (`None`: it did not exist); or an `awsSecretManager` secret
+/// ([`AWS_SECRET`]). A newer version of it means the scalers built from it are rebuilt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceRef {
     pub kind: &'static str,
@@ -93,6 +93,11 @@ pub struct SourceRef {
     pub name: String,
     pub version: Option<String>,
 }
+
+/// The [`SourceRef::kind`] of an `awsSecretManager` secret: its name is the secret's
+/// [`swell_scalers::aws::SecretRead::key`] (region, name, version asked for and identity),
+/// its version the VersionId read, and its namespace empty.
+pub const AWS_SECRET: &str = "AwsSecretsManagerSecret";
 
 /// A Secret or ConfigMap as a watch event names it, at its current resourceVersion.
 #[derive(Clone, Copy, Debug)]
@@ -167,15 +172,20 @@ impl Resolver<'_> {
                 source,
             })?;
         let version = got.as_ref().and_then(|o| o.meta().resource_version.clone());
-        if let Ok(mut read) = self.read.lock() {
-            read.push(SourceRef {
-                kind: K::KIND,
-                namespace: ns.to_string(),
-                name: name.to_string(),
-                version,
-            });
-        }
+        self.record(SourceRef {
+            kind: K::KIND,
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            version,
+        });
         Ok(got)
+    }
+
+    /// Remembers a source the scalers being built read.
+    pub fn record(&self, source: SourceRef) {
+        if let Ok(mut read) = self.read.lock() {
+            read.push(source);
+        }
     }
 
     async fn value<K: KeyValues>(

@@ -10,7 +10,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource};
 use swell_api::{ScaledJob, ScaledObject, ScaledObjectStatus};
 
-use crate::auth::SourceEvent;
+use crate::auth::{SourceEvent, SourceRef};
 use crate::loop_state::{JobLoopState, LoopState};
 use crate::loops::Registry;
 use crate::metrics::Metrics;
@@ -186,6 +186,30 @@ impl Ctx {
     pub fn source_changed(&self, e: &SourceEvent<'_>) -> Vec<ObjectRef<ScaledObject>> {
         self.job_loops.select(|s| s.source_changed(e));
         self.loops.select(|s| s.source_changed(e))
+    }
+
+    /// The keys of the `awsSecretManager` secrets that the scalers of every loop were built
+    /// from ([`crate::auth::AWS_SECRET`] sources).
+    pub fn aws_secrets_in_use(&self) -> HashSet<String> {
+        let keys = |sources: &[SourceRef]| -> Vec<String> {
+            sources
+                .iter()
+                .filter(|s| s.kind == crate::auth::AWS_SECRET)
+                .map(|s| s.name.clone())
+                .collect()
+        };
+        let objects = self
+            .loops
+            .states()
+            .into_iter()
+            .flat_map(|s| keys(&s.sources));
+        let jobs = self.job_loops.states().into_iter().flat_map(|s| {
+            s.sources
+                .lock()
+                .map(|sources| keys(&sources))
+                .unwrap_or_default()
+        });
+        objects.chain(jobs).collect()
     }
 
     /// Applies `mutate` to the latest known status and writes it only if it changed.

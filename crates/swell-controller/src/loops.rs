@@ -94,6 +94,12 @@ where
         .unwrap_or(false)
     }
 
+    /// Every registered state.
+    pub fn states(&self) -> Vec<Arc<S>> {
+        self.with(|m| m.values().map(|h| h.state.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// The objects whose state matches `f`.
     pub fn select(&self, f: impl Fn(&S) -> bool) -> Vec<ObjectRef<K>> {
         self.with(|m| {

@@ -76,6 +76,9 @@ pub struct Settings {
     pub aws_limits: swell_scalers::aws::CallLimits,
     /// The EKS cluster whose Pod Identity associations give workloads their roles.
     pub eks_cluster: Option<swell_scalers::aws::EksCluster>,
+    /// How often `awsSecretManager` secrets named by stage are read again
+    /// (`--aws-secret-refresh-seconds`).
+    pub aws_secret_refresh: Duration,
 }
 
 /// The controller context currently running, for the metrics API.
@@ -321,6 +324,11 @@ pub async fn run_controllers(
             shutdown.clone(),
         )),
     ];
+    let secrets = tokio::spawn(refresh_aws_secrets(
+        ctx.clone(),
+        settings.aws_secret_refresh,
+        shutdown.clone(),
+    ));
     let loops_ctx = ctx.clone();
     let watches = ScaledObjectWatches {
         reader,
@@ -330,7 +338,11 @@ pub async fn run_controllers(
     };
     run_scaled_objects(ctx, watches, &settings, shutdown.clone()).await;
     shutdown.cancel();
-    for task in leader_tasks.into_iter().chain(authentications) {
+    for task in leader_tasks
+        .into_iter()
+        .chain(authentications)
+        .chain([secrets])
+    {
         let _ = task.await;
     }
     // Leadership or the process ended: no loop may keep scaling. A follower's states stay
@@ -368,6 +380,46 @@ fn spawn_leader_tasks(
         shutdown.clone(),
     ));
     vec![cloud_events, jobs]
+}
+
+/// Reads the `awsSecretManager` secrets in use again every `every` (the ones named by
+/// stage), until `shutdown`; one whose stage moved to a new version rebuilds the scalers
+/// built from it, as a changed Kubernetes Secret does.
+async fn refresh_aws_secrets(ctx: Arc<Ctx>, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let in_use = ctx.aws_secrets_in_use();
+        // Half the interval: a secret read just after a tick is read again at the next one.
+        let changes = ctx
+            .builder
+            .shared
+            .aws
+            .refresh_secrets(&in_use, every / 2)
+            .await;
+        for change in changes {
+            let event = SourceEvent {
+                kind: crate::auth::AWS_SECRET,
+                namespace: "",
+                name: &change.key,
+                version: change.version_id.as_deref(),
+            };
+            let stale = ctx.source_changed(&event);
+            tracing::info!(
+                secret = %change.key,
+                version = change.version_id.as_deref().unwrap_or(""),
+                objects = stale.len(),
+                "an awsSecretManager secret has a new version: rebuilding the scalers built from it"
+            );
+            for key in stale {
+                ctx.request_reconcile(key);
+            }
+        }
+    }
 }
 
 /// Makes `ctx` the one the metrics API reads; a new leader first adopts the follower's

@@ -155,7 +155,7 @@ impl Builder {
                 .map_err(BuildError::Auth)?;
             if let Some(sm) = auth.aws_secret_manager.take() {
                 let values = self
-                    .aws_secret_values(ns, owner.pod, &sm)
+                    .aws_secret_values(&resolver, ns, owner.pod, &sm)
                     .await
                     .map_err(BuildError::Auth)?;
                 auth.params.extend(values);
@@ -238,9 +238,11 @@ impl Builder {
 
     /// KEDA's `awsSecretManager`: each secret's value (or its `secretKey` in a JSON secret)
     /// under its `parameter`, read as the block's identity: its static `credentials`, or its
-    /// `podIdentity` (`aws`: Swell's own role, `roleArn`, or the workload's role).
+    /// `podIdentity` (`aws`: Swell's own role, `roleArn`, or the workload's role). Each
+    /// secret is a source of the scalers: a new version of it rebuilds them.
     async fn aws_secret_values(
         &self,
+        resolver: &Resolver<'_>,
         ns: &str,
         pod: Option<&PodSpec>,
         sm: &crate::auth::AwsSecrets,
@@ -295,15 +297,22 @@ impl Builder {
                 version_id: s.version_id.as_deref().filter(|v| !v.is_empty()),
                 version_stage: s.version_stage.as_deref().filter(|v| !v.is_empty()),
             };
-            let value = self
+            let read = self
                 .shared
                 .aws
-                .secret_value(&identity, &region, &version)
+                .secret(&identity, &region, &version)
                 .await
                 .map_err(|e| fail(e.message))?;
+            resolver.record(crate::auth::SourceRef {
+                kind: crate::auth::AWS_SECRET,
+                namespace: String::new(),
+                name: read.key,
+                version: read.version_id,
+            });
+            let value = read.value.expose();
             let value = match s.secret_key.as_deref().filter(|k| !k.is_empty()) {
-                Some(key) => secret_key_value(&s.name, &value, key).map_err(|e| fail(e.message))?,
-                None => value,
+                Some(key) => secret_key_value(&s.name, value, key).map_err(|e| fail(e.message))?,
+                None => value.to_string(),
             };
             out.push((s.parameter.clone(), value));
         }

@@ -26,9 +26,11 @@ mod calls;
 pub mod cloudwatch_batch;
 mod credentials;
 mod pod_identity;
+mod secrets;
 
 pub use calls::{AwsMetrics, CallLimits, Operation, PRICES, PRICES_AS_OF, price};
 pub use pod_identity::EksCluster;
+pub use secrets::{SecretChange, SecretRead, SecretVersion, secret_key_value};
 
 use crate::upstream::{Code, UpstreamError, UpstreamKind};
 use crate::{
@@ -387,6 +389,8 @@ pub struct AwsClients {
     /// The cluster whose EKS Pod Identity associations give workloads their roles.
     eks_cluster: Option<EksCluster>,
     pod_identity_roles: crate::coalesce::Coalescer<String, Result<Option<String>, UpstreamError>>,
+    /// `awsSecretManager` secrets read ([`secrets`]).
+    secrets: secrets::Secrets,
     /// Per region: the default chain with Swell's own credentials in a [`credentials::Cached`],
     /// shared by every identity there, so assuming several roles (or failing to) does not
     /// resolve Swell's own identity again.
@@ -658,50 +662,6 @@ impl AwsClients {
             .await
     }
 
-    /// A secret's value from AWS Secrets Manager (`GetSecretValue`; the version by ID or
-    /// stage when given, else AWSCURRENT), as a TriggerAuthentication's `awsSecretManager`
-    /// reads it. The endpoint is the SDK's (`AWS_ENDPOINT_URL_SECRETS_MANAGER` overrides it).
-    pub async fn secret_value(
-        &self,
-        identity: &Identity,
-        region: &str,
-        secret: &SecretVersion<'_>,
-    ) -> Result<String, UpstreamError> {
-        let sdk = SdkSettings::default();
-        let client = self
-            .client(
-                identity,
-                region,
-                None,
-                &sdk,
-                aws_sdk_secretsmanager::Client::new,
-            )
-            .await;
-        let request = client
-            .get_secret_value()
-            .secret_id(secret.name)
-            .set_version_id(secret.version_id.map(str::to_string))
-            .set_version_stage(secret.version_stage.map(str::to_string));
-        let resource = format!("secret {}", secret.name);
-        let call = Call {
-            identity,
-            region,
-            sdk: &sdk,
-            operation: Operation::new("secretsmanager", "GetSecretValue"),
-            resource: &resource,
-        };
-        let got = self.call(&call, 1.0, || request.send()).await?;
-        got.secret_string.ok_or_else(|| {
-            UpstreamError::new(
-                UpstreamKind::Unsupported,
-                format!(
-                    "secret {} holds binary data; Swell reads SecretString values, as KEDA",
-                    secret.name
-                ),
-            )
-        })
-    }
-
     /// A CloudWatch client for an identity, region, optional endpoint override and SDK
     /// settings.
     pub async fn cloudwatch(
@@ -784,28 +744,71 @@ pub fn presign_url(
     Ok(signed)
 }
 
-/// Which secret, and which of its versions, a TriggerAuthentication's `awsSecretManager`
-/// names.
-#[derive(Clone, Copy, Debug)]
-pub struct SecretVersion<'a> {
-    pub name: &'a str,
-    pub version_id: Option<&'a str>,
-    pub version_stage: Option<&'a str>,
+const SHARDS: Field = Field::new("shardCount").hint("the number of shards per replica");
+const ACTIVATION_SHARDS: Field = Field::new("activationShardCount");
+const ENDPOINT: Field = Field::new("awsEndpoint");
+/// The parameters of a trigger on a shard count besides the resource and its region
+/// ([`ShardCount`]).
+pub const SHARD_COUNT_FIELDS: &[Field] = &[SHARDS, ACTIVATION_SHARDS, ENDPOINT];
+
+/// A trigger scaling to one replica per `shardCount` shards (`aws-kinesis-stream`,
+/// `aws-dynamodb-streams`), before any client exists: all but the resource it counts.
+pub struct ShardCount {
+    region: String,
+    endpoint: Option<String>,
+    identity: Option<Identity>,
+    sdk: SdkSettings,
+    shards: i64,
+    activation: i64,
 }
 
-/// KEDA's `secretKey`: the value under `key` in a JSON secret, which must be a string.
-pub fn secret_key_value(secret: &str, json: &str, key: &str) -> Result<String, UpstreamError> {
-    let bad = |why: String| UpstreamError::bad_response(format!("secret {secret}: {why}"));
-    let map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(json).map_err(|_| {
-            bad(format!(
-                "is not a JSON object, so secretKey {key:?} cannot be read"
-            ))
-        })?;
-    match map.get(key) {
-        Some(serde_json::Value::String(v)) => Ok(v.clone()),
-        Some(_) => Err(bad(format!("the value of {key:?} is not a string"))),
-        None => Err(bad(format!("has no key {key:?}"))),
+impl ShardCount {
+    /// Reads and checks the parameters without I/O (the region from `region`, whose
+    /// sources differ by scaler in KEDA); every problem goes into `p`.
+    pub fn parse(input: &TriggerInput, p: &mut Params<'_>, region: Field) -> ShardCount {
+        // An empty value is unset, as in KEDA's typed config: the default.
+        let shards: i64 = p.or(SHARDS, "a whole number of shards", 2);
+        if shards <= 0 {
+            p.error(
+                SHARDS.name,
+                format!("must be greater than 0, {shards} is given"),
+            );
+        }
+        let activation: i64 = p.or(ACTIVATION_SHARDS, "a whole number of shards", 0);
+        let region = p.string(region);
+        let endpoint = p.opt_url(ENDPOINT, false);
+        let identity = parse_identity(input, p);
+        let sdk = parse_sdk_settings(p);
+        ShardCount {
+            region,
+            endpoint,
+            identity,
+            sdk,
+            shards,
+            activation,
+        }
+    }
+
+    /// The trigger, giving the HPA `metric` (normalized, after the trigger's index).
+    pub fn trigger(
+        self,
+        input: &TriggerInput,
+        shared: &Shared,
+        metric: &str,
+    ) -> Result<AwsTrigger, ScalerError> {
+        use swell_scaling::naming::{metric_name, normalize};
+        Ok(AwsTrigger {
+            metric: metric_name(input.index, &normalize(metric)),
+            identity: require_identity(self.identity)?,
+            sdk: self.sdk,
+            region: self.region,
+            endpoint: self.endpoint,
+            metric_type: input.metric_type.unwrap_or_default(),
+            target: self.shards as f64,
+            activation: self.activation as f64,
+            polling: input.polling_interval,
+            shared: shared.clone(),
+        })
     }
 }
 

@@ -47,6 +47,13 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescer<K, V> {
         (v, true)
     }
 
+    /// `key`'s cached answer, if any and no fetch of it is in flight.
+    pub fn peek(&self, key: &K) -> Option<V> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = slots.get(key)?.try_lock().ok()?;
+        slot.as_ref().map(|(_, v)| v.clone())
+    }
+
     /// Drops `key`'s cached answer, so the next caller asks again (a failure not worth
     /// keeping for the whole `max_age`).
     pub fn forget(&self, key: &K) {

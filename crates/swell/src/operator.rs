@@ -553,6 +553,7 @@ async fn check_selectors(
 /// What the controllers run with, from the command line.
 fn controller_settings(
     args: &OperatorArgs,
+    eks_cluster: &Option<swell_scalers::aws::EksCluster>,
     identity: &str,
     (watch_label_selector, auth_label_selector): &(Option<String>, Option<String>),
     leader: bool,
@@ -574,7 +575,8 @@ fn controller_settings(
         exact_targets: args.exact_targets,
         http: args.outbound.http(),
         aws_limits: args.outbound.aws_limits(),
-        eks_cluster: args.outbound.eks_cluster().ok().flatten(),
+        eks_cluster: eks_cluster.clone(),
+        aws_secret_refresh: args.outbound.aws_secret_refresh(),
     }
 }
 
@@ -591,7 +593,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         crate::leader::Timing::from_args(&args.leader_election)?;
     }
     args.outbound.configure_tls()?;
-    args.outbound.eks_cluster()?;
+    let eks_cluster = args.outbound.eks_cluster()?;
     let client = crate::kube_api::client(args.kubeconfig.as_ref(), &args.kube_api).await?;
     let identity = args
         .identity
@@ -636,7 +638,8 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     });
 
     let selectors = check_selectors(&client, &args).await?;
-    let settings = |leader: bool| controller_settings(&args, &identity, &selectors, leader);
+    let settings =
+        |leader: bool| controller_settings(&args, &eks_cluster, &identity, &selectors, leader);
     // The controller context serving metric values: a follower's until we lead.
     let current: CurrentCtx = Default::default();
     if args.metrics_api {

@@ -40,6 +40,11 @@ pub struct OutboundArgs {
     /// Calls the bucket allows at once after a quiet period.
     #[arg(long, env = "SWELL_AWS_API_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     aws_api_burst: u32,
+    /// Seconds between reads of each `awsSecretManager` secret named by stage (AWSCURRENT
+    /// unless `versionStage` says otherwise): a stage moved to a new version rebuilds the
+    /// scalers built from it. A secret pinned by `versionId` is read once.
+    #[arg(long, env = "SWELL_AWS_SECRET_REFRESH_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    aws_secret_refresh_seconds: u64,
     /// The EKS cluster Swell runs in: workloads whose ServiceAccount has no IRSA annotation
     /// get the role of their EKS Pod Identity association (identityOwner: workload / aws-eks).
     #[arg(long, env = "SWELL_EKS_CLUSTER_NAME", default_value = "")]
@@ -99,6 +104,11 @@ impl OutboundArgs {
     }
 
     /// The HTTP clients' settings.
+    /// How often `awsSecretManager` secrets are read again for a new version.
+    pub fn aws_secret_refresh(&self) -> Duration {
+        Duration::from_secs(self.aws_secret_refresh_seconds)
+    }
+
     pub fn http(&self) -> HttpSettings {
         HttpSettings {
             default_timeout: Duration::from_millis(self.http_default_timeout),

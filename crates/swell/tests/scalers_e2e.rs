@@ -450,32 +450,6 @@ async fn aws_cloudwatch_scales_on_the_newest_datapoint() {
                 )
                 .await
                 .unwrap();
-            let cw = aws_sdk_cloudwatch::Client::new(&aws.config(&aws.admin));
-            let put = |value: f64, ago: u64| {
-                let cw = cw.clone();
-                let queue = ns.name.clone();
-                async move {
-                    let at = std::time::SystemTime::now() - std::time::Duration::from_secs(ago);
-                    cw.put_metric_data()
-                        .namespace("Swell/Test")
-                        .metric_data(
-                            aws_sdk_cloudwatch::types::MetricDatum::builder()
-                                .metric_name("QueueDepth")
-                                .dimensions(
-                                    aws_sdk_cloudwatch::types::Dimension::builder()
-                                        .name("QueueName")
-                                        .value(queue)
-                                        .build(),
-                                )
-                                .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from(at))
-                                .value(value)
-                                .build(),
-                        )
-                        .send()
-                        .await
-                        .unwrap();
-                }
-            };
             let trigger = format!(
                 r#"
   - type: aws-cloudwatch
@@ -499,7 +473,7 @@ async fn aws_cloudwatch_scales_on_the_newest_datapoint() {
                 endpoint = aws.endpoint,
             );
             let (op, _guard) = start_aws_app(&ns, &keys, &trigger, "s0-aws-cloudwatch").await;
-            put(10.0, 2).await;
+            put_queue_depth(&ns.name, 10.0, 2).await;
             wait_replicas(&ns, "app", 5).await;
             // awsAccountId is sent on the query (moto answers for its one account either way).
             let sent = aws.requests().unwrap().into_iter().filter(|r| r.action == "GetMetricData");
@@ -515,7 +489,7 @@ async fn aws_cloudwatch_scales_on_the_newest_datapoint() {
                     "swell_scaler_upstream_calls_total{scaler=\"aws-cloudwatch\"}"
                 ) > 0.0
             );
-            put(0.0, 1).await;
+            put_queue_depth(&ns.name, 0.0, 1).await;
             wait_replicas(&ns, "app", 0).await;
 
             // An identity without cloudwatch:GetMetricData is told what to grant.
@@ -572,10 +546,20 @@ async fn start_aws_app(
 ) -> (Operator, common::metrics_api::ApiServiceGuard) {
     let cluster = cluster();
     ns.apply(cluster, &deployment("app", 0)).unwrap();
-    ns.apply(
-        cluster,
-        &format!(
-            r#"{auth}
+    ns.apply(cluster, &aws_app(keys, trigger, "")).unwrap();
+    let (op, guard) = operator_with_metrics_api(cluster, ns).await;
+    wait_condition(ns, "app", "Ready", "True").await;
+    wait_condition(ns, "app", "Active", "False").await;
+    let s = so(ns, "app").await.status.unwrap();
+    assert_eq!(s.external_metric_names, Some(vec![metric.to_string()]));
+    (op, guard)
+}
+
+/// ScaledObject `app` (pollingInterval 1, cooldownPeriod 2, then the `advanced` YAML lines)
+/// with `trigger` (a YAML list item, without authenticationRef) read with static `keys`.
+fn aws_app(keys: &swell_testkit::AwsKeys, trigger: &str, advanced: &str) -> String {
+    format!(
+        r#"{auth}
 ---
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
@@ -583,20 +567,12 @@ metadata: {{name: app}}
 spec:
   scaleTargetRef: {{name: app}}
   pollingInterval: 1
-  cooldownPeriod: 2
+  cooldownPeriod: 2{advanced}
   triggers:{trigger}
     authenticationRef: {{name: app-auth}}
 "#,
-            auth = static_keys_auth("app-auth", keys),
-        ),
+        auth = static_keys_auth("app-auth", keys),
     )
-    .unwrap();
-    let (op, guard) = operator_with_metrics_api(cluster, ns).await;
-    wait_condition(ns, "app", "Ready", "True").await;
-    wait_condition(ns, "app", "Active", "False").await;
-    let s = so(ns, "app").await.status.unwrap();
-    assert_eq!(s.external_metric_names, Some(vec![metric.to_string()]));
-    (op, guard)
 }
 
 /// A ScaledObject `denied` with `trigger` (a YAML list item, without authenticationRef)
@@ -1033,7 +1009,10 @@ fn scaler_value(op: &Operator, ns: &str, metric: &str) -> Option<f64> {
 /// A TriggerAuthentication's `awsSecretManager` (KEDA's): the bearer token of a metrics-api
 /// trigger is a key of a JSON secret in the local Secrets Manager (moto, IAM enforced), read
 /// with static credentials from a Kubernetes Secret; credentials without
-/// `secretsmanager:GetSecretValue` on it are refused, and Ready names the permission.
+/// `secretsmanager:GetSecretValue` on it are refused, and Ready names the permission. The
+/// ScaledObjects sharing the authentication share one read of the secret (counted at moto),
+/// and a rotation (a new AWSCURRENT version, the old token refused from then on) rebuilds
+/// their triggers with the new token.
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_secret_manager_feeds_a_trigger_authentication() {
     let cluster = cluster();
@@ -1074,16 +1053,62 @@ async fn aws_secret_manager_feeds_a_trigger_authentication() {
                 )
                 .unwrap();
             }
+            let sharing = ["app-b", "app-c", "app-d"];
+            for so in sharing {
+                ns.apply(cluster, &deployment(so, 0)).unwrap();
+                ns.apply(cluster, &secret_manager_user(so, "app-sm", &source.url))
+                    .unwrap();
+            }
             let env = [("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws.endpoint.as_str())];
+            // Each secret in use is read again once per tick (the first, at start, finds
+            // none): the build's one read, plus one per REFRESH since.
+            const REFRESH: u64 = 20;
+            let refresh = format!("--aws-secret-refresh-seconds={REFRESH}");
+            let started = std::time::Instant::now();
             let op = Operator::start_env(
                 cluster,
                 swell(),
                 &ns.name,
                 None,
-                &["--leader-elect=false"],
+                &["--leader-elect=false", &refresh],
                 &env,
             );
-            wait_replicas(&ns, "app", 1).await;
+            for so in std::iter::once("app").chain(sharing) {
+                wait_replicas(&ns, so, 1).await;
+            }
+            // One read for the four objects (KEDA reads it for each scaler it builds).
+            let reads = secret_reads(&reader, &name);
+            let bound = 1 + started.elapsed().as_secs() / REFRESH;
+            assert!(
+                (1..=bound as usize).contains(&reads),
+                "{reads} reads of {name} for 4 objects in {:?}",
+                started.elapsed()
+            );
+
+            sm.put_secret_value()
+                .secret_id(&name)
+                .secret_string(r#"{"token": "rotated-in-sm"}"#)
+                .send()
+                .await
+                .unwrap();
+            source.require_bearer("rotated-in-sm");
+            wait_until("the rotated token to reach the source", WAIT, || async {
+                match source.last_bearer() {
+                    Some(t) if t == "rotated-in-sm" => Ok(()),
+                    other => Err(format!("last token {:?}", other.map(|t| t.len()))),
+                }
+            })
+            .await;
+            // Every object's trigger reads with the new token (a refused one is a
+            // TriggerError), and none lost its replica meanwhile.
+            for name in std::iter::once("app").chain(sharing) {
+                wait_until(&format!("{name}'s trigger to read again"), WAIT, || async {
+                    let c = condition(&so(&ns, name).await, "Ready");
+                    if c.starts_with("False/TriggerError") { Err(c) } else { Ok(()) }
+                })
+                .await;
+                assert_eq!(replicas(&ns, name).await, Ok(1), "{name}");
+            }
             let c = wait_condition(&ns, "denied", "Ready", "False/ScaledObjectCheckFailed").await;
             assert!(
                 c.contains("awsSecretManager")
@@ -1093,8 +1118,10 @@ async fn aws_secret_manager_feeds_a_trigger_authentication() {
             );
             assert_eq!(replicas(&ns, "denied").await, Ok(0));
             let logs = op.log_text();
-            assert!(!logs.contains("s3cr3t-from-sm") && !logs.contains(&reader.secret_access_key));
-            assert!(!c.contains("s3cr3t-from-sm"));
+            for token in ["s3cr3t-from-sm", "rotated-in-sm", &reader.secret_access_key] {
+                assert!(!logs.contains(token) && !c.contains(token));
+            }
+            assert!(logs.contains("has a new version"), "{logs}");
         })
         .await;
 }
@@ -1124,7 +1151,18 @@ spec:
       accessSecretKey: {{valueFrom: {{secretKeyRef: {{name: {name}-aws, key: key}}}}}}
     secrets:
     - {{parameter: token, name: "{secret}", secretKey: token}}
----
+---{user}"#,
+        id = keys.access_key_id,
+        key = keys.secret_access_key,
+        user = secret_manager_user(name, &format!("{name}-sm"), url),
+    )
+}
+
+/// A ScaledObject reading the metrics-api source with the bearer token of the
+/// TriggerAuthentication `auth` (one of [`secret_manager_app`]'s).
+fn secret_manager_user(name: &str, auth: &str, url: &str) -> String {
+    format!(
+        r#"
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
 metadata: {{name: {name}}}
@@ -1134,12 +1172,24 @@ spec:
   cooldownPeriod: 2
   triggers:
   - type: metrics-api
-    metadata: {{url: "{url}", valueLocation: value, targetValue: "2", activationTargetValue: "3", authMode: bearer}}
-    authenticationRef: {{name: {name}-sm}}
-"#,
-        id = keys.access_key_id,
-        key = keys.secret_access_key,
+    metadata: {{url: "{url}", valueLocation: value, targetValue: "10", activationTargetValue: "3", authMode: bearer}}
+    authenticationRef: {{name: {auth}}}
+"#
     )
+}
+
+/// The GetSecretValue calls of `secret` moto has received signed with `keys`.
+fn secret_reads(keys: &swell_testkit::AwsKeys, secret: &str) -> usize {
+    let aws = swell_testkit::Aws::shared();
+    aws.requests()
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            r.action == "GetSecretValue"
+                && r.param("SecretId") == Some(secret)
+                && r.access_key.as_ref() == Some(&keys.access_key_id)
+        })
+        .count()
 }
 
 /// Puts one CloudWatch datapoint (`Swell/Test` `QueueDepth`, dimension `QueueName=queue`)
@@ -1286,29 +1336,12 @@ async fn a_throttled_cloudwatch_holds_the_replicas() {
             );
             // The HPA may scale down at once: a metric read as 0 while throttled would show.
             ns.apply(cluster, &deployment("app", 0)).unwrap();
-            ns.apply(
-                cluster,
-                &format!(
-                    r#"{auth}
----
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: {{name: app}}
-spec:
-  scaleTargetRef: {{name: app}}
-  pollingInterval: 1
-  cooldownPeriod: 2
+            let advanced = "
   advanced:
     horizontalPodAutoscalerConfig:
       behavior:
-        scaleDown: {{stabilizationWindowSeconds: 0}}
-  triggers:{trigger}
-    authenticationRef: {{name: app-auth}}
-"#,
-                    auth = static_keys_auth("app-auth", &keys),
-                ),
-            )
-            .unwrap();
+        scaleDown: {stabilizationWindowSeconds: 0}";
+            ns.apply(cluster, &aws_app(&keys, &trigger, advanced)).unwrap();
             let (op, _guard) = operator_with_metrics_api(cluster, &ns).await;
             wait_condition(&ns, "app", "Ready", "True").await;
             put_queue_depth(&ns.name, 10.0, 2).await;

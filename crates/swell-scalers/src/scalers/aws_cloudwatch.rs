@@ -101,6 +101,58 @@ pub struct CloudwatchScaler {
     batch: Option<Member>,
 }
 
+/// The question: an `expression`, or a metric's statistic (namespace, name, dimensions,
+/// `metricStat`, `metricUnit`); the other kind's fields are read so they are not unknown.
+fn parse_query(p: &mut Params<'_>) -> Query {
+    let query = match p.opt_string(EXPRESSION) {
+        Some(e) => {
+            // Read so that they are not reported as unknown; an expression ignores them.
+            let _ = (p.opt_string(NAMESPACE), p.opt_string(METRIC_NAME));
+            let _ = (p.opt_string(DIMENSION_NAME), p.opt_string(DIMENSION_VALUE));
+            let _ = p.opt_string(UNIT);
+            Query::Expression(e)
+        }
+        None => {
+            let namespace = p.string(NAMESPACE);
+            let metric = p.string(METRIC_NAME);
+            let split =
+                |s: String| -> Vec<String> { s.split(';').map(|x| x.trim().to_string()).collect() };
+            let names = split(p.string(DIMENSION_NAME));
+            let values = split(p.string(DIMENSION_VALUE));
+            if names.len() != values.len() {
+                p.error(
+                    "dimensionValue",
+                    format!(
+                        "dimensionName has {} entries and dimensionValue {}; give one value per name",
+                        names.len(),
+                        values.len()
+                    ),
+                );
+            }
+            let unit = p.opt_string(UNIT);
+            if let Some(u) = &unit
+                && !StandardUnit::values().contains(&u.as_str())
+            {
+                p.error(
+                    "metricUnit",
+                    format!("{u:?} is not one of {}", StandardUnit::values().join(", ")),
+                );
+            }
+            Query::Stat {
+                namespace,
+                metric,
+                dimensions: names.into_iter().zip(values).collect(),
+                stat: p.opt_string(STAT).unwrap_or_else(|| "Average".into()),
+                unit,
+            }
+        }
+    };
+    if let Query::Expression(_) = &query {
+        let _ = p.opt_string(STAT);
+    }
+    query
+}
+
 /// KEDA's `checkMetricStatPeriod`.
 pub fn check_period(period: i64) -> Result<(), crate::Invalid> {
     let invalid = |m: String| Err(crate::Invalid(m));
@@ -146,53 +198,7 @@ impl CloudwatchScaler {
         shared: &Shared,
         p: &mut Params<'_>,
     ) -> Result<CloudwatchScaler, ScalerError> {
-        let query = match p.opt_string(EXPRESSION) {
-            Some(e) => {
-                // Read so that they are not reported as unknown; an expression ignores them.
-                let _ = (p.opt_string(NAMESPACE), p.opt_string(METRIC_NAME));
-                let _ = (p.opt_string(DIMENSION_NAME), p.opt_string(DIMENSION_VALUE));
-                let _ = p.opt_string(UNIT);
-                Query::Expression(e)
-            }
-            None => {
-                let namespace = p.string(NAMESPACE);
-                let metric = p.string(METRIC_NAME);
-                let split = |s: String| -> Vec<String> {
-                    s.split(';').map(|x| x.trim().to_string()).collect()
-                };
-                let names = split(p.string(DIMENSION_NAME));
-                let values = split(p.string(DIMENSION_VALUE));
-                if names.len() != values.len() {
-                    p.error(
-                        "dimensionValue",
-                        format!(
-                            "dimensionName has {} entries and dimensionValue {}; give one value per name",
-                            names.len(),
-                            values.len()
-                        ),
-                    );
-                }
-                let unit = p.opt_string(UNIT);
-                if let Some(u) = &unit
-                    && !StandardUnit::values().contains(&u.as_str())
-                {
-                    p.error(
-                        "metricUnit",
-                        format!("{u:?} is not one of {}", StandardUnit::values().join(", ")),
-                    );
-                }
-                Query::Stat {
-                    namespace,
-                    metric,
-                    dimensions: names.into_iter().zip(values).collect(),
-                    stat: p.opt_string(STAT).unwrap_or_else(|| "Average".into()),
-                    unit,
-                }
-            }
-        };
-        if let Query::Expression(_) = &query {
-            let _ = p.opt_string(STAT);
-        }
+        let query = parse_query(p);
         let target = p.target(TARGET);
         let activation = p.float(ACTIVATION, 0.0);
         let min_value = p.required::<f64>(MIN_VALUE, "a number");

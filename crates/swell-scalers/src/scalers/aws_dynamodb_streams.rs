@@ -10,28 +10,20 @@
 //! aws-sdk-dynamodb and aws-sdk-dynamodbstreams speak awsJson1.0, which moto understands
 //! (checked by the e2e test).
 
-use swell_scaling::naming::{metric_name, normalize};
-
-use crate::aws::{
-    AwsTrigger, Identity, Operation, SdkSettings, parse_identity, parse_sdk_settings,
-    require_identity,
-};
+use crate::aws::{AwsTrigger, Operation, ShardCount};
 use crate::{
     Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, Source, TriggerInput,
     UpstreamError, UpstreamKind,
 };
 
 const TABLE: Field = Field::new("tableName");
-const SHARDS: Field = Field::new("shardCount").hint("the number of shards per replica");
-const ACTIVATION: Field = Field::new("activationShardCount");
 const REGION: Field = Field::new("awsRegion")
     .from(&[Source::Metadata, Source::Auth])
     .hint("the table's region, e.g. eu-west-1");
-const ENDPOINT: Field = Field::new("awsEndpoint");
 
-/// Every parameter but the identity and SDK ones ([`crate::aws::IDENTITY_FIELDS`],
-/// [`crate::aws::SDK_FIELDS`]), for unknown-key warnings.
-pub const FIELDS: &[Field] = &[TABLE, SHARDS, ACTIVATION, REGION, ENDPOINT];
+/// Every parameter but the identity, SDK and shard ones ([`crate::aws::IDENTITY_FIELDS`],
+/// [`crate::aws::SDK_FIELDS`], [`crate::aws::SHARD_COUNT_FIELDS`]), for unknown-key warnings.
+pub const FIELDS: &[Field] = &[TABLE, REGION];
 
 /// A stream listing more pages than this is taken as an endpoint that never ends its
 /// answer (DescribeStream gives up to 100 shards a page).
@@ -40,39 +32,14 @@ const MAX_PAGES: usize = 1000;
 /// The parsed trigger, before any client exists.
 pub struct Config {
     table: String,
-    region: String,
-    endpoint: Option<String>,
-    identity: Option<Identity>,
-    sdk: SdkSettings,
-    shards: i64,
-    activation: i64,
+    shards: ShardCount,
 }
 
 /// Reads and checks the trigger's parameters without I/O; every problem goes into `p`.
 pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
     let table = p.string(TABLE);
-    // An empty value is unset, as in KEDA's typed config: the default.
-    let shards: i64 = p.or(SHARDS, "a whole number of shards", 2);
-    if shards <= 0 {
-        p.error(
-            SHARDS.name,
-            format!("must be greater than 0, {shards} is given"),
-        );
-    }
-    let activation: i64 = p.or(ACTIVATION, "a whole number of shards", 0);
-    let region = p.string(REGION);
-    let endpoint = p.opt_url(ENDPOINT, false);
-    let identity = parse_identity(input, p);
-    let sdk = parse_sdk_settings(p);
-    Config {
-        table,
-        region,
-        endpoint,
-        identity,
-        sdk,
-        shards,
-        activation,
-    }
+    let shards = ShardCount::parse(input, p, REGION);
+    Config { table, shards }
 }
 
 pub struct DynamoDbStreamsScaler {
@@ -90,23 +57,9 @@ impl DynamoDbStreamsScaler {
         let mut p = Params::new(&input.params);
         let c = parse(input, &mut p);
         p.finish()?;
-        let table = &c.table;
+        let metric = format!("aws-dynamodb-streams-{}", c.table);
         Ok(DynamoDbStreamsScaler {
-            aws: AwsTrigger {
-                metric: metric_name(
-                    input.index,
-                    &normalize(&format!("aws-dynamodb-streams-{table}")),
-                ),
-                identity: require_identity(c.identity)?,
-                sdk: c.sdk,
-                region: c.region,
-                endpoint: c.endpoint,
-                metric_type: input.metric_type.unwrap_or_default(),
-                target: c.shards as f64,
-                activation: c.activation as f64,
-                polling: input.polling_interval,
-                shared: shared.clone(),
-            },
+            aws: c.shards.trigger(input, shared, &metric)?,
             stream_arn: Default::default(),
             table: c.table,
         })
@@ -210,7 +163,7 @@ impl Scaler for DynamoDbStreamsScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::PodIdentityInput;
+    use crate::aws::{Identity, PodIdentityInput};
     use crate::trigger_input;
 
     fn scaler(

@@ -5,60 +5,28 @@
 //! aws-sdk-kinesis speaks awsJson1.1 (no CBOR in the Rust SDK), which moto understands
 //! (checked by the e2e test).
 
-use swell_scaling::naming::{metric_name, normalize};
-
-use crate::aws::{
-    AwsTrigger, Identity, Operation, SdkSettings, parse_identity, parse_sdk_settings,
-    require_identity,
-};
+use crate::aws::{AwsTrigger, Operation, ShardCount};
 use crate::{Field, MetricSpec, Params, Sample, Scaler, ScalerError, Shared, TriggerInput};
 
 const STREAM: Field = Field::new("streamName");
-const SHARDS: Field = Field::new("shardCount").hint("the number of shards per replica");
-const ACTIVATION: Field = Field::new("activationShardCount");
 // KEDA reads awsRegion for this scaler from trigger metadata only.
 const REGION: Field = Field::new("awsRegion").hint("the stream's region, e.g. eu-west-1");
-const ENDPOINT: Field = Field::new("awsEndpoint");
 
-/// Every parameter but the identity ones ([`crate::aws::IDENTITY_FIELDS`]), for unknown-key
-/// warnings.
-pub const FIELDS: &[Field] = &[STREAM, SHARDS, ACTIVATION, REGION, ENDPOINT];
+/// Every parameter but the identity, SDK and shard ones ([`crate::aws::IDENTITY_FIELDS`],
+/// [`crate::aws::SDK_FIELDS`], [`crate::aws::SHARD_COUNT_FIELDS`]), for unknown-key warnings.
+pub const FIELDS: &[Field] = &[STREAM, REGION];
 
 /// The parsed trigger, before any client exists.
 pub struct Config {
     stream: String,
-    region: String,
-    endpoint: Option<String>,
-    identity: Option<Identity>,
-    sdk: SdkSettings,
-    shards: i64,
-    activation: i64,
+    shards: ShardCount,
 }
 
 /// Reads and checks the trigger's parameters without I/O; every problem goes into `p`.
 pub fn parse(input: &TriggerInput, p: &mut Params<'_>) -> Config {
     let stream = p.string(STREAM);
-    let shards: i64 = p.or(SHARDS, "a whole number of shards", 2);
-    if shards <= 0 {
-        p.error(
-            SHARDS.name,
-            format!("must be greater than 0, {shards} is given"),
-        );
-    }
-    let activation: i64 = p.or(ACTIVATION, "a whole number of shards", 0);
-    let region = p.string(REGION);
-    let endpoint = p.opt_url(ENDPOINT, false);
-    let identity = parse_identity(input, p);
-    let sdk = parse_sdk_settings(p);
-    Config {
-        stream,
-        region,
-        endpoint,
-        identity,
-        sdk,
-        shards,
-        activation,
-    }
+    let shards = ShardCount::parse(input, p, REGION);
+    Config { stream, shards }
 }
 
 pub struct KinesisScaler {
@@ -71,20 +39,9 @@ impl KinesisScaler {
         let mut p = Params::new(&input.params);
         let c = parse(input, &mut p);
         p.finish()?;
-        let stream = &c.stream;
+        let metric = format!("aws-kinesis-{}", c.stream);
         Ok(KinesisScaler {
-            aws: AwsTrigger {
-                metric: metric_name(input.index, &normalize(&format!("aws-kinesis-{stream}"))),
-                identity: require_identity(c.identity)?,
-                sdk: c.sdk,
-                region: c.region,
-                endpoint: c.endpoint,
-                metric_type: input.metric_type.unwrap_or_default(),
-                target: c.shards as f64,
-                activation: c.activation as f64,
-                polling: input.polling_interval,
-                shared: shared.clone(),
-            },
+            aws: c.shards.trigger(input, shared, &metric)?,
             stream: c.stream,
         })
     }
@@ -128,7 +85,7 @@ impl Scaler for KinesisScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::PodIdentityInput;
+    use crate::aws::{Identity, PodIdentityInput, SdkSettings};
     use crate::trigger_input;
 
     fn scaler(meta: &[(&str, &str)], pod: PodIdentityInput) -> Result<KinesisScaler, ScalerError> {

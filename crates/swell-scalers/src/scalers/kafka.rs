@@ -377,6 +377,116 @@ fn parse_oauthbearer(
 }
 
 /// What sarama's `ParseKafkaVersion` accepts: `0.x.y.z` before Kafka 1, `x.y.z` since.
+/// `bootstrapServers`: a comma-separated list of host:port.
+fn parse_bootstrap(p: &mut Params<'_>) -> Vec<String> {
+    let bootstrap: Vec<String> = p
+        .string(BOOTSTRAP)
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for b in &bootstrap {
+        let port_ok = !b.chars().any(|c| c.is_control() || c.is_whitespace())
+            && b.rsplit_once(':')
+                .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok());
+        if !port_ok {
+            p.error(
+                "bootstrapServers",
+                format!(
+                    "{} is not host:port (e.g. kafka:9092)",
+                    crate::metadata::shown(b)
+                ),
+            );
+        }
+    }
+    bootstrap
+}
+
+/// The lag rules and the activation lag, with the combinations KEDA refuses.
+fn parse_rules(p: &mut Params<'_>, no_topic: bool) -> (LagRules, i64) {
+    let lag_threshold: i64 = p.or(LAG_THRESHOLD, "a whole number", 10);
+    if lag_threshold <= 0 {
+        p.error(
+            "lagThreshold",
+            format!("must be a positive number, got {lag_threshold}"),
+        );
+    }
+    let activation: i64 = p.or(ACTIVATION_LAG_THRESHOLD, "a whole number", 0);
+    if activation < 0 {
+        p.error(
+            "activationLagThreshold",
+            format!("must be 0 or more, got {activation}"),
+        );
+    }
+    let earliest = p.one_of(OFFSET_RESET_POLICY, &["latest", "earliest"], "latest") == "earliest";
+    let rules = LagRules {
+        lag_threshold: lag_threshold.max(1),
+        earliest,
+        allow_idle_consumers: p.bool(ALLOW_IDLE, false),
+        exclude_persistent_lag: p.bool(EXCLUDE_PERSISTENT, false),
+        scale_to_zero_on_invalid_offset: p.bool(SCALE_TO_ZERO_INVALID, false),
+        limit_to_partitions_with_lag: p.bool(LIMIT_TO_LAG, false),
+        ensure_even_distribution: p.bool(EVEN, false),
+    };
+    if rules.allow_idle_consumers && rules.limit_to_partitions_with_lag {
+        p.error(
+            "limitToPartitionsWithLag",
+            "allowIdleConsumers and limitToPartitionsWithLag cannot be set simultaneously; \
+             drop one",
+        );
+    }
+    if rules.limit_to_partitions_with_lag && rules.ensure_even_distribution {
+        p.error(
+            "ensureEvenDistributionOfPartitions",
+            "limitToPartitionsWithLag and ensureEvenDistributionOfPartitions cannot be set \
+             simultaneously; drop one",
+        );
+    }
+    if no_topic && !p.is_deferred("topic") {
+        if rules.limit_to_partitions_with_lag {
+            p.error(
+                "topic",
+                "topic must be specified when using limitToPartitionsWithLag",
+            );
+        }
+        if rules.ensure_even_distribution {
+            p.error(
+                "topic",
+                "topic must be specified when using ensureEvenDistributionOfPartitions",
+            );
+        }
+    }
+    (rules, activation)
+}
+
+/// `tls: enable`'s settings, and the `ca` (an OAUTHBEARER token endpoint trusts it too).
+fn parse_tls(p: &mut Params<'_>) -> (Option<Tls>, Option<String>) {
+    let tls_on = p.one_of(TLS, &["enable", "disable"], "disable") == "enable";
+    let unsafe_ssl = p.bool(UNSAFE_SSL, false);
+    let (cert, key, ca) = (p.opt_string(CERT), p.opt_string(KEY), p.opt_string(CA));
+    let ca_for_token = ca.clone();
+    if p.opt_string(KEY_PASSWORD).is_some() {
+        p.error(
+            "tls",
+            "keyPassword (an encrypted private key) is not supported by Swell yet; give key \
+             unencrypted in PKCS#8, PKCS#1 or SEC1 PEM",
+        );
+    }
+    let tls = if tls_on {
+        if cert.is_some() != key.is_some() && !p.is_deferred("cert") && !p.is_deferred("key") {
+            p.error("tls", "cert and key must both be provided or both be empty");
+        }
+        Some(Tls {
+            ca,
+            client_cert: cert.zip(key.map(Secret::new)),
+            unsafe_ssl,
+        })
+    } else {
+        None
+    };
+    (tls, ca_for_token)
+}
+
 fn sarama_version(v: &str) -> bool {
     let parts: Vec<&str> = v.split('.').collect();
     let numbers = parts
@@ -401,26 +511,7 @@ impl KafkaScaler {
         shared: &Shared,
         p: &mut Params<'_>,
     ) -> Result<KafkaScaler, ScalerError> {
-        let bootstrap: Vec<String> = p
-            .string(BOOTSTRAP)
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
-        for b in &bootstrap {
-            let port_ok = !b.chars().any(|c| c.is_control() || c.is_whitespace())
-                && b.rsplit_once(':')
-                    .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok());
-            if !port_ok {
-                p.error(
-                    "bootstrapServers",
-                    format!(
-                        "{} is not host:port (e.g. kafka:9092)",
-                        crate::metadata::shown(b)
-                    ),
-                );
-            }
-        }
+        let bootstrap = parse_bootstrap(p);
         let group = p.string(GROUP);
         let topic = p.opt_string(TOPIC);
         if !p.bool(FULL_METADATA, true) && topic.is_none() {
@@ -440,59 +531,7 @@ impl KafkaScaler {
         if topic.is_none() {
             partitions = PartitionSet::default();
         }
-        let lag_threshold: i64 = p.or(LAG_THRESHOLD, "a whole number", 10);
-        if lag_threshold <= 0 {
-            p.error(
-                "lagThreshold",
-                format!("must be a positive number, got {lag_threshold}"),
-            );
-        }
-        let activation: i64 = p.or(ACTIVATION_LAG_THRESHOLD, "a whole number", 0);
-        if activation < 0 {
-            p.error(
-                "activationLagThreshold",
-                format!("must be 0 or more, got {activation}"),
-            );
-        }
-        let earliest =
-            p.one_of(OFFSET_RESET_POLICY, &["latest", "earliest"], "latest") == "earliest";
-        let rules = LagRules {
-            lag_threshold: lag_threshold.max(1),
-            earliest,
-            allow_idle_consumers: p.bool(ALLOW_IDLE, false),
-            exclude_persistent_lag: p.bool(EXCLUDE_PERSISTENT, false),
-            scale_to_zero_on_invalid_offset: p.bool(SCALE_TO_ZERO_INVALID, false),
-            limit_to_partitions_with_lag: p.bool(LIMIT_TO_LAG, false),
-            ensure_even_distribution: p.bool(EVEN, false),
-        };
-        if rules.allow_idle_consumers && rules.limit_to_partitions_with_lag {
-            p.error(
-                "limitToPartitionsWithLag",
-                "allowIdleConsumers and limitToPartitionsWithLag cannot be set simultaneously; \
-                 drop one",
-            );
-        }
-        if rules.limit_to_partitions_with_lag && rules.ensure_even_distribution {
-            p.error(
-                "ensureEvenDistributionOfPartitions",
-                "limitToPartitionsWithLag and ensureEvenDistributionOfPartitions cannot be set \
-                 simultaneously; drop one",
-            );
-        }
-        if topic.is_none() && !p.is_deferred("topic") {
-            if rules.limit_to_partitions_with_lag {
-                p.error(
-                    "topic",
-                    "topic must be specified when using limitToPartitionsWithLag",
-                );
-            }
-            if rules.ensure_even_distribution {
-                p.error(
-                    "topic",
-                    "topic must be specified when using ensureEvenDistributionOfPartitions",
-                );
-            }
-        }
+        let (rules, activation) = parse_rules(p, topic.is_none());
         if let Some(v) = p.opt_string(VERSION)
             && !sarama_version(&v)
         {
@@ -502,29 +541,7 @@ impl KafkaScaler {
             );
         }
 
-        let tls_on = p.one_of(TLS, &["enable", "disable"], "disable") == "enable";
-        let unsafe_ssl = p.bool(UNSAFE_SSL, false);
-        let (cert, key, ca) = (p.opt_string(CERT), p.opt_string(KEY), p.opt_string(CA));
-        let ca_for_token = ca.clone();
-        if p.opt_string(KEY_PASSWORD).is_some() {
-            p.error(
-                "tls",
-                "keyPassword (an encrypted private key) is not supported by Swell yet; give key \
-                 unencrypted in PKCS#8, PKCS#1 or SEC1 PEM",
-            );
-        }
-        let tls = if tls_on {
-            if cert.is_some() != key.is_some() && !p.is_deferred("cert") && !p.is_deferred("key") {
-                p.error("tls", "cert and key must both be provided or both be empty");
-            }
-            Some(Tls {
-                ca,
-                client_cert: cert.zip(key.map(Secret::new)),
-                unsafe_ssl,
-            })
-        } else {
-            None
-        };
+        let (tls, ca_for_token) = parse_tls(p);
         let sasl = parse_sasl(input, p, tls.is_some(), ca_for_token.as_deref());
 
         let name = match &topic {

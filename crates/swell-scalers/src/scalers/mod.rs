@@ -25,7 +25,7 @@ pub mod prometheus;
 pub mod rabbitmq;
 pub mod redis;
 
-use crate::aws::{IDENTITY_FIELDS, SDK_FIELDS};
+use crate::aws::{IDENTITY_FIELDS, SDK_FIELDS, SHARD_COUNT_FIELDS};
 use crate::azure_storage::ACCOUNT_FIELDS;
 use crate::http_auth;
 use crate::redis_client;
@@ -85,7 +85,12 @@ pub const REGISTRY: &[Entry] = &[
     },
     Entry {
         name: "aws-dynamodb-streams",
-        fields: Some(&[aws_dynamodb_streams::FIELDS, IDENTITY_FIELDS, SDK_FIELDS]),
+        fields: Some(&[
+            aws_dynamodb_streams::FIELDS,
+            SHARD_COUNT_FIELDS,
+            IDENTITY_FIELDS,
+            SDK_FIELDS,
+        ]),
         parse: |i, p| {
             let _ = aws_dynamodb_streams::parse(i, p);
         },
@@ -93,7 +98,12 @@ pub const REGISTRY: &[Entry] = &[
     },
     Entry {
         name: "aws-kinesis-stream",
-        fields: Some(&[aws_kinesis_stream::FIELDS, IDENTITY_FIELDS, SDK_FIELDS]),
+        fields: Some(&[
+            aws_kinesis_stream::FIELDS,
+            SHARD_COUNT_FIELDS,
+            IDENTITY_FIELDS,
+            SDK_FIELDS,
+        ]),
         parse: |i, p| {
             let _ = aws_kinesis_stream::parse(i, p);
         },
