@@ -167,7 +167,13 @@ impl LoopState {
 
     /// What `/explain/NAMESPACE/NAME` answers: each trigger's last reading and history,
     /// and the last poll's conclusion.
-    pub fn report(&self, namespace: &str, name: &str, leader: bool, polling: Duration) -> LoopReport {
+    pub fn report(
+        &self,
+        namespace: &str,
+        name: &str,
+        leader: bool,
+        polling: Duration,
+    ) -> LoopReport {
         let last = self.last.lock().map(|l| l.clone()).unwrap_or_default();
         let history = self.history.lock().map(|h| h.clone()).unwrap_or_default();
         let triggers = self
@@ -176,7 +182,11 @@ impl LoopState {
             .map(|t| {
                 let metric = t.spec.name().to_string();
                 let (metric_type, target) = match &t.spec {
-                    MetricSpec::External { target, metric_type, .. } => (*metric_type, Some(*target)),
+                    MetricSpec::External {
+                        target,
+                        metric_type,
+                        ..
+                    } => (*metric_type, Some(*target)),
                     MetricSpec::Resource { metric_type, .. } => (*metric_type, None),
                 };
                 TriggerReport {
@@ -186,7 +196,10 @@ impl LoopState {
                     target,
                     polled: t.scaler.polled(),
                     last: last.get(&metric).map(last_reading),
-                    history: history.get(&metric).map(History::points).unwrap_or_default(),
+                    history: history
+                        .get(&metric)
+                        .map(History::points)
+                        .unwrap_or_default(),
                     metric,
                 }
             })

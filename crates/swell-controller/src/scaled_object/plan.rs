@@ -332,8 +332,15 @@ pub fn poll_report(
     // The status update after this poll writes lastActiveTime = now when active (not when
     // paused-scale-out holds the activation back), as `status::after_poll`.
     let held = decision == Some(swell_scaling::Decision::ScaleOutPaused);
-    let last_active = if a.active && !held { Some(now) } else { facts.last_active };
-    let facts = LoopFacts { last_active, ..facts };
+    let last_active = if a.active && !held {
+        Some(now)
+    } else {
+        facts.last_active
+    };
+    let facts = LoopFacts {
+        last_active,
+        ..facts
+    };
     let failures = a
         .health
         .iter()

@@ -219,7 +219,13 @@ async fn tick(
     };
     let now = Timestamp::now();
     let decision = decide(&plan::loop_facts(so, current, &a, now));
-    state.set_poll(plan::poll_report(so, &a, Some(current), Some(decision), now));
+    state.set_poll(plan::poll_report(
+        so,
+        &a,
+        Some(current),
+        Some(decision),
+        now,
+    ));
     if let Some(note) = act(ctx, state, decision, current, &a).await {
         ctx.record(so, [note]).await;
     }

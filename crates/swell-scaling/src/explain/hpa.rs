@@ -229,13 +229,20 @@ pub enum Hold {
     /// The leading metric is within the tolerance dead band.
     Tolerance,
     /// The stabilization window keeps an earlier recommendation.
-    Stabilization { up: bool, window: Option<i32> },
+    Stabilization {
+        up: bool,
+        window: Option<i32>,
+    },
     MaxReplicas,
     MinReplicas,
     /// The behavior's policies allow no faster change now.
-    Rate { up: bool },
+    Rate {
+        up: bool,
+    },
     /// `selectPolicy: Disabled` in that direction.
-    Disabled { up: bool },
+    Disabled {
+        up: bool,
+    },
 }
 
 /// The HPA's computation for the facts.
@@ -285,13 +292,22 @@ fn limited(h: &HpaFacts, proposed: i32) -> i32 {
 
 /// Why the count stays short of the proposal: the HPA's conditions first (they know its
 /// history), else what the arithmetic shows.
-fn hold(h: &HpaFacts, proposals: &[Proposal], proposed: i32, expected: Option<i32>) -> Option<Hold> {
+fn hold(
+    h: &HpaFacts,
+    proposals: &[Proposal],
+    proposed: i32,
+    expected: Option<i32>,
+) -> Option<Hold> {
     let wanted = h.desired.or(expected).unwrap_or(h.current);
     let up = proposed > h.current;
     let able = h.condition("AbleToScale").map(|c| c.reason.as_str());
     if matches!(able, Some("ScaleUpStabilized" | "ScaleDownStabilized")) && wanted != proposed {
         let up = able == Some("ScaleUpStabilized");
-        let window = if up { h.up.window_seconds } else { h.down.window_seconds };
+        let window = if up {
+            h.up.window_seconds
+        } else {
+            h.down.window_seconds
+        };
         return Some(Hold::Stabilization { up, window });
     }
     let limited = h.condition("ScalingLimited").filter(|c| c.status);
@@ -372,15 +388,24 @@ mod tests {
             ..Default::default()
         };
         // Kubernetes' default scale-up: max(+4 pods, +100%).
-        let default_up = rules(Select::Max, &[(PolicyKind::Pods, 4), (PolicyKind::Percent, 100)]);
+        let default_up = rules(
+            Select::Max,
+            &[(PolicyKind::Pods, 4), (PolicyKind::Percent, 100)],
+        );
         assert_eq!(scale_up_limit(1, &default_up), 5);
         assert_eq!(scale_up_limit(10, &default_up), 20);
-        let min_up = rules(Select::Min, &[(PolicyKind::Pods, 4), (PolicyKind::Percent, 100)]);
+        let min_up = rules(
+            Select::Min,
+            &[(PolicyKind::Pods, 4), (PolicyKind::Percent, 100)],
+        );
         assert_eq!(scale_up_limit(10, &min_up), 14);
         assert_eq!(scale_up_limit(3, &rules(Select::Disabled, &[])), 3);
         let down = rules(Select::Max, &[(PolicyKind::Percent, 50)]);
         assert_eq!(scale_down_limit(5, &down), 2, "int32(5 × 0.5) truncates");
-        let down_pods = rules(Select::Min, &[(PolicyKind::Pods, 1), (PolicyKind::Percent, 50)]);
+        let down_pods = rules(
+            Select::Min,
+            &[(PolicyKind::Pods, 1), (PolicyKind::Percent, 50)],
+        );
         assert_eq!(scale_down_limit(10, &down_pods), 9);
     }
 
@@ -414,14 +439,24 @@ mod tests {
         assert_eq!(hold(facts(2, 8.0, 4, vec![])), None, "scaling up freely");
         assert_eq!(hold(facts(4, 8.5, 4, vec![])), Some(Hold::Tolerance));
         assert_eq!(
-            hold(facts(4, 2.0, 4, vec![cond("AbleToScale", "ScaleDownStabilized")])),
+            hold(facts(
+                4,
+                2.0,
+                4,
+                vec![cond("AbleToScale", "ScaleDownStabilized")]
+            )),
             Some(Hold::Stabilization {
                 up: false,
                 window: None
             })
         );
         assert_eq!(
-            hold(facts(5, 20.0, 5, vec![cond("ScalingLimited", "TooManyReplicas")])),
+            hold(facts(
+                5,
+                20.0,
+                5,
+                vec![cond("ScalingLimited", "TooManyReplicas")]
+            )),
             Some(Hold::MaxReplicas)
         );
         assert_eq!(hold(facts(1, 8.0, 4, vec![])), None, "1 + 4 pods reaches 4");

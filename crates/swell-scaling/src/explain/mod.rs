@@ -212,7 +212,7 @@ fn cooldown(f: &Facts, current: i32) -> Option<Cooldown> {
     let ends = poll
         .and_then(|p| p.cooldown_ends)
         .or_else(|| last_active.map(|t| t + jiff::SignedDuration::from_secs(o.cooldown_seconds)))?;
-    let remaining_seconds = (ends - f.now).get_seconds().max(0);
+    let remaining_seconds = ends.duration_since(f.now).as_secs().max(0);
     Some(Cooldown {
         last_active,
         ends,
@@ -229,9 +229,12 @@ pub fn explain(f: &Facts) -> Explanation {
         .current
         .or(poll.and_then(|p| p.current_replicas))
         .or(f.hpa.as_ref().map(|h| h.current));
-    let active = poll
-        .map(|p| p.active)
-        .or_else(|| triggers.iter().filter_map(|t| t.active).reduce(|a, b| a || b));
+    let active = poll.map(|p| p.active).or_else(|| {
+        triggers
+            .iter()
+            .filter_map(|t| t.active)
+            .reduce(|a, b| a || b)
+    });
     let hpa = f.hpa.as_ref().filter(|h| h.current >= 1).map(hpa::compute);
     let cooldown = current.and_then(|c| cooldown(f, c));
     let mut e = Explanation {
@@ -247,6 +250,14 @@ pub fn explain(f: &Facts) -> Explanation {
         cooldown,
         notes: Vec::new(),
     };
+    if f.operator.as_ref().is_some_and(|r| !r.leader) {
+        e.notes.push(
+            "the operator replica that answered is a follower: it runs no scale loop, so its \
+             readings and cooldown are missing; ask the leader (the Lease's holder) with \
+             --operator through kubectl port-forward"
+                .into(),
+        );
+    }
     sentence::decide(f, &mut e);
     e
 }

@@ -163,7 +163,13 @@ mod tests {
         assert_eq!(h.samples.capacity(), HISTORY_LEN, "never reallocated");
         let p = h.points();
         assert_eq!(p.len(), HISTORY_LEN);
-        assert_eq!(p[0], Point { at: at(5), value: Some(5.0) });
+        assert_eq!(
+            p[0],
+            Point {
+                at: at(5),
+                value: Some(5.0)
+            }
+        );
         assert_eq!(p[2].value, None, "the failed reading at 7 is a gap");
         assert_eq!(p[HISTORY_LEN - 1].value, Some((HISTORY_LEN + 4) as f64));
         assert!(p.windows(2).all(|w| w[0].at < w[1].at));
@@ -179,7 +185,10 @@ mod tests {
             history_capacity: HISTORY_LEN,
             triggers: vec![TriggerReport {
                 metric: "s0-metric-api-value".into(),
-                history: vec![Point { at: at(0), value: None }],
+                history: vec![Point {
+                    at: at(0),
+                    value: None,
+                }],
                 ..Default::default()
             }],
             last_poll: Some(PollReport {

@@ -61,6 +61,7 @@ fn inactive_triggers(e: &Explanation) -> String {
 
 pub fn decide(f: &Facts, e: &mut Explanation) {
     let o = &f.object;
+    let now = e.current;
     let poll = f.operator.as_ref().and_then(|r| r.last_poll.as_ref());
     if let Some(n) = o.pause.replicas {
         let why = format!(
@@ -72,18 +73,21 @@ pub fn decide(f: &Facts, e: &mut Explanation) {
     if o.pause.paused {
         let why = "the ScaledObject is paused (annotation autoscaling.keda.sh/paused): scaling \
                    stopped where it was until the annotation is removed";
-        return set(e, Case::Paused, e.current, why.into());
+        return set(e, Case::Paused, now, why.into());
     }
     if o.fallback_active || poll.is_some_and(|p| p.in_fallback) {
         return fallback(f, e);
     }
-    if let Some(failing) = poll.filter(|p| p.error).and(e.triggers.iter().find(|t| t.error.is_some())) {
+    if let Some(failing) = poll
+        .filter(|p| p.error)
+        .and(e.triggers.iter().find(|t| t.error.is_some()))
+    {
         let why = format!(
             "{}, and a trigger that fails without a fallback (spec.fallback) never scales the \
              target: Swell keeps the count it has",
             reading(failing)
         );
-        return set(e, Case::Failing, e.current, why);
+        return set(e, Case::Failing, now, why);
     }
     let Some(current) = e.current else {
         let why = "the target's /scale could not be read".to_string();
@@ -101,8 +105,11 @@ pub fn decide(f: &Facts, e: &mut Explanation) {
 
 fn fallback(f: &Facts, e: &mut Explanation) {
     let Some(spec) = &f.object.fallback else {
-        let why = "Swell reports the Fallback condition, but the spec has no fallback".into();
-        return set(e, Case::Fallback, e.current, why);
+        let (why, now) = (
+            String::from("Swell reports the Fallback condition, but the spec has no fallback"),
+            e.current,
+        );
+        return set(e, Case::Fallback, now, why);
     };
     let failing: Vec<String> = e
         .triggers
@@ -124,7 +131,11 @@ fn fallback(f: &Facts, e: &mut Explanation) {
          that gives fallback.replicas {} (behavior {}) until the trigger reads again",
         spec.failure_threshold,
         spec.replicas,
-        if spec.behavior.is_empty() { "static" } else { &spec.behavior }
+        if spec.behavior.is_empty() {
+            "static"
+        } else {
+            &spec.behavior
+        }
     );
     set(e, Case::Fallback, n, why)
 }
@@ -171,9 +182,9 @@ fn inactive(f: &Facts, e: &mut Explanation, current: i32) {
         );
         return set(e, Case::ScaleInPaused, Some(current), why);
     }
-    let cooling = poll.and_then(|p| p.decision).map_or(c.remaining_seconds > 0, |d| {
-        d == Decision::CoolingDown
-    });
+    let cooling = poll
+        .and_then(|p| p.decision)
+        .map_or(c.remaining_seconds > 0, |d| d == Decision::CoolingDown);
     let since = c
         .last_active
         .map_or_else(|| "the start".to_string(), |t| t.to_string());
@@ -218,14 +229,22 @@ fn hpa(f: &Facts, e: &mut Explanation, current: i32) {
         return set(e, Case::NoHpa, Some(current), why);
     };
     let Some(math) = e.hpa.clone() else {
-        let why = format!("the HPA {} sees {} replicas and does not scale from 0", h.name, h.current);
+        let why = format!(
+            "the HPA {} sees {} replicas and does not scale from 0",
+            h.name, h.current
+        );
         return set(e, Case::ScalingDisabled, Some(current), why);
     };
     let Some(lead) = math.proposals.iter().max_by_key(|p| p.replicas).cloned() else {
         let active = h.condition("ScalingActive").filter(|c| !c.status);
         let why = active.map_or_else(
             || format!("the HPA {} has no metric value to compute with", h.name),
-            |c| format!("the HPA cannot read its metrics ({}: {})", c.reason, c.message),
+            |c| {
+                format!(
+                    "the HPA cannot read its metrics ({}: {})",
+                    c.reason, c.message
+                )
+            },
         );
         return set(e, Case::NoMetrics, Some(current), why);
     };
@@ -242,7 +261,11 @@ fn held(f: &Facts, e: &mut Explanation, m: &HpaMath, p: &Proposal, current: i32)
         Some(Hold::Tolerance) => {
             let t = m.tolerance;
             let band = format!("{}..{}", num(1.0 - t.down), num(1.0 + t.up));
-            (Case::Tolerance, current, format!("{lead}: within the HPA's tolerance band {band}, so it keeps {current}"))
+            (
+                Case::Tolerance,
+                current,
+                format!("{lead}: within the HPA's tolerance band {band}, so it keeps {current}"),
+            )
         }
         Some(Hold::Stabilization { up, window }) => {
             let dir = if *up { "scale-up" } else { "scale-down" };
@@ -255,16 +278,48 @@ fn held(f: &Facts, e: &mut Explanation, m: &HpaMath, p: &Proposal, current: i32)
             );
             (Case::Stabilization, wanted, why)
         }
-        Some(Hold::MaxReplicas) => (Case::MaxReplicas, o.max, format!("{lead}, capped by maxReplicaCount {}", o.max)),
-        Some(Hold::MinReplicas) => (Case::MinReplicas, o.min.max(1), format!("{lead}, raised to the HPA's minReplicas {}", o.min.max(1))),
+        Some(Hold::MaxReplicas) => (
+            Case::MaxReplicas,
+            o.max,
+            format!("{lead}, capped by maxReplicaCount {}", o.max),
+        ),
+        Some(Hold::MinReplicas) => (
+            Case::MinReplicas,
+            o.min.max(1),
+            format!("{lead}, raised to the HPA's minReplicas {}", o.min.max(1)),
+        ),
         Some(Hold::Disabled { up }) => {
             let dir = if *up { "scaleUp" } else { "scaleDown" };
-            (Case::ScalingDisabled, current, format!("{lead}, but behavior.{dir}.selectPolicy is Disabled"))
+            (
+                Case::ScalingDisabled,
+                current,
+                format!("{lead}, but behavior.{dir}.selectPolicy is Disabled"),
+            )
         }
-        Some(Hold::Rate { up: true }) => (Case::ScalingUp, proposed.min(o.max), format!("{lead}; the HPA is scaling up from {current} as fast as its scale-up policies allow")),
-        Some(Hold::Rate { up: false }) => (Case::ScalingDown, proposed.max(o.min.max(1)), format!("{lead}; the HPA is scaling down from {current} as fast as its scale-down policies allow")),
-        None if wanted > current => (Case::ScalingUp, wanted, format!("{lead}; the HPA is scaling up from {current}")),
-        None if wanted < current => (Case::ScalingDown, wanted, format!("{lead}; the HPA is scaling down from {current}")),
+        Some(Hold::Rate { up: true }) => (
+            Case::ScalingUp,
+            proposed.min(o.max),
+            format!(
+                "{lead}; the HPA is scaling up from {current} as fast as its scale-up policies allow"
+            ),
+        ),
+        Some(Hold::Rate { up: false }) => (
+            Case::ScalingDown,
+            proposed.max(o.min.max(1)),
+            format!(
+                "{lead}; the HPA is scaling down from {current} as fast as its scale-down policies allow"
+            ),
+        ),
+        None if wanted > current => (
+            Case::ScalingUp,
+            wanted,
+            format!("{lead}; the HPA is scaling up from {current}"),
+        ),
+        None if wanted < current => (
+            Case::ScalingDown,
+            wanted,
+            format!("{lead}; the HPA is scaling down from {current}"),
+        ),
         None => (Case::Steady, current, lead.to_string()),
     };
     if m.proposals.len() > 1 {
@@ -275,8 +330,9 @@ fn held(f: &Facts, e: &mut Explanation, m: &HpaMath, p: &Proposal, current: i32)
     }
     let lead_type = e.triggers.iter().find(|t| t.metric == p.metric);
     if lead_type.is_some_and(|t| t.metric_type == "Value") {
-        e.notes.push("a Value target is multiplied by the ready pods; this assumes all are ready".into());
+        e.notes.push(
+            "a Value target is multiplied by the ready pods; this assumes all are ready".into(),
+        );
     }
     set(e, case, Some(n), why)
 }
-

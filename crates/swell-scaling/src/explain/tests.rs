@@ -29,14 +29,26 @@ fn facts(current: i32, value: f64) -> Facts {
         up: Rules {
             window_seconds: Some(0),
             policies: vec![
-                Policy { kind: PolicyKind::Pods, value: 4, period_seconds: 15 },
-                Policy { kind: PolicyKind::Percent, value: 100, period_seconds: 15 },
+                Policy {
+                    kind: PolicyKind::Pods,
+                    value: 4,
+                    period_seconds: 15,
+                },
+                Policy {
+                    kind: PolicyKind::Percent,
+                    value: 100,
+                    period_seconds: 15,
+                },
             ],
             ..Default::default()
         },
         down: Rules {
             window_seconds: Some(300),
-            policies: vec![Policy { kind: PolicyKind::Percent, value: 100, period_seconds: 15 }],
+            policies: vec![Policy {
+                kind: PolicyKind::Percent,
+                value: 100,
+                period_seconds: 15,
+            }],
             ..Default::default()
         },
         conditions: vec![],
@@ -72,7 +84,11 @@ fn facts(current: i32, value: f64) -> Facts {
                 metric_type: "AverageValue".into(),
                 target: Some(2.0),
                 polled: true,
-                last: Some(LastReading { value: Some(value), active: Some(active), error: None }),
+                last: Some(LastReading {
+                    value: Some(value),
+                    active: Some(active),
+                    error: None,
+                }),
                 history: vec![],
             }],
             last_poll: Some(PollReport {
@@ -104,12 +120,20 @@ fn hpa(f: &mut Facts) -> &mut HpaFacts {
 }
 
 fn condition(type_: &str, reason: &str) -> HpaCondition {
-    HpaCondition { type_: type_.into(), status: true, reason: reason.into(), message: String::new() }
+    HpaCondition {
+        type_: type_.into(),
+        status: true,
+        reason: reason.into(),
+        message: String::new(),
+    }
 }
 
 fn failing(mut f: Facts, failures: i32) -> Facts {
     let op = f.operator.as_mut().unwrap_or_else(|| panic!("no operator"));
-    op.triggers[0].last = Some(LastReading { error: Some("HTTP 500".into()), ..Default::default() });
+    op.triggers[0].last = Some(LastReading {
+        error: Some("HTTP 500".into()),
+        ..Default::default()
+    });
     let p = op.last_poll.as_mut().unwrap_or_else(|| panic!("no poll"));
     p.failures.insert(METRIC.into(), failures);
     f
@@ -141,7 +165,11 @@ fn each_case_has_its_sentence() {
     };
     let fallback = {
         let mut f = failing(facts(2, 0.0), 4);
-        f.object.fallback = Some(FallbackSpec { failure_threshold: 3, replicas: 6, behavior: "static".into() });
+        f.object.fallback = Some(FallbackSpec {
+            failure_threshold: 3,
+            replicas: 6,
+            behavior: "static".into(),
+        });
         poll(&mut f).in_fallback = true;
         f
     };
@@ -159,25 +187,89 @@ fn each_case_has_its_sentence() {
     };
     let steady = facts(4, 8.0);
     let cases = [
-        (scaling_up, Case::ScalingUp, 4, "s0-metric-api-value is 8 against a target of 2 per replica: ceil(8 / 2) = 4; the HPA is scaling up from 2"),
-        (tolerance, Case::Tolerance, 4, "ratio 1.063 is within [0.9, 1.1]: keep 4: within the HPA's tolerance band 0.9..1.1"),
-        (stabilization, Case::Stabilization, 4, "scale-down stabilization window (300 s) keeps the highest recommendation of that window; the metrics alone ask for 2 replicas"),
-        (cooldown, Case::Cooldown, 2, "the cooldown (cooldownPeriod 300 s) ends at 2023-11-14T22:18:20Z: in 200 s Swell takes it to 0"),
-        (paused, Case::Paused, 3, "paused at 3 (annotation autoscaling.keda.sh/paused-replicas)"),
-        (fallback, Case::Fallback, 6, "s0-metric-api-value failed 4 times in a row, more than fallback.failureThreshold 3"),
-        (failing_without_fallback, Case::Failing, 2, "s0-metric-api-value fails (HTTP 500), and a trigger that fails without a fallback"),
-        (at_zero, Case::Inactive, 0, "no trigger is active: s0-metric-api-value is 1, activation target 3 (activationTargetValue)"),
-        (activating, Case::Activating, 1, "s0-metric-api-value is 8, activation target 3 (activationTargetValue): Swell activates the target from 0 to 1"),
-        (at_max, Case::MaxReplicas, 10, "ceil(40 / 2) = 20, capped by maxReplicaCount 10"),
-        (steady, Case::Steady, 4, "s0-metric-api-value is 8 against a target of 2 per replica: ceil(8 / 2) = 4"),
+        (
+            scaling_up,
+            Case::ScalingUp,
+            4,
+            "s0-metric-api-value is 8 against a target of 2 per replica: ceil(8 / 2) = 4; the HPA is scaling up from 2",
+        ),
+        (
+            tolerance,
+            Case::Tolerance,
+            4,
+            "ratio 1.063 is within [0.9, 1.1]: keep 4: within the HPA's tolerance band 0.9..1.1",
+        ),
+        (
+            stabilization,
+            Case::Stabilization,
+            4,
+            "scale-down stabilization window (300 s) keeps the highest recommendation of that window; the metrics alone ask for 2 replicas",
+        ),
+        (
+            cooldown,
+            Case::Cooldown,
+            2,
+            "the cooldown (cooldownPeriod 300 s) ends at 2023-11-14T22:18:20Z: in 200 s Swell takes it to 0",
+        ),
+        (
+            paused,
+            Case::Paused,
+            3,
+            "paused at 3 (annotation autoscaling.keda.sh/paused-replicas)",
+        ),
+        (
+            fallback,
+            Case::Fallback,
+            6,
+            "s0-metric-api-value failed 4 times in a row, more than fallback.failureThreshold 3",
+        ),
+        (
+            failing_without_fallback,
+            Case::Failing,
+            2,
+            "s0-metric-api-value fails (HTTP 500), and a trigger that fails without a fallback",
+        ),
+        (
+            at_zero,
+            Case::Inactive,
+            0,
+            "no trigger is active: s0-metric-api-value is 1, activation target 3 (activationTargetValue)",
+        ),
+        (
+            activating,
+            Case::Activating,
+            1,
+            "s0-metric-api-value is 8, activation target 3 (activationTargetValue): Swell activates the target from 0 to 1",
+        ),
+        (
+            at_max,
+            Case::MaxReplicas,
+            10,
+            "ceil(40 / 2) = 20, capped by maxReplicaCount 10",
+        ),
+        (
+            steady,
+            Case::Steady,
+            4,
+            "s0-metric-api-value is 8 against a target of 2 per replica: ceil(8 / 2) = 4",
+        ),
     ];
     for (f, case, n, part) in cases {
         let e = explain(&f);
-        let head = if n == 1 { "1 replica because ".to_string() } else { format!("{n} replicas because ") };
+        let head = if n == 1 {
+            "1 replica because ".to_string()
+        } else {
+            format!("{n} replicas because ")
+        };
         assert!(e.sentence.starts_with(&head), "{case:?}: {}", e.sentence);
         assert!(e.sentence.contains(part), "{case:?}: {}", e.sentence);
         assert_eq!((e.case, e.replicas), (case, Some(n)), "{}", e.sentence);
-        assert_eq!(e.sentence.matches(". ").count(), 0, "one sentence: {}", e.sentence);
+        assert_eq!(
+            e.sentence.matches(". ").count(),
+            0,
+            "one sentence: {}",
+            e.sentence
+        );
     }
 }
 
@@ -210,19 +302,24 @@ fn direction_pauses_and_idle() {
     f.object.idle = Some(1);
     f.object.min = 3;
     let e = explain(&f);
-    assert_eq!((e.case, e.replicas), (Case::Inactive, Some(1)), "{}", e.sentence);
+    assert_eq!(
+        (e.case, e.replicas),
+        (Case::Inactive, Some(1)),
+        "{}",
+        e.sentence
+    );
 }
 
 #[test]
 fn activation_targets_are_found_in_the_metadata() {
-    let md: BTreeMap<String, String> = [
-        ("activationLagThreshold", "5"),
-        ("lagThreshold", "10"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    assert_eq!(activation_of(&md), Some(("activationLagThreshold".into(), 5.0)));
+    let md: BTreeMap<String, String> = [("activationLagThreshold", "5"), ("lagThreshold", "10")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(
+        activation_of(&md),
+        Some(("activationLagThreshold".into(), 5.0))
+    );
     assert_eq!(activation_of(&BTreeMap::new()), None);
 }
 

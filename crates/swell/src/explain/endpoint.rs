@@ -61,7 +61,10 @@ async fn report(
     let Some(state) = ctx.loops.get(&key) else {
         return Err(EndpointError::NoLoop { namespace, name });
     };
-    let polling = ctx.store.get(&key).map_or(30, |so| so.spec.polling_interval());
+    let polling = ctx
+        .store
+        .get(&key)
+        .map_or(30, |so| so.spec.polling_interval());
     let polling = swell_controller::loops::polling_duration(polling);
     Ok(state.report(&namespace, &name, ctx.leader, polling))
 }
@@ -69,14 +72,16 @@ async fn report(
 pub fn router(current: CurrentCtx, auth: Option<Arc<MetricsAuth>>) -> axum::Router {
     axum::Router::new().route(
         "/explain/{namespace}/{name}",
-        get(move |Path(object): Path<(String, String)>, headers: HeaderMap| {
-            let (current, auth) = (current.clone(), auth.clone());
-            async move {
-                match report(&current, auth.as_deref(), &headers, object).await {
-                    Ok(r) => axum::Json(r).into_response(),
-                    Err(e) => (e.status(), e.to_string()).into_response(),
+        get(
+            move |Path(object): Path<(String, String)>, headers: HeaderMap| {
+                let (current, auth) = (current.clone(), auth.clone());
+                async move {
+                    match report(&current, auth.as_deref(), &headers, object).await {
+                        Ok(r) => axum::Json(r).into_response(),
+                        Err(e) => (e.status(), e.to_string()).into_response(),
+                    }
                 }
-            }
-        }),
+            },
+        ),
     )
 }

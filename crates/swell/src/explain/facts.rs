@@ -48,7 +48,9 @@ pub fn object(so: &ScaledObject) -> ObjectFacts {
                 activation: swell_scaling::explain::activation_of(&t.metadata),
             })
             .collect(),
-        last_active: status.and_then(|s| s.last_active_time.as_ref()).map(|t| t.0),
+        last_active: status
+            .and_then(|s| s.last_active_time.as_ref())
+            .map(|t| t.0),
         fallback_active: so
             .condition(conditions::FALLBACK)
             .is_some_and(|c| c.is_true()),
@@ -145,15 +147,26 @@ fn target(m: &MetricSpec) -> Option<(String, TargetKind, f64)> {
     };
     // A resource's average is per pod like a utilization: ceil(current × value / target).
     match t.type_.as_str() {
-        "Utilization" => Some((name, TargetKind::Utilization, f64::from(t.average_utilization?))),
-        "AverageValue" if resource => Some((name, TargetKind::Utilization, quantity(&t.average_value)?)),
+        "Utilization" => Some((
+            name,
+            TargetKind::Utilization,
+            f64::from(t.average_utilization?),
+        )),
+        "AverageValue" if resource => {
+            Some((name, TargetKind::Utilization, quantity(&t.average_value)?))
+        }
         "AverageValue" => Some((name, TargetKind::AverageValue, quantity(&t.average_value)?)),
         _ => Some((name, TargetKind::Value, quantity(&t.value)?)),
     }
 }
 
 /// What the HPA read for `name`, as a total for external metrics.
-fn current_value(statuses: &[MetricStatus], name: &str, kind: TargetKind, replicas: i32) -> Option<f64> {
+fn current_value(
+    statuses: &[MetricStatus],
+    name: &str,
+    kind: TargetKind,
+    replicas: i32,
+) -> Option<f64> {
     let q = |q: &Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
         q.as_ref().and_then(|q| parse_quantity(&q.0))
     };
@@ -161,21 +174,33 @@ fn current_value(statuses: &[MetricStatus], name: &str, kind: TargetKind, replic
         if let Some(e) = s.external.as_ref().filter(|e| e.metric.name == name) {
             return match kind {
                 // the HPA shows ceil(total / replicas) per pod
-                TargetKind::AverageValue => q(&e.current.average_value).map(|v| v * f64::from(replicas)),
+                TargetKind::AverageValue => {
+                    q(&e.current.average_value).map(|v| v * f64::from(replicas))
+                }
                 _ => q(&e.current.value),
             };
         }
-        let r = s.resource.as_ref().filter(|r| r.name == name).map(|r| &r.current);
-        let c = s.container_resource.as_ref().filter(|c| c.name == name).map(|c| &c.current);
+        let r = s
+            .resource
+            .as_ref()
+            .filter(|r| r.name == name)
+            .map(|r| &r.current);
+        let c = s
+            .container_resource
+            .as_ref()
+            .filter(|c| c.name == name)
+            .map(|c| &c.current);
         let cur = r.or(c)?;
-        cur.average_utilization.map(f64::from).or_else(|| q(&cur.average_value))
+        cur.average_utilization
+            .map(f64::from)
+            .or_else(|| q(&cur.average_value))
     })
 }
 
 /// The HPA's facts; an external metric's value is the operator's last reading when it has
 /// one (exact, where the HPA's status rounds its average up to a milli-unit).
 pub fn hpa(h: &HorizontalPodAutoscaler, operator: Option<&LoopReport>) -> HpaFacts {
-    let spec = h.spec.clone().unwrap_or_default();
+    let spec = &h.spec;
     let status = h.status.clone().unwrap_or_default();
     let current = status.current_replicas.unwrap_or(0);
     let statuses = status.current_metrics.unwrap_or_default();
@@ -189,8 +214,7 @@ pub fn hpa(h: &HorizontalPodAutoscaler, operator: Option<&LoopReport>) -> HpaFac
         .flatten()
         .filter_map(target)
         .map(|(name, kind, target)| HpaMetric {
-            value: from_operator(&name)
-                .or_else(|| current_value(&statuses, &name, kind, current)),
+            value: from_operator(&name).or_else(|| current_value(&statuses, &name, kind, current)),
             name,
             kind,
             target,

@@ -10,8 +10,8 @@ mod render;
 use std::path::PathBuf;
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use kube::api::{Api, ApiResource, DynamicObject};
 use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject};
 use swell_api::ScaledObject;
 use swell_scaling::explain::{Explanation, Facts, LoopReport};
 
@@ -56,7 +56,9 @@ pub enum ExplainError {
     ScaledObject { object: String, source: kube::Error },
     #[error("reading HPA {name}: {msg} (you need get on horizontalpodautoscalers)", msg = swell_controller::kube_message(.source))]
     Hpa { name: String, source: kube::Error },
-    #[error("--operator {url:?}: {detail} (expected the operator's metrics address, e.g. http://127.0.0.1:8080)")]
+    #[error(
+        "--operator {url:?}: {detail} (expected the operator's metrics address, e.g. http://127.0.0.1:8080)"
+    )]
     OperatorUrl { url: String, detail: String },
     #[error("writing the explanation: {0}")]
     Output(String),
@@ -124,12 +126,13 @@ async fn operator_report(
                 "/api/v1/namespaces/{}/services/{}/proxy{path}",
                 args.operator_namespace, args.operator_service
             );
-            let req = http::Request::get(&proxy)
-                .body(Vec::new())
-                .map_err(|e| OperatorError::Decode {
-                    from: proxy.clone(),
-                    detail: e.to_string(),
-                })?;
+            let req =
+                http::Request::get(&proxy)
+                    .body(Vec::new())
+                    .map_err(|e| OperatorError::Decode {
+                        from: proxy.clone(),
+                        detail: e.to_string(),
+                    })?;
             let text = client
                 .request_text(req)
                 .await
@@ -167,7 +170,12 @@ async fn target_replicas(client: &Client, so: &ScaledObject, ns: &str) -> Option
 }
 
 /// Everything explain needs; the operator's error, if it could not be asked, as a note.
-async fn gather(client: &Client, args: &ExplainArgs, ns: &str, name: &str) -> Result<(Facts, Option<String>), ExplainError> {
+async fn gather(
+    client: &Client,
+    args: &ExplainArgs,
+    ns: &str,
+    name: &str,
+) -> Result<(Facts, Option<String>), ExplainError> {
     let so = Api::<ScaledObject>::namespaced(client.clone(), ns)
         .get(name)
         .await
@@ -236,8 +244,13 @@ pub async fn run(args: &ExplainArgs) -> Result<(), ExplainError> {
     };
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(ExplainError::Output(e.to_string())),
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(ExplainError::Output(e.to_string()))
+        }
         _ => Ok(()),
     }
 }

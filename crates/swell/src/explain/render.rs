@@ -29,13 +29,14 @@ pub fn sparkline(values: &[Option<f64>], target: Option<f64>) -> (String, f64, O
         .chain(target)
         .fold(0.0_f64, f64::max);
     let glyph = |v: f64| {
-        let level = if top > 0.0 { (v / top * 7.0).round() } else { 0.0 };
+        let level = if top > 0.0 {
+            (v / top * 7.0).round()
+        } else {
+            0.0
+        };
         BLOCKS[level.clamp(0.0, 7.0) as usize]
     };
-    let line = columns
-        .iter()
-        .map(|c| c.map_or(' ', glyph))
-        .collect();
+    let line = columns.iter().map(|c| c.map_or(' ', glyph)).collect();
     (line, top, target.map(glyph))
 }
 
@@ -48,10 +49,16 @@ fn policies(r: &Rules) -> String {
     let p: Vec<String> = r
         .policies
         .iter()
-        .map(|Policy { kind, value, period_seconds }| match kind {
-            PolicyKind::Pods => format!("{value} pods/{period_seconds}s"),
-            PolicyKind::Percent => format!("{value}%/{period_seconds}s"),
-        })
+        .map(
+            |Policy {
+                 kind,
+                 value,
+                 period_seconds,
+             }| match kind {
+                PolicyKind::Pods => format!("{value} pods/{period_seconds}s"),
+                PolicyKind::Percent => format!("{value}%/{period_seconds}s"),
+            },
+        )
         .collect();
     let window = r
         .window_seconds
@@ -70,24 +77,45 @@ fn triggers(out: &mut String, f: &Facts, e: &Explanation) {
             (None, Some(v)) => num(v),
             (None, None) => "not read yet".into(),
         };
-        let target = t.target.map_or_else(String::new, |v| format!(", target {} {}", num(v), t.metric_type));
+        let target = t.target.map_or_else(String::new, |v| {
+            format!(", target {} {}", num(v), t.metric_type)
+        });
         let activation = t.activation.map_or_else(String::new, |a| {
-            format!(", activation {} ({})", num(a), t.activation_key.as_deref().unwrap_or("default"))
+            format!(
+                ", activation {} ({})",
+                num(a),
+                t.activation_key.as_deref().unwrap_or("default")
+            )
         });
         let active = match t.active {
             Some(true) => ": active",
             Some(false) => ": not active",
             None => "",
         };
-        let failures = if t.failures > 0 { format!(", {} failures in a row", t.failures) } else { String::new() };
-        let _ = writeln!(out, "  [{}] {} {}: {value}{target}{activation}{active}{failures}", t.index, t.type_, t.metric);
+        let failures = if t.failures > 0 {
+            format!(", {} failures in a row", t.failures)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  [{}] {} {}: {value}{target}{activation}{active}{failures}",
+            t.index, t.type_, t.metric
+        );
         let history = f
             .operator
             .as_ref()
             .and_then(|r| r.triggers.iter().find(|h| h.metric == t.metric))
             .map(|h| h.history.as_slice())
             .unwrap_or_default();
-        chart(out, history, t.target, f.operator.as_ref().map_or(30, |r| r.polling_interval_seconds));
+        chart(
+            out,
+            history,
+            t.target,
+            f.operator
+                .as_ref()
+                .map_or(30, |r| r.polling_interval_seconds),
+        );
     }
 }
 
@@ -100,8 +128,10 @@ fn chart(out: &mut String, history: &[Point], target: Option<f64>, polling: u64)
     let span = history
         .first()
         .zip(history.last())
-        .map_or(0, |(a, b)| (b.at - a.at).get_seconds());
-    let target = mark.zip(target).map_or_else(String::new, |(m, t)| format!(", target {} = {m}", num(t)));
+        .map_or(0, |(a, b)| b.at.duration_since(a.at).as_secs());
+    let target = mark
+        .zip(target)
+        .map_or_else(String::new, |(m, t)| format!(", target {} = {m}", num(t)));
     let _ = writeln!(
         out,
         "      {line}  {} samples over {span}s (every {polling}s), 0..{}{target}",
@@ -112,20 +142,36 @@ fn chart(out: &mut String, history: &[Point], target: Option<f64>, polling: u64)
 
 fn hpa(out: &mut String, h: &HpaFacts, e: &Explanation) {
     let desired = h.desired.map_or_else(|| "?".into(), |d| d.to_string());
-    let _ = writeln!(out, "HPA {}: current {}, desired {desired} (min {}, max {})", h.name, h.current, h.min, h.max);
+    let _ = writeln!(
+        out,
+        "HPA {}: current {}, desired {desired} (min {}, max {})",
+        h.name, h.current, h.min, h.max
+    );
     if let Some(m) = &e.hpa {
         for p in &m.proposals {
             let _ = writeln!(out, "  {}: {}", p.metric, p.formula);
         }
         let t = m.tolerance;
-        let _ = writeln!(out, "  tolerance: keeps the count while the ratio is within {}..{}", num(1.0 - t.down), num(1.0 + t.up));
+        let _ = writeln!(
+            out,
+            "  tolerance: keeps the count while the ratio is within {}..{}",
+            num(1.0 - t.down),
+            num(1.0 + t.up)
+        );
     }
     let _ = writeln!(out, "  scale-up: {}", policies(&h.up));
     let _ = writeln!(out, "  scale-down: {}", policies(&h.down));
     let conds: Vec<String> = h
         .conditions
         .iter()
-        .map(|c| format!("{}={} ({})", c.type_, if c.status { "True" } else { "False" }, c.reason))
+        .map(|c| {
+            format!(
+                "{}={} ({})",
+                c.type_,
+                if c.status { "True" } else { "False" },
+                c.reason
+            )
+        })
         .collect();
     if !conds.is_empty() {
         let _ = writeln!(out, "  conditions: {}", conds.join(", "));
@@ -137,7 +183,11 @@ pub fn text(f: &Facts, e: &Explanation, operator_note: Option<&str>) -> String {
     let o = &f.object;
     let current = e.current.map_or_else(|| "?".into(), |c| c.to_string());
     let idle = o.idle.map_or_else(String::new, |i| format!(", idle {i}"));
-    let _ = writeln!(out, "ScaledObject {}/{}: {current} replicas now (min {}, max {}{idle})", o.namespace, o.name, o.min, o.max);
+    let _ = writeln!(
+        out,
+        "ScaledObject {}/{}: {current} replicas now (min {}, max {}{idle})",
+        o.namespace, o.name, o.min, o.max
+    );
     triggers(&mut out, f, e);
     match &f.hpa {
         Some(h) => hpa(&mut out, h, e),
@@ -146,16 +196,34 @@ pub fn text(f: &Facts, e: &Explanation, operator_note: Option<&str>) -> String {
         }
     }
     if let Some(c) = &e.cooldown {
-        let since = c.last_active.map_or_else(|| "never".into(), |t| t.to_string());
-        let _ = writeln!(out, "Cooldown: last active {since}, ends {} (in {}s), then to {}", c.ends, c.remaining_seconds, c.to);
+        let since = c
+            .last_active
+            .map_or_else(|| "never".into(), |t| t.to_string());
+        let _ = writeln!(
+            out,
+            "Cooldown: last active {since}, ends {} (in {}s), then to {}",
+            c.ends, c.remaining_seconds, c.to
+        );
     }
     if let Some(fb) = &o.fallback {
-        let state = if o.fallback_active { "active" } else { "not active" };
-        let _ = writeln!(out, "Fallback: {state} (failureThreshold {}, replicas {}, {})", fb.failure_threshold, fb.replicas, fb.behavior);
+        let state = if o.fallback_active {
+            "active"
+        } else {
+            "not active"
+        };
+        let _ = writeln!(
+            out,
+            "Fallback: {state} (failureThreshold {}, replicas {}, {})",
+            fb.failure_threshold, fb.replicas, fb.behavior
+        );
     }
     let p = o.pause;
     if p.paused || p.replicas.is_some() || p.scale_in || p.scale_out {
-        let _ = writeln!(out, "Pause: paused {}, paused-replicas {:?}, scale-in {}, scale-out {}", p.paused, p.replicas, p.scale_in, p.scale_out);
+        let _ = writeln!(
+            out,
+            "Pause: paused {}, paused-replicas {:?}, scale-in {}, scale-out {}",
+            p.paused, p.replicas, p.scale_in, p.scale_out
+        );
     }
     if let Some(r) = &o.not_ready {
         let _ = writeln!(out, "Ready: False ({r})");
