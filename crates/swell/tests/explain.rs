@@ -73,6 +73,7 @@ async fn wait_sentence(op: &Operator, object: &str, want: &str) -> String {
             let text = explain(op, object, false)?;
             let sentence = text.lines().last().unwrap_or_default();
             if sentence.contains(want) {
+                eprintln!("--- swell explain {object}\n{text}");
                 Ok(text)
             } else {
                 Err(text)

@@ -181,11 +181,14 @@ fn hpa(out: &mut String, h: &HpaFacts, e: &Explanation) {
 pub fn text(f: &Facts, e: &Explanation, operator_note: Option<&str>) -> String {
     let mut out = String::new();
     let o = &f.object;
-    let current = e.current.map_or_else(|| "?".into(), |c| c.to_string());
+    let current = e.current.map_or_else(
+        || "? replicas".into(),
+        |c| format!("{c} replica{}", if c == 1 { "" } else { "s" }),
+    );
     let idle = o.idle.map_or_else(String::new, |i| format!(", idle {i}"));
     let _ = writeln!(
         out,
-        "ScaledObject {}/{}: {current} replicas now (min {}, max {}{idle})",
+        "ScaledObject {}/{}: {current} now (min {}, max {}{idle})",
         o.namespace, o.name, o.min, o.max
     );
     triggers(&mut out, f, e);
