@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use swell_scalers::{MetricSpec, Sample, ScalerError};
+use swell_scaling::explain::{History, LastReading, LoopReport, PollReport, TriggerReport};
 
 use crate::auth::{SourceEvent, SourceRef};
 use crate::composite::{COMPOSITE_METRIC_NAME, Composite};
@@ -45,6 +46,11 @@ pub struct LoopState {
     /// What the scale loop last concluded about the triggers (`None` before its first
     /// poll): the reconciler decides Ready from it, so both agree by construction.
     pub verdict: Mutex<Option<TriggerVerdict>>,
+    /// Each metric's recent values for `swell explain`: a fixed ring of
+    /// [`swell_scaling::explain::HISTORY_LEN`] samples (1.9 KiB) per trigger.
+    pub history: Mutex<HashMap<String, History>>,
+    /// What the scale loop concluded at its last poll, for `swell explain`.
+    pub last_poll: Mutex<Option<PollReport>>,
 }
 
 /// The scale loop's conclusion about a ScaledObject's triggers.
@@ -73,6 +79,8 @@ impl LoopState {
             last: Default::default(),
             live: Default::default(),
             verdict: Mutex::new(None),
+            history: Default::default(),
+            last_poll: Mutex::new(None),
         }
     }
 
@@ -85,6 +93,13 @@ impl LoopState {
         }
         if let (Ok(old_verdict), Ok(verdict)) = (old.verdict.lock(), self.verdict.get_mut()) {
             verdict.clone_from(&old_verdict);
+        }
+        // The history is the source's, not the scalers': it survives their rebuild.
+        if let (Ok(old), Ok(new)) = (old.history.lock(), self.history.get_mut()) {
+            new.clone_from(&old);
+        }
+        if let (Ok(old), Ok(new)) = (old.last_poll.lock(), self.last_poll.get_mut()) {
+            new.clone_from(&old);
         }
         self
     }
@@ -135,6 +150,69 @@ impl LoopState {
                 last.insert(m.clone(), r.clone());
             }
         }
+        let now = jiff::Timestamp::now();
+        if let Ok(mut history) = self.history.lock() {
+            for (m, r) in readings {
+                let value = r.as_ref().ok().map(|s| s.value);
+                history.entry(m.clone()).or_default().push(now, value);
+            }
+        }
+    }
+
+    pub fn set_poll(&self, poll: PollReport) {
+        if let Ok(mut p) = self.last_poll.lock() {
+            *p = Some(poll);
+        }
+    }
+
+    /// What `/explain/NAMESPACE/NAME` answers: each trigger's last reading and history,
+    /// and the last poll's conclusion.
+    pub fn report(
+        &self,
+        namespace: &str,
+        name: &str,
+        leader: bool,
+        polling: Duration,
+    ) -> LoopReport {
+        let last = self.last.lock().map(|l| l.clone()).unwrap_or_default();
+        let history = self.history.lock().map(|h| h.clone()).unwrap_or_default();
+        let triggers = self
+            .triggers
+            .iter()
+            .map(|t| {
+                let metric = t.spec.name().to_string();
+                let (metric_type, target) = match &t.spec {
+                    MetricSpec::External {
+                        target,
+                        metric_type,
+                        ..
+                    } => (*metric_type, Some(*target)),
+                    MetricSpec::Resource { metric_type, .. } => (*metric_type, None),
+                };
+                TriggerReport {
+                    index: t.index,
+                    type_: t.type_.clone(),
+                    metric_type: metric_type.as_str().to_string(),
+                    target,
+                    polled: t.scaler.polled(),
+                    last: last.get(&metric).map(last_reading),
+                    history: history
+                        .get(&metric)
+                        .map(History::points)
+                        .unwrap_or_default(),
+                    metric,
+                }
+            })
+            .collect();
+        LoopReport {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            leader,
+            polling_interval_seconds: polling.as_secs(),
+            history_capacity: swell_scaling::explain::HISTORY_LEN,
+            triggers,
+            last_poll: self.last_poll.lock().ok().and_then(|p| p.clone()),
+        }
     }
 
     pub fn specs(&self) -> Vec<MetricSpec> {
@@ -150,6 +228,20 @@ impl LoopState {
             .chain(composite)
             .map(str::to_owned)
             .collect()
+    }
+}
+
+fn last_reading(r: &Reading) -> LastReading {
+    match r {
+        Ok(s) => LastReading {
+            value: Some(s.value),
+            active: Some(s.active),
+            error: None,
+        },
+        Err(e) => LastReading {
+            error: Some(e.to_string()),
+            ..Default::default()
+        },
     }
 }
 

@@ -57,7 +57,7 @@ pub struct DirectionPause {
     pub scale_out: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Decision {
     /// Active while at zero (or idle): scale to this many and record activity.
     Activate { to: i32 },
@@ -119,9 +119,14 @@ pub fn decide(f: &LoopFacts) -> Decision {
 /// KEDA measures the cooldown from the last activity, or, before any activity, from the
 /// object's creation plus `initialCooldownPeriod`.
 pub fn cooldown_elapsed(f: &LoopFacts) -> bool {
+    cooldown_ends(f) < f.now
+}
+
+/// When the cooldown ends: the loop may deactivate strictly after it.
+pub fn cooldown_ends(f: &LoopFacts) -> Timestamp {
     match f.last_active {
-        Some(last) => last + f.cooldown < f.now,
-        None => f.created + f.initial_cooldown < f.now,
+        Some(last) => last + f.cooldown,
+        None => f.created + f.initial_cooldown,
     }
 }
 

@@ -4,6 +4,7 @@
 //! clock), asks this crate what to do, and performs the answer. Nothing here does I/O.
 
 pub mod decision;
+pub mod explain;
 pub mod fallback;
 pub mod jobs;
 pub mod naming;

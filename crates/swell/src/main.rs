@@ -1,6 +1,7 @@
 //! The `swell` binary: operator, metrics API server and CLI in one executable.
 
 mod check;
+mod explain;
 mod kube_api;
 mod leader;
 mod logging;
@@ -54,6 +55,10 @@ enum Command {
     Check(check::CheckArgs),
     /// Run the operator: reconcile ScaledObjects, own their HPAs, run the scale loops.
     Operator(Box<operator::OperatorArgs>),
+    /// Explain why a ScaledObject's target has the replicas it has: each trigger against
+    /// its targets, the HPA's arithmetic, cooldown, fallback and pause, in one sentence.
+    /// Exit 0: explained; 1: the ScaledObject could not be read.
+    Explain(explain::ExplainArgs),
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -61,12 +66,24 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     if let Command::Check(args) = &cli.command {
         return Ok(std::process::ExitCode::from(check::run(args)));
     }
+    if let Command::Explain(args) = &cli.command {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        return Ok(match runtime.block_on(explain::run(args)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("swell explain: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        });
+    }
     run(cli).map(|()| std::process::ExitCode::SUCCESS)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Check(_) => Ok(()),
+        Command::Check(_) | Command::Explain(_) => Ok(()),
         Command::Operator(args) => {
             let rust_log = std::env::var("RUST_LOG").ok();
             let (directives, from) =

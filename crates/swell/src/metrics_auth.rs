@@ -25,8 +25,12 @@ pub enum Refusal {
     NoToken,
     #[error("the token was not accepted by the API server")]
     Unauthenticated,
-    #[error("{user} may not get /metrics: {reason}")]
-    Forbidden { user: String, reason: String },
+    #[error("{user} may not get {path}: {reason}")]
+    Forbidden {
+        user: String,
+        path: String,
+        reason: String,
+    },
     #[error("could not check the token: {0}")]
     Unavailable(String),
 }
@@ -72,6 +76,12 @@ impl MetricsAuth {
 
     /// Whether the request with this `Authorization` header may read `/metrics`.
     pub async fn check(&self, authorization: Option<&str>) -> Result<(), Refusal> {
+        self.check_path(authorization, "/metrics").await
+    }
+
+    /// Whether it may `get` the non-resource URL `path` (`/explain/NS/NAME` too, which
+    /// RBAC grants with `nonResourceURLs: [/explain/*]`).
+    pub async fn check_path(&self, authorization: Option<&str>, path: &str) -> Result<(), Refusal> {
         let token = bearer(authorization).ok_or(Refusal::NoToken)?;
         let user = self
             .identity(token)
@@ -79,7 +89,7 @@ impl MetricsAuth {
             .ok_or(Refusal::Unauthenticated)?;
         let attributes = Attributes::NonResource {
             verb: "get".into(),
-            path: "/metrics".into(),
+            path: path.into(),
         };
         let decision = self
             .authorizer
@@ -91,6 +101,7 @@ impl MetricsAuth {
         } else {
             Err(Refusal::Forbidden {
                 user: user.name,
+                path: path.to_string(),
                 reason: decision.reason,
             })
         }

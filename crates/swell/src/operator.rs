@@ -52,8 +52,8 @@ pub struct OperatorArgs {
     /// rbac.restrictSecretAccess; default: the watched namespace, or all).
     #[arg(long, env = "SWELL_CREDENTIALS_NAMESPACE")]
     credentials_namespace: Option<String>,
-    /// Address for /metrics, /healthz, /readyz (plain HTTP, as KEDA's scrape, unless
-    /// --metrics-tls).
+    /// Address for /metrics, /healthz, /readyz and `swell explain`'s /explain/NS/NAME
+    /// (plain HTTP, as KEDA's scrape, unless --metrics-tls).
     #[arg(
         long,
         env = "SWELL_METRICS_BIND_ADDRESS",
@@ -621,7 +621,11 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let auth = args
         .metrics_auth
         .then(|| Arc::new(crate::metrics_auth::MetricsAuth::new(client.clone())));
-    let router = health_and_metrics(metrics.clone(), ready.clone(), auth);
+    // The controller context serving metric values and explanations: a follower's until
+    // we lead.
+    let current: CurrentCtx = Default::default();
+    let router = health_and_metrics(metrics.clone(), ready.clone(), auth.clone())
+        .merge(crate::explain::endpoint::router(current.clone(), auth));
     let server = tokio::spawn(serve::serve(
         args.metrics_bind_address,
         tls,
@@ -640,8 +644,6 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let selectors = check_selectors(&client, &args).await?;
     let settings =
         |leader: bool| controller_settings(&args, &eks_cluster, &identity, &selectors, leader);
-    // The controller context serving metric values: a follower's until we lead.
-    let current: CurrentCtx = Default::default();
     if args.metrics_api {
         start_metrics_api(&args, &client, &metrics, &current, &shutdown)?;
     } else if args.cloudwatch_adapter {

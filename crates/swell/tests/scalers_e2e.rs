@@ -1104,7 +1104,11 @@ async fn aws_secret_manager_feeds_a_trigger_authentication() {
             for name in std::iter::once("app").chain(sharing) {
                 wait_until(&format!("{name}'s trigger to read again"), WAIT, || async {
                     let c = condition(&so(&ns, name).await, "Ready");
-                    if c.starts_with("False/TriggerError") { Err(c) } else { Ok(()) }
+                    if c.starts_with("False/TriggerError") {
+                        Err(c)
+                    } else {
+                        Ok(())
+                    }
                 })
                 .await;
                 assert_eq!(replicas(&ns, name).await, Ok(1), "{name}");

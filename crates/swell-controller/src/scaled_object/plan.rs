@@ -319,6 +319,48 @@ pub fn loop_facts(so: &ScaledObject, current: i32, a: &Assessment, now: Timestam
     }
 }
 
+/// What `swell explain` is told of one poll: the assessment, the decision (`None` when
+/// the target's replicas could not be read) and when the cooldown ends.
+pub fn poll_report(
+    so: &ScaledObject,
+    a: &Assessment,
+    current: Option<i32>,
+    decision: Option<swell_scaling::Decision>,
+    now: Timestamp,
+) -> swell_scaling::explain::PollReport {
+    let facts = loop_facts(so, current.unwrap_or(0), a, now);
+    // The status update after this poll writes lastActiveTime = now when active (not when
+    // paused-scale-out holds the activation back), as `status::after_poll`.
+    let held = decision == Some(swell_scaling::Decision::ScaleOutPaused);
+    let last_active = if a.active && !held {
+        Some(now)
+    } else {
+        facts.last_active
+    };
+    let facts = LoopFacts {
+        last_active,
+        ..facts
+    };
+    let failures = a
+        .health
+        .iter()
+        .map(|(m, h)| (m.clone(), h.number_of_failures.unwrap_or(0)))
+        .collect();
+    swell_scaling::explain::PollReport {
+        at: now,
+        current_replicas: current,
+        decision,
+        active: a.active,
+        forced: a.forced,
+        error: a.error,
+        in_fallback: a.in_fallback,
+        composite: a.composite,
+        last_active_time: last_active,
+        cooldown_ends: Some(swell_scaling::decision::cooldown_ends(&facts)),
+        failures,
+    }
+}
+
 /// `autoscaling.keda.sh/paused-scale-in` and `paused-scale-out`.
 pub fn direction_pause(so: &ScaledObject) -> DirectionPause {
     let anns = so.metadata.annotations.as_ref();

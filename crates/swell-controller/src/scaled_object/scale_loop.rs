@@ -209,6 +209,7 @@ async fn tick(
     let current = match current {
         Ok(n) => n,
         Err(e) => {
+            state.set_poll(plan::poll_report(so, &a, None, None, Timestamp::now()));
             let msg = e.to_string();
             let _ = ctx
                 .update_status(key, |s| status::replicas_unknown(s, &msg))
@@ -218,6 +219,13 @@ async fn tick(
     };
     let now = Timestamp::now();
     let decision = decide(&plan::loop_facts(so, current, &a, now));
+    state.set_poll(plan::poll_report(
+        so,
+        &a,
+        Some(current),
+        Some(decision),
+        now,
+    ));
     if let Some(note) = act(ctx, state, decision, current, &a).await {
         ctx.record(so, [note]).await;
     }
