@@ -97,7 +97,7 @@ async fn explains_scaling_up_cooldown_and_pause() {
             // Activated 0 → 1, then the HPA goes towards ceil(10 / 2) = 5, a pod per 30 s.
             let text = wait_sentence(&op, &object, "the HPA is scaling up from").await;
             let sentence = text.lines().last().unwrap();
-            assert!(sentence.starts_with("5 replicas because s0-metric-api-value is 10 against a target of 2 per replica: ceil(10 / 2) = 5"), "{text}");
+            assert!(sentence.contains(", going to 5, because s0-metric-api-value is 10 against a target of 2 per replica: ceil(10 / 2) = 5"), "{text}");
             assert!(text.contains("[0] metrics-api s0-metric-api-value: 10, target 2 AverageValue, activation 3 (activationTargetValue): active"), "{text}");
             assert!(text.contains("samples over"), "a sparkline of the history: {text}");
             assert!(text.contains("scale-up: window 0s, 1 pods/30s (Max)"), "{text}");

@@ -21,6 +21,16 @@ fn set(e: &mut Explanation, case: Case, n: Option<i32>, because: String) {
     e.sentence = format!("{head} because {because}.");
 }
 
+/// As [`set`], for a count on its way from `current` to `n`: the sentence starts with the
+/// replicas there are now, so it never reads as if `n` were already running.
+fn set_moving(e: &mut Explanation, case: Case, current: i32, n: i32, because: String) {
+    set(e, case, Some(n), because);
+    if current != n {
+        let tail = e.sentence.split_once(" because ").map_or("", |(_, t)| t);
+        e.sentence = format!("{}, going to {n}, because {tail}", replicas(current));
+    }
+}
+
 /// `s0-metric-api-value is 10 (activation target 3, activationTargetValue)`.
 fn reading(t: &TriggerLine) -> String {
     match (&t.error, t.value) {
@@ -322,6 +332,7 @@ fn held(f: &Facts, e: &mut Explanation, m: &HpaMath, p: &Proposal, current: i32)
         ),
         None => (Case::Steady, current, lead.to_string()),
     };
+    let moving = matches!(case, Case::ScalingUp | Case::ScalingDown);
     if m.proposals.len() > 1 {
         e.notes.push(format!(
             "with several metrics the HPA follows the one asking for the most replicas: {}",
@@ -334,5 +345,9 @@ fn held(f: &Facts, e: &mut Explanation, m: &HpaMath, p: &Proposal, current: i32)
             "a Value target is multiplied by the ready pods; this assumes all are ready".into(),
         );
     }
-    set(e, case, Some(n), why)
+    if moving {
+        set_moving(e, case, current, n, why);
+    } else {
+        set(e, case, Some(n), why);
+    }
 }

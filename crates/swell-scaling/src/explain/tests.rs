@@ -256,10 +256,13 @@ fn each_case_has_its_sentence() {
     ];
     for (f, case, n, part) in cases {
         let e = explain(&f);
-        let head = if n == 1 {
-            "1 replica because ".to_string()
-        } else {
-            format!("{n} replicas because ")
+        let head = match (case, n) {
+            // On its way there from 2 (the fixture's current count).
+            (Case::ScalingUp | Case::ScalingDown, n) => {
+                format!("2 replicas, going to {n}, because ")
+            }
+            (_, 1) => "1 replica because ".to_string(),
+            (_, n) => format!("{n} replicas because "),
         };
         assert!(e.sentence.starts_with(&head), "{case:?}: {}", e.sentence);
         assert!(e.sentence.contains(part), "{case:?}: {}", e.sentence);
