@@ -307,28 +307,14 @@ pub async fn run_controllers(
         (scaled_jobs.clone(), scaled_jobs_writer),
         &shutdown,
     );
-    // The authentication controllers consume their kinds' watches; a spec change rebuilds
-    // the ScaledObjects that use it through `reconcile_now`.
-    let auth_ctx = AuthCtx::new(ctx.clone(), scaled_jobs);
-    let authentications = [
-        tokio::spawn(auth_controller(
-            (auth_stream, auth_woken),
-            auths,
-            auth_ctx.clone(),
-            shutdown.clone(),
-        )),
-        tokio::spawn(auth_controller(
-            (cluster_auth_stream, cluster_auth_woken),
-            cluster_auths,
-            auth_ctx,
-            shutdown.clone(),
-        )),
-    ];
-    let secrets = tokio::spawn(refresh_aws_secrets(
-        ctx.clone(),
-        settings.aws_secret_refresh,
-        shutdown.clone(),
-    ));
+    let side_tasks = spawn_side_tasks(
+        &ctx,
+        ((auth_stream, auth_woken), auths),
+        ((cluster_auth_stream, cluster_auth_woken), cluster_auths),
+        scaled_jobs,
+        &settings,
+        &shutdown,
+    );
     let loops_ctx = ctx.clone();
     let watches = ScaledObjectWatches {
         reader,
@@ -338,11 +324,7 @@ pub async fn run_controllers(
     };
     run_scaled_objects(ctx, watches, &settings, shutdown.clone()).await;
     shutdown.cancel();
-    for task in leader_tasks
-        .into_iter()
-        .chain(authentications)
-        .chain([secrets])
-    {
+    for task in leader_tasks.into_iter().chain(side_tasks) {
         let _ = task.await;
     }
     // Leadership or the process ended: no loop may keep scaling. A follower's states stay
@@ -351,6 +333,53 @@ pub async fn run_controllers(
         loops_ctx.loops.stop_all();
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// A kind's changes, the wakes of its objects, and its cache.
+type AuthWatch<S, K> = (
+    (S, futures::channel::mpsc::UnboundedReceiver<ObjectRef<K>>),
+    Store<K>,
+);
+
+/// Every replica's tasks besides the ScaledObject controller: the authentication
+/// controllers, which consume their kinds' watches (a spec change rebuilds the
+/// ScaledObjects that use it through `reconcile_now`), and the `awsSecretManager` refresh.
+fn spawn_side_tasks<A, C>(
+    ctx: &Arc<Ctx>,
+    (auth_changes, auths): AuthWatch<A, TriggerAuthentication>,
+    (cluster_changes, cluster_auths): AuthWatch<C, ClusterTriggerAuthentication>,
+    scaled_jobs: Store<ScaledJob>,
+    settings: &Settings,
+    shutdown: &CancellationToken,
+) -> [tokio::task::JoinHandle<()>; 3]
+where
+    A: futures::Stream<Item = Result<TriggerAuthentication, kube::runtime::watcher::Error>>
+        + Send
+        + 'static,
+    C: futures::Stream<Item = Result<ClusterTriggerAuthentication, kube::runtime::watcher::Error>>
+        + Send
+        + 'static,
+{
+    let auth_ctx = AuthCtx::new(ctx.clone(), scaled_jobs);
+    [
+        tokio::spawn(auth_controller(
+            auth_changes,
+            auths,
+            auth_ctx.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(auth_controller(
+            cluster_changes,
+            cluster_auths,
+            auth_ctx,
+            shutdown.clone(),
+        )),
+        tokio::spawn(refresh_aws_secrets(
+            ctx.clone(),
+            settings.aws_secret_refresh,
+            shutdown.clone(),
+        )),
+    ]
 }
 
 /// The leader's own controllers: ScaledJobs, and CloudEvents (only the leader publishes

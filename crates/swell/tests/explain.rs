@@ -138,6 +138,21 @@ async fn a_bad_name_is_refused_and_an_unknown_object_named() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"no-slash\" is not NAMESPACE/NAME"));
+    // Settings of --operator without it would be ignored: refused by name instead.
+    for flag in ["--operator-token=t", "--insecure-skip-tls-verify"] {
+        let out = std::process::Command::new(swell())
+            .args(["explain", "default/app", flag])
+            .env_remove("SWELL_OPERATOR_TOKEN")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let name = flag.split('=').next().unwrap_or(flag);
+        assert!(
+            err.contains(&format!("{name} applies to --operator only")),
+            "{err}"
+        );
+    }
     let out = std::process::Command::new(swell())
         .args(["explain", "default/does-not-exist", "--kubeconfig"])
         .arg(&cluster.kubeconfig)

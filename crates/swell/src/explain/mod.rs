@@ -60,6 +60,10 @@ pub enum ExplainError {
         "--operator {url:?}: {detail} (expected the operator's metrics address, e.g. http://127.0.0.1:8080)"
     )]
     OperatorUrl { url: String, detail: String },
+    #[error(
+        "{0} applies to --operator only (the service proxy uses your kubeconfig's credentials); add --operator URL or drop {0}"
+    )]
+    OnlyWithOperator(&'static str),
     #[error("writing the explanation: {0}")]
     Output(String),
 }
@@ -221,6 +225,14 @@ pub async fn run(args: &ExplainArgs) -> Result<(), ExplainError> {
         .split_once('/')
         .filter(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/'))
         .ok_or_else(|| ExplainError::Name(args.object.clone()))?;
+    if args.operator.is_none() {
+        if args.operator_token.is_some() {
+            return Err(ExplainError::OnlyWithOperator("--operator-token"));
+        }
+        if args.insecure_skip_tls_verify {
+            return Err(ExplainError::OnlyWithOperator("--insecure-skip-tls-verify"));
+        }
+    }
     if let Some(url) = &args.operator
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
